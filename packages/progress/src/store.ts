@@ -1,0 +1,64 @@
+import type { NewEvent, StoredEvent } from './events.js';
+
+/** Options of {@link EventReader.readTask}. */
+export interface ReadTaskOptions {
+  /** Return events with seq greater than this. Default 0 (from the start). */
+  after?: number;
+  /** At most this many events. Default: the store's page size. */
+  limit?: number;
+}
+
+/** Options of {@link EventReader.readAll}. */
+export interface ReadAllOptions {
+  /** Return events with a global position greater than this. */
+  afterPosition: number;
+  /** At most this many events. Default: the store's page size. */
+  limit?: number;
+}
+
+/** The read side of the event log, all that subscribers and transports need. */
+export interface EventReader {
+  /** A task's events in seq order. Rejects with UnknownTaskError for a task that was never created. */
+  readTask(taskId: string, options?: ReadTaskOptions): Promise<StoredEvent[]>;
+  /**
+   * Events of every task in position order. Never returns a position while an
+   * earlier one may still commit (invariant 4): a reader that resumes after the
+   * last position it saw cannot skip a late commit.
+   */
+  readAll(options: ReadAllOptions): Promise<StoredEvent[]>;
+  /** The highest committed seq of each given task, in one query; tasks without events are absent. */
+  latestSeqs(taskIds: readonly string[]): Promise<Map<string, number>>;
+  /** The position a new reader of readAll starts after to see only what comes next. */
+  headPosition(): Promise<number>;
+}
+
+/** What an append hook may do inside the append transaction. */
+export interface AppendTransaction {
+  query(text: string, values?: readonly unknown[]): Promise<unknown>;
+}
+
+/**
+ * Runs inside the append transaction after the events are written, before
+ * commit: the PostgreSQL transport issues NOTIFY here, so a notification is
+ * never sent for events that did not commit (invariant 1).
+ */
+export type AppendHook = (tx: AppendTransaction, events: readonly StoredEvent[]) => Promise<void>;
+
+/** Options of {@link EventAppender.append}. */
+export interface AppendOptions {
+  /** Reject with StaleSequenceError unless the task's last seq is exactly this (0 for a new task). */
+  expectedSeq?: number;
+  /** Called inside the transaction; its failure rolls the append back. */
+  hook?: AppendHook;
+}
+
+/** The write side of the event log. */
+export interface EventAppender {
+  /**
+   * Appends events to one task in one transaction and returns them as stored.
+   * Appends to one task are serialized; different tasks do not wait for each other.
+   */
+  append(taskId: string, events: readonly NewEvent[], options?: AppendOptions): Promise<StoredEvent[]>;
+}
+
+export interface EventStore extends EventReader, EventAppender {}

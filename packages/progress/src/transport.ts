@@ -1,0 +1,79 @@
+import type { Observable } from 'rxjs';
+import type { StoredEvent } from './events.js';
+import type { AppendHook } from './store.js';
+
+export const TRANSPORT_TYPES = ['postgres', 'redis', 'polling'] as const;
+export type TransportType = (typeof TRANSPORT_TYPES)[number];
+
+/**
+ * A notification that a task has events up to `seq` in the store. Hints are
+ * only hints (invariant 3): subscribers read what they miss from the log.
+ */
+export interface Hint {
+  taskId: string;
+  /** The highest seq this hint announces. */
+  seq: number;
+  /** The announced events when they fit in the message; absent when sent by reference. */
+  events?: readonly StoredEvent[];
+}
+
+/** Where subscribers get their hints: a transport, or the notifier that switches between them. */
+export interface HintSource {
+  /** Hints for watched tasks, from one shared listener per process (invariant 5). */
+  readonly hints$: Observable<Hint>;
+  /**
+   * Emits when hints may have been missed (reconnect, resubscribe, switch of
+   * transport): every subscriber catches up from the store.
+   */
+  readonly resync$: Observable<void>;
+  /** Start receiving hints for a task; counted, so watch twice needs unwatch twice. */
+  watch(taskId: string): void;
+  unwatch(taskId: string): void;
+}
+
+/** Health as the transport itself sees it. */
+export interface TransportHealth {
+  healthy: boolean;
+  /** Why it is unhealthy; null when healthy. */
+  reason: string | null;
+}
+
+/**
+ * Carries hints between processes. One package implements it per medium
+ * (transport-postgres, transport-redis, transport-polling); the notifier
+ * depends only on this interface.
+ */
+export interface Transport extends HintSource {
+  readonly type: TransportType;
+  /** Connects and starts listening. Rejects with TransportUnavailableError, with the cause. */
+  start(): Promise<void>;
+  /** Runs inside the append transaction (PostgreSQL NOTIFY). */
+  readonly inTransaction?: AppendHook;
+  /**
+   * Runs after the append committed (Redis PUBLISH). A failure here loses no
+   * event: subscribers catch up by their periodic position check.
+   */
+  afterCommit?(events: readonly StoredEvent[]): Promise<void>;
+  /** Changes of connection health, starting with the current one. */
+  readonly health$: Observable<TransportHealth>;
+  /**
+   * A real round trip through this transport: sends a probe and resolves with
+   * the milliseconds until it came back. Rejects when it does not arrive in time.
+   */
+  probe(timeoutMs: number): Promise<number>;
+  /** Closes every connection; the transport cannot be started again. */
+  stop(): Promise<void>;
+}
+
+/** What the notifier says about itself (invariant 6); served by /readyz and doctor. */
+export interface NotifierInfo {
+  configured: TransportType;
+  active: TransportType;
+  healthy: boolean;
+  /** True when the active transport is not the configured one. */
+  fallback: boolean;
+  /** Why the notifier is in this state (the fallback cause, or what was verified). */
+  reason: string | null;
+  /** ISO-8601 time of the last change. */
+  since: string;
+}

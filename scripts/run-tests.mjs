@@ -1,0 +1,91 @@
+#!/usr/bin/env node
+// The test command: servers, lint, format, typecheck, build, then every
+// package's Vitest suite through turbo. It ends with one plain line
+// `N passed, N failed, N skipped` summed from Vitest's JSON reports, because
+// CI reads that line and not Vitest's own summary.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const workspaceDirs = ['packages', 'services', '.']
+  .flatMap((top) =>
+    top === '.'
+      ? ['test', 'scripts']
+      : existsSync(join(root, top))
+        ? readdirSync(join(root, top)).map((name) => join(top, name))
+        : [],
+  )
+  .filter((dir) => existsSync(join(root, dir, 'package.json')));
+
+function run(command, args, env = process.env) {
+  console.log(`\n[test] $ ${command} ${args.join(' ')}`);
+  const result = spawnSync(command, args, { cwd: root, stdio: 'inherit', env });
+  return result.status ?? 1;
+}
+
+function ensureServers() {
+  const result = spawnSync(
+    process.execPath,
+    ['--conditions=source', '--import', 'tsx', 'scripts/ensure-services.ts', '--json'],
+    { cwd: root, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' },
+  );
+  if (result.status !== 0) return undefined;
+  return JSON.parse(result.stdout.trim().split('\n').at(-1));
+}
+
+function hasTestScript(dir) {
+  const manifest = JSON.parse(readFileSync(join(root, dir, 'package.json'), 'utf8'));
+  return Boolean(manifest.scripts?.test);
+}
+
+function summarise() {
+  let passed = 0;
+  let failed = 0;
+  let skipped = 0;
+  for (const dir of workspaceDirs.filter(hasTestScript)) {
+    const report = join(root, dir, '.vitest', 'report.json');
+    if (!existsSync(report)) {
+      console.error(`[test] ${dir}: no Vitest report was written (the runner crashed or did not start)`);
+      failed += 1;
+      continue;
+    }
+    const data = JSON.parse(readFileSync(report, 'utf8'));
+    passed += data.numPassedTests ?? 0;
+    failed += data.numFailedTests ?? 0;
+    skipped += (data.numPendingTests ?? 0) + (data.numTodoTests ?? 0);
+    // A file that failed to load reports no tests at all; count it, or a
+    // broken import would look like a green run.
+    for (const file of data.testResults ?? []) {
+      if (file.status === 'failed' && (file.assertionResults ?? []).length === 0) failed += 1;
+    }
+  }
+  return { passed, failed, skipped };
+}
+
+for (const dir of workspaceDirs) rmSync(join(root, dir, '.vitest'), { recursive: true, force: true });
+
+const servers = ensureServers();
+if (!servers) {
+  console.error('[test] PostgreSQL and Redis are required for the tests; see the message above.');
+  console.log('0 passed, 1 failed');
+  process.exit(1);
+}
+const env = {
+  ...process.env,
+  NODEBATCH_TEST_DATABASE_URL: servers.databaseUrl,
+  NODEBATCH_TEST_REDIS_URL: servers.redisUrl,
+};
+
+const checks = [
+  run('turbo', ['run', 'build', 'typecheck', 'lint', '--output-logs=errors-only'], env),
+  run('prettier', ['--check', '--log-level=warn', '.'], env),
+];
+const tests = run('turbo', ['run', 'test', '--concurrency=2', '--continue', '--output-logs=full'], env);
+
+const { passed, failed, skipped } = summarise();
+const checksFailed = checks.filter((status) => status !== 0).length;
+if (checksFailed > 0) console.error(`[test] ${checksFailed} of build/typecheck/lint and format failed`);
+console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
+process.exit(failed > 0 || tests !== 0 || checksFailed > 0 ? 1 : 0);

@@ -1,0 +1,13 @@
+import { Command } from 'commander';
+
+/**
+ * The `nodebatch` command line. Each command lives in its own module under
+ * commands/ and registers itself here, so `nodebatch --help` lists them all.
+ */
+export function createProgram(): Command {
+  const program = new Command('nodebatch')
+    .description('Batch operations on Kubernetes nodes with live progress on every replica')
+    .showHelpAfterError()
+    .configureOutput({ outputError: (text, write) => write(text) });
+  return program;
+}
