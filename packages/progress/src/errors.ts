@@ -22,3 +22,61 @@ export class TransportUnavailableError extends NodebatchError {
     super('TRANSPORT_UNAVAILABLE', message, options);
   }
 }
+
+/**
+ * Errors of the event log, shared by every EventStore implementation
+ * (PostgreSQL in @nodebatch/event-store, InMemoryEventStore here) so that
+ * readers such as ProgressStreams and the gateway can tell them apart
+ * whichever store they are given.
+ */
+
+/** A read or append named a task that was never created (no TaskCreated event). */
+export class UnknownTaskError extends NodebatchError {
+  readonly taskId: string;
+
+  constructor(taskId: string, options?: { cause?: unknown }) {
+    super(
+      'UNKNOWN_TASK',
+      `unknown task ${JSON.stringify(taskId)}: no event was ever appended for it`,
+      options,
+    );
+    this.taskId = taskId;
+  }
+}
+
+/** An append's `expectedSeq` no longer matches the task's last seq: someone else appended first. */
+export class StaleSequenceError extends NodebatchError {
+  readonly taskId: string;
+  readonly expectedSeq: number;
+  readonly actualSeq: number;
+
+  constructor(taskId: string, expectedSeq: number, actualSeq: number, options?: { cause?: unknown }) {
+    super(
+      'STALE_SEQUENCE',
+      `task ${JSON.stringify(taskId)}: expected last seq ${expectedSeq} but it is ${actualSeq}; read the new events and decide again`,
+      options,
+    );
+    this.taskId = taskId;
+    this.expectedSeq = expectedSeq;
+    this.actualSeq = actualSeq;
+  }
+}
+
+/** The task already has its terminal event; an append after it (or a second terminal event) is refused. */
+export class TaskAlreadyEndedError extends NodebatchError {
+  readonly taskId: string;
+  /** The type of the terminal event already in the log (or earlier in the refused batch). */
+  readonly terminalType: string;
+  readonly terminalSeq: number;
+
+  constructor(taskId: string, terminalType: string, terminalSeq: number, options?: { cause?: unknown }) {
+    super(
+      'TASK_ALREADY_ENDED',
+      `task ${JSON.stringify(taskId)} already ended with ${terminalType} at seq ${terminalSeq}; nothing can be appended after it`,
+      options,
+    );
+    this.taskId = taskId;
+    this.terminalType = terminalType;
+    this.terminalSeq = terminalSeq;
+  }
+}
