@@ -1,0 +1,97 @@
+import { describe, expect, it } from 'vitest';
+import type { StoredEvent } from '@nodebatch/progress';
+import { MAX_PAYLOAD_BYTES, decodeNotification, encodeEvents, encodeProbe, peekTaskId } from './payload.js';
+
+function progress(seq: number, message = ''): StoredEvent {
+  return {
+    taskId: 'task-1',
+    seq,
+    position: 100 + seq,
+    type: 'NodeProgress',
+    time: '2026-01-01T00:00:00.000Z',
+    data: { node: 'node-a', done: seq, total: 10, message },
+  };
+}
+
+function roundTrip(payload: string) {
+  const peeked = peekTaskId(payload);
+  if ('error' in peeked) throw new Error(peeked.error);
+  return decodeNotification(peeked.json);
+}
+
+describe('encodeEvents', () => {
+  it('carries small batches whole, without repeating the task id per event', () => {
+    const events = [progress(3), progress(4)];
+    const payload = encodeEvents(events);
+    expect(payload.match(/task-1/g)).toHaveLength(1);
+    expect(roundTrip(payload)).toEqual({
+      ok: true,
+      notification: { kind: 'events', taskId: 'task-1', seq: 4, events },
+    });
+  });
+
+  it('sends a reference when the payload would reach 8000 bytes, counting bytes not characters', () => {
+    // 3000 three-byte characters: 3000 UTF-16 units but 9000 bytes.
+    const payload = encodeEvents([progress(5), progress(6, '€'.repeat(3000))]);
+    expect(JSON.parse(payload)).toEqual({ taskId: 'task-1', seq: 6, from: 5 });
+    expect(roundTrip(payload)).toEqual({
+      ok: true,
+      notification: { kind: 'reference', taskId: 'task-1', seq: 6, from: 5 },
+    });
+  });
+
+  it('keeps the largest payload that fits', () => {
+    const probeSize = Buffer.byteLength(encodeEvents([progress(1, '')]));
+    const fits = progress(1, 'x'.repeat(MAX_PAYLOAD_BYTES - probeSize));
+    expect(Buffer.byteLength(encodeEvents([fits]))).toBe(MAX_PAYLOAD_BYTES);
+    expect(JSON.parse(encodeEvents([fits]))).toHaveProperty('events');
+    const tooBig = progress(1, 'x'.repeat(MAX_PAYLOAD_BYTES - probeSize + 1));
+    expect(JSON.parse(encodeEvents([tooBig]))).not.toHaveProperty('events');
+  });
+});
+
+describe('decodeNotification', () => {
+  it('recognises probes', () => {
+    expect(roundTrip(encodeProbe('abc'))).toEqual({
+      ok: true,
+      notification: { kind: 'probe', probe: 'abc' },
+    });
+  });
+
+  it.each([
+    ['garbage', 'not JSON'],
+    ['42', 'not a JSON object'],
+    ['null', 'not a JSON object'],
+  ])('rejects %s before any schema work', (payload, error) => {
+    expect(peekTaskId(payload)).toEqual({ error });
+  });
+
+  it('rejects envelopes of another shape', () => {
+    for (const json of [
+      {},
+      { taskId: 't' },
+      { taskId: 't', seq: 0, from: 1 },
+      { probe: '' },
+      { taskId: 't', seq: 2, from: 3 },
+    ]) {
+      expect(decodeNotification(json).ok).toBe(false);
+    }
+  });
+
+  it('rejects events that fail their schema but keeps the task and seq it announced', () => {
+    const result = decodeNotification({
+      taskId: 't',
+      seq: 2,
+      events: [
+        { seq: 2, position: 1, type: 'NodeProgress', time: 'x', data: { node: 'n', done: -1, total: 1 } },
+      ],
+    });
+    expect(result).toMatchObject({ ok: false, taskId: 't', seq: 2 });
+  });
+
+  it('rejects events that do not end at the announced seq or skip one', () => {
+    const [a, b] = [progress(1), progress(3)].map(({ taskId: _t, ...rest }) => rest);
+    expect(decodeNotification({ taskId: 'task-1', seq: 3, events: [a, b] }).ok).toBe(false);
+    expect(decodeNotification({ taskId: 'task-1', seq: 2, events: [a] }).ok).toBe(false);
+  });
+});

@@ -1,0 +1,100 @@
+import { z } from 'zod';
+import { StoredEventSchema } from '@nodebatch/progress';
+import type { StoredEvent } from '@nodebatch/progress';
+
+/**
+ * PostgreSQL rejects a NOTIFY payload of 8000 bytes or more ("payload string
+ * too long"); the old system lost such notifications silently. Anything that
+ * would not fit is sent as a reference and read from the log instead.
+ */
+export const MAX_PAYLOAD_BYTES = 7999;
+
+/**
+ * What travels on the channel, as compact JSON:
+ * - events: `{"taskId":"t","seq":7,"events":[{"seq":6,...},{"seq":7,...}]}` (taskId left out of each event);
+ * - reference: `{"taskId":"t","seq":7,"from":6}`: events `from`..`seq` are in the log;
+ * - probe: `{"probe":"<id>"}`: a round trip check, ignored by anyone who did not send it.
+ */
+export type Notification =
+  | { kind: 'events'; taskId: string; seq: number; events: StoredEvent[] }
+  | { kind: 'reference'; taskId: string; seq: number; from: number }
+  | { kind: 'probe'; probe: string };
+
+/** Encodes the events of one append (one task, ascending seq) for pg_notify. */
+export function encodeEvents(events: readonly StoredEvent[], maxBytes = MAX_PAYLOAD_BYTES): string {
+  const first = events[0];
+  const last = events[events.length - 1];
+  if (!first || !last) throw new RangeError('encodeEvents needs at least one event');
+  const full = JSON.stringify({
+    taskId: first.taskId,
+    seq: last.seq,
+    events: events.map(({ taskId: _taskId, ...rest }) => rest),
+  });
+  // Byte length, not string length: the limit is in bytes of the database encoding (UTF-8).
+  if (Buffer.byteLength(full, 'utf8') <= maxBytes) return full;
+  return JSON.stringify({ taskId: first.taskId, seq: last.seq, from: first.seq });
+}
+
+export function encodeProbe(id: string): string {
+  return JSON.stringify({ probe: id });
+}
+
+const seqSchema = z.number().int().positive();
+
+const EnvelopeSchema = z.union([
+  z.object({ probe: z.string().min(1) }).strict(),
+  z.object({ taskId: z.string().min(1), seq: seqSchema, from: seqSchema }).strict(),
+  z.object({ taskId: z.string().min(1), seq: seqSchema, events: z.array(z.unknown()).min(1) }).strict(),
+]);
+
+export type DecodeResult =
+  | { ok: true; notification: Notification }
+  /** `taskId`/`seq` are set when the envelope was readable but its events were not. */
+  | { ok: false; error: string; taskId?: string; seq?: number };
+
+/**
+ * The cheap first step: parse JSON and pick out the task id, so that a
+ * notification for a task nobody here watches is dropped before any schema
+ * work (a replica sees every task's notifications).
+ */
+export function peekTaskId(
+  payload: string,
+): { json: unknown; taskId: string | undefined } | { error: string } {
+  let json: unknown;
+  try {
+    json = JSON.parse(payload);
+  } catch {
+    return { error: 'not JSON' };
+  }
+  if (typeof json !== 'object' || json === null) return { error: 'not a JSON object' };
+  const taskId = (json as { taskId?: unknown }).taskId;
+  return { json, taskId: typeof taskId === 'string' ? taskId : undefined };
+}
+
+/** Validates a parsed payload completely, events included (they come from outside this process). */
+export function decodeNotification(json: unknown): DecodeResult {
+  const envelope = EnvelopeSchema.safeParse(json);
+  if (!envelope.success) return { ok: false, error: z.prettifyError(envelope.error) };
+  const value = envelope.data;
+  if ('probe' in value) return { ok: true, notification: { kind: 'probe', probe: value.probe } };
+  if ('from' in value) {
+    if (value.from > value.seq)
+      return { ok: false, error: 'from is after seq', taskId: value.taskId, seq: value.seq };
+    return { ok: true, notification: { kind: 'reference', ...value } };
+  }
+  const events: StoredEvent[] = [];
+  for (const raw of value.events) {
+    const parsed = StoredEventSchema.safeParse(
+      typeof raw === 'object' && raw !== null ? { ...raw, taskId: value.taskId } : raw,
+    );
+    if (!parsed.success) {
+      return { ok: false, error: z.prettifyError(parsed.error), taskId: value.taskId, seq: value.seq };
+    }
+    events.push(parsed.data);
+  }
+  const ascending = events.every((event, i) => i === 0 || event.seq === events[i - 1]!.seq + 1);
+  if (!ascending || events[events.length - 1]!.seq !== value.seq) {
+    return { ok: false, error: 'events are not consecutive up to seq', taskId: value.taskId, seq: value.seq };
+  }
+  return { ok: true, notification: { kind: 'events', taskId: value.taskId, seq: value.seq, events } };
+}

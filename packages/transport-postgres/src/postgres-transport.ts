@@ -1,0 +1,278 @@
+import { randomUUID } from 'node:crypto';
+import type pg from 'pg';
+import { Subject, distinctUntilChanged } from 'rxjs';
+import type { Observable } from 'rxjs';
+import type { Logger } from 'pino';
+import { TransportUnavailableError } from '@nodebatch/progress';
+import type {
+  AppendHook,
+  BackoffOptions,
+  EventReader,
+  Hint,
+  StoredEvent,
+  Transport,
+  TransportHealth,
+} from '@nodebatch/progress';
+import { ListenConnection, describeError } from './listen-connection.js';
+import { MalformedPayloadLog } from './malformed-payload-log.js';
+import { decodeNotification, encodeEvents, encodeProbe, peekTaskId } from './payload.js';
+import type { Notification } from './payload.js';
+
+export const DEFAULT_CHANNEL = 'nodebatch_progress';
+
+/** Options of {@link createPostgresTransport}. */
+export interface PostgresTransportOptions {
+  /** Pool of the main database; used to send probes (appends NOTIFY inside their own transaction). */
+  pool: pg.Pool;
+  /** Connection of the dedicated LISTEN client; the same database as the pool. */
+  connection: pg.ClientConfig;
+  /** Read once per process to resolve notifications sent by reference, instead of once per subscriber. */
+  store: EventReader;
+  /** Channel name (at most 63 bytes). Default `nodebatch_progress`. */
+  channel?: string;
+  logger: Logger;
+  /** Backoff between reconnects of the LISTEN client. Defaults: 200 ms doubling up to 10 s, with jitter. */
+  reconnect?: BackoffOptions;
+  /** Liveness check of the LISTEN client, in ms. Default 10000. */
+  heartbeatIntervalMs?: number;
+  /** Minimum time between two log summaries of malformed payloads, in ms. Default 60000. */
+  malformedSummaryIntervalMs?: number;
+  /** Source of jitter; injectable for tests. Default Math.random. */
+  random?: () => number;
+}
+
+export interface PostgresTransport extends Transport {
+  readonly type: 'postgres';
+  readonly channel: string;
+  /** NOTIFYs the events inside the append transaction, so only committed events are announced. */
+  readonly inTransaction: AppendHook;
+  /** Payloads on the channel that were not valid notifications (another program, a bug). */
+  readonly malformedPayloads: number;
+}
+
+/**
+ * LISTEN/NOTIFY transport: one LISTEN connection per process shared by every
+ * watcher (invariant 5); NOTIFY inside the append transaction (invariant 1);
+ * payloads over PostgreSQL's limit sent by reference and read from the log.
+ */
+export function createPostgresTransport(options: PostgresTransportOptions): PostgresTransport {
+  return new PostgresTransportImpl(options);
+}
+
+class PostgresTransportImpl implements PostgresTransport {
+  readonly type = 'postgres' as const;
+  readonly channel: string;
+  readonly hints$: Observable<Hint>;
+  readonly resync$: Observable<void>;
+  readonly health$: Observable<TransportHealth>;
+
+  private readonly hints = new Subject<Hint>();
+  private readonly watched = new Map<string, number>();
+  private readonly probes = new Map<string, () => void>();
+  private readonly instanceId = randomUUID();
+  private probeCounter = 0;
+  private readonly listener: ListenConnection;
+  private readonly malformed: MalformedPayloadLog;
+  private readonly logger: Logger;
+  private state: 'new' | 'starting' | 'started' | 'stopped' = 'new';
+
+  /** Notifications wait here while one before them is being resolved from the store, to keep their order. */
+  private readonly queue: string[] = [];
+  private draining = false;
+
+  constructor(private readonly options: PostgresTransportOptions) {
+    this.channel = options.channel ?? DEFAULT_CHANNEL;
+    if (Buffer.byteLength(this.channel) > 63) {
+      throw new RangeError(
+        `channel name "${this.channel}" is longer than PostgreSQL's 63-byte identifier limit`,
+      );
+    }
+    this.logger = options.logger.child({ transport: 'postgres' });
+    this.malformed = new MalformedPayloadLog(
+      this.logger,
+      this.channel,
+      options.malformedSummaryIntervalMs ?? 60_000,
+    );
+    this.listener = new ListenConnection({
+      connection: options.connection,
+      channel: this.channel,
+      logger: this.logger,
+      reconnect: options.reconnect,
+      heartbeatIntervalMs: options.heartbeatIntervalMs,
+      random: options.random,
+      onNotification: (payload) => this.enqueue(payload),
+    });
+    this.hints$ = this.hints.asObservable();
+    this.resync$ = this.listener.relistened$;
+    this.health$ = this.listener.health$.pipe(
+      distinctUntilChanged((a, b) => a.healthy === b.healthy && a.reason === b.reason),
+    );
+  }
+
+  get malformedPayloads(): number {
+    return this.malformed.count;
+  }
+
+  readonly inTransaction: AppendHook = async (tx, events) => {
+    if (events.length === 0) return;
+    await tx.query('SELECT pg_notify($1, $2)', [this.channel, encodeEvents(events)]);
+  };
+
+  async start(): Promise<void> {
+    if (this.state !== 'new') throw new Error(`postgres transport cannot start: it is ${this.state}`);
+    this.state = 'starting';
+    try {
+      await this.listener.start();
+    } catch (err) {
+      await this.stop();
+      throw new TransportUnavailableError(
+        `cannot LISTEN on channel ${this.channel} at ${describeTarget(this.options.connection)}: ${describeError(err)}`,
+        { cause: err },
+      );
+    }
+    if (this.state === 'starting') this.state = 'started';
+    this.logger.debug({ channel: this.channel }, 'listening');
+  }
+
+  async stop(): Promise<void> {
+    if (this.state === 'stopped') return;
+    this.state = 'stopped';
+    this.malformed.stop();
+    await this.listener.stop();
+    this.hints.complete();
+  }
+
+  watch(taskId: string): void {
+    this.watched.set(taskId, (this.watched.get(taskId) ?? 0) + 1);
+  }
+
+  unwatch(taskId: string): void {
+    const count = this.watched.get(taskId) ?? 0;
+    if (count <= 1) this.watched.delete(taskId);
+    else this.watched.set(taskId, count - 1);
+  }
+
+  async probe(timeoutMs: number): Promise<number> {
+    if (this.state !== 'started' || !this.listener.healthy) {
+      throw new TransportUnavailableError(
+        `postgres transport is not listening: ${this.listener.reason ?? this.state}`,
+      );
+    }
+    const id = `${this.instanceId}:${++this.probeCounter}`;
+    const started = performance.now();
+    let timer: NodeJS.Timeout | undefined;
+    const arrived = new Promise<void>((resolve, reject) => {
+      this.probes.set(id, resolve);
+      timer = setTimeout(
+        () =>
+          reject(
+            new TransportUnavailableError(
+              `probe sent on channel ${this.channel} did not come back through LISTEN within ${timeoutMs} ms`,
+            ),
+          ),
+        timeoutMs,
+      );
+    });
+    try {
+      await this.options.pool.query('SELECT pg_notify($1, $2)', [this.channel, encodeProbe(id)]);
+      await arrived;
+      return performance.now() - started;
+    } catch (err) {
+      if (err instanceof TransportUnavailableError) throw err;
+      throw new TransportUnavailableError(
+        `cannot send a probe on channel ${this.channel}: ${describeError(err)}`,
+        {
+          cause: err,
+        },
+      );
+    } finally {
+      clearTimeout(timer);
+      this.probes.delete(id);
+    }
+  }
+
+  private enqueue(payload: string): void {
+    this.queue.push(payload);
+    if (!this.draining) void this.drain();
+  }
+
+  private async drain(): Promise<void> {
+    this.draining = true;
+    try {
+      for (let payload = this.queue.shift(); payload !== undefined; payload = this.queue.shift()) {
+        const pending = this.handle(payload);
+        if (pending) await pending;
+      }
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  /** Synchronous for all but reference notifications, which read the store once for every subscriber. */
+  private handle(payload: string): Promise<void> | undefined {
+    const peeked = peekTaskId(payload);
+    if ('error' in peeked) {
+      this.malformed.record(payload, peeked.error);
+      return undefined;
+    }
+    // Every replica sees every task's notifications: drop what nobody here watches before validating it.
+    if (peeked.taskId !== undefined && !this.watched.has(peeked.taskId)) return undefined;
+    const decoded = decodeNotification(peeked.json);
+    if (!decoded.ok) {
+      this.malformed.record(payload, decoded.error);
+      // A readable task and seq still say the log may have news: a hint without events costs one read.
+      if (decoded.taskId !== undefined && decoded.seq !== undefined) {
+        this.emit({ taskId: decoded.taskId, seq: decoded.seq });
+      }
+      return undefined;
+    }
+    return this.dispatch(decoded.notification);
+  }
+
+  private dispatch(notification: Notification): Promise<void> | undefined {
+    switch (notification.kind) {
+      case 'probe':
+        this.probes.get(notification.probe)?.();
+        return undefined;
+      case 'events':
+        this.emit({ taskId: notification.taskId, seq: notification.seq, events: notification.events });
+        return undefined;
+      case 'reference':
+        return this.resolveReference(notification);
+    }
+  }
+
+  private async resolveReference(reference: { taskId: string; seq: number; from: number }): Promise<void> {
+    const { taskId, seq, from } = reference;
+    let events: StoredEvent[] | undefined;
+    try {
+      const read = await this.options.store.readTask(taskId, { after: from - 1, limit: seq - from + 1 });
+      if (read.length === seq - from + 1 && read[0]?.seq === from) events = read;
+    } catch (err) {
+      // Not fatal: the hint goes out without events and each subscriber reads the log itself.
+      this.logger.debug({ err, taskId, seq }, 'could not read events announced by reference');
+    }
+    this.emit(events ? { taskId, seq, events } : { taskId, seq });
+  }
+
+  private emit(hint: Hint): void {
+    if (this.watched.has(hint.taskId)) this.hints.next(hint);
+  }
+}
+
+/** `host:port/database as user` of a client configuration; never the password. */
+export function describeTarget(connection: pg.ClientConfig): string {
+  let { host, port, database, user } = connection;
+  if (connection.connectionString) {
+    try {
+      const url = new URL(connection.connectionString);
+      host ??= decodeURIComponent(url.hostname);
+      port ??= url.port ? Number(url.port) : undefined;
+      database ??= decodeURIComponent(url.pathname.replace(/^\//, '')) || undefined;
+      user ??= decodeURIComponent(url.username) || undefined;
+    } catch {
+      // An unparsable connection string is reported by the driver itself.
+    }
+  }
+  return `${host ?? 'localhost'}:${port ?? 5432}/${database ?? user ?? '?'} as ${user ?? '?'}`;
+}
