@@ -1,0 +1,1 @@
+export { instantClock } from './instant-clock.js';
