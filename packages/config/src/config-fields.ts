@@ -1,0 +1,220 @@
+import { isInKubernetes } from './kubernetes.js';
+import { CLUSTER_MODES, LOG_LEVELS, NOTIFY_TYPES, SSL_MODES } from './nodebatch-config.js';
+import {
+  boolean,
+  decimal,
+  integer,
+  oneOf,
+  originList,
+  secret,
+  text,
+  type ValueSchema,
+} from './value-schemas.js';
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+/** The connection URLs whose parts feed single keys; see connection-urls.ts. */
+export type UrlVariable = 'DATABASE_URL' | 'REDIS_URL';
+
+/**
+ * One configuration key and every place its value may come from. Sources are
+ * tried in this order: `env` (highest first; a name ending in `_FILE` names a
+ * file holding the value, as Kubernetes mounts secrets), then the part of a
+ * connection URL, then the YAML file at the same dotted path, then the default.
+ */
+export interface ConfigField {
+  key: string;
+  env: readonly string[];
+  url?: { variable: UrlVariable; part: string };
+  value: ValueSchema<unknown>;
+  /** Absent means the key is optional and stays unset. */
+  default?: (env: Env) => unknown;
+  /** Shown only as `set` / `not set`, never echoed in errors. */
+  secret?: boolean;
+}
+
+const port = integer(1, 65535);
+const milliseconds = (min: number, max: number) => integer(min, max, 'an integer number of milliseconds');
+
+/** Every key of NodebatchConfig, in the order `nodebatch config` prints them. */
+export const CONFIG_FIELDS: readonly ConfigField[] = [
+  // DB_* outranks DATABASE_*: the Kubernetes manifests of the tool this
+  // replaces set DB_HOST and it was ignored in favour of localhost.
+  {
+    key: 'database.host',
+    env: ['DB_HOST', 'DATABASE_HOST'],
+    url: { variable: 'DATABASE_URL', part: 'host' },
+    value: text('a host name or IP address'),
+    default: () => 'localhost',
+  },
+  {
+    key: 'database.port',
+    env: ['DB_PORT', 'DATABASE_PORT'],
+    url: { variable: 'DATABASE_URL', part: 'port' },
+    value: port,
+    default: () => 5432,
+  },
+  {
+    key: 'database.database',
+    env: ['DB_DATABASE', 'DB_NAME', 'DATABASE_DATABASE', 'DATABASE_NAME'],
+    url: { variable: 'DATABASE_URL', part: 'database' },
+    value: text('a database name'),
+    default: () => 'nodebatch',
+  },
+  {
+    key: 'database.username',
+    env: ['DB_USERNAME', 'DB_USER', 'DATABASE_USERNAME', 'DATABASE_USER'],
+    url: { variable: 'DATABASE_URL', part: 'username' },
+    value: text('a user name'),
+    default: () => 'postgres',
+  },
+  {
+    key: 'database.password',
+    env: ['DB_PASSWORD', 'DB_PASSWORD_FILE', 'DATABASE_PASSWORD'],
+    url: { variable: 'DATABASE_URL', part: 'password' },
+    value: secret(),
+    secret: true,
+  },
+  {
+    key: 'database.sslMode',
+    env: ['DB_SSL_MODE', 'DB_SSLMODE', 'DATABASE_SSL_MODE', 'DATABASE_SSLMODE'],
+    url: { variable: 'DATABASE_URL', part: 'sslmode' },
+    value: oneOf(SSL_MODES),
+    // node-postgres has no opportunistic TLS, so libpq's default `prefer`
+    // would be a lie; say what actually happens.
+    default: () => 'disable',
+  },
+  {
+    key: 'database.poolMax',
+    env: ['DB_POOL_MAX', 'DATABASE_POOL_MAX'],
+    value: integer(1, 1000),
+    default: () => 10,
+  },
+  {
+    key: 'redis.host',
+    env: ['REDIS_HOST'],
+    url: { variable: 'REDIS_URL', part: 'host' },
+    value: text('a host name or IP address'),
+    default: () => 'localhost',
+  },
+  {
+    key: 'redis.port',
+    env: ['REDIS_PORT'],
+    url: { variable: 'REDIS_URL', part: 'port' },
+    value: port,
+    default: () => 6379,
+  },
+  {
+    key: 'redis.username',
+    env: ['REDIS_USERNAME'],
+    url: { variable: 'REDIS_URL', part: 'username' },
+    value: text('a user name'),
+  },
+  {
+    key: 'redis.password',
+    env: ['REDIS_PASSWORD', 'REDIS_PASSWORD_FILE'],
+    url: { variable: 'REDIS_URL', part: 'password' },
+    value: secret(),
+    secret: true,
+  },
+  {
+    key: 'redis.db',
+    env: ['REDIS_DB'],
+    url: { variable: 'REDIS_URL', part: 'db' },
+    value: integer(0, 65535),
+    default: () => 0,
+  },
+  {
+    key: 'redis.tls',
+    env: ['REDIS_TLS'],
+    url: { variable: 'REDIS_URL', part: 'tls' },
+    value: boolean(),
+    default: () => false,
+  },
+  {
+    key: 'progress.notifyType',
+    env: ['PROGRESS_NOTIFY_TYPE'],
+    value: oneOf(NOTIFY_TYPES),
+    default: () => 'postgres',
+  },
+  {
+    key: 'progress.pollIntervalMs',
+    env: ['PROGRESS_POLL_INTERVAL'],
+    value: milliseconds(10, 3_600_000),
+    default: () => 1000,
+  },
+  {
+    key: 'progress.fallbackAfterMs',
+    env: ['PROGRESS_FALLBACK_AFTER'],
+    value: milliseconds(100, 3_600_000),
+    default: () => 5000,
+  },
+  { key: 'gateway.port', env: ['PORT'], value: port, default: () => 8080 },
+  { key: 'gateway.allowedOrigins', env: ['ALLOWED_ORIGINS'], value: originList(), default: () => [] },
+  {
+    key: 'auth.jwtSecret',
+    env: ['AUTH_JWT_SECRET', 'AUTH_JWT_SECRET_FILE'],
+    value: secret(),
+    secret: true,
+  },
+  { key: 'auth.disabled', env: ['AUTH_DISABLED'], value: boolean(), default: () => false },
+  {
+    key: 'cluster.mode',
+    env: ['NODEBATCH_CLUSTER'],
+    value: oneOf(CLUSTER_MODES),
+    // Inside a cluster the default is the real thing: silently simulating
+    // node operations there would report drains that never happened.
+    default: (env) => (isInKubernetes(env) ? 'kubernetes' : 'simulated'),
+  },
+  { key: 'cluster.simNodes', env: ['NODEBATCH_SIM_NODES'], value: integer(1, 100_000), default: () => 50 },
+  {
+    key: 'cluster.simLatencyMs',
+    env: ['NODEBATCH_SIM_LATENCY_MS'],
+    value: milliseconds(0, 600_000),
+    default: () => 0,
+  },
+  {
+    key: 'cluster.simFailureRate',
+    env: ['NODEBATCH_SIM_FAILURE_RATE'],
+    value: decimal(0, 1),
+    default: () => 0,
+  },
+  { key: 'cluster.kubeconfig', env: ['KUBECONFIG'], value: text('a path to a kubeconfig file') },
+  {
+    key: 'worker.jobConcurrency',
+    env: ['WORKER_JOB_CONCURRENCY'],
+    value: integer(1, 1000),
+    default: () => 4,
+  },
+  {
+    key: 'worker.shutdownGraceMs',
+    env: ['WORKER_SHUTDOWN_GRACE_MS'],
+    value: milliseconds(0, 3_600_000),
+    default: () => 30_000,
+  },
+  { key: 'queue.name', env: ['QUEUE_NAME'], value: text('a queue name'), default: () => 'nodebatch-batches' },
+  {
+    key: 'eventStore.retentionDays',
+    env: ['EVENT_RETENTION_DAYS'],
+    value: integer(1, 3650),
+    default: () => 7,
+  },
+  { key: 'log.level', env: ['LOG_LEVEL'], value: oneOf(LOG_LEVELS), default: () => 'info' },
+];
+
+/** Variables read besides the per-key ones. */
+const GLOBAL_ENV_VARS = ['CONFIG_FILE', 'DATABASE_URL', 'REDIS_URL'] as const;
+
+/**
+ * Every environment variable nodebatch reads. Deployment tests check the
+ * manifests against this list, and the look-alike warning uses it.
+ */
+export const ACCEPTED_ENV_VARS: readonly string[] = Object.freeze([
+  ...GLOBAL_ENV_VARS,
+  ...CONFIG_FIELDS.flatMap((field) => field.env),
+]);
+
+/** Keys whose value is a secret: printed as `set` / `not set` only. */
+export const SECRET_KEYS: readonly string[] = CONFIG_FIELDS.filter((field) => field.secret).map(
+  (field) => field.key,
+);

@@ -1,0 +1,642 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ACCEPTED_ENV_VARS } from './config-fields.js';
+import { ConfigError } from './config-error.js';
+import { loadConfig } from './load-config.js';
+
+const dirs: string[] = [];
+afterAll(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A fresh directory, optionally with a config.yaml, so no test sees another's file. */
+function workdir(configYaml?: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'nb-config-'));
+  dirs.push(dir);
+  if (configYaml !== undefined) writeFileSync(join(dir, 'config.yaml'), configYaml);
+  return dir;
+}
+
+function load(env: Record<string, string | undefined>, configYaml?: string) {
+  return loadConfig({ env, cwd: workdir(configYaml) });
+}
+
+function errorOf(run: () => unknown): ConfigError {
+  try {
+    run();
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('defaults', () => {
+  it('loads with an empty environment and says every value is a default', () => {
+    const { config, sources, warnings } = load({});
+    expect(config.database).toEqual({
+      host: 'localhost',
+      port: 5432,
+      database: 'nodebatch',
+      username: 'postgres',
+      sslMode: 'disable',
+      poolMax: 10,
+    });
+    expect(config.redis).toBeNull();
+    expect(config.progress).toEqual({ notifyType: 'postgres', pollIntervalMs: 1000, fallbackAfterMs: 5000 });
+    expect(config.gateway).toEqual({ port: 8080, allowedOrigins: [] });
+    expect(config.auth).toEqual({ disabled: false });
+    expect(config.cluster).toEqual({ mode: 'simulated', simNodes: 50, simLatencyMs: 0, simFailureRate: 0 });
+    expect(config.worker).toEqual({ jobConcurrency: 4, shutdownGraceMs: 30000 });
+    expect(config.queue).toEqual({ name: 'nodebatch-batches' });
+    expect(config.eventStore).toEqual({ retentionDays: 7 });
+    expect(config.log).toEqual({ level: 'info' });
+    expect(new Set(Object.values(sources))).toEqual(new Set(['default']));
+    expect(sources.redis).toBe('default');
+    expect(warnings).toEqual([]);
+  });
+
+  it('returns a deep-frozen configuration', () => {
+    const { config, sources } = load({ ALLOWED_ORIGINS: 'https://a.example' });
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.database)).toBe(true);
+    expect(Object.isFrozen(config.gateway.allowedOrigins)).toBe(true);
+    expect(Object.isFrozen(sources)).toBe(true);
+    expect(() => {
+      (config.database as { host: string }).host = 'elsewhere';
+    }).toThrow(TypeError);
+  });
+
+  it('defaults the cluster mode to kubernetes inside a pod', () => {
+    const { config, sources } = load({ KUBERNETES_SERVICE_HOST: '10.0.0.1', DB_HOST: 'db' });
+    expect(config.cluster.mode).toBe('kubernetes');
+    expect(sources['cluster.mode']).toBe('default');
+  });
+});
+
+describe('database aliases', () => {
+  const cases: Array<[variable: string, key: string, raw: string, value: unknown]> = [
+    ['DB_HOST', 'host', 'db-a', 'db-a'],
+    ['DATABASE_HOST', 'host', 'db-b', 'db-b'],
+    ['DB_PORT', 'port', '6001', 6001],
+    ['DATABASE_PORT', 'port', '6002', 6002],
+    ['DB_DATABASE', 'database', 'one', 'one'],
+    ['DATABASE_DATABASE', 'database', 'two', 'two'],
+    ['DB_NAME', 'database', 'three', 'three'],
+    ['DATABASE_NAME', 'database', 'four', 'four'],
+    ['DB_USERNAME', 'username', 'alice', 'alice'],
+    ['DATABASE_USERNAME', 'username', 'bob', 'bob'],
+    ['DB_USER', 'username', 'carol', 'carol'],
+    ['DATABASE_USER', 'username', 'dave', 'dave'],
+    ['DB_PASSWORD', 'password', 'pw-1', 'pw-1'],
+    ['DATABASE_PASSWORD', 'password', 'pw-2', 'pw-2'],
+    ['DB_SSL_MODE', 'sslMode', 'require', 'require'],
+    ['DATABASE_SSL_MODE', 'sslMode', 'verify-ca', 'verify-ca'],
+    ['DB_SSLMODE', 'sslMode', 'verify-full', 'verify-full'],
+    ['DATABASE_SSLMODE', 'sslMode', 'prefer', 'prefer'],
+    ['DB_POOL_MAX', 'poolMax', '20', 20],
+    ['DATABASE_POOL_MAX', 'poolMax', '30', 30],
+  ];
+  it.each(cases)('%s sets database.%s', (variable, key, raw, value) => {
+    const { config, sources } = load({ [variable]: raw });
+    expect(config.database[key as keyof typeof config.database]).toEqual(value);
+    expect(sources[`database.${key}`]).toBe(`env:${variable}`);
+  });
+
+  it('ranks DB_NAME below DB_DATABASE and DB_USER below DB_USERNAME within the DB_ tier', () => {
+    const { config, sources } = load({ DB_NAME: 'n', DB_DATABASE: 'd', DB_USER: 'u', DB_USERNAME: 'un' });
+    expect(config.database.database).toBe('d');
+    expect(config.database.username).toBe('un');
+    expect(sources['database.database']).toBe('env:DB_DATABASE');
+  });
+
+  it('treats an empty variable as unset', () => {
+    const { config, sources } = load({ DB_HOST: '', DATABASE_HOST: 'db-b' });
+    expect(config.database.host).toBe('db-b');
+    expect(sources['database.host']).toBe('env:DATABASE_HOST');
+  });
+
+  it('accepts enum values in any case', () => {
+    expect(load({ DB_SSL_MODE: ' REQUIRE ' }).config.database.sslMode).toBe('require');
+  });
+});
+
+describe('other environment variables', () => {
+  const cases: Array<[variable: string, key: string, raw: string, value: unknown]> = [
+    ['PROGRESS_NOTIFY_TYPE', 'progress.notifyType', 'polling', 'polling'],
+    ['PROGRESS_POLL_INTERVAL', 'progress.pollIntervalMs', '250', 250],
+    ['PROGRESS_FALLBACK_AFTER', 'progress.fallbackAfterMs', '9000', 9000],
+    ['PORT', 'gateway.port', '9090', 9090],
+    [
+      'ALLOWED_ORIGINS',
+      'gateway.allowedOrigins',
+      'https://a.example, http://b.example:3000/',
+      ['https://a.example', 'http://b.example:3000'],
+    ],
+    ['AUTH_JWT_SECRET', 'auth.jwtSecret', 's3cret', 's3cret'],
+    ['AUTH_DISABLED', 'auth.disabled', 'yes', true],
+    ['NODEBATCH_CLUSTER', 'cluster.mode', 'kubernetes', 'kubernetes'],
+    ['NODEBATCH_SIM_NODES', 'cluster.simNodes', '7', 7],
+    ['NODEBATCH_SIM_LATENCY_MS', 'cluster.simLatencyMs', '15', 15],
+    ['NODEBATCH_SIM_FAILURE_RATE', 'cluster.simFailureRate', '0.25', 0.25],
+    ['KUBECONFIG', 'cluster.kubeconfig', '/home/me/.kube/config', '/home/me/.kube/config'],
+    ['WORKER_JOB_CONCURRENCY', 'worker.jobConcurrency', '8', 8],
+    ['WORKER_SHUTDOWN_GRACE_MS', 'worker.shutdownGraceMs', '1000', 1000],
+    ['QUEUE_NAME', 'queue.name', 'q1', 'q1'],
+    ['EVENT_RETENTION_DAYS', 'eventStore.retentionDays', '30', 30],
+    ['LOG_LEVEL', 'log.level', 'debug', 'debug'],
+  ];
+  it.each(cases)('%s sets %s', (variable, key, raw, value) => {
+    const { config, sources } = load({ [variable]: raw });
+    const [section = '', name = ''] = key.split('.');
+    expect((config as unknown as Record<string, Record<string, unknown>>)[section]?.[name]).toEqual(value);
+    expect(sources[key]).toBe(`env:${variable}`);
+  });
+
+  it('lists every variable it reads in ACCEPTED_ENV_VARS', () => {
+    for (const [variable] of cases) expect(ACCEPTED_ENV_VARS).toContain(variable);
+    for (const variable of [
+      'CONFIG_FILE',
+      'DATABASE_URL',
+      'REDIS_URL',
+      'DB_PASSWORD_FILE',
+      'REDIS_HOST',
+      'REDIS_PORT',
+      'REDIS_PASSWORD',
+      'REDIS_DB',
+    ]) {
+      expect(ACCEPTED_ENV_VARS).toContain(variable);
+    }
+  });
+});
+
+describe('precedence between each pair of sources', () => {
+  // Highest first; each entry sets database.host in its own way.
+  const tiers = [
+    { name: 'DB_*', env: { DB_HOST: 'from-db' }, source: 'env:DB_HOST', host: 'from-db' },
+    {
+      name: 'DATABASE_*',
+      env: { DATABASE_HOST: 'from-database' },
+      source: 'env:DATABASE_HOST',
+      host: 'from-database',
+    },
+    {
+      name: 'DATABASE_URL',
+      env: { DATABASE_URL: 'postgres://from-url/x' },
+      source: 'url:DATABASE_URL',
+      host: 'from-url',
+    },
+    {
+      name: 'file',
+      file: 'database:\n  host: from-file\n',
+      source: 'file:config.yaml#database.host',
+      host: 'from-file',
+    },
+    { name: 'default', source: 'default', host: 'localhost' },
+  ];
+  const pairs = tiers.flatMap((high, i) => tiers.slice(i + 1).map((low) => [high, low] as const));
+  it.each(pairs.map(([high, low]) => [high.name, low.name, high, low]))(
+    '%s wins over %s',
+    (_h, _l, high, low) => {
+      const { config, sources } = load({ ...low.env, ...high.env }, high.file ?? low.file);
+      expect(config.database.host).toBe(high.host);
+      expect(sources['database.host']).toBe(high.source);
+    },
+  );
+
+  const redisTiers = [
+    { name: 'REDIS_HOST', env: { REDIS_HOST: 'from-env' }, source: 'env:REDIS_HOST', host: 'from-env' },
+    {
+      name: 'REDIS_URL',
+      env: { REDIS_URL: 'redis://from-url:6379' },
+      source: 'url:REDIS_URL',
+      host: 'from-url',
+    },
+    {
+      name: 'file',
+      file: 'redis:\n  host: from-file\n',
+      source: 'file:config.yaml#redis.host',
+      host: 'from-file',
+    },
+  ];
+  const redisPairs = redisTiers.flatMap((high, i) =>
+    redisTiers.slice(i + 1).map((low) => [high, low] as const),
+  );
+  it.each(redisPairs.map(([high, low]) => [high.name, low.name, high, low]))(
+    'Redis: %s wins over %s',
+    (_h, _l, high, low) => {
+      const { config, sources } = load({ ...low.env, ...high.env }, high.file ?? low.file);
+      expect(config.redis?.host).toBe(high.host);
+      expect(sources['redis.host']).toBe(high.source);
+    },
+  );
+
+  it('takes each key from the highest source that has it, not the whole group from one source', () => {
+    const { config, sources } = load(
+      { DB_PORT: '7000', DATABASE_URL: 'postgres://u@url-host/urldb' },
+      'database:\n  host: file-host\n  poolMax: 3\n',
+    );
+    expect(config.database).toMatchObject({
+      host: 'url-host',
+      port: 7000,
+      database: 'urldb',
+      username: 'u',
+      poolMax: 3,
+    });
+    expect(sources).toMatchObject({
+      'database.host': 'url:DATABASE_URL',
+      'database.port': 'env:DB_PORT',
+      'database.poolMax': 'file:config.yaml#database.poolMax',
+      'database.sslMode': 'default',
+    });
+  });
+
+  it('file values beat defaults for every section', () => {
+    const { config, sources } = load(
+      {},
+      [
+        'progress:\n  notifyType: polling\n  pollIntervalMs: 200',
+        'gateway:\n  port: 9999\n  allowedOrigins: [https://x.example]',
+        'auth:\n  disabled: true',
+        'cluster:\n  simNodes: 3',
+        'worker:\n  jobConcurrency: 2',
+        'queue:\n  name: qq',
+        'eventStore:\n  retentionDays: 1',
+        'log:\n  level: warn',
+      ].join('\n'),
+    );
+    expect(config.progress.notifyType).toBe('polling');
+    expect(config.progress.pollIntervalMs).toBe(200);
+    expect(config.gateway).toEqual({ port: 9999, allowedOrigins: ['https://x.example'] });
+    expect(config.auth.disabled).toBe(true);
+    expect(config.cluster.simNodes).toBe(3);
+    expect(config.worker.jobConcurrency).toBe(2);
+    expect(config.queue.name).toBe('qq');
+    expect(config.eventStore.retentionDays).toBe(1);
+    expect(config.log.level).toBe('warn');
+    expect(sources['gateway.allowedOrigins']).toBe('file:config.yaml#gateway.allowedOrigins');
+  });
+});
+
+describe('config file', () => {
+  it('reads CONFIG_FILE relative to cwd and names it in sources', () => {
+    const cwd = workdir();
+    writeFileSync(join(cwd, 'custom.yaml'), 'database:\n  host: custom-host\n');
+    const { config, sources } = loadConfig({ env: { CONFIG_FILE: 'custom.yaml' }, cwd });
+    expect(config.database.host).toBe('custom-host');
+    expect(sources['database.host']).toBe('file:custom.yaml#database.host');
+  });
+
+  it('prefers CONFIG_FILE over ./config.yaml', () => {
+    const cwd = workdir('database:\n  host: default-file\n');
+    writeFileSync(join(cwd, 'other.yaml'), 'database:\n  port: 7777\n');
+    const { config } = loadConfig({ env: { CONFIG_FILE: join(cwd, 'other.yaml') }, cwd });
+    expect(config.database).toMatchObject({ host: 'localhost', port: 7777 });
+  });
+
+  it('a `redis:` section configures Redis with defaults for what it leaves out', () => {
+    const { config, sources } = load({}, 'redis:\n  port: 6380\n');
+    expect(config.redis).toEqual({ host: 'localhost', port: 6380, db: 0, tls: false });
+    expect(sources['redis.port']).toBe('file:config.yaml#redis.port');
+  });
+
+  it('accepts an empty file and empty keys', () => {
+    expect(load({}, '').config.database.host).toBe('localhost');
+    expect(load({}, 'database:\n  host:\n').config.database.host).toBe('localhost');
+  });
+
+  it('fails when CONFIG_FILE does not exist, naming the variable and path', () => {
+    const error = errorOf(() => load({ CONFIG_FILE: '/nonexistent/nodebatch.yaml' }));
+    expect(error.message).toContain('CONFIG_FILE="/nonexistent/nodebatch.yaml"');
+    expect(error.message).toContain('ENOENT');
+  });
+
+  it('fails on malformed YAML with the path and line', () => {
+    const cwd = workdir('database:\n  host: a\n  port: [1, 2\nlog:\n  level: info\n');
+    const error = errorOf(() => loadConfig({ env: {}, cwd }));
+    expect(error.message).toContain(join(cwd, 'config.yaml'));
+    expect(error.message).toMatch(/line [3-5]: malformed YAML/);
+  });
+
+  it('fails on a duplicate key with its line', () => {
+    const cwd = workdir('database:\n  host: a\n  host: b\n');
+    expect(errorOf(() => loadConfig({ env: {}, cwd })).message).toMatch(
+      /config\.yaml line 3: malformed YAML/,
+    );
+  });
+
+  it('fails on an unknown key with its line and a suggestion', () => {
+    const cwd = workdir('database:\n  host: a\n  hostname: b\nprogres:\n  x: 1\n');
+    const error = errorOf(() => loadConfig({ env: {}, cwd }));
+    expect(error.message).toContain('line 3: unknown key database.hostname (did you mean database.host?)');
+    expect(error.message).toContain('line 4: unknown key progres (did you mean progress?)');
+  });
+
+  it('fails when the top level is not a mapping', () => {
+    expect(errorOf(() => load({}, '- a\n- b\n')).message).toContain('line 1: expected a mapping of sections');
+    expect(errorOf(() => load({}, 'database: 5\n')).message).toContain(
+      'database (from file config.yaml#database line 1)',
+    );
+  });
+});
+
+describe('*_FILE secrets', () => {
+  function secretFile(contents: string): string {
+    const path = join(workdir(), 'secret');
+    writeFileSync(path, contents);
+    return path;
+  }
+
+  it('reads DB_PASSWORD_FILE and trims the trailing newline only', () => {
+    const { config, sources } = load({ DB_PASSWORD_FILE: secretFile(' pa ss \n') });
+    expect(config.database.password).toBe(' pa ss ');
+    expect(sources['database.password']).toBe('env:DB_PASSWORD_FILE');
+    expect(load({ DB_PASSWORD_FILE: secretFile('crlf\r\n') }).config.database.password).toBe('crlf');
+  });
+
+  it('resolves a relative path against cwd', () => {
+    const cwd = workdir();
+    writeFileSync(join(cwd, 'pw.txt'), 'relative\n');
+    expect(loadConfig({ env: { DB_PASSWORD_FILE: 'pw.txt' }, cwd }).config.database.password).toBe(
+      'relative',
+    );
+  });
+
+  it('ranks DB_PASSWORD_FILE in the DB_ tier: above DATABASE_PASSWORD, below DB_PASSWORD with a warning', () => {
+    const path = secretFile('from-file\n');
+    expect(load({ DB_PASSWORD_FILE: path, DATABASE_PASSWORD: 'other' }).config.database.password).toBe(
+      'from-file',
+    );
+    const both = load({ DB_PASSWORD_FILE: path, DB_PASSWORD: 'direct' });
+    expect(both.config.database.password).toBe('direct');
+    expect(both.warnings).toContainEqual(
+      expect.objectContaining({ code: 'SHADOWED_VARIABLE', variable: 'DB_PASSWORD_FILE' }),
+    );
+  });
+
+  it('reads REDIS_PASSWORD_FILE and AUTH_JWT_SECRET_FILE', () => {
+    const { config } = load({
+      REDIS_HOST: 'r',
+      REDIS_PASSWORD_FILE: secretFile('redis-pw\n'),
+      AUTH_JWT_SECRET_FILE: secretFile('jwt\n'),
+    });
+    expect(config.redis?.password).toBe('redis-pw');
+    expect(config.auth.jwtSecret).toBe('jwt');
+  });
+
+  it('fails on a missing or empty file, naming the variable and path', () => {
+    expect(errorOf(() => load({ DB_PASSWORD_FILE: '/nonexistent/pw' })).message).toBe(
+      'invalid configuration: DB_PASSWORD_FILE="/nonexistent/pw" (from env DB_PASSWORD_FILE): cannot read the file (ENOENT); expected a readable file holding the secret',
+    );
+    const empty = secretFile('\n');
+    expect(errorOf(() => load({ DB_PASSWORD_FILE: empty })).message).toContain(
+      `DB_PASSWORD_FILE="${empty}" (from env DB_PASSWORD_FILE): the file is empty`,
+    );
+  });
+});
+
+describe('connection URLs', () => {
+  it('parses every part of DATABASE_URL including sslmode and percent-encoding', () => {
+    const { config, sources } = load({
+      DATABASE_URL:
+        'postgresql://app%20user:p%40ss%3Aword@db.example.com:6543/my%2Ddb?sslmode=verify-full&application_name=x',
+    });
+    expect(config.database).toMatchObject({
+      host: 'db.example.com',
+      port: 6543,
+      database: 'my-db',
+      username: 'app user',
+      password: 'p@ss:word',
+      sslMode: 'verify-full',
+    });
+    for (const key of ['host', 'port', 'database', 'username', 'password', 'sslMode']) {
+      expect(sources[`database.${key}`]).toBe('url:DATABASE_URL');
+    }
+  });
+
+  it('leaves parts the URL does not have to lower sources', () => {
+    const { config, sources } = load({ DATABASE_URL: 'postgres://[::1]/db' }, 'database:\n  port: 6000\n');
+    expect(config.database).toMatchObject({ host: '::1', port: 6000, database: 'db', username: 'postgres' });
+    expect(config.database.password).toBeUndefined();
+    expect(sources['database.port']).toBe('file:config.yaml#database.port');
+    expect(sources['database.sslMode']).toBe('default');
+  });
+
+  it('parses REDIS_URL with password and db path', () => {
+    const { config, sources } = load({ REDIS_URL: 'redis://:s%2Fcret@cache:6380/3' });
+    expect(config.redis).toEqual({ host: 'cache', port: 6380, password: 's/cret', db: 3, tls: false });
+    expect(sources['redis.password']).toBe('url:REDIS_URL');
+    expect(sources['redis.db']).toBe('url:REDIS_URL');
+    expect(sources['redis.tls']).toBe('default');
+  });
+
+  it('parses rediss:// with a user name as TLS', () => {
+    const { config } = load({ REDIS_URL: 'rediss://alice:pw@cache' });
+    expect(config.redis).toEqual({
+      host: 'cache',
+      port: 6379,
+      username: 'alice',
+      password: 'pw',
+      db: 0,
+      tls: true,
+    });
+  });
+
+  it('REDIS_HOST and friends configure Redis without a URL', () => {
+    const { config, sources } = load({
+      REDIS_HOST: 'r',
+      REDIS_PORT: '7001',
+      REDIS_PASSWORD: 'x',
+      REDIS_DB: '4',
+    });
+    expect(config.redis).toEqual({ host: 'r', port: 7001, password: 'x', db: 4, tls: false });
+    expect(sources['redis.db']).toBe('env:REDIS_DB');
+  });
+
+  it('rejects unparsable URLs and wrong schemes without echoing them', () => {
+    const bad = errorOf(() => load({ DATABASE_URL: 'postgres://u:hunter2@host:notaport/db' }));
+    expect(bad.message).toContain(
+      'DATABASE_URL (from env DATABASE_URL) is not a valid URL: expected postgres://',
+    );
+    expect(bad.message).not.toContain('hunter2');
+    expect(errorOf(() => load({ DATABASE_URL: 'mysql://h/db' })).message).toContain('DATABASE_URL');
+    expect(errorOf(() => load({ REDIS_URL: 'http://h' })).message).toContain(
+      'REDIS_URL (from env REDIS_URL) is not a valid URL: expected redis://',
+    );
+  });
+
+  it('validates the parts of a URL like any other value', () => {
+    expect(errorOf(() => load({ DATABASE_URL: 'postgres://h/db?sslmode=sometimes' })).message).toContain(
+      'DATABASE_URL sslmode="sometimes" (from url DATABASE_URL): expected one of disable, allow, prefer, require, verify-ca, verify-full',
+    );
+    expect(errorOf(() => load({ REDIS_URL: 'redis://h/x' })).message).toContain(
+      'REDIS_URL db="x" (from url REDIS_URL): expected an integer 0-65535',
+    );
+  });
+});
+
+describe('validation errors name the source and the accepted form', () => {
+  const cases: Array<[env: Record<string, string>, message: string]> = [
+    [{ DB_PORT: 'abc' }, 'DB_PORT="abc" (from env DB_PORT): expected an integer 1-65535'],
+    [
+      { DATABASE_PORT: '70000' },
+      'DATABASE_PORT="70000" (from env DATABASE_PORT): expected an integer 1-65535',
+    ],
+    [{ DB_PORT: '5432.5' }, 'DB_PORT="5432.5" (from env DB_PORT): expected an integer 1-65535'],
+    [
+      { DB_SSL_MODE: 'on' },
+      'DB_SSL_MODE="on" (from env DB_SSL_MODE): expected one of disable, allow, prefer, require, verify-ca, verify-full',
+    ],
+    [{ DB_POOL_MAX: '0' }, 'DB_POOL_MAX="0" (from env DB_POOL_MAX): expected an integer 1-1000'],
+    [
+      { PROGRESS_NOTIFY_TYPE: 'kafka' },
+      'PROGRESS_NOTIFY_TYPE="kafka" (from env PROGRESS_NOTIFY_TYPE): expected one of postgres, redis, polling',
+    ],
+    [
+      { PROGRESS_POLL_INTERVAL: '1s' },
+      'PROGRESS_POLL_INTERVAL="1s" (from env PROGRESS_POLL_INTERVAL): expected an integer number of milliseconds 10-3600000',
+    ],
+    [
+      { PROGRESS_FALLBACK_AFTER: '-1' },
+      'PROGRESS_FALLBACK_AFTER="-1" (from env PROGRESS_FALLBACK_AFTER): expected an integer number of milliseconds 100-3600000',
+    ],
+    [{ PORT: 'eighty' }, 'PORT="eighty" (from env PORT): expected an integer 1-65535'],
+    [
+      { ALLOWED_ORIGINS: 'example.com' },
+      'ALLOWED_ORIGINS="example.com" (from env ALLOWED_ORIGINS): expected a comma-separated list of origins such as https://app.example.com, or *',
+    ],
+    [
+      { ALLOWED_ORIGINS: 'https://a.example/path' },
+      'ALLOWED_ORIGINS="https://a.example/path" (from env ALLOWED_ORIGINS): expected a comma-separated list',
+    ],
+    [{ AUTH_DISABLED: 'maybe' }, 'AUTH_DISABLED="maybe" (from env AUTH_DISABLED): expected true or false'],
+    [
+      { NODEBATCH_CLUSTER: 'k8s' },
+      'NODEBATCH_CLUSTER="k8s" (from env NODEBATCH_CLUSTER): expected one of kubernetes, simulated',
+    ],
+    [
+      { NODEBATCH_SIM_NODES: '0' },
+      'NODEBATCH_SIM_NODES="0" (from env NODEBATCH_SIM_NODES): expected an integer 1-100000',
+    ],
+    [
+      { NODEBATCH_SIM_LATENCY_MS: 'x' },
+      'NODEBATCH_SIM_LATENCY_MS="x" (from env NODEBATCH_SIM_LATENCY_MS): expected an integer number of milliseconds 0-600000',
+    ],
+    [
+      { NODEBATCH_SIM_FAILURE_RATE: '1.5' },
+      'NODEBATCH_SIM_FAILURE_RATE="1.5" (from env NODEBATCH_SIM_FAILURE_RATE): expected a number 0-1',
+    ],
+    [
+      { WORKER_JOB_CONCURRENCY: '2x' },
+      'WORKER_JOB_CONCURRENCY="2x" (from env WORKER_JOB_CONCURRENCY): expected an integer 1-1000',
+    ],
+    [
+      { WORKER_SHUTDOWN_GRACE_MS: 'soon' },
+      'WORKER_SHUTDOWN_GRACE_MS="soon" (from env WORKER_SHUTDOWN_GRACE_MS): expected an integer number of milliseconds 0-3600000',
+    ],
+    [
+      { EVENT_RETENTION_DAYS: '0' },
+      'EVENT_RETENTION_DAYS="0" (from env EVENT_RETENTION_DAYS): expected an integer 1-3650',
+    ],
+    [
+      { LOG_LEVEL: 'verbose' },
+      'LOG_LEVEL="verbose" (from env LOG_LEVEL): expected one of fatal, error, warn, info, debug, trace, silent',
+    ],
+    [
+      { REDIS_HOST: 'r', REDIS_PORT: 'x' },
+      'REDIS_PORT="x" (from env REDIS_PORT): expected an integer 1-65535',
+    ],
+    [{ REDIS_HOST: 'r', REDIS_DB: '-1' }, 'REDIS_DB="-1" (from env REDIS_DB): expected an integer 0-65535'],
+    [{ REDIS_HOST: 'r', REDIS_TLS: 'sure' }, 'REDIS_TLS="sure" (from env REDIS_TLS): expected true or false'],
+  ];
+  it.each(cases)('%j', (env, message) => {
+    const error = errorOf(() => load(env));
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error.code).toBe('CONFIG_INVALID');
+    expect(error.message).toContain(message);
+  });
+
+  it('names the file key and line for a bad file value', () => {
+    const error = errorOf(() => load({}, 'log:\n  level: info\ndatabase:\n  port: abc\n'));
+    expect(error.message).toBe(
+      'invalid configuration: database.port="abc" (from file config.yaml#database.port line 4): expected an integer 1-65535',
+    );
+    expect(error.issues[0]).toMatchObject({ key: 'database.port' });
+  });
+
+  it('rejects a notify type of redis when Redis is not configured, never falling back', () => {
+    expect(errorOf(() => load({ PROGRESS_NOTIFY_TYPE: 'redis' })).message).toContain(
+      'progress.notifyType="redis" (from env PROGRESS_NOTIFY_TYPE) needs Redis: set REDIS_URL or REDIS_HOST',
+    );
+    expect(load({ PROGRESS_NOTIFY_TYPE: 'redis', REDIS_HOST: 'r' }).config.progress.notifyType).toBe('redis');
+  });
+
+  it('reports every problem at once', () => {
+    const error = errorOf(() => load({ DB_PORT: 'abc', LOG_LEVEL: 'loud', PORT: '0' }));
+    expect(error.issues.map((issue) => issue.key)).toEqual(['database.port', 'gateway.port', 'log.level']);
+    expect(error.message.split('\n')).toHaveLength(4);
+  });
+});
+
+describe('warnings', () => {
+  it('suggests the variable a look-alike was meant to be', () => {
+    const { warnings } = load({
+      DB_HOSTNAME: 'x',
+      PROGRESS_NOTIFYTYPE: 'redis',
+      DATABASE_PASS: 'x',
+      PGHOST: 'h',
+      LOGLEVEL: 'debug',
+    });
+    expect(warnings.map((w) => w.message)).toEqual([
+      'DATABASE_PASS is set but nodebatch does not read it; did you mean DATABASE_PASSWORD?',
+      'DB_HOSTNAME is set but nodebatch does not read it; did you mean DB_HOST?',
+      'LOGLEVEL is set but nodebatch does not read it; did you mean LOG_LEVEL?',
+      'PGHOST is set but nodebatch does not read it; did you mean DB_HOST?',
+      'PROGRESS_NOTIFYTYPE is set but nodebatch does not read it; did you mean PROGRESS_NOTIFY_TYPE?',
+    ]);
+    expect(warnings.every((w) => w.code === 'LOOKALIKE_VARIABLE')).toBe(true);
+  });
+
+  it('does not warn about unrelated variables or Kubernetes service links', () => {
+    const { warnings } = load({
+      PATH: '/usr/bin',
+      HOME: '/root',
+      HOSTNAME: 'pod-1',
+      DB_SERVICE_HOST: '10.0.0.2',
+      DB_SERVICE_PORT: '5432',
+      DB_PORT_5432_TCP_ADDR: '10.0.0.2',
+      SOMETHING_ELSE: 'x',
+    });
+    expect(warnings).toEqual([]);
+  });
+
+  it('ignores a service-link REDIS_PORT=tcp://... with a warning instead of failing', () => {
+    const { config, warnings } = load({ REDIS_HOST: 'r', REDIS_PORT: 'tcp://10.0.0.3:6379' });
+    expect(config.redis?.port).toBe(6379);
+    expect(warnings).toEqual([
+      expect.objectContaining({ code: 'SERVICE_LINK_VARIABLE', variable: 'REDIS_PORT' }),
+    ]);
+  });
+
+  it('warns inside Kubernetes when the database host is still the default localhost', () => {
+    const { warnings } = load({ KUBERNETES_SERVICE_HOST: '10.0.0.1' });
+    expect(warnings).toEqual([
+      expect.objectContaining({
+        code: 'KUBERNETES_DEFAULT_HOST',
+        message: expect.stringContaining('set DB_HOST'),
+      }),
+    ]);
+    expect(load({ KUBERNETES_SERVICE_HOST: '10.0.0.1', DB_HOST: 'localhost' }).warnings).toEqual([]);
+    expect(load({ KUBERNETES_SERVICE_HOST: '10.0.0.1' }, 'database:\n  host: db\n').warnings).toEqual([]);
+  });
+
+  it('warns when Redis variables are set without a host', () => {
+    const { config, warnings } = load({ REDIS_PORT: '6380' });
+    expect(config.redis).toBeNull();
+    expect(warnings).toEqual([
+      expect.objectContaining({ code: 'REDIS_NOT_CONFIGURED', variable: 'REDIS_PORT' }),
+    ]);
+  });
+});
