@@ -1,0 +1,39 @@
+import { BatchActionSchema } from '@nodebatch/progress';
+import { z } from 'zod';
+
+const MAX_NODES = 5000;
+
+/** Body of POST /api/v1/batches. */
+export const BatchRequestSchema = z
+  .strictObject({
+    action: BatchActionSchema,
+    nodes: z.array(z.string().min(1).max(253)).min(1).max(MAX_NODES),
+    params: z.record(z.string(), z.unknown()).optional(),
+    /** Nodes worked on at once; the worker's default when absent. */
+    concurrency: z.number().int().positive().max(1000).optional(),
+  })
+  .superRefine((body, ctx) => {
+    const seen = new Set<string>();
+    body.nodes.forEach((node, index) => {
+      if (seen.has(node)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['nodes', index],
+          message: `node ${JSON.stringify(node)} is listed twice`,
+        });
+      }
+      seen.add(node);
+    });
+  });
+export type BatchRequest = z.infer<typeof BatchRequestSchema>;
+
+export const BatchAcceptedSchema = z.object({ taskId: z.string() });
+
+/** `nodes[3].name` from a path of keys, as users write it. */
+export function formatFieldPath(root: string, path: readonly PropertyKey[]): string {
+  let field = root;
+  for (const key of path) {
+    field += typeof key === 'number' ? `[${key}]` : field ? `.${String(key)}` : String(key);
+  }
+  return field;
+}

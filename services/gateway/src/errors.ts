@@ -1,0 +1,54 @@
+import { NodebatchError } from '@nodebatch/progress';
+
+/** Base class of the gateway's own errors; `statusCode` is the HTTP status a request failing with it gets. */
+export class GatewayError extends NodebatchError {
+  readonly statusCode: number;
+
+  constructor(code: string, statusCode: number, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.statusCode = statusCode;
+  }
+}
+
+/** The gateway was started without a JWT secret and without AUTH_DISABLED=true. */
+export class AuthConfigurationError extends GatewayError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('AUTH_NOT_CONFIGURED', 500, message, options);
+  }
+}
+
+/** A request carried no token, or one that did not verify. The message never contains the token. */
+export class AuthenticationError extends GatewayError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('UNAUTHENTICATED', 401, message, options);
+  }
+}
+
+/** The task does not exist or belongs to another user: both look the same to the caller. */
+export class TaskNotFoundError extends GatewayError {
+  constructor(taskId: string, options?: { cause?: unknown }) {
+    super('TASK_NOT_FOUND', 404, `task ${JSON.stringify(taskId)} not found`, options);
+  }
+}
+
+/** A cancel for a task that already has its terminal event. */
+export class TaskEndedConflictError extends GatewayError {
+  constructor(taskId: string, terminalType: string, options?: { cause?: unknown }) {
+    super(
+      'TASK_ALREADY_ENDED',
+      409,
+      `task ${JSON.stringify(taskId)} already ended with ${terminalType}; it cannot be cancelled`,
+      options,
+    );
+  }
+}
+
+/** The request body or query failed validation; `field` names the first offending field. */
+export class InvalidRequestError extends GatewayError {
+  readonly field: string;
+
+  constructor(field: string, message: string, options?: { cause?: unknown }) {
+    super('INVALID_REQUEST', 400, `${field}: ${message}`, options);
+    this.field = field;
+  }
+}

@@ -1,0 +1,117 @@
+import type { ServerResponse } from 'node:http';
+import { isTerminalType } from '@nodebatch/progress';
+import type { StoredEvent } from '@nodebatch/progress';
+import type { Logger } from 'pino';
+import { Subscription } from 'rxjs';
+import type { Observable } from 'rxjs';
+import type { GatewayMetrics } from './metrics.js';
+
+/** Options of the SSE progress stream. */
+export interface SseStreamOptions {
+  /** Milliseconds between comment lines that keep proxies from closing an idle stream. Default 15000. */
+  heartbeatMs?: number;
+  /**
+   * Bytes a client may leave unread (kernel buffers excluded) before it is
+   * disconnected; it resumes with Last-Event-ID. Default 1 MiB.
+   */
+  maxBufferedBytes?: number;
+  /** Reconnection delay sent to EventSource clients (`retry:`), in ms. Default 1000. */
+  retryMs?: number;
+}
+
+export const SSE_DEFAULTS = { heartbeatMs: 15_000, maxBufferedBytes: 1024 * 1024, retryMs: 1000 } as const;
+
+/** One event as an SSE message: `id:` is the seq so that Last-Event-ID resumes exactly after it. */
+export function formatSseEvent(event: StoredEvent): string {
+  return `id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`;
+}
+
+export interface SseStreamParams {
+  response: ServerResponse;
+  events$: Observable<StoredEvent>;
+  options: Required<SseStreamOptions>;
+  metrics: GatewayMetrics;
+  logger: Logger;
+}
+
+/** What the gateway keeps of an open stream: a way to end it on shutdown. */
+export interface OpenStream {
+  end(): void;
+}
+
+/**
+ * Writes a task's events to an already authorised response until the
+ * terminal event, the client leaving, or the client falling behind.
+ *
+ * Observables do not wait for slow readers, so the response's own buffer is
+ * the bounded buffer: once more than `maxBufferedBytes` wait to be sent, the
+ * connection is dropped instead of letting memory grow (the client resumes
+ * with Last-Event-ID and loses nothing: delivery is from the log).
+ */
+export function streamEventsOverSse(
+  params: SseStreamParams,
+  onClosed: (stream: OpenStream) => void,
+): OpenStream {
+  const { response, options, metrics, logger } = params;
+  response.writeHead(200, {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache, no-transform',
+    connection: 'keep-alive',
+    // nginx buffers responses unless told not to, which would hold events back.
+    'x-accel-buffering': 'no',
+  });
+  response.write(`retry: ${options.retryMs}\n: stream open\n\n`);
+  metrics.streamOpened('sse');
+
+  let closed = false;
+  const handle: OpenStream = { end: () => close('end') };
+  // Created first so that close() can run during a synchronous first emission.
+  const subscription = new Subscription();
+  const heartbeat = setInterval(() => write(': heartbeat\n\n'), options.heartbeatMs);
+  heartbeat.unref();
+
+  const close = (how: 'end' | 'destroy') => {
+    if (closed) return;
+    closed = true;
+    clearInterval(heartbeat);
+    subscription.unsubscribe();
+    metrics.streamClosed('sse');
+    if (how === 'end') response.end();
+    else response.destroy();
+    onClosed(handle);
+  };
+
+  function write(chunk: string): void {
+    if (closed) return;
+    response.write(chunk);
+    if (response.writableLength > options.maxBufferedBytes) {
+      metrics.slowClientDisconnected('sse');
+      logger.warn(
+        { bufferedBytes: response.writableLength, maxBufferedBytes: options.maxBufferedBytes },
+        'disconnecting a slow SSE client: its send buffer is full (it can resume with Last-Event-ID)',
+      );
+      close('destroy');
+    }
+  }
+
+  response.on('close', () => close('destroy'));
+
+  subscription.add(
+    params.events$.subscribe({
+      next(event) {
+        write(formatSseEvent(event));
+        if (!closed) metrics.delivered('sse', event);
+        if (isTerminalType(event.type)) close('end');
+      },
+      error(err: unknown) {
+        logger.error({ err }, 'progress stream failed; closing the SSE response so the client resumes');
+        close('destroy');
+      },
+      complete() {
+        close('end');
+      },
+    }),
+  );
+
+  return handle;
+}

@@ -1,0 +1,181 @@
+import { isTerminalType } from '@nodebatch/progress';
+import type { StoredEvent } from '@nodebatch/progress';
+import type { Logger } from 'pino';
+import type { Observable, Subscription } from 'rxjs';
+import type { WebSocket } from 'ws';
+import { z } from 'zod';
+import type { Principal } from './auth.js';
+import { GatewayError } from './errors.js';
+import type { GatewayMetrics } from './metrics.js';
+
+const taskId = z.string().min(1).max(200);
+
+/** Messages a client may send on /api/v1/progress/ws. */
+export const ClientMessageSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('subscribe'), taskId, after: z.number().int().nonnegative().optional() }),
+  z.object({ type: z.literal('unsubscribe'), taskId }),
+]);
+export type ClientMessage = z.infer<typeof ClientMessageSchema>;
+
+/** Messages the gateway sends. `end` follows a task's terminal event. */
+export type ServerMessage =
+  | { type: 'event'; event: StoredEvent }
+  | { type: 'error'; code: string; message: string; taskId?: string }
+  | { type: 'end'; taskId: string };
+
+/** Options of a WebSocket progress session. */
+export interface WebSocketSessionOptions {
+  /** Bytes queued for a client before it is disconnected (close code 1008). Default 1 MiB. */
+  maxBufferedBytes?: number;
+  /** Tasks one connection may follow at once. Default 100. */
+  maxSubscriptions?: number;
+}
+
+export const WS_DEFAULTS = { maxBufferedBytes: 1024 * 1024, maxSubscriptions: 100 } as const;
+
+export interface WebSocketSessionParams {
+  socket: WebSocket;
+  principal: Principal;
+  /** Rejects (TaskNotFoundError) when the principal may not see the task. */
+  authorize(taskId: string, principal: Principal): Promise<void>;
+  events$(taskId: string, after: number | undefined): Observable<StoredEvent>;
+  options: Required<WebSocketSessionOptions>;
+  metrics: GatewayMetrics;
+  logger: Logger;
+}
+
+interface SubscriptionEntry {
+  subscription?: Subscription;
+  cancelled: boolean;
+  /** Counted in the active-streams gauge. */
+  open: boolean;
+}
+
+/**
+ * One client connection: any number of task subscriptions, each delivering
+ * the same events as the SSE stream. Returns a function that closes the session.
+ */
+export function runWebSocketSession(params: WebSocketSessionParams): () => void {
+  const { socket, principal, options, metrics, logger } = params;
+  // A subscription is registered before it is authorised so an unsubscribe
+  // that overtakes the authorisation still wins.
+  const subscriptions = new Map<string, SubscriptionEntry>();
+  let closed = false;
+
+  const send = (message: ServerMessage): void => {
+    if (closed || socket.readyState !== socket.OPEN) return;
+    socket.send(JSON.stringify(message));
+    if (socket.bufferedAmount > options.maxBufferedBytes) {
+      metrics.slowClientDisconnected('ws');
+      logger.warn(
+        { bufferedBytes: socket.bufferedAmount, maxBufferedBytes: options.maxBufferedBytes },
+        'disconnecting a slow WebSocket client: its send buffer is full (it can resubscribe with after)',
+      );
+      socket.close(1008, 'send buffer full; resubscribe with after');
+      // close() waits for the peer's close frame, which a stalled client never reads.
+      socket.terminate();
+      shutdown();
+    }
+  };
+
+  const stop = (id: string): void => {
+    const entry = subscriptions.get(id);
+    if (!entry) return;
+    subscriptions.delete(id);
+    entry.cancelled = true;
+    entry.subscription?.unsubscribe();
+    if (entry.open) metrics.streamClosed('ws');
+  };
+
+  const subscribe = async (id: string, after: number | undefined): Promise<void> => {
+    stop(id);
+    if (subscriptions.size >= options.maxSubscriptions) {
+      send({
+        type: 'error',
+        code: 'TOO_MANY_SUBSCRIPTIONS',
+        message: `at most ${options.maxSubscriptions} tasks per connection`,
+        taskId: id,
+      });
+      return;
+    }
+    const entry: SubscriptionEntry = { cancelled: false, open: false };
+    subscriptions.set(id, entry);
+    try {
+      await params.authorize(id, principal);
+    } catch (err) {
+      if (subscriptions.get(id) === entry) subscriptions.delete(id);
+      const known = err instanceof GatewayError;
+      if (!known) logger.error({ err, taskId: id }, 'could not authorise a WebSocket subscription');
+      send({
+        type: 'error',
+        code: known ? err.code : 'INTERNAL',
+        message: known ? err.message : 'internal error',
+        taskId: id,
+      });
+      return;
+    }
+    if (entry.cancelled || closed) return;
+    metrics.streamOpened('ws');
+    entry.open = true;
+    let ended = false;
+    const finish = () => {
+      if (ended) return;
+      ended = true;
+      send({ type: 'end', taskId: id });
+      stop(id);
+    };
+    entry.subscription = params.events$(id, after).subscribe({
+      next(event) {
+        send({ type: 'event', event });
+        metrics.delivered('ws', event);
+        if (isTerminalType(event.type)) finish();
+      },
+      error(err: unknown) {
+        logger.error({ err, taskId: id }, 'progress stream failed on a WebSocket subscription');
+        send({
+          type: 'error',
+          code: 'STREAM_FAILED',
+          message: 'progress stream failed; resubscribe',
+          taskId: id,
+        });
+        stop(id);
+      },
+      complete: finish,
+    });
+    if (ended) entry.subscription.unsubscribe();
+  };
+
+  const shutdown = (): void => {
+    if (closed) return;
+    closed = true;
+    for (const id of [...subscriptions.keys()]) stop(id);
+  };
+
+  socket.on('message', (data, isBinary) => {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(isBinary ? '' : data.toString());
+    } catch {
+      send({ type: 'error', code: 'INVALID_MESSAGE', message: 'messages must be JSON text' });
+      return;
+    }
+    const parsed = ClientMessageSchema.safeParse(raw);
+    if (!parsed.success) {
+      send({ type: 'error', code: 'INVALID_MESSAGE', message: z.prettifyError(parsed.error) });
+      return;
+    }
+    const message = parsed.data;
+    if (message.type === 'subscribe') void subscribe(message.taskId, message.after);
+    else stop(message.taskId);
+  });
+  socket.on('close', shutdown);
+  socket.on('error', (err) => {
+    logger.debug({ err }, 'WebSocket error');
+    shutdown();
+  });
+
+  return () => {
+    shutdown();
+    socket.close(1001, 'gateway shutting down');
+  };
+}
