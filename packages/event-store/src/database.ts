@@ -1,0 +1,62 @@
+import type { ColumnType } from 'kysely';
+
+/** Row types of the tables migrations/ creates, as node-postgres returns them. */
+
+/** bigint comes back as a string (it may exceed 2^53); the store converts positions to numbers. */
+type Int8 = ColumnType<string, string | number | bigint, string | number | bigint>;
+type Timestamp = ColumnType<Date, Date | string, Date | string>;
+
+export interface EventsTable {
+  position: Int8;
+  task_id: string;
+  seq: number;
+  type: string;
+  time: Timestamp;
+  data: ColumnType<unknown, string, string>;
+}
+
+export interface TasksTable {
+  task_id: string;
+  user_id: string;
+  action: string;
+  status: string;
+  total: number;
+  done: number;
+  succeeded: number;
+  failed: number;
+  skipped: number;
+  last_seq: number;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  finished_at: ColumnType<Date | null, Date | string | null, Date | string | null>;
+}
+
+export interface EventStoreDatabase {
+  events: EventsTable;
+  tasks: TasksTable;
+}
+
+export type EventRow = {
+  position: string;
+  task_id: string;
+  seq: number;
+  type: string;
+  time: Date;
+  data: unknown;
+};
+
+export type TaskRow = {
+  task_id: string;
+  user_id: string;
+  action: string;
+  status: string;
+  total: number;
+  done: number;
+  succeeded: number;
+  failed: number;
+  skipped: number;
+  last_seq: number;
+  created_at: Date;
+  updated_at: Date;
+  finished_at: Date | null;
+};

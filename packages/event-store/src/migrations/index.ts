@@ -1,0 +1,14 @@
+import type { Migration, MigrationProvider } from 'kysely/migration';
+import * as eventLog from './0001-event-log.js';
+
+/**
+ * Every migration, in order. Imported statically rather than read from a
+ * folder so that the same list works from source, from dist and bundled.
+ */
+export const EVENT_STORE_MIGRATIONS: Readonly<Record<string, Migration>> = {
+  '0001-event-log': eventLog,
+};
+
+export const eventStoreMigrationProvider: MigrationProvider = {
+  getMigrations: async () => ({ ...EVENT_STORE_MIGRATIONS }),
+};

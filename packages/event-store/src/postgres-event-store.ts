@@ -1,0 +1,416 @@
+import {
+  InvalidEventError,
+  isTerminalType,
+  StaleSequenceError,
+  TaskAlreadyEndedError,
+  UnknownTaskError,
+  type AppendOptions,
+  type AppendTransaction,
+  type EventStore,
+  type NewEvent,
+  type ReadAllOptions,
+  type ReadTaskOptions,
+  type StoredEvent,
+  type TerminalEventType,
+} from '@nodebatch/progress';
+import { CompiledQuery, Kysely, PostgresDialect, sql, type Transaction } from 'kysely';
+import type pg from 'pg';
+import { pino, type Logger } from 'pino';
+import type { EventRow, EventStoreDatabase, TaskRow } from './database.js';
+import { applyToSummary, type TaskSummary, type TaskSummaryStatus } from './task-summary.js';
+import { validateEvents } from './validate-events.js';
+
+/** Options of {@link createEventStore}. */
+export interface EventStoreOptions {
+  /** The pool every query runs on; the store never ends it. */
+  pool: pg.Pool;
+  /** Default: silent. */
+  logger?: Logger;
+  /** Largest `data` of one event, in bytes of JSON. Default 65536 (64 KiB). */
+  maxEventBytes?: number;
+  /** Events per readTask/readAll call when no limit is given, and the largest limit accepted. Default 1000. */
+  pageSize?: number;
+  /** Clock for events appended without a time and for retention. Default `() => new Date()`. */
+  now?: () => Date;
+}
+
+/** Options of {@link PostgresEventStore.listTasks}. */
+export interface ListTasksOptions {
+  userId?: string;
+  status?: TaskSummaryStatus;
+  /** At most this many tasks. Default 50, at most 1000. */
+  limit?: number;
+  /** Only tasks created strictly before this ISO-8601 time (the `createdAt` of the last task of the previous page). */
+  before?: string;
+}
+
+/** Options of {@link PostgresEventStore.deleteExpiredTasks}. */
+export interface DeleteExpiredTasksOptions {
+  /** Delete tasks that finished more than this many milliseconds ago. Default 7 days. */
+  olderThanMs?: number;
+  /** Tasks deleted per statement, so that one run never holds many locks at once. Default 500. */
+  batchSize?: number;
+}
+
+export interface DeletedTasks {
+  tasks: number;
+  events: number;
+}
+
+/** Options of {@link PostgresEventStore.startRetentionJob}. */
+export interface RetentionJobOptions {
+  /** Time between runs; the first run starts at once. Default 1 hour. */
+  intervalMs?: number;
+  /** See {@link DeleteExpiredTasksOptions.olderThanMs}. Default 7 days. */
+  olderThanMs?: number;
+  /** Default: the store's logger. */
+  logger?: Logger;
+}
+
+export interface RetentionJob {
+  /** Stops the timer and waits for a run in progress. */
+  stop(): Promise<void>;
+}
+
+/** The PostgreSQL event log: an {@link EventStore} with the task listing and retention. */
+export interface PostgresEventStore extends EventStore {
+  /** The task's summary row; null when the task does not exist (or was deleted by retention). */
+  getTask(taskId: string): Promise<TaskSummary | null>;
+  /** Tasks newest first, filtered by user and status, in one indexed query. */
+  listTasks(options?: ListTasksOptions): Promise<TaskSummary[]>;
+  /** Deletes the events and summaries of tasks that finished long enough ago; never a running task. */
+  deleteExpiredTasks(options?: DeleteExpiredTasksOptions): Promise<DeletedTasks>;
+  /** Runs {@link deleteExpiredTasks} now and then every `intervalMs`. */
+  startRetentionJob(options?: RetentionJobOptions): RetentionJob;
+}
+
+export const DEFAULT_MAX_EVENT_BYTES = 64 * 1024;
+export const DEFAULT_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
+const DEFAULT_RETENTION_INTERVAL_MS = 60 * 60 * 1000;
+const DEFAULT_LIST_LIMIT = 50;
+const MAX_LIST_LIMIT = 1000;
+
+const TERMINAL_TYPE_OF_STATUS: Partial<Record<string, TerminalEventType>> = {
+  completed: 'TaskCompleted',
+  cancelled: 'TaskCancelled',
+  failed: 'TaskFailed',
+};
+
+/**
+ * Creates the store over a pool whose database `runMigrations` has prepared.
+ *
+ * Positions: see positions in the README. In short, an append takes its
+ * positions from a sequence, concurrently with other tasks' appends, after
+ * announcing a floor below them in pg_locks; readAll returns only positions up
+ * to the lowest floor of any append still in flight, so it never passes over a
+ * position that may still commit (invariant 4).
+ */
+export function createEventStore(options: EventStoreOptions): PostgresEventStore {
+  return new PgEventStore(options);
+}
+
+class PgEventStore implements PostgresEventStore {
+  readonly #db: Kysely<EventStoreDatabase>;
+  readonly #logger: Logger;
+  readonly #maxEventBytes: number;
+  readonly #pageSize: number;
+  readonly #now: () => Date;
+
+  constructor(options: EventStoreOptions) {
+    this.#db = new Kysely<EventStoreDatabase>({ dialect: new PostgresDialect({ pool: options.pool }) });
+    this.#logger = options.logger ?? pino({ level: 'silent' });
+    this.#maxEventBytes = options.maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES;
+    this.#pageSize = options.pageSize ?? 1000;
+    this.#now = options.now ?? (() => new Date());
+  }
+
+  async append(
+    taskId: string,
+    events: readonly NewEvent[],
+    options: AppendOptions = {},
+  ): Promise<StoredEvent[]> {
+    const validated = validateEvents(taskId, events, this.#maxEventBytes);
+    if (validated.length === 0) return [];
+    const defaultTime = this.#now().toISOString();
+    return this.#db.transaction().execute(async (trx) => {
+      // The row lock serializes appends to this task and nothing else; a
+      // waiting append then reads the row as the previous one committed it.
+      const { rows } = await sql<TaskRow>`SELECT * FROM tasks WHERE task_id = ${taskId} FOR UPDATE`.execute(
+        trx,
+      );
+      const task = rows[0];
+      const lastSeq = task?.last_seq ?? 0;
+      if (options.expectedSeq !== undefined && options.expectedSeq !== lastSeq) {
+        throw new StaleSequenceError(taskId, options.expectedSeq, lastSeq);
+      }
+      if (task === undefined && validated[0]!.type !== 'TaskCreated') throw new UnknownTaskError(taskId);
+      if (task?.finished_at != null) {
+        throw new TaskAlreadyEndedError(
+          taskId,
+          TERMINAL_TYPE_OF_STATUS[task.status] ?? task.status,
+          task.last_seq,
+        );
+      }
+      validated.forEach((event, index) => {
+        if (event.type === 'TaskCreated' && lastSeq + index > 0) {
+          throw new InvalidEventError(
+            `task ${JSON.stringify(taskId)}, event ${index}: TaskCreated must be the task's first event (the task has ${lastSeq + index} before it)`,
+          );
+        }
+        const earlierTerminal = validated.findIndex((e, i) => i < index && isTerminalType(e.type));
+        if (earlierTerminal !== -1) {
+          throw new TaskAlreadyEndedError(
+            taskId,
+            validated[earlierTerminal]!.type,
+            lastSeq + earlierTerminal + 1,
+          );
+        }
+      });
+
+      const pending = validated.map(
+        (event, index) =>
+          ({
+            taskId,
+            seq: lastSeq + index + 1,
+            position: 0,
+            type: event.type,
+            time: event.time ?? defaultTime,
+            data: event.data,
+          }) as StoredEvent,
+      );
+      const summary = applyToSummary(task === undefined ? null : summaryOf(task), pending);
+      if (task === undefined) await this.#insertTask(trx, summary, options.expectedSeq);
+
+      // Announce this append to readers before taking positions (invariant 4).
+      await sql`SELECT event_writer_register()`.execute(trx);
+      const batch = JSON.stringify(
+        pending.map((event) => ({ type: event.type, time: event.time, data: event.data })),
+      );
+      // One statement for the whole batch; the ordered subquery makes positions follow seqs.
+      const inserted = await sql<EventRow>`
+        WITH inserted AS (
+          INSERT INTO events (position, task_id, seq, type, time, data)
+          SELECT nextval('event_position_seq'), ${taskId}, ${lastSeq}::integer + e.ord::integer,
+                 e.ev->>'type', (e.ev->>'time')::timestamptz, e.ev->'data'
+          FROM (SELECT ev, ord FROM jsonb_array_elements(${batch}::jsonb) WITH ORDINALITY AS t (ev, ord) ORDER BY ord) e
+          RETURNING position, task_id, seq, type, time, data
+        ), summary AS (
+          UPDATE tasks SET status = ${summary.status}, done = ${summary.done}, succeeded = ${summary.succeeded},
+                 failed = ${summary.failed}, skipped = ${summary.skipped}, last_seq = ${summary.lastSeq},
+                 updated_at = ${summary.updatedAt}, finished_at = ${summary.finishedAt}
+          WHERE task_id = ${taskId}
+        )
+        SELECT * FROM inserted ORDER BY seq`.execute(trx);
+      const stored = inserted.rows.map(toStoredEvent);
+      if (options.hook) await options.hook(appendTransaction(trx), stored);
+      return stored;
+    });
+  }
+
+  async #insertTask(
+    trx: Transaction<EventStoreDatabase>,
+    summary: TaskSummary,
+    expectedSeq: number | undefined,
+  ): Promise<void> {
+    const created = await sql`
+      INSERT INTO tasks (task_id, user_id, action, status, total, done, succeeded, failed, skipped, last_seq,
+                         created_at, updated_at, finished_at)
+      VALUES (${summary.taskId}, ${summary.userId}, ${summary.action}, ${summary.status}, ${summary.total}, 0, 0, 0, 0, 0,
+              ${summary.createdAt}, ${summary.createdAt}, NULL)
+      ON CONFLICT (task_id) DO NOTHING
+      RETURNING task_id`.execute(trx);
+    if (created.rows.length > 0) return;
+    // Another append created the task after our FOR UPDATE found nothing.
+    const { rows } = await sql<{
+      last_seq: number;
+    }>`SELECT last_seq FROM tasks WHERE task_id = ${summary.taskId}`.execute(trx);
+    const actual = rows[0]?.last_seq ?? 0;
+    if (expectedSeq !== undefined) throw new StaleSequenceError(summary.taskId, expectedSeq, actual);
+    throw new InvalidEventError(
+      `task ${JSON.stringify(summary.taskId)}, event 0: TaskCreated must be the task's first event (the task has ${actual} before it)`,
+    );
+  }
+
+  async readTask(taskId: string, options: ReadTaskOptions = {}): Promise<StoredEvent[]> {
+    const after = checkInteger('after', options.after ?? 0, 0);
+    const limit = Math.min(checkInteger('limit', options.limit ?? this.#pageSize, 1), this.#pageSize);
+    // One round trip: no row at all means no such task, one row of nulls means no events after `after`.
+    const { rows } = await sql<{ known: string } & Partial<EventRow>>`
+      SELECT t.task_id AS known, e.*
+      FROM tasks t
+      LEFT JOIN LATERAL (
+        SELECT position, task_id, seq, type, time, data FROM events
+        WHERE task_id = t.task_id AND seq > ${after} ORDER BY seq LIMIT ${limit}
+      ) e ON true
+      WHERE t.task_id = ${taskId}`.execute(this.#db);
+    if (rows.length === 0) throw new UnknownTaskError(taskId);
+    return rows.filter((row) => row.position != null).map((row) => toStoredEvent(row as EventRow));
+  }
+
+  async readAll(options: ReadAllOptions): Promise<StoredEvent[]> {
+    const after = checkInteger('afterPosition', options.afterPosition, 0);
+    const limit = Math.min(checkInteger('limit', options.limit ?? this.#pageSize, 1), this.#pageSize);
+    // Two statements on purpose: the events must be read with a snapshot taken
+    // after the readable position was computed (see event_readable_position).
+    const readable = await this.headPosition();
+    if (readable <= after) return [];
+    const { rows } = await sql<EventRow>`
+      SELECT position, task_id, seq, type, time, data FROM events
+      WHERE position > ${after} AND position <= ${readable}
+      ORDER BY position LIMIT ${limit}`.execute(this.#db);
+    return rows.map(toStoredEvent);
+  }
+
+  async latestSeqs(taskIds: readonly string[]): Promise<Map<string, number>> {
+    const result = new Map<string, number>();
+    if (taskIds.length === 0) return result;
+    const { rows } = await sql<{ task_id: string; last_seq: number }>`
+      SELECT task_id, last_seq FROM tasks WHERE task_id = ANY(${[...taskIds]}::text[])`.execute(this.#db);
+    for (const row of rows) result.set(row.task_id, row.last_seq);
+    return result;
+  }
+
+  async headPosition(): Promise<number> {
+    const { rows } = await sql<{
+      readable: string | null;
+    }>`SELECT event_readable_position() AS readable`.execute(this.#db);
+    return Number(rows[0]?.readable ?? 0);
+  }
+
+  async getTask(taskId: string): Promise<TaskSummary | null> {
+    const row = await this.#db
+      .selectFrom('tasks')
+      .selectAll()
+      .where('task_id', '=', taskId)
+      .executeTakeFirst();
+    return row === undefined ? null : summaryOf(row as TaskRow);
+  }
+
+  async listTasks(options: ListTasksOptions = {}): Promise<TaskSummary[]> {
+    const limit = Math.min(checkInteger('limit', options.limit ?? DEFAULT_LIST_LIMIT, 1), MAX_LIST_LIMIT);
+    let query = this.#db.selectFrom('tasks').selectAll();
+    if (options.userId !== undefined) query = query.where('user_id', '=', options.userId);
+    if (options.status !== undefined) query = query.where('status', '=', options.status);
+    if (options.before !== undefined)
+      query = query.where('created_at', '<', new Date(checkTime('before', options.before)));
+    const rows = await query.orderBy('created_at', 'desc').orderBy('task_id', 'desc').limit(limit).execute();
+    return rows.map((row) => summaryOf(row as TaskRow));
+  }
+
+  async deleteExpiredTasks(options: DeleteExpiredTasksOptions = {}): Promise<DeletedTasks> {
+    const olderThanMs = checkInteger('olderThanMs', options.olderThanMs ?? DEFAULT_RETENTION_MS, 0);
+    const batchSize = checkInteger('batchSize', options.batchSize ?? 500, 1);
+    const cutoff = new Date(this.#now().getTime() - olderThanMs).toISOString();
+    const total: DeletedTasks = { tasks: 0, events: 0 };
+    for (;;) {
+      // finished_at is set by the terminal event only, so a running task is never selected.
+      // SKIP LOCKED: a task another run is deleting is left to it.
+      const { rows } = await sql<{ tasks: string; events: string }>`
+        WITH expired AS (
+          SELECT task_id FROM tasks
+          WHERE finished_at IS NOT NULL AND finished_at < ${cutoff}::timestamptz
+          ORDER BY finished_at LIMIT ${batchSize}
+          FOR UPDATE SKIP LOCKED
+        ), deleted_events AS (
+          DELETE FROM events WHERE task_id IN (SELECT task_id FROM expired) RETURNING 1
+        ), deleted_tasks AS (
+          DELETE FROM tasks WHERE task_id IN (SELECT task_id FROM expired) RETURNING 1
+        )
+        SELECT (SELECT count(*) FROM deleted_tasks) AS tasks, (SELECT count(*) FROM deleted_events) AS events`.execute(
+        this.#db,
+      );
+      const tasks = Number(rows[0]?.tasks ?? 0);
+      total.tasks += tasks;
+      total.events += Number(rows[0]?.events ?? 0);
+      if (tasks < batchSize) return total;
+    }
+  }
+
+  startRetentionJob(options: RetentionJobOptions = {}): RetentionJob {
+    const intervalMs = checkInteger('intervalMs', options.intervalMs ?? DEFAULT_RETENTION_INTERVAL_MS, 1);
+    const olderThanMs = options.olderThanMs ?? DEFAULT_RETENTION_MS;
+    const logger = (options.logger ?? this.#logger).child({ job: 'event-retention' });
+    let stopped = false;
+    let failing = false;
+    let timer: NodeJS.Timeout | undefined;
+    let running: Promise<void> = Promise.resolve();
+
+    const run = async (): Promise<void> => {
+      try {
+        const deleted = await this.deleteExpiredTasks({ olderThanMs });
+        if (failing) logger.info('event retention works again');
+        failing = false;
+        if (deleted.tasks > 0) logger.info({ ...deleted, olderThanMs }, 'deleted expired tasks');
+      } catch (err) {
+        // Logged once per streak of failures, not every interval.
+        if (!failing) logger.error({ err }, 'event retention failed; retrying every interval');
+        failing = true;
+      }
+    };
+    const schedule = (): void => {
+      if (stopped) return;
+      running = run().then(() => {
+        if (stopped) return;
+        timer = setTimeout(schedule, intervalMs);
+        timer.unref();
+      });
+    };
+    schedule();
+    return {
+      stop: async () => {
+        stopped = true;
+        if (timer !== undefined) clearTimeout(timer);
+        await running;
+      },
+    };
+  }
+}
+
+function appendTransaction(trx: Transaction<EventStoreDatabase>): AppendTransaction {
+  return {
+    query: (text, values) =>
+      trx.executeQuery(CompiledQuery.raw(text, values === undefined ? [] : [...values])),
+  };
+}
+
+function toStoredEvent(row: EventRow): StoredEvent {
+  return {
+    taskId: row.task_id,
+    seq: row.seq,
+    position: Number(row.position),
+    type: row.type,
+    time: row.time.toISOString(),
+    data: row.data,
+  } as StoredEvent;
+}
+
+function summaryOf(row: TaskRow): TaskSummary {
+  return {
+    taskId: row.task_id,
+    userId: row.user_id,
+    action: row.action as TaskSummary['action'],
+    status: row.status as TaskSummaryStatus,
+    total: row.total,
+    done: row.done,
+    succeeded: row.succeeded,
+    failed: row.failed,
+    skipped: row.skipped,
+    lastSeq: row.last_seq,
+    createdAt: row.created_at.toISOString(),
+    updatedAt: row.updated_at.toISOString(),
+    finishedAt: row.finished_at === null ? null : row.finished_at.toISOString(),
+  };
+}
+
+function checkInteger(name: string, value: number, min: number): number {
+  if (!Number.isSafeInteger(value) || value < min) {
+    throw new RangeError(`${name} must be an integer of at least ${min}, got ${String(value)}`);
+  }
+  return value;
+}
+
+function checkTime(name: string, value: string): string {
+  if (Number.isNaN(Date.parse(value)))
+    throw new RangeError(`${name} must be an ISO-8601 time, got ${JSON.stringify(value)}`);
+  return value;
+}
