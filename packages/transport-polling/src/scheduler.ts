@@ -1,0 +1,26 @@
+/** A pending timer of a {@link Scheduler}. */
+export interface ScheduledTask {
+  cancel(): void;
+}
+
+/**
+ * Time as the poll loop sees it. Injectable so tests can drive poll ticks one
+ * by one and count the queries of each, instead of sleeping.
+ */
+export interface Scheduler {
+  /** Milliseconds on a monotonic clock. */
+  now(): number;
+  /** Runs `task` once after `delayMs`. */
+  schedule(task: () => void, delayMs: number): ScheduledTask;
+}
+
+/** The scheduler of the running process: `setTimeout` and `performance.now()`. */
+export const realScheduler: Scheduler = {
+  now: () => performance.now(),
+  schedule(task, delayMs) {
+    const timer = setTimeout(task, delayMs);
+    // A poll loop alone must not keep a process alive that has nothing else to do.
+    timer.unref();
+    return { cancel: () => clearTimeout(timer) };
+  },
+};
