@@ -1,0 +1,133 @@
+import type { NodebatchConfig } from '@nodebatch/config';
+import { UnrecoverableError, WaitingError, Worker, createPostgresBackend } from 'bullmq';
+import type { Job, WorkerOptions } from 'bullmq';
+import type { Logger } from 'pino';
+import { BatchJobDataSchema } from './batch-job-data.js';
+import type { BatchJobData } from './batch-job-data.js';
+import { QUEUE_REDIS_PREFIX } from './batch-queue.js';
+import { queueBackendKind, queuePostgresOptions, queueRedisOptions } from './queue-backend.js';
+import type { QueueBackendKind } from './queue-backend.js';
+
+/** What a processor tells the consumer about a job it ran. */
+export type BatchJobOutcome =
+  /** The task reached its terminal event (or already had one): the job is done. */
+  | 'finished'
+  /** The worker is shutting down: the job goes back to the queue for another worker, which resumes from the log. */
+  | 'handed-back';
+
+export interface BatchJobContext {
+  jobId: string;
+  /** 1 for the first run of the job, 2 after one failed run, … (stalls are not counted). */
+  attempt: number;
+}
+
+export type BatchJobProcessor = (data: BatchJobData, context: BatchJobContext) => Promise<BatchJobOutcome>;
+
+export interface BatchConsumerOptions {
+  config: NodebatchConfig;
+  logger: Logger;
+  processor: BatchJobProcessor;
+  /** Jobs (tasks) run at once by this consumer. Default: config.worker.jobConcurrency. */
+  concurrency?: number;
+  /**
+   * How long a job stays locked by a worker that stopped renewing the lock
+   * (killed, frozen) before another worker may take it over. Default 15000 ms.
+   * The lock is renewed every half of this while the worker lives.
+   */
+  lockDurationMs?: number;
+  /** How often this consumer looks for jobs whose lock expired. Default 10000 ms. */
+  stalledIntervalMs?: number;
+  /**
+   * How many times a job may stall before BullMQ fails it. Default 10: a
+   * stalled batch resumes from the log, so a stall is cheap; the limit only
+   * stops a job that kills every worker that takes it.
+   */
+  maxStalledCount?: number;
+}
+
+/** The worker side of the batch queue. */
+export interface BatchConsumer {
+  readonly backend: QueueBackendKind;
+  readonly name: string;
+  /** Resolves when the consumer is connected and waiting for jobs. */
+  ready(): Promise<void>;
+  /**
+   * Stops taking jobs. Without `force` it waits for running processors to
+   * return; with `force` it drops them, and their jobs are taken over by
+   * another worker once their locks expire.
+   */
+  close(options?: { force?: boolean }): Promise<void>;
+}
+
+/** The slice of BullMQ's Worker that both backends share and this module uses. */
+interface WorkerHandle {
+  waitUntilReady(): Promise<unknown>;
+  close(force?: boolean): Promise<void>;
+  on(event: string, listener: (...args: never[]) => void): unknown;
+}
+
+export function createBatchConsumer(options: BatchConsumerOptions): BatchConsumer {
+  const { config, processor } = options;
+  const backend = queueBackendKind(config);
+  const name = config.queue.name;
+  const logger = options.logger.child({ component: 'batch-consumer', queue: name, backend });
+  const lockDuration = options.lockDurationMs ?? 15_000;
+  const concurrency = options.concurrency ?? config.worker.jobConcurrency;
+
+  const process = async (job: Job<BatchJobData>, token?: string): Promise<void> => {
+    const parsed = BatchJobDataSchema.safeParse(job.data);
+    if (!parsed.success) {
+      // Retrying cannot fix bad data: fail the job once, with the reason.
+      logger.error({ jobId: job.id, issues: parsed.error.issues }, 'invalid batch job data; job failed');
+      throw new UnrecoverableError(`invalid batch job data: ${parsed.error.message}`);
+    }
+    const outcome = await processor(parsed.data, {
+      jobId: job.id ?? parsed.data.taskId,
+      attempt: job.attemptsMade + 1,
+    });
+    if (outcome === 'handed-back') {
+      await job.moveToWait(token);
+      // Tells BullMQ the job was moved on purpose, not completed or failed.
+      throw new WaitingError();
+    }
+  };
+
+  const workerOptions = {
+    concurrency,
+    lockDuration,
+    stalledInterval: options.stalledIntervalMs ?? 10_000,
+    maxStalledCount: options.maxStalledCount ?? 10,
+    // Picks a job up within a second of an empty queue getting one, even without a wake-up.
+    drainDelay: 1,
+  } satisfies Omit<WorkerOptions, 'connection'>;
+
+  const worker = (config.redis
+    ? new Worker(name, process, {
+        ...workerOptions,
+        prefix: QUEUE_REDIS_PREFIX,
+        connection: queueRedisOptions(config.redis),
+      })
+    : new Worker(
+        name,
+        process,
+        // One pool connection per running job plus one for lock renewal and the stalled check.
+        { ...workerOptions, connection: queuePostgresOptions(config.database, concurrency + 2) },
+        createPostgresBackend,
+      )) as unknown as WorkerHandle;
+  worker.on('error', (err: Error) => logger.warn({ err }, 'batch queue connection error'));
+  worker.on('stalled', (jobId: string) =>
+    logger.warn({ jobId }, 'job stalled (its worker stopped renewing the lock); it will run again'),
+  );
+  worker.on('failed', (job: Job<BatchJobData> | undefined, err: Error) => {
+    if (job && !(err instanceof UnrecoverableError)) {
+      logger.error({ err, jobId: job.id, attemptsMade: job.attemptsMade }, 'batch job failed');
+    }
+  });
+
+  return {
+    backend,
+    name,
+    ready: () => worker.waitUntilReady().then(() => undefined),
+    close: (closeOptions) => worker.close(closeOptions?.force ?? false),
+  };
+}

@@ -1,0 +1,110 @@
+import type { NodebatchConfig } from '@nodebatch/config';
+import { NodebatchError } from '@nodebatch/progress';
+import { Queue, createPostgresBackend } from 'bullmq';
+import type { JobsOptions } from 'bullmq';
+import type { Logger } from 'pino';
+import { BatchJobDataSchema } from './batch-job-data.js';
+import type { BatchJobData } from './batch-job-data.js';
+import {
+  describeQueueBackend,
+  queueBackendKind,
+  queuePostgresOptions,
+  queueRedisOptions,
+} from './queue-backend.js';
+import type { QueueBackendKind } from './queue-backend.js';
+
+/** The producer side of the batch queue (the gateway enqueues, workers consume). */
+export interface BatchQueue {
+  readonly backend: QueueBackendKind;
+  readonly name: string;
+  /**
+   * Adds the job for a task. The task id is the job id, so enqueueing the same
+   * task twice is one job. Rejects with InvalidBatchJobError for bad data and
+   * QueueUnavailableError when the backend cannot be reached.
+   */
+  enqueue(data: BatchJobData): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface BatchQueueOptions {
+  config: NodebatchConfig;
+  logger: Logger;
+}
+
+/** Job data failed BatchJobDataSchema; nothing was enqueued. */
+export class InvalidBatchJobError extends NodebatchError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('INVALID_BATCH_JOB', message, options);
+  }
+}
+
+/** The queue's backend (Redis or PostgreSQL) refused or could not be reached. */
+export class QueueUnavailableError extends NodebatchError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('QUEUE_UNAVAILABLE', message, options);
+  }
+}
+
+/** Name of every batch job; the queue carries one kind of job. */
+export const BATCH_JOB_NAME = 'batch';
+
+/** BullMQ's key prefix on Redis (the PostgreSQL backend uses its own schema instead). */
+export const QUEUE_REDIS_PREFIX = 'nodebatch';
+
+/**
+ * How BullMQ retries a job whose processor threw (the database was down, the
+ * worker lost its connection): the next attempt resumes from the log, so a
+ * retry costs nothing but time. Finished jobs are kept a while for inspection.
+ */
+export const BATCH_JOB_OPTIONS: JobsOptions = {
+  attempts: 20,
+  backoff: { type: 'exponential', delay: 1000 },
+  removeOnComplete: { age: 24 * 3600, count: 10_000 },
+  removeOnFail: { age: 7 * 24 * 3600 },
+};
+
+/** The slice of BullMQ's Queue that both backends share and this module uses. */
+interface QueueHandle {
+  add(name: string, data: BatchJobData, options: JobsOptions): Promise<unknown>;
+  on(event: 'error', listener: (err: Error) => void): unknown;
+  close(): Promise<void>;
+}
+
+export function createBatchQueue(options: BatchQueueOptions): BatchQueue {
+  const { config } = options;
+  const backend = queueBackendKind(config);
+  const name = config.queue.name;
+  const logger = options.logger.child({ component: 'batch-queue', queue: name, backend });
+  const queue = (
+    config.redis
+      ? new Queue(name, { connection: queueRedisOptions(config.redis), prefix: QUEUE_REDIS_PREFIX })
+      : new Queue(name, { connection: queuePostgresOptions(config.database, 2) }, createPostgresBackend)
+  ) as QueueHandle;
+  // Without a listener an 'error' event would crash the process; the error also surfaces on enqueue.
+  queue.on('error', (err) => logger.warn({ err }, 'batch queue connection error'));
+
+  return {
+    backend,
+    name,
+    async enqueue(data) {
+      const parsed = BatchJobDataSchema.safeParse(data);
+      if (!parsed.success) {
+        throw new InvalidBatchJobError(`invalid batch job data: ${parsed.error.message}`, {
+          cause: parsed.error,
+        });
+      }
+      const { taskId } = parsed.data;
+      try {
+        await queue.add(BATCH_JOB_NAME, parsed.data, { ...BATCH_JOB_OPTIONS, jobId: taskId });
+      } catch (err) {
+        throw new QueueUnavailableError(
+          `could not enqueue task ${taskId} on ${JSON.stringify(describeQueueBackend(config))}: ${
+            (err as Error).message
+          }`,
+          { cause: err },
+        );
+      }
+    },
+    close: () => queue.close(),
+  };
+}

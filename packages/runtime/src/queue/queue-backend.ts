@@ -1,0 +1,49 @@
+import type { NodebatchConfig } from '@nodebatch/config';
+import { describeDatabase, describeRedis, pgPoolConfig, redisOptions } from '@nodebatch/config';
+import type { PostgresPoolConfig, RedisOptions } from 'bullmq';
+
+/** Where batch jobs are kept: Redis when it is configured, otherwise BullMQ's PostgreSQL backend. */
+export type QueueBackendKind = 'redis' | 'postgres';
+
+export function queueBackendKind(config: NodebatchConfig): QueueBackendKind {
+  return config.redis ? 'redis' : 'postgres';
+}
+
+/** Where the queue lives, for logs and diagnostics; never includes a password. */
+export function describeQueueBackend(config: NodebatchConfig): Record<string, unknown> {
+  return config.redis
+    ? { backend: 'redis', queue: config.queue.name, ...describeRedis(config.redis) }
+    : { backend: 'postgres', queue: config.queue.name, ...describeDatabase(config.database) };
+}
+
+/**
+ * ioredis options for BullMQ. Workers block on Redis, so BullMQ requires
+ * `maxRetriesPerRequest: null` (commands wait for a reconnect instead of failing).
+ */
+export function queueRedisOptions(redis: NonNullable<NodebatchConfig['redis']>): RedisOptions {
+  // ioredis 6 allows `retryStrategy: null` (never reconnect), BullMQ's type does not: keep only a function.
+  const { retryStrategy, ...options } = redisOptions(redis);
+  return {
+    ...options,
+    ...(typeof retryStrategy === 'function' && { retryStrategy }),
+    maxRetriesPerRequest: null,
+  };
+}
+
+/**
+ * node-postgres pool config for BullMQ's PostgreSQL backend. `migrate: true`
+ * makes the first connection bring BullMQ's own schema (`bullmq`) up to date
+ * under its advisory lock, so any number of workers may start at once.
+ */
+export function queuePostgresOptions(
+  database: NodebatchConfig['database'],
+  poolMax: number,
+): PostgresPoolConfig {
+  return {
+    ...pgPoolConfig(database),
+    password: database.password ?? '',
+    max: poolMax,
+    application_name: 'nodebatch-queue',
+    migrate: true,
+  };
+}
