@@ -1,0 +1,277 @@
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { pino } from 'pino';
+import { filter, firstValueFrom, timeout } from 'rxjs';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { createEventStore, runMigrations } from '@nodebatch/event-store';
+import type {
+  EventStore,
+  Hint,
+  NewEvent,
+  StoredEvent,
+  Transport,
+  TransportHealth,
+} from '@nodebatch/progress';
+import { TransportUnavailableError } from '@nodebatch/progress';
+import { createTestDatabase, sharedDatabaseUrl } from '@nodebatch/testkit';
+import type { TestDatabase } from '@nodebatch/testkit';
+import { createPollingTransport } from './polling-transport.js';
+import type { PollingTransportOptions } from './polling-transport.js';
+import { countingReader } from './test-support/counting-store.js';
+import { ManualScheduler } from './test-support/manual-scheduler.js';
+
+const WAIT = { timeout: 20_000, interval: 20 };
+
+let db: TestDatabase;
+let pool: pg.Pool;
+let store: EventStore;
+const cleanups: (() => Promise<unknown>)[] = [];
+
+beforeAll(async () => {
+  db = await createTestDatabase({ prefix: 'tpoll' });
+  pool = new pg.Pool({ connectionString: db.url, max: 6 });
+  await runMigrations(pool);
+  store = createEventStore({ pool });
+});
+
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+afterAll(async () => {
+  await pool?.end();
+  await db?.drop();
+});
+
+const silent = pino({ level: 'silent' });
+
+function capturedLogger() {
+  const lines: { level: number; msg: string }[] = [];
+  const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  return { logger, lines };
+}
+
+function newTransport(options: Partial<PollingTransportOptions> = {}): Transport {
+  const transport = createPollingTransport({ store, intervalMs: 50, logger: silent, ...options });
+  cleanups.push(() => transport.stop());
+  return transport;
+}
+
+function progress(done: number): NewEvent {
+  return { type: 'NodeProgress', data: { node: 'node-a', done, total: 1_000_000 } };
+}
+
+async function newTask(target: EventStore = store): Promise<string> {
+  const taskId = randomUUID();
+  await target.append(taskId, [
+    { type: 'TaskCreated', data: { userId: 'u1', action: 'cordon', nodes: ['node-a'], params: {} } },
+  ]);
+  return taskId;
+}
+
+function collect(transport: Transport) {
+  const hints: Hint[] = [];
+  let resyncs = 0;
+  const subscriptions = [
+    transport.hints$.subscribe((hint) => hints.push(hint)),
+    transport.resync$.subscribe(() => resyncs++),
+  ];
+  cleanups.push(async () => subscriptions.forEach((s) => s.unsubscribe()));
+  return {
+    hints,
+    resyncs: () => resyncs,
+    eventsOf: (taskId: string): StoredEvent[] =>
+      hints.filter((hint) => hint.taskId === taskId).flatMap((hint) => hint.events ?? []),
+  };
+}
+
+async function withAdmin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: sharedDatabaseUrl() });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+describe('createPollingTransport', () => {
+  it('makes one query per poll whatever the number of watchers, and none while nothing is watched', async () => {
+    const { reader, calls, total } = countingReader(store);
+    const scheduler = new ManualScheduler();
+    const transport = newTransport({ store: reader, scheduler });
+    const seen = collect(transport);
+    const a = await newTask();
+    const b = await newTask();
+
+    transport.watch(a);
+    await transport.start();
+    expect(total()).toBe(1);
+    await store.append(a, [progress(1), progress(2)]);
+    await scheduler.tick();
+    expect(total()).toBe(2);
+    expect(seen.eventsOf(a).map((event) => event.seq)).toEqual([2, 3]);
+
+    // 2,000 subscriptions of two tasks cost what one did: one query per poll, one hint per task.
+    for (let i = 0; i < 999; i++) transport.watch(a);
+    for (let i = 0; i < 1000; i++) transport.watch(b);
+    for (let poll = 1; poll <= 3; poll++) {
+      await store.append(a, [progress(10 + poll)]);
+      await store.append(b, [progress(10 + poll)]);
+      const hintsBefore = seen.hints.length;
+      await scheduler.tick();
+      expect(total()).toBe(2 + poll);
+      expect(seen.hints.length - hintsBefore).toBe(2);
+    }
+    expect(calls.readAll).toBe(4);
+    expect(seen.eventsOf(a).map((event) => event.seq)).toEqual([2, 3, 4, 5, 6]);
+    expect(seen.eventsOf(b).map((event) => event.seq)).toEqual([2, 3, 4]);
+
+    for (let i = 0; i < 1000; i++) transport.unwatch(a);
+    for (let i = 0; i < 1000; i++) transport.unwatch(b);
+    await store.append(a, [progress(20)]);
+    await scheduler.tick();
+    await scheduler.tick();
+    expect(total()).toBe(5);
+
+    // Back from idle: the first poll takes the head position and tells
+    // subscribers to read what came before it from the store.
+    transport.watch(b);
+    expect(seen.resyncs()).toBe(0);
+    await scheduler.tick();
+    expect(calls.headPosition).toBe(2);
+    expect(seen.resyncs()).toBe(1);
+    await store.append(b, [progress(30)]);
+    await scheduler.tick();
+    expect(total()).toBe(7);
+    expect(seen.eventsOf(b).map((event) => event.seq)).toEqual([2, 3, 4, 5]);
+    expect(seen.eventsOf(a).map((event) => event.seq)).toEqual([2, 3, 4, 5, 6]);
+  });
+
+  it('pages through a backlog in one poll when a query returns a full page', async () => {
+    const { reader, calls } = countingReader(store);
+    const scheduler = new ManualScheduler();
+    const transport = newTransport({ store: reader, scheduler, batchSize: 10 });
+    const seen = collect(transport);
+    const task = await newTask();
+    transport.watch(task);
+    await transport.start();
+    for (let i = 0; i < 5; i++)
+      await store.append(
+        task,
+        [1, 2, 3, 4, 5].map((n) => progress(i * 5 + n)),
+      );
+    await scheduler.tick();
+    expect(calls.readAll).toBe(3);
+    expect(seen.eventsOf(task).map((event) => event.seq)).toEqual(
+      Array.from({ length: 25 }, (_, i) => i + 2),
+    );
+  });
+
+  it('delivers every event of watched tasks once, in order, with concurrent writers', async () => {
+    const transport = newTransport({ intervalMs: 20, batchSize: 50 });
+    const seen = collect(transport);
+    const tasks = await Promise.all([newTask(), newTask(), newTask(), newTask()]);
+    const [unwatched, ...watched] = tasks as [string, ...string[]];
+    watched.forEach((taskId) => transport.watch(taskId));
+    await transport.start();
+
+    const appendsPerTask = 40;
+    await Promise.all(
+      tasks.map(async (taskId) => {
+        for (let i = 0; i < appendsPerTask; i++)
+          await store.append(taskId, [progress(2 * i), progress(2 * i + 1)]);
+      }),
+    );
+    const lastSeq = 1 + 2 * appendsPerTask;
+    await vi.waitFor(() => {
+      for (const taskId of watched) expect(seen.eventsOf(taskId).at(-1)?.seq).toBe(lastSeq);
+    }, WAIT);
+    for (const taskId of watched) {
+      const expected = await store.readTask(taskId, { after: 1 });
+      expect(seen.eventsOf(taskId)).toEqual(expected);
+      for (const hint of seen.hints.filter((h) => h.taskId === taskId))
+        expect(hint.seq).toBe(hint.events?.at(-1)?.seq);
+    }
+    expect(seen.hints.some((hint) => hint.taskId === unwatched)).toBe(false);
+  });
+
+  it('probes with a real query of the store', async () => {
+    const { reader, calls } = countingReader(store);
+    const transport = newTransport({ store: reader });
+    await transport.start();
+    const before = calls.headPosition;
+    const ms = await transport.probe(5_000);
+    expect(ms).toBeGreaterThanOrEqual(0);
+    expect(calls.headPosition).toBe(before + 1);
+  });
+
+  it('refuses to start when the store cannot be queried, and says why', async () => {
+    const missing = new URL(db.url);
+    missing.pathname = `/${db.name}_missing`;
+    const brokenPool = new pg.Pool({ connectionString: missing.toString(), max: 1 });
+    cleanups.push(() => brokenPool.end());
+    const transport = newTransport({ store: createEventStore({ pool: brokenPool }) });
+    const health: TransportHealth[] = [];
+    transport.health$.subscribe((h) => health.push(h));
+    const error = await transport.start().then(
+      () => null,
+      (err: unknown) => err,
+    );
+    expect(error).toBeInstanceOf(TransportUnavailableError);
+    expect((error as Error).message).toContain('does not exist');
+    expect(health.at(-1)).toMatchObject({
+      healthy: false,
+      reason: expect.stringContaining('does not exist'),
+    });
+  });
+
+  it('reports store errors as unhealthy and recovers with a resync, losing no event', async () => {
+    const faultDb = await createTestDatabase({ prefix: 'tpoll_fault' });
+    const faultPool = new pg.Pool({ connectionString: faultDb.url, max: 2 });
+    // Sessions killed by the test surface as pool errors; the queries report them.
+    faultPool.on('error', () => undefined);
+    cleanups.push(async () => {
+      await faultPool.end();
+      await faultDb.drop();
+    });
+    await runMigrations(faultPool);
+    const faultStore = createEventStore({ pool: faultPool });
+    const task = await newTask(faultStore);
+    const { logger, lines } = capturedLogger();
+    const transport = newTransport({ store: faultStore, intervalMs: 30, logger });
+    const seen = collect(transport);
+    const health: TransportHealth[] = [];
+    transport.health$.subscribe((h) => health.push(h));
+    transport.watch(task);
+    await transport.start();
+    expect(health.at(-1)).toEqual({ healthy: true, reason: null });
+
+    await withAdmin(async (admin) => {
+      await admin.query(`ALTER DATABASE "${faultDb.name}" ALLOW_CONNECTIONS false`);
+      await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1', [
+        faultDb.name,
+      ]);
+    });
+    // The first failure may be a session being terminated; then new sessions are refused.
+    const refused = await firstValueFrom(
+      transport.health$.pipe(
+        filter((h) => !h.healthy && /not currently accepting connections/.test(h.reason ?? '')),
+        timeout(WAIT.timeout),
+      ),
+    );
+    expect(refused.reason).toMatch(/^event store query failed: /);
+    await expect(transport.probe(5_000)).rejects.toBeInstanceOf(TransportUnavailableError);
+
+    const resynced = firstValueFrom(transport.resync$.pipe(timeout(WAIT.timeout)));
+    await withAdmin((admin) => admin.query(`ALTER DATABASE "${faultDb.name}" ALLOW_CONNECTIONS true`));
+    await resynced;
+    expect(health.at(-1)).toEqual({ healthy: true, reason: null });
+
+    await faultStore.append(task, [progress(1)]);
+    await vi.waitFor(() => expect(seen.eventsOf(task).map((event) => event.seq)).toEqual([2]), WAIT);
+    // One line per change, however many polls failed.
+    expect(lines.filter((line) => line.msg.startsWith('polling unhealthy'))).toHaveLength(1);
+    expect(lines.filter((line) => line.msg.startsWith('polling recovered'))).toHaveLength(1);
+  });
+});
