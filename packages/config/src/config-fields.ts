@@ -149,7 +149,13 @@ export const CONFIG_FIELDS: readonly ConfigField[] = [
     value: milliseconds(100, 3_600_000),
     default: () => 5000,
   },
-  { key: 'gateway.port', env: ['PORT'], value: port, default: () => 8080 },
+  {
+    key: 'gateway.port',
+    env: ['PORT'],
+    // 0 lets the system pick a free port: tests and the demo start several gateways.
+    value: { ...integer(0, 65535), expected: 'an integer 0-65535 (0 picks a free port)' },
+    default: () => 8080,
+  },
   { key: 'gateway.allowedOrigins', env: ['ALLOWED_ORIGINS'], value: originList(), default: () => [] },
   {
     key: 'auth.jwtSecret',

@@ -502,7 +502,7 @@ describe('validation errors name the source and the accepted form', () => {
       { PROGRESS_FALLBACK_AFTER: '-1' },
       'PROGRESS_FALLBACK_AFTER="-1" (from env PROGRESS_FALLBACK_AFTER): expected an integer number of milliseconds 100-3600000',
     ],
-    [{ PORT: 'eighty' }, 'PORT="eighty" (from env PORT): expected an integer 1-65535'],
+    [{ PORT: 'eighty' }, 'PORT="eighty" (from env PORT): expected an integer 0-65535 (0 picks a free port)'],
     [
       { ALLOWED_ORIGINS: 'example.com' },
       'ALLOWED_ORIGINS="example.com" (from env ALLOWED_ORIGINS): expected a comma-separated list of origins such as https://app.example.com, or *',
@@ -574,7 +574,7 @@ describe('validation errors name the source and the accepted form', () => {
   });
 
   it('reports every problem at once', () => {
-    const error = errorOf(() => load({ DB_PORT: 'abc', LOG_LEVEL: 'loud', PORT: '0' }));
+    const error = errorOf(() => load({ DB_PORT: 'abc', LOG_LEVEL: 'loud', PORT: '-1' }));
     expect(error.issues.map((issue) => issue.key)).toEqual(['database.port', 'gateway.port', 'log.level']);
     expect(error.message.split('\n')).toHaveLength(4);
   });

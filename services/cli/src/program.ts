@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { registerConfigCommand } from './commands/config.js';
 
 /**
  * The `nodebatch` command line. Each command lives in its own module under
@@ -9,5 +10,6 @@ export function createProgram(): Command {
     .description('Batch operations on Kubernetes nodes with live progress on every replica')
     .showHelpAfterError()
     .configureOutput({ outputError: (text, write) => write(text) });
+  registerConfigCommand(program);
   return program;
 }

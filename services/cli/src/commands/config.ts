@@ -1,0 +1,57 @@
+import type { Command } from 'commander';
+import { ConfigError, configEntries, loadConfig, type ConfigEntry } from '@nodebatch/config';
+
+/**
+ * `nodebatch config`: the effective configuration, one row per dotted key
+ * with its value and where it came from. Secrets print as `set` / `not set`.
+ * Warnings go to stderr so that `--json` output stays machine-readable.
+ */
+export function registerConfigCommand(program: Command): void {
+  program
+    .command('config')
+    .description(
+      'print the effective configuration with the source of every value (env, file, url or default)',
+    )
+    .option('--json', 'print { "<dotted key>": { "value": ..., "source": "..." } }', false)
+    .action((options: { json: boolean }) => {
+      let loaded;
+      try {
+        loaded = loadConfig();
+      } catch (error) {
+        if (!(error instanceof ConfigError)) throw error;
+        process.stderr.write(`${error.message}\n`);
+        process.exitCode = 1;
+        return;
+      }
+      for (const warning of loaded.warnings) process.stderr.write(`warning: ${warning.message}\n`);
+      const entries = configEntries(loaded);
+      process.stdout.write(options.json ? `${formatJson(entries)}\n` : formatTable(entries));
+    });
+}
+
+function formatJson(entries: ConfigEntry[]): string {
+  const result: Record<string, { value: unknown; source: string }> = {};
+  for (const entry of entries) result[entry.key] = { value: entry.value, source: entry.source };
+  return JSON.stringify(result, null, 2);
+}
+
+function display(entry: ConfigEntry): string {
+  if (entry.value === null) return entry.key === 'redis' ? 'not configured' : '-';
+  if (Array.isArray(entry.value)) return entry.value.length === 0 ? '-' : entry.value.join(', ');
+  return String(entry.value);
+}
+
+function formatTable(entries: ConfigEntry[]): string {
+  const rows = [
+    ['KEY', 'VALUE', 'SOURCE'],
+    ...entries.map((entry) => [entry.key, display(entry), entry.source]),
+  ];
+  const widths = [0, 1].map((column) => Math.max(...rows.map((row) => row[column]?.length ?? 0)));
+  return rows
+    .map(
+      ([key = '', value = '', source = '']) =>
+        `${key.padEnd(widths[0] ?? 0)}  ${value.padEnd(widths[1] ?? 0)}  ${source}`,
+    )
+    .join('\n')
+    .concat('\n');
+}
