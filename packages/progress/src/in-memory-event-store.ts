@@ -1,0 +1,243 @@
+import { Subject, type Observable } from 'rxjs';
+import { z } from 'zod';
+import {
+  InvalidEventError,
+  NodebatchError,
+  StaleSequenceError,
+  TaskAlreadyEndedError,
+  UnknownTaskError,
+} from './errors.js';
+import { EventDataSchemas, isTerminalType, type NewEvent, type StoredEvent } from './events.js';
+import type {
+  AppendOptions,
+  AppendTransaction,
+  EventStore,
+  ReadAllOptions,
+  ReadTaskOptions,
+} from './store.js';
+
+/** Options of {@link InMemoryEventStore}. */
+export interface InMemoryEventStoreOptions {
+  /** Page size of readTask/readAll when no limit is given. Default 1000. */
+  pageSize?: number;
+  /** Clock for events appended without a time. Default `() => new Date()`. */
+  now?: () => Date;
+}
+
+/** An append hook asked the in-memory store to run SQL, which it does not have. */
+export class InMemoryQueryError extends NodebatchError {
+  constructor(text: string) {
+    super(
+      'IN_MEMORY_QUERY',
+      `the in-memory event store cannot run SQL (${JSON.stringify(text.slice(0, 80))}); use a hook that does not query, or the PostgreSQL store`,
+    );
+  }
+}
+
+const inMemoryTransaction: AppendTransaction = {
+  query: (text) => Promise.reject(new InMemoryQueryError(text)),
+};
+
+/**
+ * An EventStore in process memory, with the rules of the PostgreSQL store:
+ * per-task seqs 1, 2, 3 … without gaps, one global position, a task starts
+ * with TaskCreated and has at most one terminal event, `expectedSeq`, and a
+ * hook that runs before commit and rolls the append back when it fails.
+ * For single-process use, demos and tests; it keeps every event until dropped.
+ *
+ * Like PostgreSQL, positions are assigned before commit, and an append whose
+ * hook is slow commits after later positions: readAll therefore returns only
+ * positions below the lowest still-uncommitted one (invariant 4).
+ */
+export class InMemoryEventStore implements EventStore {
+  readonly #pageSize: number;
+  readonly #now: () => Date;
+  readonly #tasks = new Map<string, StoredEvent[]>();
+  /** Committed events in position order. */
+  readonly #log: StoredEvent[] = [];
+  /** Positions handed to appends that have not committed or rolled back yet. */
+  readonly #uncommitted = new Set<number>();
+  /** Tail of each task's append queue: appends to one task run one at a time. */
+  readonly #taskQueues = new Map<string, Promise<unknown>>();
+  readonly #committed = new Subject<readonly StoredEvent[]>();
+  #nextPosition = 1;
+
+  /** Each committed append's events, after commit, in commit order. */
+  readonly committed$: Observable<readonly StoredEvent[]> = this.#committed.asObservable();
+
+  constructor(options: InMemoryEventStoreOptions = {}) {
+    this.#pageSize = options.pageSize ?? 1000;
+    this.#now = options.now ?? (() => new Date());
+  }
+
+  append(taskId: string, events: readonly NewEvent[], options: AppendOptions = {}): Promise<StoredEvent[]> {
+    const previous = this.#taskQueues.get(taskId) ?? Promise.resolve();
+    const result = previous.then(
+      () => this.#appendNow(taskId, events, options),
+      () => this.#appendNow(taskId, events, options),
+    );
+    const tail = result.catch(() => undefined);
+    this.#taskQueues.set(taskId, tail);
+    void tail.then(() => {
+      if (this.#taskQueues.get(taskId) === tail) this.#taskQueues.delete(taskId);
+    });
+    return result;
+  }
+
+  async #appendNow(
+    taskId: string,
+    events: readonly NewEvent[],
+    options: AppendOptions,
+  ): Promise<StoredEvent[]> {
+    if (events.length === 0) return [];
+    const existing = this.#tasks.get(taskId) ?? [];
+    const lastSeq = existing.length;
+    if (options.expectedSeq !== undefined && options.expectedSeq !== lastSeq) {
+      throw new StaleSequenceError(taskId, options.expectedSeq, lastSeq);
+    }
+    const validated = validateBatch(taskId, existing, events);
+    const time = this.#now().toISOString();
+    const stored = validated.map(
+      (event, index) =>
+        deepFreeze({
+          taskId,
+          seq: lastSeq + index + 1,
+          position: this.#nextPosition++,
+          type: event.type,
+          time: event.time ?? time,
+          data: event.data,
+        }) as StoredEvent,
+    );
+    for (const event of stored) this.#uncommitted.add(event.position);
+    try {
+      if (options.hook) await options.hook(inMemoryTransaction, stored);
+    } catch (error) {
+      for (const event of stored) this.#uncommitted.delete(event.position);
+      throw error;
+    }
+    // Commit: the task's events become visible at once, in the log in position order.
+    for (const event of stored) this.#uncommitted.delete(event.position);
+    this.#tasks.set(taskId, [...existing, ...stored]);
+    insertByPosition(this.#log, stored);
+    this.#committed.next(stored);
+    return [...stored];
+  }
+
+  async readTask(taskId: string, options: ReadTaskOptions = {}): Promise<StoredEvent[]> {
+    const events = this.#tasks.get(taskId);
+    if (events === undefined) throw new UnknownTaskError(taskId);
+    const after = options.after ?? 0;
+    const limit = options.limit ?? this.#pageSize;
+    // seq n is at index n - 1.
+    return events.slice(Math.max(0, after), Math.max(0, after) + limit);
+  }
+
+  async readAll(options: ReadAllOptions): Promise<StoredEvent[]> {
+    const limit = options.limit ?? this.#pageSize;
+    const horizon = this.#visibleHorizon();
+    const result: StoredEvent[] = [];
+    for (let i = firstIndexAfter(this.#log, options.afterPosition); i < this.#log.length; i++) {
+      const event = this.#log[i]!;
+      if (event.position >= horizon || result.length >= limit) break;
+      result.push(event);
+    }
+    return result;
+  }
+
+  async latestSeqs(taskIds: readonly string[]): Promise<Map<string, number>> {
+    const result = new Map<string, number>();
+    for (const taskId of taskIds) {
+      const length = this.#tasks.get(taskId)?.length ?? 0;
+      if (length > 0) result.set(taskId, length);
+    }
+    return result;
+  }
+
+  async headPosition(): Promise<number> {
+    const horizon = this.#visibleHorizon();
+    // The last committed position below the horizon: what readAll has already made final.
+    const index = firstIndexAfter(this.#log, horizon - 1) - 1;
+    return index >= 0 ? this.#log[index]!.position : 0;
+  }
+
+  /** Positions below this are final: no uncommitted append holds one. */
+  #visibleHorizon(): number {
+    let horizon = Number.POSITIVE_INFINITY;
+    for (const position of this.#uncommitted) horizon = Math.min(horizon, position);
+    return horizon;
+  }
+}
+
+/** Validates a batch against the schemas and the log's rules; throws before anything is written. */
+function validateBatch(
+  taskId: string,
+  existing: readonly StoredEvent[],
+  events: readonly NewEvent[],
+): { type: NewEvent['type']; data: unknown; time: string | undefined }[] {
+  const terminal = existing.find((event) => isTerminalType(event.type));
+  if (terminal !== undefined) throw new TaskAlreadyEndedError(taskId, terminal.type, terminal.seq);
+  if (existing.length === 0 && events[0]?.type !== 'TaskCreated') throw new UnknownTaskError(taskId);
+  return events.map((event, index) => {
+    const seq = existing.length + index + 1;
+    const schema = EventDataSchemas[event.type] as z.ZodType | undefined;
+    if (schema === undefined) {
+      throw new InvalidEventError(
+        `task ${JSON.stringify(taskId)}, event ${index}: unknown type ${JSON.stringify(event.type)}`,
+      );
+    }
+    const parsed = schema.safeParse(event.data);
+    if (!parsed.success) {
+      throw new InvalidEventError(
+        `task ${JSON.stringify(taskId)}, event ${index} (${event.type}): ${z.prettifyError(parsed.error)}`,
+        { cause: parsed.error },
+      );
+    }
+    if (event.type === 'TaskCreated' && seq !== 1) {
+      throw new InvalidEventError(
+        `task ${JSON.stringify(taskId)}, event ${index}: TaskCreated must be the task's first event`,
+      );
+    }
+    if (event.time !== undefined && Number.isNaN(Date.parse(event.time))) {
+      throw new InvalidEventError(
+        `task ${JSON.stringify(taskId)}, event ${index}: time ${JSON.stringify(event.time)} is not ISO-8601`,
+      );
+    }
+    const earlierTerminal = events.slice(0, index).findIndex((e) => isTerminalType(e.type));
+    if (earlierTerminal !== -1) {
+      throw new TaskAlreadyEndedError(
+        taskId,
+        events[earlierTerminal]!.type,
+        existing.length + earlierTerminal + 1,
+      );
+    }
+    return { type: event.type, data: parsed.data, time: event.time };
+  });
+}
+
+/** Index of the first event with a position greater than `position` (binary search). */
+function firstIndexAfter(log: readonly StoredEvent[], position: number): number {
+  let low = 0;
+  let high = log.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if (log[mid]!.position <= position) low = mid + 1;
+    else high = mid;
+  }
+  return low;
+}
+
+/** Appends committing out of position order land where their positions belong. */
+function insertByPosition(log: StoredEvent[], events: readonly StoredEvent[]): void {
+  const first = events[0];
+  if (first === undefined) return;
+  log.splice(firstIndexAfter(log, first.position), 0, ...events);
+}
+
+/** Stored events are shared by every reader; freezing stops one from changing what others see. */
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}
