@@ -1,0 +1,73 @@
+import type { StoredEvent } from '@nodebatch/progress';
+import { describe, expect, it } from 'vitest';
+import { decodeEnvelope, decodeEvents, encodeAppend, encodeProbe } from './wire-message.js';
+
+function progress(taskId: string, seq: number, message = ''): StoredEvent {
+  return {
+    taskId,
+    seq,
+    position: 1000 + seq,
+    type: 'NodeProgress',
+    time: '2026-01-01T00:00:00.000Z',
+    data: { node: 'node-a', done: seq, total: 10, message },
+  };
+}
+
+function decodeAll(message: string) {
+  const envelope = decodeEnvelope(message);
+  if (!envelope.ok) throw new Error(envelope.problem);
+  if (envelope.value.kind !== 'events') return envelope.value;
+  const events = decodeEvents(envelope.value);
+  if (!events.ok) throw new Error(events.problem);
+  return { ...envelope.value, events: events.value };
+}
+
+describe('encodeAppend', () => {
+  it('sends one message per task with its events inline', () => {
+    const messages = encodeAppend([progress('a', 1), progress('a', 2), progress('b', 7)], 512 * 1024);
+    expect(messages.map(decodeAll)).toEqual([
+      { v: 1, kind: 'events', taskId: 'a', seq: 2, events: [progress('a', 1), progress('a', 2)] },
+      { v: 1, kind: 'events', taskId: 'b', seq: 7, events: [progress('b', 7)] },
+    ]);
+  });
+
+  it('sends a reference above the byte limit, counting bytes not characters', () => {
+    const small = encodeAppend([progress('a', 3)], 512 * 1024)[0]!;
+    const limit = Buffer.byteLength(small) + 100;
+    // 100 three-byte characters: 100 UTF-16 units but 300 bytes.
+    const [message] = encodeAppend([progress('a', 3, '€'.repeat(100))], limit);
+    expect(decodeAll(message!)).toEqual({ v: 1, kind: 'ref', taskId: 'a', seq: 3 });
+    const [fits] = encodeAppend([progress('a', 3, 'x'.repeat(100))], limit);
+    expect(Buffer.byteLength(fits!)).toBe(limit);
+    expect(decodeAll(fits!)).toHaveProperty('events');
+  });
+});
+
+describe('decodeEnvelope and decodeEvents', () => {
+  it('recognise probes', () => {
+    expect(decodeAll(encodeProbe('p1'))).toEqual({ v: 1, kind: 'probe', id: 'p1' });
+  });
+
+  it.each([
+    ['not JSON', 'garbage{'],
+    ['a number', '42'],
+    ['null', 'null'],
+    ['an unknown kind', JSON.stringify({ v: 1, kind: 'other', taskId: 't', seq: 1 })],
+    ['another version', JSON.stringify({ v: 2, kind: 'ref', taskId: 't', seq: 1 })],
+    ['seq 0', JSON.stringify({ v: 1, kind: 'ref', taskId: 't', seq: 0 })],
+    ['an empty event list', JSON.stringify({ v: 1, kind: 'events', taskId: 't', seq: 1, events: [] })],
+  ])('reject %s', (_name, message) => {
+    expect(decodeEnvelope(message).ok).toBe(false);
+  });
+
+  it.each([
+    ['an invalid event', [{ ...progress('t', 1), data: { node: '' } }], 1],
+    ['an event of another task', [progress('u', 1)], 1],
+    ['a gap in seqs', [progress('t', 1), progress('t', 3)], 3],
+    ['a seq other than the announced one', [progress('t', 1)], 2],
+  ])('reject events with %s', (_name, events, seq) => {
+    const envelope = decodeEnvelope(JSON.stringify({ v: 1, kind: 'events', taskId: 't', seq, events }));
+    if (!envelope.ok || envelope.value.kind !== 'events') throw new Error('envelope should be valid');
+    expect(decodeEvents(envelope.value).ok).toBe(false);
+  });
+});

@@ -1,0 +1,102 @@
+import type { StoredEvent } from '@nodebatch/progress';
+import { StoredEventSchema } from '@nodebatch/progress';
+import { z } from 'zod';
+
+/**
+ * What travels on the Pub/Sub channel. Other programs may publish on the same
+ * channel, so every message is validated before it becomes a hint.
+ */
+export type WireMessage =
+  /** The events of one append, inline. */
+  | { v: 1; kind: 'events'; taskId: string; seq: number; events: readonly StoredEvent[] }
+  /** An append too large to carry: subscribers read its events from the store. */
+  | { v: 1; kind: 'ref'; taskId: string; seq: number }
+  /** A round-trip check of the channel (Transport.probe). */
+  | { v: 1; kind: 'probe'; id: string };
+
+const taskId = z.string().min(1);
+const seq = z.number().int().positive();
+
+/**
+ * The envelope alone: cheap enough to check on every message of the channel,
+ * while the events themselves are validated only for watched tasks.
+ */
+const EnvelopeSchema = z.discriminatedUnion('kind', [
+  z.object({ v: z.literal(1), kind: z.literal('events'), taskId, seq, events: z.array(z.unknown()).min(1) }),
+  z.object({ v: z.literal(1), kind: z.literal('ref'), taskId, seq }),
+  z.object({ v: z.literal(1), kind: z.literal('probe'), id: z.string().min(1) }),
+]);
+
+export type Envelope = z.infer<typeof EnvelopeSchema>;
+
+const EventListSchema = z.array(StoredEventSchema);
+
+export type Decoded<T> = { ok: true; value: T } | { ok: false; problem: string };
+
+export function decodeEnvelope(message: string): Decoded<Envelope> {
+  let json: unknown;
+  try {
+    json = JSON.parse(message);
+  } catch {
+    return { ok: false, problem: 'not JSON' };
+  }
+  const parsed = EnvelopeSchema.safeParse(json);
+  return parsed.success
+    ? { ok: true, value: parsed.data }
+    : { ok: false, problem: z.prettifyError(parsed.error) };
+}
+
+/** Validates the events of an envelope: schema, task, and consecutive seqs ending at the announced one. */
+export function decodeEvents(envelope: Extract<Envelope, { kind: 'events' }>): Decoded<StoredEvent[]> {
+  const parsed = EventListSchema.safeParse(envelope.events);
+  if (!parsed.success) return { ok: false, problem: z.prettifyError(parsed.error) };
+  const events = parsed.data;
+  for (let i = 0; i < events.length; i++) {
+    const event = events[i]!;
+    if (event.taskId !== envelope.taskId) {
+      return { ok: false, problem: `event of task ${event.taskId} in a message of task ${envelope.taskId}` };
+    }
+    if (i > 0 && event.seq !== events[i - 1]!.seq + 1) {
+      return { ok: false, problem: `seq ${event.seq} follows ${events[i - 1]!.seq}` };
+    }
+  }
+  const last = events[events.length - 1]!;
+  if (last.seq !== envelope.seq)
+    return { ok: false, problem: `announces seq ${envelope.seq} but carries up to ${last.seq}` };
+  return { ok: true, value: events };
+}
+
+/**
+ * One message per task of an append. Above `maxBytes` the events are left out
+ * and subscribers read them from the store: Redis would carry them, but every
+ * subscriber of the channel would pay for the copy.
+ */
+export function encodeAppend(events: readonly StoredEvent[], maxBytes: number): string[] {
+  const byTask = new Map<string, StoredEvent[]>();
+  for (const event of events) {
+    let list = byTask.get(event.taskId);
+    if (!list) byTask.set(event.taskId, (list = []));
+    list.push(event);
+  }
+  const messages: string[] = [];
+  for (const [taskId, taskEvents] of byTask) {
+    const seq = taskEvents[taskEvents.length - 1]!.seq;
+    const inline = JSON.stringify({
+      v: 1,
+      kind: 'events',
+      taskId,
+      seq,
+      events: taskEvents,
+    } satisfies WireMessage);
+    messages.push(
+      Buffer.byteLength(inline) <= maxBytes
+        ? inline
+        : JSON.stringify({ v: 1, kind: 'ref', taskId, seq } satisfies WireMessage),
+    );
+  }
+  return messages;
+}
+
+export function encodeProbe(id: string): string {
+  return JSON.stringify({ v: 1, kind: 'probe', id } satisfies WireMessage);
+}
