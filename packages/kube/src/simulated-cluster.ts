@@ -10,6 +10,7 @@ import type {
   Taint,
   TaintRef,
 } from './node-operator.js';
+import { describeDrainStart } from './drain-messages.js';
 import { mergeTaints, removeTaintRefs } from './taints.js';
 import {
   validateLabelKeys,
@@ -201,7 +202,7 @@ export class SimulatedCluster implements NodeOperator {
     }
     const total = toEvict.length;
     const evicted: string[] = [];
-    onProgress?.({ done: 0, total, message: describeStart(total, skipped) });
+    onProgress?.({ done: 0, total, message: describeDrainStart(total, skipped) });
     for (const pod of toEvict) {
       await this.#evict(node, pod, { signal, deadline, timeoutMs, remaining: toEvict.slice(evicted.length) });
       evicted.push(podKey(pod));
@@ -294,10 +295,4 @@ export class SimulatedCluster implements NodeOperator {
 
 function podKey(pod: SimulatedPod): string {
   return `${pod.namespace}/${pod.name}`;
-}
-
-export function describeStart(total: number, skipped: readonly SkippedPod[]): string {
-  const daemonsets = skipped.filter((pod) => pod.reason === 'daemonset').length;
-  const mirrors = skipped.length - daemonsets;
-  return `${total} pod(s) to evict; skipped ${daemonsets} DaemonSet and ${mirrors} mirror pod(s)`;
 }

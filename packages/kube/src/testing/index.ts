@@ -1,1 +1,3 @@
 export { instantClock } from './instant-clock.js';
+export * from './fake-kube-api.js';
+export { applyJsonPatch, applyMergePatch, JsonPatchError, type JsonPatchOperation } from './json-patch.js';
