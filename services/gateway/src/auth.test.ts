@@ -52,7 +52,10 @@ describe('createAuthenticator', () => {
     const auth = createAuthenticator({ jwtSecret: SECRET, disabled: false, logger });
     await expect(auth.authenticate(undefined)).rejects.toThrow(AuthenticationError);
     const forged = await sign({ sub: 'alice', role: 'admin' }, 'another-secret-another-secret-0123');
-    const error = await auth.authenticate(forged).catch((err: unknown) => err as Error);
+    const error = await auth.authenticate(forged).then(
+      () => new Error('a forged token was accepted'),
+      (err: unknown) => err as Error,
+    );
     expect(error).toBeInstanceOf(AuthenticationError);
     expect(error.message).toMatch(/signature/);
     expect(error.message).not.toContain(forged);

@@ -1,3 +1,4 @@
+import { NodeNameSchema } from '@nodebatch/kube';
 import { BatchActionSchema } from '@nodebatch/progress';
 import { z } from 'zod';
 
@@ -7,7 +8,7 @@ const MAX_NODES = 5000;
 export const BatchRequestSchema = z
   .strictObject({
     action: BatchActionSchema,
-    nodes: z.array(z.string().min(1).max(253)).min(1).max(MAX_NODES),
+    nodes: z.array(NodeNameSchema).min(1).max(MAX_NODES),
     params: z.record(z.string(), z.unknown()).optional(),
     /** Nodes worked on at once; the worker's default when absent. */
     concurrency: z.number().int().positive().max(1000).optional(),

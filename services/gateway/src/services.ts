@@ -1,5 +1,6 @@
 import type { NewEvent, NotifierInfo, StoredEvent } from '@nodebatch/progress';
 import type { Observable } from 'rxjs';
+import type { PostgresEventStore } from '@nodebatch/event-store';
 
 /**
  * What the gateway needs from the rest of nodebatch. `createRuntime` and
@@ -15,19 +16,8 @@ export interface GatewayServices {
   queue: { enqueue(data: { taskId: string }): Promise<unknown> };
 }
 
-/** One row of a task list, as the event store summarises it. */
-export interface TaskListItem {
-  taskId: string;
-  userId: string;
-  status: string;
-}
-
-/** Read side of the event log the routes use. */
-export interface TaskCatalog {
-  /** Rejects with UnknownTaskError for a task that was never created. */
-  readTask(taskId: string, options?: { after?: number; limit?: number }): Promise<StoredEvent[]>;
-  listTasks(options: { userId?: string; status?: string; limit?: number }): Promise<readonly TaskListItem[]>;
-}
+/** Read side of the event log the routes use: a task's events (the truth) and the listing projection. */
+export type TaskCatalog = Pick<PostgresEventStore, 'readTask' | 'listTasks'>;
 
 export interface GatewayNotifier {
   readonly info: NotifierInfo;
