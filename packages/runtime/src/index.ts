@@ -1,2 +1,4 @@
 export {};
 export * from './queue/index.js';
+export * from './diagnostics.js';
+export * from './create-runtime.js';

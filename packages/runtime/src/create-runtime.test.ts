@@ -1,0 +1,115 @@
+import { pino } from 'pino';
+import { filter, firstValueFrom, take, timeout, toArray } from 'rxjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '@nodebatch/config';
+import { createTestDatabase, uniqueName } from '@nodebatch/testkit';
+import type { TestDatabase } from '@nodebatch/testkit';
+import { DatabaseUnavailableError, createRuntime } from './create-runtime.js';
+
+let db: TestDatabase;
+const silent = pino({ level: 'silent' });
+
+beforeAll(async () => {
+  db = await createTestDatabase({ prefix: 'rt' });
+});
+
+afterAll(async () => {
+  await db?.drop();
+});
+
+function configFor(env: Record<string, string>) {
+  return loadConfig({ env: { DATABASE_URL: db.url, ...env }, cwd: '/nonexistent' }).config;
+}
+
+describe('createRuntime', () => {
+  it('wires the store, the postgres notifier and live streams', async () => {
+    const runtime = await createRuntime({
+      config: configFor({ PROGRESS_NOTIFY_TYPE: 'postgres' }),
+      logger: silent,
+      postgresChannel: uniqueName('rt'),
+    });
+    try {
+      expect(runtime.notifier.info).toMatchObject({
+        configured: 'postgres',
+        active: 'postgres',
+        healthy: true,
+        fallback: false,
+      });
+      const taskId = uniqueName('task');
+      await runtime.notifier.append(taskId, [
+        { type: 'TaskCreated', data: { userId: 'u', action: 'cordon', nodes: ['n1'], params: {} } },
+      ]);
+      const events = firstValueFrom(
+        runtime.streams.events$(taskId).pipe(take(3), toArray(), timeout(15_000)),
+      );
+      await runtime.notifier.append(taskId, [{ type: 'TaskStarted', data: { attempt: 1 } }]);
+      await runtime.notifier.append(taskId, [{ type: 'NodeStarted', data: { node: 'n1', attempt: 1 } }]);
+      expect((await events).map((event) => event.seq)).toEqual([1, 2, 3]);
+      const verified = await runtime.notifier.verify(5_000);
+      expect(verified).toMatchObject({ ok: true, transport: 'postgres', fallback: false });
+    } finally {
+      await runtime.close();
+      await runtime.close();
+    }
+  });
+
+  it('reports configured polling as verified, not as a fallback', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const runtime = await createRuntime({
+      config: configFor({ PROGRESS_NOTIFY_TYPE: 'polling', PROGRESS_POLL_INTERVAL: '100' }),
+      logger,
+    });
+    try {
+      expect(runtime.notifier.info).toMatchObject({
+        configured: 'polling',
+        active: 'polling',
+        fallback: false,
+      });
+      expect(lines.filter((line) => line.msg === 'polling configured, verified')).toHaveLength(1);
+      expect(await runtime.notifier.verify()).toMatchObject({ ok: true, transport: 'polling' });
+    } finally {
+      await runtime.close();
+    }
+  });
+
+  it('falls back to polling with a diagnosis when the listener cannot connect', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const config = configFor({ PROGRESS_NOTIFY_TYPE: 'postgres' });
+    const runtime = await createRuntime({
+      config,
+      logger,
+      listenerDatabase: { ...config.database, database: 'nb_listener_db_missing' },
+    });
+    try {
+      const info = await firstValueFrom(
+        runtime.notifier.info$.pipe(
+          filter((i) => i.fallback),
+          timeout(15_000),
+        ),
+      );
+      expect(info).toMatchObject({
+        configured: 'postgres',
+        active: 'polling',
+        healthy: true,
+        fallback: true,
+      });
+      expect(info.reason).toContain('"nb_listener_db_missing" does not exist');
+      const error = lines.find((line) => line.level === 50);
+      expect(error).toMatchObject({ code: '3D000', target: { database: 'nb_listener_db_missing' } });
+      expect(
+        lines.filter((line) => String(line.msg).startsWith('using polling as fallback for postgres: ')),
+      ).toHaveLength(1);
+    } finally {
+      await runtime.close();
+    }
+  });
+
+  it('refuses to start without the main database, naming it', async () => {
+    const config = configFor({ DB_DATABASE: 'nb_main_db_missing' });
+    const failure = await createRuntime({ config, logger: silent }).catch((err: unknown) => err);
+    expect(failure).toBeInstanceOf(DatabaseUnavailableError);
+    expect((failure as DatabaseUnavailableError).message).toContain('"nb_main_db_missing"');
+  });
+});

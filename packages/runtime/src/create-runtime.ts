@@ -1,0 +1,194 @@
+import pg from 'pg';
+import type { Logger } from 'pino';
+import { describeDatabase, describeRedis, pgPoolConfig, redisOptions } from '@nodebatch/config';
+import type { DatabaseConfig, NodebatchConfig } from '@nodebatch/config';
+import { createEventStore, runMigrations } from '@nodebatch/event-store';
+import type { PostgresEventStore } from '@nodebatch/event-store';
+import {
+  NodebatchError,
+  ProgressStreams,
+  TransportUnavailableError,
+  createNotifier,
+} from '@nodebatch/progress';
+import type { Notifier, Transport, TransportType } from '@nodebatch/progress';
+import { createPollingTransport } from '@nodebatch/transport-polling';
+import { createPostgresTransport } from '@nodebatch/transport-postgres';
+import { createRedisTransport } from '@nodebatch/transport-redis';
+import { diagnoseConnectionError } from './diagnostics.js';
+import type { ConnectionTarget } from './diagnostics.js';
+
+/** Options of {@link createRuntime}. */
+export interface RuntimeOptions {
+  config: NodebatchConfig;
+  logger: Logger;
+  /** Environment for diagnostics (the Kubernetes hint). Default process.env. */
+  env?: Record<string, string | undefined>;
+  /** NOTIFY channel of the PostgreSQL transport. Default `nodebatch_progress`; tests use their own. */
+  postgresChannel?: string;
+  /** Pub/Sub channel of the Redis transport. Default `nodebatch:progress`; tests use their own. */
+  redisChannel?: string;
+  /**
+   * Where the LISTEN connection goes, when not where the pool goes: LISTEN
+   * does not work through PgBouncer in transaction mode, so the listener may
+   * need to reach PostgreSQL directly. Default: `config.database`.
+   */
+  listenerDatabase?: DatabaseConfig;
+}
+
+/** What every service of nodebatch runs on: the database, the event log, the notifier and live streams. */
+export interface Runtime {
+  readonly config: NodebatchConfig;
+  readonly pool: pg.Pool;
+  readonly store: PostgresEventStore;
+  /** Appends (with the transports' hooks) and hints; its `info` is served by /readyz and doctor. */
+  readonly notifier: Notifier;
+  readonly streams: ProgressStreams;
+  /** Stops the notifier and ends the pool; safe to call twice. */
+  close(): Promise<void>;
+}
+
+/** The main database cannot be reached: nothing works without it, so the service does not start. */
+export class DatabaseUnavailableError extends NodebatchError {
+  readonly checklist: string[];
+
+  constructor(message: string, checklist: string[], options?: { cause?: unknown }) {
+    super('DATABASE_UNAVAILABLE', message, options);
+    this.checklist = checklist;
+  }
+}
+
+/**
+ * Connects to the database, runs migrations, starts the notifier (configured
+ * transport or polling fallback, with diagnostics) and the progress streams.
+ */
+export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
+  const { config } = options;
+  const logger = options.logger;
+  const env = options.env ?? process.env;
+  const poolConfig = pgPoolConfig(config.database);
+  const databaseTarget: ConnectionTarget = { service: 'postgres', ...describeDatabase(config.database) };
+  const listenerDatabase = options.listenerDatabase ?? config.database;
+  const listenerTarget: ConnectionTarget = { service: 'postgres', ...describeDatabase(listenerDatabase) };
+  const { max: _max, ...listenerConnection } = pgPoolConfig(listenerDatabase);
+  const pool = new pg.Pool(poolConfig);
+  // An idle client that loses its server emits 'error' on the pool; unhandled, it would crash the process.
+  let poolErrorLogged = false;
+  pool.on('error', (err) => {
+    if (poolErrorLogged) return;
+    poolErrorLogged = true;
+    logger.warn({ err }, 'an idle database connection was lost; the pool reconnects on demand');
+  });
+
+  try {
+    await pool.query('SELECT 1');
+  } catch (err) {
+    const diagnosis = diagnoseConnectionError(err, databaseTarget, env);
+    logger.error(
+      {
+        target: databaseTarget,
+        code: diagnosis.code,
+        error: diagnosis.message,
+        checklist: diagnosis.checklist,
+      },
+      `cannot connect to the database: ${diagnosis.summary}`,
+    );
+    await pool.end().catch(() => undefined);
+    throw new DatabaseUnavailableError(
+      `cannot connect to the database: ${diagnosis.summary}`,
+      diagnosis.checklist,
+      {
+        cause: err,
+      },
+    );
+  }
+
+  try {
+    await runMigrations(pool, { logger });
+  } catch (err) {
+    await pool.end().catch(() => undefined);
+    throw err;
+  }
+  const store = createEventStore({ pool, logger });
+
+  const pollTransport = (): Transport =>
+    createPollingTransport({ store, intervalMs: config.progress.pollIntervalMs, logger });
+
+  const createTransport = (type: TransportType): Transport => {
+    switch (type) {
+      case 'postgres':
+        return createPostgresTransport({
+          pool,
+          // The listener's own connection, never one of the pool: it is held for the life of the process.
+          connection: { ...listenerConnection, application_name: 'nodebatch-listener' },
+          store,
+          logger,
+          ...(options.postgresChannel ? { channel: options.postgresChannel } : {}),
+        });
+      case 'redis':
+        if (!config.redis) {
+          throw new TransportUnavailableError(
+            'PROGRESS_NOTIFY_TYPE is redis but no Redis is configured (set REDIS_URL or REDIS_HOST)',
+          );
+        }
+        return createRedisTransport({
+          redis: redisOptions(config.redis),
+          store,
+          logger,
+          ...(options.redisChannel ? { channel: options.redisChannel } : {}),
+        });
+      case 'polling':
+        return pollTransport();
+    }
+  };
+
+  const targetOf = (type: TransportType): ConnectionTarget | undefined => {
+    if (type === 'postgres') return listenerTarget;
+    if (type === 'redis' && config.redis) return { service: 'redis', ...describeRedis(config.redis) };
+    return undefined;
+  };
+
+  const notifier = createNotifier({
+    configured: config.progress.notifyType,
+    store,
+    createTransport,
+    pollTransport,
+    describeTarget: (type) => ({ ...targetOf(type) }),
+    diagnose: (err, type) => {
+      const target = targetOf(type);
+      if (!target) {
+        return {
+          code: 'NOT_CONFIGURED',
+          summary: err instanceof Error ? err.message : String(err),
+          checklist: [],
+        };
+      }
+      return diagnoseConnectionError(err, target, env);
+    },
+    logger,
+    fallbackAfterMs: config.progress.fallbackAfterMs,
+  });
+  try {
+    await notifier.start();
+  } catch (err) {
+    await notifier.stop().catch(() => undefined);
+    await pool.end().catch(() => undefined);
+    throw err;
+  }
+  const streams = new ProgressStreams({ store, hints: notifier, logger });
+
+  let closing: Promise<void> | null = null;
+  return {
+    config,
+    pool,
+    store,
+    notifier,
+    streams,
+    close() {
+      closing ??= (async () => {
+        await notifier.stop();
+        await pool.end();
+      })();
+      return closing;
+    },
+  };
+}
