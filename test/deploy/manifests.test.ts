@@ -1,0 +1,168 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ACCEPTED_ENV_VARS } from '@nodebatch/config';
+import { KUBERNETES_API_CALLS } from '@nodebatch/kube';
+import { Deployment } from 'kubernetes-models/apps/v1';
+import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
+import { ClusterRole, ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
+import { ConfigMap, Namespace, Secret, Service, ServiceAccount } from 'kubernetes-models/v1';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { deployDir, loadManifests, type Manifest } from './manifests.js';
+
+/** The official OpenAPI schema of each kind we ship, through kubernetes-models' validators. */
+const models: Record<string, { validate(): void } & (new (data: object) => { validate(): void })> = {
+  'v1/Namespace': Namespace,
+  'v1/ConfigMap': ConfigMap,
+  'v1/Secret': Secret,
+  'v1/ServiceAccount': ServiceAccount,
+  'v1/Service': Service,
+  'apps/v1/Deployment': Deployment,
+  'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
+  'rbac.authorization.k8s.io/v1/ClusterRole': ClusterRole,
+  'rbac.authorization.k8s.io/v1/ClusterRoleBinding': ClusterRoleBinding,
+} as never;
+
+interface Container {
+  name: string;
+  args?: string[];
+  env?: { name: string; value?: string; valueFrom?: unknown }[];
+  envFrom?: { configMapRef?: { name: string } }[];
+  ports?: { name: string; containerPort: number }[];
+  livenessProbe?: { httpGet?: { path: string; port: string | number } };
+  readinessProbe?: { httpGet?: { path: string; port: string | number } };
+  resources?: { requests?: Record<string, string> };
+}
+
+const manifests = loadManifests();
+const byKind = (kind: string) => manifests.filter((m) => m.kind === kind);
+const spec = (m: Manifest) => m.spec as Record<string, never>;
+const deployments = byKind('Deployment');
+const containersOf = (d: Manifest): Container[] => spec(d).template['spec']['containers'];
+const deployment = (name: string) => {
+  const found = deployments.find((d) => d.metadata.name === name);
+  if (!found) throw new Error(`no Deployment ${name} in deploy/kubernetes`);
+  return found;
+};
+
+describe('deploy/kubernetes manifests', () => {
+  it('are each valid for their kind', () => {
+    expect(manifests.length).toBeGreaterThan(8);
+    for (const manifest of manifests) {
+      const Model = models[`${manifest.apiVersion}/${manifest.kind}`];
+      expect(Model, `${manifest.file}: unexpected ${manifest.apiVersion} ${manifest.kind}`).toBeDefined();
+      const { file: _file, ...data } = manifest;
+      expect(() => new Model!(data).validate(), `${manifest.file}: ${manifest.kind}`).not.toThrow();
+    }
+  });
+
+  it('are all listed in the kustomization', () => {
+    const kustomization = parse(readFileSync(join(deployDir, 'kustomization.yaml'), 'utf8')) as {
+      resources: string[];
+    };
+    expect(new Set(kustomization.resources)).toEqual(new Set(manifests.map((m) => m.file)));
+  });
+
+  it('run several replicas of the worker and the gateway, each protected by a PodDisruptionBudget', () => {
+    for (const name of ['nodebatch-worker', 'nodebatch-gateway']) {
+      const d = deployment(name);
+      expect(spec(d).replicas).toBeGreaterThanOrEqual(2);
+      const labels = spec(d).template['metadata']['labels'] as Record<string, string>;
+      expect(labels).toMatchObject(spec(d).selector['matchLabels']);
+      const pdb = byKind('PodDisruptionBudget').find((p) =>
+        Object.entries(spec(p).selector['matchLabels'] as Record<string, string>).every(
+          ([k, v]) => labels[k] === v,
+        ),
+      );
+      expect(pdb, `PodDisruptionBudget for ${name}`).toBeDefined();
+      for (const container of containersOf(d)) {
+        expect(container.resources?.requests, `${name} resource requests`).toMatchObject({
+          cpu: expect.any(String),
+          memory: expect.any(String),
+        });
+      }
+    }
+  });
+
+  it('start the commands the CLI has and probe the gateway on /healthz and /readyz', () => {
+    expect(containersOf(deployment('nodebatch-worker'))[0]?.args).toEqual(['worker']);
+    const gateway = containersOf(deployment('nodebatch-gateway'))[0]!;
+    expect(gateway.args).toEqual(['gateway']);
+    expect(gateway.livenessProbe?.httpGet?.path).toBe('/healthz');
+    expect(gateway.readinessProbe?.httpGet?.path).toBe('/readyz');
+    const port = gateway.env?.find((e) => e.name === 'PORT')?.value;
+    expect(gateway.ports?.map((p) => String(p.containerPort))).toContain(port);
+    const service = byKind('Service').find((s) => s.metadata.name === 'nodebatch-gateway')!;
+    expect(spec(deployment('nodebatch-gateway')).template['metadata']['labels']).toMatchObject(
+      spec(service).selector,
+    );
+  });
+
+  it('set only environment variables the configuration accepts, the database ones by their DB_* names', () => {
+    const configMaps = new Map(
+      byKind('ConfigMap').map((c) => [c.metadata.name, c.data as Record<string, string>]),
+    );
+    const accepted = new Set<string>(ACCEPTED_ENV_VARS);
+    const set: string[] = [];
+    for (const d of deployments) {
+      for (const container of containersOf(d)) {
+        for (const e of container.env ?? []) set.push(e.name);
+        for (const source of container.envFrom ?? []) {
+          const data = configMaps.get(source.configMapRef?.name ?? '');
+          expect(
+            data,
+            `ConfigMap ${source.configMapRef?.name} referenced by ${d.metadata.name}`,
+          ).toBeDefined();
+          set.push(...Object.keys(data ?? {}));
+        }
+      }
+    }
+    expect(set.filter((name) => !accepted.has(name))).toEqual([]);
+    expect(set.filter((name) => name.startsWith('DATABASE_'))).toEqual([]);
+    expect(set).toContain('DB_HOST');
+  });
+
+  it('keep secrets out of the ConfigMap and take the password from the Secret', () => {
+    for (const configMap of byKind('ConfigMap')) {
+      expect(Object.keys(configMap.data as object).filter((k) => /PASSWORD|SECRET|TOKEN/.test(k))).toEqual(
+        [],
+      );
+    }
+    const secretKeys = new Set(Object.keys(byKind('Secret')[0]?.stringData as object));
+    for (const d of deployments) {
+      const container = containersOf(d)[0]!;
+      expect(container.env?.find((e) => e.name === 'DB_PASSWORD_FILE')?.value).toMatch(
+        /^\/var\/run\/secrets\//,
+      );
+      const volumes = spec(d).template['spec']['volumes'] as { secret?: { items: { key: string }[] } }[];
+      for (const item of volumes.flatMap((v) => v.secret?.items ?? []))
+        expect(secretKeys).toContain(item.key);
+    }
+  });
+
+  it('grant the worker exactly the Kubernetes API calls the node operator makes', () => {
+    const role = byKind('ClusterRole').find((r) => r.metadata.name === 'nodebatch-worker')!;
+    const rules = role.rules as { apiGroups: string[]; resources: string[]; verbs: string[] }[];
+    const granted = new Set(
+      rules.flatMap((rule) =>
+        rule.apiGroups.flatMap((group) =>
+          rule.resources.flatMap((resource) => rule.verbs.map((verb) => `${group}|${resource}|${verb}`)),
+        ),
+      ),
+    );
+    const used = new Set(
+      KUBERNETES_API_CALLS.map(
+        (call) =>
+          `${call.apiGroup}|${call.resource}${call.subresource ? `/${call.subresource}` : ''}|${call.verb}`,
+      ),
+    );
+    expect(granted).toEqual(used);
+    const binding = byKind('ClusterRoleBinding').find((b) => b.metadata.name === 'nodebatch-worker')!;
+    expect(binding.subjects).toEqual([
+      { kind: 'ServiceAccount', name: 'nodebatch-worker', namespace: 'nodebatch' },
+    ]);
+    expect(spec(deployment('nodebatch-worker')).template['spec']['serviceAccountName']).toBe(
+      'nodebatch-worker',
+    );
+  });
+});
