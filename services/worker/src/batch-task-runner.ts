@@ -1,0 +1,287 @@
+import type { NodeOperator } from '@nodebatch/kube';
+import { KubeOperationError, OperationAbortedError, validateBatchParams } from '@nodebatch/kube';
+import type { BatchAction, EventReader, NewEvent, TaskState } from '@nodebatch/progress';
+import {
+  NodebatchError,
+  StaleSequenceError,
+  TaskAlreadyEndedError,
+  UnknownTaskError,
+  foldTask,
+} from '@nodebatch/progress';
+import type { Logger } from 'pino';
+import { filter, take } from 'rxjs';
+import { DEFAULT_ACTION_CONCURRENCY, batchConcurrency } from './action-concurrency.js';
+import { createEventBatcher } from './event-batcher.js';
+import type { AppendEvents } from './event-batcher.js';
+import { runNodeAction } from './node-action.js';
+import type { PreparedAction } from './node-action.js';
+import { DEFAULT_NODE_RETRY_POLICY, delay, retryDelayMs } from './node-retry-policy.js';
+import type { NodeRetryPolicy } from './node-retry-policy.js';
+import { readTaskEvents } from './task-events.js';
+import type { TaskEventFeed } from './task-events.js';
+
+/** What the runner needs from the process: the log, the notifier's append, the cluster. */
+export interface BatchTaskRunnerDeps {
+  store: EventReader;
+  /** Appends and notifies (Notifier.append): every event is durable before anyone is told. */
+  append: AppendEvents;
+  /** Where the runner hears of CancelRequested while it runs. */
+  feed: TaskEventFeed;
+  operator: NodeOperator;
+  logger: Logger;
+}
+
+export interface BatchTaskRunOptions {
+  taskId: string;
+  /** Written into TaskStarted, so the log says which worker ran (or resumed) the task. */
+  workerId: string;
+  /** Aborted when the worker shuts down: no new node starts; in-flight nodes finish; the job is handed back. */
+  shutdown: AbortSignal;
+  /** Aborted when the shutdown grace period is over: in-flight nodes are abandoned (the next worker redoes them). */
+  halt: AbortSignal;
+  /** Default DEFAULT_NODE_RETRY_POLICY. */
+  retry?: NodeRetryPolicy;
+  /** Nodes at once when TaskCreated names no concurrency. Default DEFAULT_ACTION_CONCURRENCY. */
+  concurrencyByAction?: Readonly<Record<BatchAction, number>>;
+  /** See EventBatcherOptions. Defaults 5 ms and 100 events. */
+  flushDelayMs?: number;
+  maxBatchEvents?: number;
+}
+
+export type BatchTaskOutcome = 'finished' | 'handed-back';
+
+/** A task's nodes are not all done but nothing stopped this run: a bug, or events appended by someone else. */
+export class UnfinishedTaskError extends NodebatchError {
+  constructor(taskId: string, unfinished: readonly string[]) {
+    super(
+      'UNFINISHED_TASK',
+      `task ${taskId}: ${unfinished.length} node(s) still unfinished after the run (${unfinished
+        .slice(0, 5)
+        .join(', ')}${unfinished.length > 5 ? ', ...' : ''}); the job will run again and resume`,
+    );
+  }
+}
+
+const FINISHED_NODE_STATUSES: ReadonlySet<string> = new Set(['succeeded', 'failed', 'skipped']);
+
+function isNodeFinished(state: TaskState, node: string): boolean {
+  const status = state.nodeStates[node]?.status;
+  return status !== undefined && FINISHED_NODE_STATUSES.has(status);
+}
+
+/**
+ * The terminal event the log calls for now, or null while nodes remain and no
+ * cancel was asked. A cancel that comes after every node finished is too late:
+ * the task completed.
+ */
+export function decideTerminalEvent(state: TaskState): NewEvent | null {
+  const { succeeded, failed, skipped } = state;
+  const unfinished = state.nodes.filter((node) => !isNodeFinished(state, node));
+  if (unfinished.length === 0) return { type: 'TaskCompleted', data: { succeeded, failed, skipped } };
+  if (state.cancelRequest) {
+    const notStarted = state.nodes.filter(
+      (node) => (state.nodeStates[node]?.status ?? 'pending') === 'pending',
+    );
+    return { type: 'TaskCancelled', data: { succeeded, failed, skipped, notStarted } };
+  }
+  return null;
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * Runs (or resumes) one batch task from its log: folds the events, runs the
+ * nodes not yet finished with the batch's concurrency, and appends exactly one
+ * terminal event. Resuming is safe at any point because the log says what was
+ * done and every node operation is idempotent; the terminal event is appended
+ * with `expectedSeq`, so it is decided on the latest log and never doubled.
+ */
+export async function runBatchTask(
+  deps: BatchTaskRunnerDeps,
+  options: BatchTaskRunOptions,
+): Promise<BatchTaskOutcome> {
+  const { store, append, feed, operator } = deps;
+  const { taskId, workerId, shutdown, halt } = options;
+  const retry = options.retry ?? DEFAULT_NODE_RETRY_POLICY;
+  const logger = deps.logger.child({ taskId });
+  const startedAt = Date.now();
+
+  let initial: TaskState;
+  let requestedConcurrency: number | undefined;
+  try {
+    const events = await readTaskEvents(store, taskId);
+    initial = foldTask(taskId, events);
+    const created = events.find((event) => event.type === 'TaskCreated');
+    requestedConcurrency = created?.type === 'TaskCreated' ? created.data.concurrency : undefined;
+  } catch (err) {
+    if (err instanceof UnknownTaskError) {
+      // No TaskCreated: there is nothing to run and nowhere to record a failure.
+      logger.error({ err }, 'job names a task that does not exist; job dropped');
+      return 'finished';
+    }
+    throw err;
+  }
+  if (initial.outcome) {
+    logger.info({ outcome: initial.outcome.type }, 'task already ended; nothing to do');
+    return 'finished';
+  }
+  const action = initial.action;
+  if (!action) throw new UnknownTaskError(taskId);
+
+  /** Appends the terminal event decided on the latest log; retried when someone appended in between. */
+  const end = async (decide: (state: TaskState) => NewEvent | null): Promise<BatchTaskOutcome> => {
+    for (;;) {
+      const state = foldTask(taskId, await readTaskEvents(store, taskId));
+      if (state.outcome) {
+        logger.info({ outcome: state.outcome.type }, 'task ended by another worker');
+        return 'finished';
+      }
+      const terminal = decide(state);
+      if (!terminal) {
+        const unfinished = state.nodes.filter((node) => !isNodeFinished(state, node));
+        if (shutdown.aborted || halt.aborted) {
+          logger.info(
+            { unfinished: unfinished.length, durationMs: Date.now() - startedAt },
+            'task handed back',
+          );
+          return 'handed-back';
+        }
+        throw new UnfinishedTaskError(taskId, unfinished);
+      }
+      try {
+        await append(taskId, [terminal], { expectedSeq: state.lastSeq });
+      } catch (err) {
+        if (err instanceof StaleSequenceError) continue;
+        if (err instanceof TaskAlreadyEndedError) return 'finished';
+        throw err;
+      }
+      logger.info(
+        { outcome: terminal.type, ...terminal.data, durationMs: Date.now() - startedAt },
+        'task ended',
+      );
+      return 'finished';
+    }
+  };
+
+  let prepared: PreparedAction;
+  try {
+    prepared = { action, params: validateBatchParams(action, initial.params) } as PreparedAction;
+  } catch (err) {
+    const code = err instanceof NodebatchError ? err.code : 'INVALID_PARAMS';
+    return end(() => ({ type: 'TaskFailed', data: { error: errorMessage(err), code } }));
+  }
+
+  const cancel = new AbortController();
+  if (initial.cancelRequest) cancel.abort();
+  const cancelWatch = feed
+    .events$(taskId, { after: initial.lastSeq })
+    .pipe(
+      filter((event) => event.type === 'CancelRequested'),
+      take(1),
+    )
+    .subscribe({
+      next: () => cancel.abort(),
+      // The terminal decision reads the log, so a missed cancel still ends the task as cancelled.
+      error: (err: unknown) =>
+        logger.warn({ err }, 'lost the task event feed; cancel is seen only at the end'),
+    });
+
+  const batcher = createEventBatcher({
+    taskId,
+    append,
+    ...(options.flushDelayMs !== undefined && { flushDelayMs: options.flushDelayMs }),
+    ...(options.maxBatchEvents !== undefined && { maxBatchEvents: options.maxBatchEvents }),
+  });
+  const emit = (...events: NewEvent[]): void => {
+    // After an append failure nothing more is recorded; the failure surfaces at the final flush.
+    if (!batcher.failure) batcher.push(...events);
+  };
+
+  try {
+    if (cancel.signal.aborted) return await end(decideTerminalEvent);
+
+    const remaining = initial.nodes.filter((node) => !isNodeFinished(initial, node));
+    const concurrency = batchConcurrency(
+      action,
+      requestedConcurrency,
+      options.concurrencyByAction ?? DEFAULT_ACTION_CONCURRENCY,
+    );
+    emit({ type: 'TaskStarted', data: { workerId, attempt: initial.workerAttempts + 1 } });
+    logger.info(
+      {
+        action,
+        nodes: initial.total,
+        remaining: remaining.length,
+        concurrency,
+        attempt: initial.workerAttempts + 1,
+        workerId,
+      },
+      'task started',
+    );
+
+    const nodeSignal = AbortSignal.any([cancel.signal, halt]);
+    const runNode = async (node: string): Promise<void> => {
+      let attempt = (initial.nodeStates[node]?.attempts ?? 0) + 1;
+      emit({ type: 'NodeStarted', data: { node, attempt } });
+      for (let triesHere = 1; ; triesHere++) {
+        try {
+          const message = await runNodeAction(operator, prepared, node, {
+            signal: nodeSignal,
+            onProgress: (progress) => emit({ type: 'NodeProgress', data: { node, ...progress } }),
+          });
+          emit({ type: 'NodeSucceeded', data: message === undefined ? { node } : { node, message } });
+          return;
+        } catch (err) {
+          // Abandoned at the end of the grace period: no event, the next worker redoes the node.
+          if (halt.aborted) return;
+          if (cancel.signal.aborted && err instanceof OperationAbortedError) {
+            emit({
+              type: 'NodeFailed',
+              data: {
+                node,
+                error: `${err.message}: the task was cancelled`,
+                code: err.code,
+                retryable: false,
+              },
+            });
+            return;
+          }
+          const retryable = err instanceof KubeOperationError && err.retryable;
+          if (retryable && triesHere < retry.maxAttempts && !cancel.signal.aborted) {
+            const delayMs = retryDelayMs(retry, triesHere);
+            emit({ type: 'NodeRetrying', data: { node, attempt, error: errorMessage(err), delayMs } });
+            await delay(delayMs, nodeSignal);
+            if (halt.aborted) return;
+            if (!cancel.signal.aborted) {
+              attempt += 1;
+              emit({ type: 'NodeStarted', data: { node, attempt } });
+              continue;
+            }
+          }
+          const code = err instanceof NodebatchError ? err.code : undefined;
+          emit({
+            type: 'NodeFailed',
+            data: { node, error: errorMessage(err), retryable, ...(code !== undefined && { code }) },
+          });
+          logger.warn({ node, attempt, err }, 'node failed');
+          return;
+        }
+      }
+    };
+
+    let next = 0;
+    const lane = async (): Promise<void> => {
+      while (next < remaining.length && !cancel.signal.aborted && !shutdown.aborted && !batcher.failure) {
+        const node = remaining[next++] as string;
+        await runNode(node);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, remaining.length) }, lane));
+    await batcher.flush();
+    return await end(decideTerminalEvent);
+  } finally {
+    cancelWatch.unsubscribe();
+  }
+}

@@ -1,0 +1,402 @@
+import { createLogger, loadConfig } from '@nodebatch/config';
+import type { NodebatchConfig } from '@nodebatch/config';
+import { createNodeOperator } from '@nodebatch/kube';
+import type { NodeOperator } from '@nodebatch/kube';
+import { startFakeKubeApi } from '@nodebatch/kube/testing';
+import type { FakeKubeApi } from '@nodebatch/kube/testing';
+import type { NewEvent, StoredEvent } from '@nodebatch/progress';
+import { createBatchQueue, createRuntime } from '@nodebatch/runtime';
+import type { BatchQueue, Runtime } from '@nodebatch/runtime';
+import { createTestDatabase, sharedRedisUrl, uniqueName } from '@nodebatch/testkit';
+import type { TestDatabase } from '@nodebatch/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startWorker } from './start-worker.js';
+import type { WorkerHandle, WorkerRuntime } from './start-worker.js';
+import {
+  eventsOfType,
+  submitBatch,
+  testEnv,
+  waitForEnd,
+  waitForEvents,
+} from './test-support/batch-harness.js';
+
+const NODE_COUNT = 200;
+const nodes = Array.from({ length: NODE_COUNT }, (_, i) => `node-${i + 1}`);
+
+/** Log lines of the worker, to check what it says per task (not per event). */
+const logLines: Record<string, unknown>[] = [];
+const logger = createLogger({
+  level: 'info',
+  destination: { write: (line: string) => void logLines.push(JSON.parse(line) as Record<string, unknown>) },
+});
+
+let database: TestDatabase;
+let config: NodebatchConfig;
+let runtime: Runtime;
+let api: FakeKubeApi;
+let operator: NodeOperator;
+let queue: BatchQueue;
+let worker: WorkerHandle;
+/** Every append the worker made through the notifier, to see that events travel in batches. */
+const appendSizes: number[] = [];
+
+function operatorFor(kubeApi: FakeKubeApi): NodeOperator {
+  return createNodeOperator({
+    cluster: { ...config.cluster, mode: 'kubernetes', kubeconfig: kubeApi.kubeconfigPath },
+    logger,
+    kubernetes: { evictionBackoff: { initialMs: 20, maxMs: 100 } },
+  });
+}
+
+function countingRuntime(): WorkerRuntime {
+  return {
+    store: runtime.store,
+    streams: runtime.streams,
+    notifier: {
+      append: (taskId, events, options) => {
+        appendSizes.push(events.length);
+        return runtime.notifier.append(taskId, events, options);
+      },
+    },
+  };
+}
+
+beforeAll(async () => {
+  database = await createTestDatabase({ prefix: 'nb_worker' });
+  config = loadConfig({ env: testEnv(database.url, { redisUrl: sharedRedisUrl() }) }).config;
+  runtime = await createRuntime({ config, logger, postgresChannel: uniqueName('progress') });
+  api = await startFakeKubeApi({
+    nodes,
+    pods: nodes.flatMap((node) => [
+      { name: `${node}-app`, node, ownerKind: 'ReplicaSet' },
+      { name: `${node}-agent`, node, namespace: 'kube-system', ownerKind: 'DaemonSet' },
+    ]),
+  });
+  operator = operatorFor(api);
+  queue = createBatchQueue({ config, logger });
+  worker = await startWorker({
+    config,
+    logger,
+    operator,
+    runtime: countingRuntime(),
+    retry: { maxAttempts: 3, baseDelayMs: 20, maxDelayMs: 100 },
+  });
+});
+
+afterAll(async () => {
+  await worker?.close({ graceMs: 1000 });
+  await queue?.close();
+  await runtime?.close();
+  await api?.close();
+  await database?.drop();
+});
+
+function expectOneTerminal(events: readonly StoredEvent[]): void {
+  const terminal = events.filter((event) =>
+    ['TaskCompleted', 'TaskCancelled', 'TaskFailed'].includes(event.type),
+  );
+  expect(terminal).toHaveLength(1);
+  expect(events.at(-1)).toBe(terminal[0]);
+}
+
+function expectAllSucceeded(state: Awaited<ReturnType<typeof waitForEnd>>['state']): void {
+  expect(state.outcome?.type).toBe('TaskCompleted');
+  expect(state.outcome?.data).toEqual({ succeeded: NODE_COUNT, failed: 0, skipped: 0 });
+  expect(new Set(state.succeededNodes)).toEqual(new Set(nodes));
+}
+
+describe(`a ${NODE_COUNT}-node batch`, () => {
+  it('cordons every node, in batched appends, with one log line at start and end', async () => {
+    const appendsBefore = appendSizes.length;
+    const taskId = await submitBatch(runtime, queue, { action: 'cordon', nodes });
+    const { state, events } = await waitForEnd(runtime, taskId);
+    expectAllSucceeded(state);
+    expectOneTerminal(events);
+    expect(nodes.every((node) => api.nodes.get(node)?.spec.unschedulable === true)).toBe(true);
+    expect(eventsOfType(events, 'TaskStarted').map((event) => event.data)).toEqual([
+      { workerId: worker.id, attempt: 1 },
+    ]);
+    expect(eventsOfType(events, 'NodeStarted')).toHaveLength(NODE_COUNT);
+
+    // 2 events per node and 2 per task travelled in far fewer appends than events.
+    const appends = appendSizes.slice(appendsBefore);
+    expect(appends.reduce((sum, size) => sum + size, 0)).toBe(events.length - 1);
+    expect(appends.length).toBeLessThan(events.length / 2);
+    expect(Math.max(...appends)).toBeGreaterThan(1);
+
+    const taskLines = logLines.filter((line) => line.taskId === taskId);
+    expect(taskLines.map((line) => line.msg)).toEqual(['task started', 'task ended']);
+  });
+
+  it('uncordons every node', async () => {
+    const taskId = await submitBatch(runtime, queue, { action: 'uncordon', nodes });
+    const { state, events } = await waitForEnd(runtime, taskId);
+    expectAllSucceeded(state);
+    expectOneTerminal(events);
+    expect(nodes.every((node) => !api.nodes.get(node)?.spec.unschedulable)).toBe(true);
+  });
+
+  it('labels every node', async () => {
+    const taskId = await submitBatch(runtime, queue, {
+      action: 'label',
+      nodes,
+      params: { set: { 'nodebatch.test/pool': 'blue' } },
+    });
+    const { state, events } = await waitForEnd(runtime, taskId);
+    expectAllSucceeded(state);
+    expectOneTerminal(events);
+    expect(
+      nodes.every((node) => api.nodes.get(node)?.metadata.labels?.['nodebatch.test/pool'] === 'blue'),
+    ).toBe(true);
+  });
+
+  it('taints every node', async () => {
+    const taskId = await submitBatch(runtime, queue, {
+      action: 'taint',
+      nodes,
+      params: { add: [{ key: 'nodebatch.test/maintenance', value: 'true', effect: 'NoSchedule' }] },
+    });
+    const { state, events } = await waitForEnd(runtime, taskId);
+    expectAllSucceeded(state);
+    expectOneTerminal(events);
+    for (const node of nodes) {
+      expect(api.nodes.get(node)?.spec.taints).toContainEqual(
+        expect.objectContaining({ key: 'nodebatch.test/maintenance', value: 'true', effect: 'NoSchedule' }),
+      );
+    }
+  });
+
+  it('drains every node, reporting each evicted pod and leaving DaemonSet pods', async () => {
+    const taskId = await submitBatch(runtime, queue, { action: 'drain', nodes });
+    const { state, events } = await waitForEnd(runtime, taskId);
+    expectAllSucceeded(state);
+    expectOneTerminal(events);
+    for (const node of nodes) {
+      expect(api.nodes.get(node)?.spec.unschedulable).toBe(true);
+      expect(api.pods.has(`default/${node}-app`)).toBe(false);
+      expect(api.pods.has(`kube-system/${node}-agent`)).toBe(true);
+    }
+    const progress = eventsOfType(events, 'NodeProgress');
+    expect(progress.filter((event) => event.data.done === 1 && event.data.total === 1)).toHaveLength(
+      NODE_COUNT,
+    );
+  });
+});
+
+describe('node failures', () => {
+  it('fails a node the API server does not know (404) and completes the others', async () => {
+    const taskId = await submitBatch(runtime, queue, {
+      action: 'cordon',
+      nodes: ['node-1', 'no-such-node', 'node-2'],
+    });
+    const { state, events } = await waitForEnd(runtime, taskId);
+    expectOneTerminal(events);
+    expect(state.outcome?.type).toBe('TaskCompleted');
+    expect(state.outcome?.data).toEqual({ succeeded: 2, failed: 1, skipped: 0 });
+    expect(eventsOfType(events, 'NodeFailed').map((event) => event.data)).toEqual([
+      expect.objectContaining({ node: 'no-such-node', code: 'NODE_NOT_FOUND', retryable: false }),
+    ]);
+    expect(eventsOfType(events, 'NodeRetrying')).toHaveLength(0);
+    const failureLines = logLines.filter((line) => line.taskId === taskId && line.msg === 'node failed');
+    expect(failureLines).toHaveLength(1);
+  });
+
+  it('retries a node after a retryable failure (500) and then succeeds', async () => {
+    api.injectFault({ method: 'PATCH', path: '/api/v1/nodes/node-3', status: 500, times: 1 });
+    const taskId = await submitBatch(runtime, queue, { action: 'cordon', nodes: ['node-3'] });
+    const { state, events } = await waitForEnd(runtime, taskId);
+    expectOneTerminal(events);
+    expect(state.outcome?.data).toEqual({ succeeded: 1, failed: 0, skipped: 0 });
+    expect(eventsOfType(events, 'NodeRetrying').map((event) => event.data)).toEqual([
+      expect.objectContaining({ node: 'node-3', attempt: 1 }),
+    ]);
+    expect(eventsOfType(events, 'NodeStarted').map((event) => event.data.attempt)).toEqual([1, 2]);
+    expect(state.nodeStates['node-3']?.attempts).toBe(2);
+  });
+
+  it('drains a node whose eviction is blocked (429) twice, then allowed', async () => {
+    api.addNode('pdb-node-1');
+    api.addPod({ name: 'guarded', node: 'pdb-node-1', ownerKind: 'ReplicaSet' });
+    api.blockEviction('default/guarded', 2);
+    const taskId = await submitBatch(runtime, queue, { action: 'drain', nodes: ['pdb-node-1'] });
+    const { state, events } = await waitForEnd(runtime, taskId);
+    expectOneTerminal(events);
+    expect(state.outcome?.data).toEqual({ succeeded: 1, failed: 0, skipped: 0 });
+    const evictions = api.requestsTo('POST', '/api/v1/namespaces/default/pods/guarded/eviction');
+    expect(evictions.map((request) => request.status)).toEqual([429, 429, 201]);
+    expect(api.pods.has('default/guarded')).toBe(false);
+  });
+
+  it('fails a node whose eviction stays blocked past the drain timeout', async () => {
+    api.addNode('pdb-node-2');
+    api.addPod({ name: 'stubborn', node: 'pdb-node-2', ownerKind: 'ReplicaSet' });
+    api.blockEviction('default/stubborn', 'forever');
+    const taskId = await submitBatch(runtime, queue, {
+      action: 'drain',
+      nodes: ['pdb-node-2', 'node-4'],
+      params: { timeoutSeconds: 1 },
+    });
+    const { state, events } = await waitForEnd(runtime, taskId);
+    expectOneTerminal(events);
+    expect(state.outcome?.data).toEqual({ succeeded: 1, failed: 1, skipped: 0 });
+    expect(state.failedNodes).toEqual([
+      expect.objectContaining({ node: 'pdb-node-2', code: 'DRAIN_TIMEOUT' }),
+    ]);
+    expect(api.nodes.get('pdb-node-2')?.spec.unschedulable).toBe(true);
+  });
+
+  it('fails the whole task when its params are invalid', async () => {
+    const taskId = await submitBatch(runtime, queue, {
+      action: 'label',
+      nodes: ['node-1'],
+      params: { set: { 'bad key!': 'x' } },
+    });
+    const { state, events } = await waitForEnd(runtime, taskId);
+    expectOneTerminal(events);
+    expect(state.outcome?.type).toBe('TaskFailed');
+    expect(state.outcome?.data).toEqual(expect.objectContaining({ code: 'INVALID_NODE_INPUT' }));
+    expect(eventsOfType(events, 'NodeStarted')).toHaveLength(0);
+  });
+});
+
+describe('cancel', () => {
+  it('stops starting nodes, aborts in-flight drains and ends with TaskCancelled', async () => {
+    const blocked = Array.from({ length: 8 }, (_, i) => `cancel-node-${i + 1}`);
+    for (const node of blocked) {
+      api.addNode(node);
+      api.addPod({ name: `${node}-app`, node, ownerKind: 'ReplicaSet' });
+      api.blockEviction(`default/${node}-app`, 'forever');
+    }
+    const taskId = await submitBatch(runtime, queue, {
+      action: 'drain',
+      nodes: blocked,
+      params: { timeoutSeconds: 600 },
+      concurrency: 2,
+    });
+    // Both in-flight drains are waiting on their blocked evictions.
+    await waitForEvents(runtime, taskId, (event) => event.type === 'NodeProgress', 2);
+    const cancel: NewEvent = { type: 'CancelRequested', data: { by: 'tester', reason: 'test' } };
+    await runtime.notifier.append(taskId, [cancel]);
+    const { state, events } = await waitForEnd(runtime, taskId);
+    expectOneTerminal(events);
+    expect(state.outcome?.type).toBe('TaskCancelled');
+    expect(state.outcome?.data).toEqual({
+      succeeded: 0,
+      failed: 2,
+      skipped: 0,
+      notStarted: blocked.slice(2),
+    });
+    expect(state.failedNodes.map((failed) => failed.code)).toEqual(['ABORTED', 'ABORTED']);
+    expect(eventsOfType(events, 'NodeStarted').map((event) => event.data.node)).toEqual(blocked.slice(0, 2));
+  });
+});
+
+describe('resume', () => {
+  it('finishes a task another worker left half done, without redoing finished nodes', async () => {
+    const batch = ['node-10', 'node-11', 'node-12', 'node-13'];
+    const taskId = uniqueName('task').replaceAll('_', '-');
+    // The log a worker leaves when it dies: node-10 done, node-11 in flight, the rest not started.
+    await runtime.notifier.append(
+      taskId,
+      [
+        {
+          type: 'TaskCreated',
+          data: { userId: 'tester', action: 'label', nodes: batch, params: { set: { r: 's' } } },
+        },
+        { type: 'TaskStarted', data: { workerId: 'dead-worker', attempt: 1 } },
+        { type: 'NodeStarted', data: { node: 'node-10', attempt: 1 } },
+        { type: 'NodeSucceeded', data: { node: 'node-10' } },
+        { type: 'NodeStarted', data: { node: 'node-11', attempt: 1 } },
+      ],
+      { expectedSeq: 0 },
+    );
+    api.clearRequests();
+    await queue.enqueue({ taskId });
+    const { state, events } = await waitForEnd(runtime, taskId);
+    expectOneTerminal(events);
+    expect(state.outcome?.data).toEqual({ succeeded: 4, failed: 0, skipped: 0 });
+    expect(eventsOfType(events, 'TaskStarted').map((event) => event.data.attempt)).toEqual([1, 2]);
+    expect(api.requestsTo('PATCH', '/api/v1/nodes/node-10')).toHaveLength(0);
+    expect(api.requestsTo('PATCH', '/api/v1/nodes/node-11')).not.toHaveLength(0);
+    expect(
+      eventsOfType(events, 'NodeStarted')
+        .filter((event) => event.data.node === 'node-11')
+        .map((e) => e.data.attempt),
+    ).toEqual([1, 2]);
+    expect(eventsOfType(events, 'NodeSucceeded')).toHaveLength(4);
+  });
+
+  it('does nothing for a task that already ended', async () => {
+    const taskId = await submitBatch(runtime, queue, { action: 'cordon', nodes: ['node-20'] });
+    const first = await waitForEnd(runtime, taskId);
+    // A second job for the same task (enqueued again after the first job was removed, say).
+    const otherQueue = createBatchQueue({
+      config: { ...config, queue: { name: uniqueName('batches') } },
+      logger,
+    });
+    const otherWorker = await startWorker({
+      config: { ...config, queue: { name: otherQueue.name } },
+      logger,
+      operator,
+      runtime,
+    });
+    try {
+      await otherQueue.enqueue({ taskId });
+      await expect
+        .poll(
+          () =>
+            logLines.some(
+              (line) => line.taskId === taskId && line.msg === 'task already ended; nothing to do',
+            ),
+          {
+            timeout: 15_000,
+          },
+        )
+        .toBe(true);
+      const again = await waitForEnd(runtime, taskId);
+      expect(again.events).toEqual(first.events);
+    } finally {
+      await otherWorker.close();
+      await otherQueue.close();
+    }
+  });
+});
+
+describe('shutdown', () => {
+  it('hands an unfinished task back; the next worker resumes it', async () => {
+    api.addNode('slow-node');
+    api.addPod({ name: 'slow-app', node: 'slow-node', ownerKind: 'ReplicaSet' });
+    api.blockEviction('default/slow-app', 'forever');
+    const batchNodes = ['slow-node', 'node-30', 'node-31'];
+    const ownConfig = { ...config, queue: { name: uniqueName('batches') } };
+    const ownQueue = createBatchQueue({ config: ownConfig, logger });
+    const leaving = await startWorker({ config: ownConfig, logger, operator, runtime });
+    let next: WorkerHandle | undefined;
+    try {
+      const taskId = await submitBatch(runtime, ownQueue, {
+        action: 'drain',
+        nodes: batchNodes,
+        params: { timeoutSeconds: 600 },
+        concurrency: 1,
+      });
+      await waitForEvents(runtime, taskId, (event) => event.type === 'NodeProgress');
+      // The drain of slow-node cannot finish within the grace period: it is abandoned and handed back.
+      await leaving.close({ graceMs: 200 });
+      api.blockEviction('default/slow-app', 0);
+      next = await startWorker({ config: ownConfig, logger, operator, runtime });
+      const { state, events } = await waitForEnd(runtime, taskId);
+      expectOneTerminal(events);
+      expect(state.outcome?.data).toEqual({ succeeded: 3, failed: 0, skipped: 0 });
+      expect(eventsOfType(events, 'TaskStarted').map((event) => event.data.workerId)).toEqual([
+        leaving.id,
+        next.id,
+      ]);
+      const handedBack = logLines.filter((line) => line.taskId === taskId && line.msg === 'task handed back');
+      expect(handedBack).toHaveLength(1);
+    } finally {
+      await leaving.close();
+      await next?.close();
+      await ownQueue.close();
+    }
+  });
+});

@@ -1,0 +1,139 @@
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type { NodebatchConfig } from '@nodebatch/config';
+import type { NodeOperator } from '@nodebatch/kube';
+import { createNodeOperator } from '@nodebatch/kube';
+import type { BatchAction, EventReader } from '@nodebatch/progress';
+import { createBatchConsumer, createRuntime, describeQueueBackend } from '@nodebatch/runtime';
+import type { Logger } from 'pino';
+import { runBatchTask } from './batch-task-runner.js';
+import type { AppendEvents } from './event-batcher.js';
+import type { NodeRetryPolicy } from './node-retry-policy.js';
+import type { TaskEventFeed } from './task-events.js';
+
+/** The parts of a Runtime (from @nodebatch/runtime) the worker uses. */
+export interface WorkerRuntime {
+  store: EventReader;
+  notifier: { append: AppendEvents };
+  streams: TaskEventFeed;
+}
+
+export interface WorkerQueueOptions {
+  /** See BatchConsumerOptions.lockDurationMs (default 15000): how soon a killed worker's job is taken over. */
+  lockDurationMs?: number;
+  /** See BatchConsumerOptions.stalledIntervalMs (default 10000). */
+  stalledIntervalMs?: number;
+  /** See BatchConsumerOptions.maxStalledCount (default 10). */
+  maxStalledCount?: number;
+}
+
+export interface StartWorkerOptions {
+  config: NodebatchConfig;
+  logger: Logger;
+  /** Default: createNodeOperator for config.cluster (a Kubernetes cluster or the simulated one). */
+  operator?: NodeOperator;
+  /** Default: createRuntime({ config, logger }), closed with the worker. A given runtime is not closed. */
+  runtime?: WorkerRuntime;
+  /** Default: `<hostname>-<pid>-<random>`. */
+  id?: string;
+  queue?: WorkerQueueOptions;
+  /** Retries of a node after a retryable failure. Default DEFAULT_NODE_RETRY_POLICY. */
+  retry?: NodeRetryPolicy;
+  /** Nodes at once per action when a batch names none. Default DEFAULT_ACTION_CONCURRENCY. */
+  concurrencyByAction?: Readonly<Record<BatchAction, number>>;
+  /** Event batching, see EventBatcherOptions. Defaults 5 ms and 100 events. */
+  flushDelayMs?: number;
+  maxBatchEvents?: number;
+}
+
+export interface WorkerHandle {
+  readonly id: string;
+  /**
+   * Stops taking jobs, lets in-flight nodes finish within `graceMs` (default
+   * config.worker.shutdownGraceMs), then hands the unfinished tasks back to the
+   * queue, where another worker resumes them from the log.
+   */
+  close(options?: { graceMs?: number }): Promise<void>;
+}
+
+/** Beyond the grace period, how long running jobs get to flush their events and hand back. */
+const HAND_BACK_MARGIN_MS = 10_000;
+
+export async function startWorker(options: StartWorkerOptions): Promise<WorkerHandle> {
+  const { config } = options;
+  const id = options.id ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  const logger = options.logger.child({ component: 'worker', workerId: id });
+  const operator = options.operator ?? createNodeOperator({ cluster: config.cluster, logger });
+  const ownRuntime = options.runtime ? undefined : await createRuntime({ config, logger });
+  const runtime: WorkerRuntime = options.runtime ?? (ownRuntime as WorkerRuntime);
+
+  const shutdown = new AbortController();
+  const halt = new AbortController();
+  const deps = {
+    store: runtime.store,
+    append: (taskId: string, events: Parameters<AppendEvents>[1], appendOptions?: { expectedSeq?: number }) =>
+      runtime.notifier.append(taskId, events, appendOptions),
+    feed: runtime.streams,
+    operator,
+    logger,
+  };
+
+  const consumer = createBatchConsumer({
+    config,
+    logger,
+    ...options.queue,
+    processor: async ({ taskId }) => {
+      if (shutdown.signal.aborted) return 'handed-back';
+      return runBatchTask(deps, {
+        taskId,
+        workerId: id,
+        shutdown: shutdown.signal,
+        halt: halt.signal,
+        ...(options.retry && { retry: options.retry }),
+        ...(options.concurrencyByAction && { concurrencyByAction: options.concurrencyByAction }),
+        ...(options.flushDelayMs !== undefined && { flushDelayMs: options.flushDelayMs }),
+        ...(options.maxBatchEvents !== undefined && { maxBatchEvents: options.maxBatchEvents }),
+      });
+    },
+  });
+  try {
+    await consumer.ready();
+  } catch (err) {
+    await consumer.close({ force: true }).catch(() => undefined);
+    await ownRuntime?.close();
+    throw err;
+  }
+  logger.info(
+    { ...describeQueueBackend(config), cluster: operator.kind, jobConcurrency: config.worker.jobConcurrency },
+    'worker started',
+  );
+
+  let closing: Promise<void> | undefined;
+  const close = async (graceMs: number): Promise<void> => {
+    logger.info({ graceMs }, 'worker stopping: no new jobs; in-flight nodes may finish');
+    shutdown.abort();
+    const haltTimer = setTimeout(() => halt.abort(), graceMs);
+    const forceTimer = setTimeout(() => {
+      logger.warn(
+        'running jobs did not hand back in time; dropping them (they resume elsewhere after their lock expires)',
+      );
+      consumer.close({ force: true }).catch((err: unknown) => logger.warn({ err }, 'forced close failed'));
+    }, graceMs + HAND_BACK_MARGIN_MS);
+    try {
+      await consumer.close();
+    } finally {
+      clearTimeout(haltTimer);
+      clearTimeout(forceTimer);
+      await ownRuntime?.close();
+    }
+    logger.info('worker stopped');
+  };
+
+  return {
+    id,
+    close(closeOptions) {
+      closing ??= close(closeOptions?.graceMs ?? config.worker.shutdownGraceMs);
+      return closing;
+    },
+  };
+}

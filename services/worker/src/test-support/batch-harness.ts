@@ -1,0 +1,102 @@
+import type { NodebatchConfig } from '@nodebatch/config';
+import type { BatchAction, NewEvent, StoredEvent, TaskState } from '@nodebatch/progress';
+import { foldTask } from '@nodebatch/progress';
+import type { BatchQueue, Runtime } from '@nodebatch/runtime';
+import { uniqueName } from '@nodebatch/testkit';
+import { filter, firstValueFrom, timeout } from 'rxjs';
+import { readTaskEvents } from '../task-events.js';
+
+/** What a test creates a batch with: the gateway's POST /api/v1/batches, without HTTP. */
+export interface BatchRequest {
+  action: BatchAction;
+  nodes: string[];
+  params?: Record<string, unknown>;
+  concurrency?: number;
+}
+
+/** Appends TaskCreated (as the gateway does) and enqueues the job; returns the task id. */
+export async function submitBatch(
+  runtime: Runtime,
+  queue: BatchQueue,
+  request: BatchRequest,
+): Promise<string> {
+  const taskId = uniqueName('task').replaceAll('_', '-');
+  const created: NewEvent = {
+    type: 'TaskCreated',
+    data: {
+      userId: 'tester',
+      action: request.action,
+      nodes: request.nodes,
+      params: request.params ?? {},
+      ...(request.concurrency !== undefined && { concurrency: request.concurrency }),
+    },
+  };
+  await runtime.notifier.append(taskId, [created], { expectedSeq: 0 });
+  await queue.enqueue({ taskId });
+  return taskId;
+}
+
+/** Waits for the task's terminal event (through the live stream), then returns the whole log and its fold. */
+export async function waitForEnd(
+  runtime: Runtime,
+  taskId: string,
+  timeoutMs = 60_000,
+): Promise<{ state: TaskState; events: StoredEvent[] }> {
+  await firstValueFrom(
+    runtime.streams.state$(taskId).pipe(
+      filter((state) => state.outcome !== null),
+      timeout(timeoutMs),
+    ),
+  );
+  const events = await readTaskEvents(runtime.store, taskId);
+  return { state: foldTask(taskId, events), events };
+}
+
+/** Waits until the task's log holds at least `count` events matching `match`. */
+export async function waitForEvents(
+  runtime: Runtime,
+  taskId: string,
+  match: (event: StoredEvent) => boolean,
+  count = 1,
+  timeoutMs = 60_000,
+): Promise<StoredEvent[]> {
+  const seen: StoredEvent[] = [];
+  return new Promise((resolve, reject) => {
+    const subscription = runtime.streams
+      .events$(taskId)
+      .pipe(timeout(timeoutMs))
+      .subscribe({
+        next: (event) => {
+          if (!match(event)) return;
+          seen.push(event);
+          if (seen.length >= count) {
+            subscription.unsubscribe();
+            resolve(seen);
+          }
+        },
+        error: reject,
+        complete: () =>
+          reject(new Error(`task ${taskId} ended with ${seen.length} of ${count} matching events`)),
+      });
+  });
+}
+
+export function eventsOfType<T extends StoredEvent['type']>(
+  events: readonly StoredEvent[],
+  type: T,
+): Extract<StoredEvent, { type: T }>[] {
+  return events.filter((event): event is Extract<StoredEvent, { type: T }> => event.type === type);
+}
+
+/** The configuration of one test file: its own database, queue and (optionally) Redis for the queue. */
+export function testEnv(databaseUrl: string, options: { redisUrl?: string } = {}): Record<string, string> {
+  return {
+    DATABASE_URL: databaseUrl,
+    QUEUE_NAME: uniqueName('batches'),
+    PROGRESS_NOTIFY_TYPE: 'postgres',
+    LOG_LEVEL: 'silent',
+    ...(options.redisUrl !== undefined && { REDIS_URL: options.redisUrl }),
+  };
+}
+
+export type { NodebatchConfig };
