@@ -164,3 +164,34 @@ describe('readAll with writers that commit out of order', () => {
     expect(await reader.poll()).toEqual(after);
   });
 });
+
+describe('readAll under free-running concurrent writers', () => {
+  it('delivers every committed event exactly once, in position order, to a reader polling meanwhile', async () => {
+    const writers = 8;
+    const appendsPerWriter = 40;
+    const taskIds = Array.from({ length: writers }, (_, i) => `t-free-run-${i}`);
+    for (const taskId of taskIds) await fixture.store.append(taskId, [taskCreated()]);
+    const reader = createReader(fixture, await fixture.store.headPosition());
+    let writing = true;
+    const polling = (async () => {
+      while (writing) await reader.poll();
+    })();
+    const written = await Promise.all(
+      taskIds.map(async (taskId) => {
+        const events: StoredEvent[] = [];
+        for (let i = 0; i < appendsPerWriter; i++) {
+          events.push(
+            ...(await fixture.store.append(taskId, [nodeProgress('node-a', i), nodeProgress('node-b', i)])),
+          );
+        }
+        return events;
+      }),
+    );
+    writing = false;
+    await polling;
+    await reader.poll();
+    const all = written.flat().sort((x, y) => x.position - y.position);
+    expect(all).toHaveLength(writers * appendsPerWriter * 2);
+    expect(reader.seen).toEqual(all);
+  });
+});

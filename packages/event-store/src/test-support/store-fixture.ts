@@ -1,6 +1,7 @@
 import type { NewEvent } from '@nodebatch/progress';
-import { createTestDatabase, type TestDatabase } from '@nodebatch/testkit';
+import { createTestDatabase, sharedDatabaseUrl, type TestDatabase } from '@nodebatch/testkit';
 import pg from 'pg';
+import { vi } from 'vitest';
 import {
   createEventStore,
   type EventStoreOptions,
@@ -29,11 +30,35 @@ export async function createStoreFixture(
     database,
     pool,
     store,
-    close: async () => {
-      await pool.end();
-      await database.drop();
-    },
+    close: () => closeDatabase(database, [pool]),
   };
+}
+
+/**
+ * Ends the pools, waits until their sessions are gone, then drops the
+ * database. pool.end() resolves before the server has closed the sessions,
+ * and dropping with FORCE would terminate them under the ending clients,
+ * which then report the termination as an unhandled error.
+ */
+export async function closeDatabase(database: TestDatabase, pools: readonly pg.Pool[]): Promise<void> {
+  await Promise.all(pools.map((pool) => pool.end()));
+  const admin = new pg.Client({ connectionString: sharedDatabaseUrl() });
+  await admin.connect();
+  try {
+    await vi.waitFor(
+      async () => {
+        const { rows } = await admin.query<{ n: number }>(
+          'SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1',
+          [database.name],
+        );
+        if (rows[0]!.n !== 0) throw new Error(`${rows[0]!.n} sessions still open on ${database.name}`);
+      },
+      { timeout: 20_000, interval: 20 },
+    );
+  } finally {
+    await admin.end();
+  }
+  await database.drop();
 }
 
 export function taskCreated(userId = 'alice', nodes: string[] = ['node-a', 'node-b']): NewEvent {
