@@ -1,1 +1,27 @@
 export * from './shared-servers.js';
+export { freePort, isPortFree } from './free-port.js';
+export { sweepLeftovers } from './cleanup.js';
+export {
+  findPostgresBinDir,
+  findRedisServer,
+  MissingServerBinaryError,
+  whichSync,
+} from './server-binaries.js';
+export { ServerStartError } from './server-process.js';
+export { unprivilegedServerUser, type ServerUser } from './server-user.js';
+export {
+  initPostgresCluster,
+  POSTGRES_READY,
+  postgresArgs,
+  startPostgres,
+  type InitPostgresClusterOptions,
+  type PostgresServer,
+  type StartPostgresOptions,
+} from './postgres-server.js';
+export {
+  REDIS_READY,
+  redisArgs,
+  startRedis,
+  type RedisServer,
+  type StartRedisOptions,
+} from './redis-server.js';

@@ -38,8 +38,11 @@ export async function createTestDatabase(
   return {
     name,
     url: url.toString(),
-    drop: () =>
-      withAdminClient(serverUrl, (client) => client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)),
+    drop: async () => {
+      await withAdminClient(serverUrl, (client) =>
+        client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`),
+      );
+    },
   };
 }
 
