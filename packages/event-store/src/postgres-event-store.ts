@@ -215,8 +215,9 @@ class PgEventStore implements PostgresEventStore {
     const created = await sql`
       INSERT INTO tasks (task_id, user_id, action, status, total, done, succeeded, failed, skipped, last_seq,
                          created_at, updated_at, finished_at)
-      VALUES (${summary.taskId}, ${summary.userId}, ${summary.action}, ${summary.status}, ${summary.total}, 0, 0, 0, 0, 0,
-              ${summary.createdAt}, ${summary.createdAt}, NULL)
+      VALUES (${summary.taskId}, ${summary.userId}, ${summary.action}, ${summary.status}, ${summary.total},
+              ${summary.done}, ${summary.succeeded}, ${summary.failed}, ${summary.skipped}, ${summary.lastSeq},
+              ${summary.createdAt}, ${summary.updatedAt}, ${summary.finishedAt})
       ON CONFLICT (task_id) DO NOTHING
       RETURNING task_id`.execute(trx);
     if (created.rows.length > 0) return;
