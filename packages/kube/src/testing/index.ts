@@ -1,3 +1,4 @@
 export { instantClock } from './instant-clock.js';
 export * from './fake-kube-api.js';
 export { applyJsonPatch, applyMergePatch, JsonPatchError, type JsonPatchOperation } from './json-patch.js';
+export { apiCallOfRequest } from './api-call-of-request.js';
