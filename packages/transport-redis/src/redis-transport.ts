@@ -12,7 +12,11 @@ import { decodeEnvelope, decodeEvents, encodeAppend, encodeProbe } from './wire-
 
 /** Options of {@link createRedisTransport}. */
 export interface RedisTransportOptions {
-  /** Where Redis is; used for both connections of the transport. */
+  /**
+   * Where Redis is; used for both connections of the transport, named
+   * `<connectionName>-subscriber` and `<connectionName>-publisher`
+   * (connectionName defaults to `nodebatch-progress`).
+   */
   redis: RedisOptions;
   /** The event log, read by the periodic position check. */
   store: EventReader;
@@ -81,18 +85,20 @@ export function createRedisTransport(options: RedisTransportOptions): RedisTrans
 
   // The transport subscribes itself on every 'ready', so it knows when the
   // subscription is back and can tell subscribers to catch up after it.
+  // Named by role, so CLIENT LIST shows which connection is which.
+  const connectionName = options.redis.connectionName ?? 'nodebatch-progress';
   const subscriber = new Redis({
-    connectionName: 'nodebatch-progress-subscriber',
     ...options.redis,
+    connectionName: `${connectionName}-subscriber`,
     lazyConnect: true,
     autoResubscribe: false,
   });
   // No offline queue: a PUBLISH while Redis is away fails at once instead of
   // holding the producer; the position check delivers that append.
   const publisher = new Redis({
-    connectionName: 'nodebatch-progress-publisher',
     commandTimeout: publishTimeoutMs,
     ...options.redis,
+    connectionName: `${connectionName}-publisher`,
     lazyConnect: true,
     enableOfflineQueue: false,
   });
@@ -252,8 +258,7 @@ export function createRedisTransport(options: RedisTransportOptions): RedisTrans
   }
 
   async function disconnectAll(): Promise<void> {
-    subscriber.disconnect();
-    publisher.disconnect();
+    await Promise.all([close(subscriber), close(publisher)]);
   }
 
   return {
@@ -367,6 +372,25 @@ export function createRedisTransport(options: RedisTransportOptions): RedisTrans
       healthState$.complete();
     },
   };
+}
+
+/**
+ * QUIT when connected, so the server has let go of the connection when stop()
+ * resolves; a server that does not answer within a second is just dropped.
+ */
+async function close(connection: Redis): Promise<void> {
+  if (connection.status === 'ready') {
+    let timer: NodeJS.Timeout | undefined;
+    const quit = connection.quit().then(
+      () => true,
+      () => false,
+    );
+    const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), 1000)));
+    const quitted = await Promise.race([quit, late]);
+    clearTimeout(timer);
+    if (quitted) return;
+  }
+  connection.disconnect();
 }
 
 /** host:port (or socket path) of the options; never the password. */
