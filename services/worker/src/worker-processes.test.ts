@@ -152,6 +152,11 @@ describe.each([
       (event) => event.seq > resumedAt && doneBefore.has(event.data.node),
     );
     expect(restarted).toHaveLength(0);
+
+    // SIGTERM: the idle survivor stops cleanly.
+    const exited = once(survivor.child, 'exit');
+    survivor.child.kill('SIGTERM');
+    expect(await exited).toEqual([0, null]);
     // Starting two processes from TypeScript sources is slow on a loaded machine; the waits are event-driven.
   }, 180_000);
 });
