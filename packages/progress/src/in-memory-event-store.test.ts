@@ -32,6 +32,8 @@ describe('InMemoryEventStore.append', () => {
     const store = new InMemoryEventStore({ now: () => new Date('2026-03-01T10:00:00Z') });
     const [first, second] = await store.append('t', [created, { type: 'TaskStarted', data: { attempt: 1 } }]);
     expect(first).toMatchObject({ taskId: 't', seq: 1, position: 1, time: '2026-03-01T10:00:00.000Z' });
+    const [own] = await store.append('t', [{ ...ev.nodeStarted('n1'), time: '2026-03-01T12:00:00+02:00' }]);
+    expect(own?.time).toBe('2026-03-01T10:00:00.000Z');
     expect(first?.data).toMatchObject({ params: {} });
     expect(second?.seq).toBe(2);
     expect(Object.isFrozen(first)).toBe(true);
@@ -82,6 +84,9 @@ describe('InMemoryEventStore.append', () => {
     await expect(store.append('t', [{ ...ev.started(), time: 'yesterday' }])).rejects.toBeInstanceOf(
       InvalidEventError,
     );
+    await expect(store.append('', [created])).rejects.toThrow(/task id "" must be/);
+    // Bad data is named before the log's rules are looked at, as in the PostgreSQL store.
+    await expect(store.append('unknown', [bad])).rejects.toBeInstanceOf(InvalidEventError);
     expect(await store.readTask('t')).toHaveLength(1);
   });
 
@@ -133,6 +138,11 @@ describe('InMemoryEventStore reads', () => {
     expect((await store.readTask('a')).map((e) => e.seq)).toEqual([1, 2, 3]);
     expect((await store.readTask('a', { after: 8, limit: 5 })).map((e) => e.seq)).toEqual([9, 10]);
     expect(await store.readTask('a', { after: 10 })).toEqual([]);
+    // Like the PostgreSQL store, a limit above the page size gets a page.
+    expect(await store.readTask('a', { limit: 100 })).toHaveLength(3);
+    await expect(store.readTask('a', { after: -1 })).rejects.toBeInstanceOf(RangeError);
+    await expect(store.readTask('a', { limit: 0 })).rejects.toBeInstanceOf(RangeError);
+    await expect(store.readAll({ afterPosition: 1.5 })).rejects.toBeInstanceOf(RangeError);
     expect(await store.latestSeqs(['a', 'b', 'c'])).toEqual(
       new Map([
         ['a', 10],
@@ -197,9 +207,12 @@ describe('InMemoryEventStore reads', () => {
       await appends[index];
       await poll();
     }
-    const expected = (await store.readAll({ afterPosition: tasks.length, limit: 1000 })).map(
-      (e) => e.position,
-    );
+    // Every position the writers took, from each task's own events.
+    const perTask = await Promise.all(tasks.map((task) => store.readTask(task, { after: 1 })));
+    const expected = perTask
+      .flat()
+      .map((e) => e.position)
+      .sort((a, b) => a - b);
     expect(expected).toHaveLength(40);
     expect(seen).toEqual(expected);
   });

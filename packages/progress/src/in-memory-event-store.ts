@@ -89,13 +89,15 @@ export class InMemoryEventStore implements EventStore {
     events: readonly NewEvent[],
     options: AppendOptions,
   ): Promise<StoredEvent[]> {
-    if (events.length === 0) return [];
+    // The PostgreSQL store's order of checks, so both fail the same way on the same input.
+    const validated = validateEvents(taskId, events);
+    if (validated.length === 0) return [];
     const existing = this.#tasks.get(taskId) ?? [];
     const lastSeq = existing.length;
     if (options.expectedSeq !== undefined && options.expectedSeq !== lastSeq) {
       throw new StaleSequenceError(taskId, options.expectedSeq, lastSeq);
     }
-    const validated = validateBatch(taskId, existing, events);
+    checkLogRules(taskId, existing, validated);
     const time = this.#now().toISOString();
     const stored = validated.map(
       (event, index) =>
@@ -117,7 +119,8 @@ export class InMemoryEventStore implements EventStore {
     }
     // Commit: the task's events become visible at once, in the log in position order.
     for (const event of stored) this.#uncommitted.delete(event.position);
-    this.#tasks.set(taskId, [...existing, ...stored]);
+    if (existing.length === 0) this.#tasks.set(taskId, existing);
+    for (const event of stored) existing.push(event);
     insertByPosition(this.#log, stored);
     this.#committed.next(stored);
     return [...stored];
@@ -126,14 +129,15 @@ export class InMemoryEventStore implements EventStore {
   async readTask(taskId: string, options: ReadTaskOptions = {}): Promise<StoredEvent[]> {
     const events = this.#tasks.get(taskId);
     if (events === undefined) throw new UnknownTaskError(taskId);
-    const after = options.after ?? 0;
-    const limit = options.limit ?? this.#pageSize;
+    const after = checkInteger('after', options.after ?? 0, 0);
+    const limit = Math.min(checkInteger('limit', options.limit ?? this.#pageSize, 1), this.#pageSize);
     // seq n is at index n - 1.
-    return events.slice(Math.max(0, after), Math.max(0, after) + limit);
+    return events.slice(after, after + limit);
   }
 
   async readAll(options: ReadAllOptions): Promise<StoredEvent[]> {
-    const limit = options.limit ?? this.#pageSize;
+    checkInteger('afterPosition', options.afterPosition, 0);
+    const limit = Math.min(checkInteger('limit', options.limit ?? this.#pageSize, 1), this.#pageSize);
     const horizon = this.#visibleHorizon();
     const result: StoredEvent[] = [];
     for (let i = firstIndexAfter(this.#log, options.afterPosition); i < this.#log.length; i++) {
@@ -168,21 +172,29 @@ export class InMemoryEventStore implements EventStore {
   }
 }
 
-/** Validates a batch against the schemas and the log's rules; throws before anything is written. */
-function validateBatch(
-  taskId: string,
-  existing: readonly StoredEvent[],
-  events: readonly NewEvent[],
-): { type: NewEvent['type']; data: unknown; time: string | undefined }[] {
-  const terminal = existing.find((event) => isTerminalType(event.type));
-  if (terminal !== undefined) throw new TaskAlreadyEndedError(taskId, terminal.type, terminal.seq);
-  if (existing.length === 0 && events[0]?.type !== 'TaskCreated') throw new UnknownTaskError(taskId);
+interface ValidatedEvent {
+  type: NewEvent['type'];
+  data: unknown;
+  time: string | undefined;
+}
+
+const TaskIdSchema = z.string().min(1).max(255);
+const TimeSchema = z.iso.datetime({ offset: true });
+
+/** Checks the task id and each event against its schema; throws before anything is written. */
+function validateEvents(taskId: string, events: readonly NewEvent[]): ValidatedEvent[] {
+  if (!TaskIdSchema.safeParse(taskId).success) {
+    throw new InvalidEventError(`task id ${JSON.stringify(taskId)} must be a string of 1 to 255 characters`);
+  }
   return events.map((event, index) => {
-    const seq = existing.length + index + 1;
-    const schema = EventDataSchemas[event.type] as z.ZodType | undefined;
+    const type: unknown = (event as { type?: unknown } | null)?.type;
+    const schema =
+      typeof type === 'string' && Object.hasOwn(EventDataSchemas, type)
+        ? (EventDataSchemas[type as NewEvent['type']] as z.ZodType)
+        : undefined;
     if (schema === undefined) {
       throw new InvalidEventError(
-        `task ${JSON.stringify(taskId)}, event ${index}: unknown type ${JSON.stringify(event.type)}`,
+        `task ${JSON.stringify(taskId)}, event ${index}: unknown type ${JSON.stringify(type)}`,
       );
     }
     const parsed = schema.safeParse(event.data);
@@ -192,17 +204,37 @@ function validateBatch(
         { cause: parsed.error },
       );
     }
-    if (event.type === 'TaskCreated' && seq !== 1) {
+    let time: string | undefined;
+    if (event.time !== undefined) {
+      if (!TimeSchema.safeParse(event.time).success) {
+        throw new InvalidEventError(
+          `task ${JSON.stringify(taskId)}, event ${index} (${event.type}): time ${JSON.stringify(event.time)} is not an ISO-8601 date-time`,
+        );
+      }
+      time = new Date(event.time).toISOString();
+    }
+    return { type: event.type, data: parsed.data, time };
+  });
+}
+
+/** The log's rules: a task starts with TaskCreated, and nothing follows its one terminal event. */
+function checkLogRules(
+  taskId: string,
+  existing: readonly StoredEvent[],
+  events: readonly ValidatedEvent[],
+): void {
+  if (existing.length === 0 && events[0]?.type !== 'TaskCreated') throw new UnknownTaskError(taskId);
+  const last = existing.at(-1);
+  if (last !== undefined && isTerminalType(last.type))
+    throw new TaskAlreadyEndedError(taskId, last.type, last.seq);
+  events.forEach((event, index) => {
+    const before = existing.length + index;
+    if (event.type === 'TaskCreated' && before > 0) {
       throw new InvalidEventError(
-        `task ${JSON.stringify(taskId)}, event ${index}: TaskCreated must be the task's first event`,
+        `task ${JSON.stringify(taskId)}, event ${index}: TaskCreated must be the task's first event (the task has ${before} before it)`,
       );
     }
-    if (event.time !== undefined && Number.isNaN(Date.parse(event.time))) {
-      throw new InvalidEventError(
-        `task ${JSON.stringify(taskId)}, event ${index}: time ${JSON.stringify(event.time)} is not ISO-8601`,
-      );
-    }
-    const earlierTerminal = events.slice(0, index).findIndex((e) => isTerminalType(e.type));
+    const earlierTerminal = events.findIndex((e, i) => i < index && isTerminalType(e.type));
     if (earlierTerminal !== -1) {
       throw new TaskAlreadyEndedError(
         taskId,
@@ -210,8 +242,14 @@ function validateBatch(
         existing.length + earlierTerminal + 1,
       );
     }
-    return { type: event.type, data: parsed.data, time: event.time };
   });
+}
+
+function checkInteger(name: string, value: number, min: number): number {
+  if (!Number.isSafeInteger(value) || value < min) {
+    throw new RangeError(`${name} must be an integer of at least ${min}, got ${String(value)}`);
+  }
+  return value;
 }
 
 /** Index of the first event with a position greater than `position` (binary search). */

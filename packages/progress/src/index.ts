@@ -8,3 +8,4 @@ export * from './progress-streams.js';
 export * from './in-memory-event-store.js';
 export * from './local-hint-source.js';
 export * from './notifier/index.js';
+export * from './read-task-events.js';

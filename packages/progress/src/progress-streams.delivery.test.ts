@@ -7,6 +7,7 @@ import { InMemoryEventStore } from './in-memory-event-store.js';
 import { LocalHintSource } from './local-hint-source.js';
 import { ProgressStreams } from './progress-streams.js';
 import { foldTask } from './reducer.js';
+import { readTaskEvents } from './read-task-events.js';
 import { InstrumentedReader } from './test-support/instrumented-reader.js';
 import { ManualHintSource } from './test-support/manual-hint-source.js';
 import { randomInt, seededRandom } from './test-support/random.js';
@@ -103,7 +104,7 @@ async function runChaos(options: {
 
     await Promise.all(recorders.map((recorder) => recorder.finished));
     for (const recorder of recorders) expectExactlyOnceInOrder(recorder, lastSeq);
-    expect(await states).toEqual(foldTask(TASK, await store.readTask(TASK, { limit: lastSeq })));
+    expect(await states).toEqual(foldTask(TASK, await readTaskEvents(store, TASK)));
     expect(local.watchCount(TASK)).toBe(0);
     expect(streams.watchedTaskCount).toBe(0);
     return { reads: reader.readTaskCalls.length, dropped: hints.dropped };

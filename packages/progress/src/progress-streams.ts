@@ -15,7 +15,11 @@ export interface ProgressStreamsOptions {
   hints: HintSource;
   /** Default: silent. */
   logger?: Logger;
-  /** Events per store read. Default 500. */
+  /**
+   * Events per store read. Default 500. Keep it at or below the store's own
+   * page size (1000 by default in both stores): a page shorter than this is
+   * taken to mean the read reached the task's last event.
+   */
   readPageSize?: number;
   /** Store reads in flight per task at most. Default 4. */
   maxConcurrentReads?: number;
