@@ -293,6 +293,7 @@ export async function buildGatewayApp(options: GatewayAppOptions) {
     (socket, request) => {
       const close = runWebSocketSession({
         socket,
+        connection: request.raw.socket,
         principal: request.principal!,
         authorize: async (taskId, principal) => {
           await authorizeTask(taskId, principal);

@@ -4,6 +4,7 @@ import type { StoredEvent } from '@nodebatch/progress';
 import type { Logger } from 'pino';
 import { Subscription } from 'rxjs';
 import type { Observable } from 'rxjs';
+import { BoundedWriter } from './bounded-writer.js';
 import type { GatewayMetrics } from './metrics.js';
 
 /** Options of the SSE progress stream. */
@@ -11,8 +12,9 @@ export interface SseStreamOptions {
   /** Milliseconds between comment lines that keep proxies from closing an idle stream. Default 15000. */
   heartbeatMs?: number;
   /**
-   * Bytes a client may leave unread (kernel buffers excluded) before it is
-   * disconnected; it resumes with Last-Event-ID. Default 1 MiB.
+   * Bytes held for a client whose connection wants to drain (beyond the
+   * socket's own buffers) before it is disconnected; it resumes with
+   * Last-Event-ID. Default 1 MiB.
    */
   maxBufferedBytes?: number;
   /** Reconnection delay sent to EventSource clients (`retry:`), in ms. Default 1000. */
@@ -43,10 +45,10 @@ export interface OpenStream {
  * Writes a task's events to an already authorised response until the
  * terminal event, the client leaving, or the client falling behind.
  *
- * Observables do not wait for slow readers, so the response's own buffer is
- * the bounded buffer: once more than `maxBufferedBytes` wait to be sent, the
- * connection is dropped instead of letting memory grow (the client resumes
- * with Last-Event-ID and loses nothing: delivery is from the log).
+ * Observables do not wait for slow readers, so events wait in a bounded
+ * queue while the response drains: once more than `maxBufferedBytes` wait,
+ * the connection is dropped instead of letting memory grow (the client
+ * resumes with Last-Event-ID and loses nothing: delivery is from the log).
  */
 export function streamEventsOverSse(
   params: SseStreamParams,
@@ -67,7 +69,22 @@ export function streamEventsOverSse(
   const handle: OpenStream = { end: () => close('end') };
   // Created first so that close() can run during a synchronous first emission.
   const subscription = new Subscription();
-  const heartbeat = setInterval(() => write(': heartbeat\n\n'), options.heartbeatMs);
+  const writer = new BoundedWriter({
+    target: response,
+    send: (chunk) => response.write(chunk),
+    maxQueuedBytes: options.maxBufferedBytes,
+    onOverflow: (queuedBytes) => {
+      metrics.slowClientDisconnected('sse');
+      logger.warn(
+        { queuedBytes, maxBufferedBytes: options.maxBufferedBytes },
+        'disconnecting a slow SSE client: its send buffer is full (it can resume with Last-Event-ID)',
+      );
+      close('destroy');
+    },
+  });
+  const heartbeat = setInterval(() => {
+    if (!writer.backedUp) writer.write(': heartbeat\n\n');
+  }, options.heartbeatMs);
   heartbeat.unref();
 
   const close = (how: 'end' | 'destroy') => {
@@ -76,31 +93,20 @@ export function streamEventsOverSse(
     clearInterval(heartbeat);
     subscription.unsubscribe();
     metrics.streamClosed('sse');
-    if (how === 'end') response.end();
-    else response.destroy();
+    if (how === 'end') {
+      writer.flushAll();
+      response.end();
+    } else response.destroy();
     onClosed(handle);
   };
-
-  function write(chunk: string): void {
-    if (closed) return;
-    response.write(chunk);
-    if (response.writableLength > options.maxBufferedBytes) {
-      metrics.slowClientDisconnected('sse');
-      logger.warn(
-        { bufferedBytes: response.writableLength, maxBufferedBytes: options.maxBufferedBytes },
-        'disconnecting a slow SSE client: its send buffer is full (it can resume with Last-Event-ID)',
-      );
-      close('destroy');
-    }
-  }
 
   response.on('close', () => close('destroy'));
 
   subscription.add(
     params.events$.subscribe({
       next(event) {
-        write(formatSseEvent(event));
-        if (!closed) metrics.delivered('sse', event);
+        if (closed) return;
+        if (writer.write(formatSseEvent(event))) metrics.delivered('sse', event);
         if (isTerminalType(event.type)) close('end');
       },
       error(err: unknown) {

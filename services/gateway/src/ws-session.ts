@@ -5,6 +5,8 @@ import type { Observable, Subscription } from 'rxjs';
 import type { WebSocket } from 'ws';
 import { z } from 'zod';
 import type { Principal } from './auth.js';
+import { BoundedWriter } from './bounded-writer.js';
+import type { DrainableTarget } from './bounded-writer.js';
 import { GatewayError } from './errors.js';
 import type { GatewayMetrics } from './metrics.js';
 
@@ -25,7 +27,7 @@ export type ServerMessage =
 
 /** Options of a WebSocket progress session. */
 export interface WebSocketSessionOptions {
-  /** Bytes queued for a client before it is disconnected (close code 1008). Default 1 MiB. */
+  /** Bytes held for a client whose connection wants to drain before it is disconnected. Default 1 MiB. */
   maxBufferedBytes?: number;
   /** Tasks one connection may follow at once. Default 100. */
   maxSubscriptions?: number;
@@ -35,6 +37,8 @@ export const WS_DEFAULTS = { maxBufferedBytes: 1024 * 1024, maxSubscriptions: 10
 
 export interface WebSocketSessionParams {
   socket: WebSocket;
+  /** The TCP connection under `socket`: its 'drain' says the client keeps up. */
+  connection: DrainableTarget;
   principal: Principal;
   /** Rejects (TaskNotFoundError) when the principal may not see the task. */
   authorize(taskId: string, principal: Principal): Promise<void>;
@@ -62,20 +66,24 @@ export function runWebSocketSession(params: WebSocketSessionParams): () => void 
   const subscriptions = new Map<string, SubscriptionEntry>();
   let closed = false;
 
-  const send = (message: ServerMessage): void => {
-    if (closed || socket.readyState !== socket.OPEN) return;
-    socket.send(JSON.stringify(message));
-    if (socket.bufferedAmount > options.maxBufferedBytes) {
+  const writer = new BoundedWriter({
+    target: params.connection,
+    send: (text) => socket.send(text),
+    maxQueuedBytes: options.maxBufferedBytes,
+    onOverflow: (queuedBytes) => {
       metrics.slowClientDisconnected('ws');
       logger.warn(
-        { bufferedBytes: socket.bufferedAmount, maxBufferedBytes: options.maxBufferedBytes },
+        { queuedBytes, maxBufferedBytes: options.maxBufferedBytes },
         'disconnecting a slow WebSocket client: its send buffer is full (it can resubscribe with after)',
       );
-      socket.close(1008, 'send buffer full; resubscribe with after');
-      // close() waits for the peer's close frame, which a stalled client never reads.
+      // close() would wait for the peer's close frame, which a stalled client never reads.
       socket.terminate();
       shutdown();
-    }
+    },
+  });
+  const send = (message: ServerMessage): boolean => {
+    if (closed || socket.readyState !== socket.OPEN) return false;
+    return writer.write(JSON.stringify(message));
   };
 
   const stop = (id: string): void => {
@@ -126,8 +134,7 @@ export function runWebSocketSession(params: WebSocketSessionParams): () => void 
     };
     entry.subscription = params.events$(id, after).subscribe({
       next(event) {
-        send({ type: 'event', event });
-        metrics.delivered('ws', event);
+        if (send({ type: 'event', event })) metrics.delivered('ws', event);
         if (isTerminalType(event.type)) finish();
       },
       error(err: unknown) {

@@ -1,0 +1,33 @@
+import type { Command } from 'commander';
+import { createLogger, loadConfig, logConfigWarnings } from '@nodebatch/config';
+import { startGateway } from '@nodebatch/gateway';
+
+/**
+ * `nodebatch gateway`: one gateway replica (HTTP API, SSE/WebSocket progress,
+ * the page), configured from the environment and CONFIG_FILE; PORT picks the port.
+ */
+export function registerGatewayCommand(program: Command): void {
+  program
+    .command('gateway')
+    .description('serve the HTTP API, live progress streams (SSE, WebSocket), the page, /readyz and /metrics')
+    .action(async () => {
+      const { config, warnings } = loadConfig();
+      const logger = createLogger({ level: config.log.level, name: 'gateway' });
+      logConfigWarnings(logger, warnings);
+      const gateway = await startGateway({ config, logger });
+      // The parent (tests, the demo, an orchestrator) reads this line to learn the port when PORT=0.
+      process.stdout.write(`${JSON.stringify({ gatewayUrl: gateway.url, port: gateway.port })}\n`);
+      const stop = (signal: NodeJS.Signals) => {
+        logger.info({ signal }, 'stopping the gateway');
+        gateway.close().then(
+          () => process.exit(0),
+          (err: unknown) => {
+            logger.error({ err }, 'the gateway did not close cleanly');
+            process.exit(1);
+          },
+        );
+      };
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+    });
+}

@@ -1,0 +1,89 @@
+/** A stream that says when it wants no more writes (Node's Writable, ServerResponse, net.Socket). */
+export interface DrainableTarget {
+  /** True after a write went over the stream's high-water mark, until 'drain'. */
+  readonly writableNeedDrain: boolean;
+  once(event: 'drain', listener: () => void): unknown;
+}
+
+export interface BoundedWriterOptions {
+  target: DrainableTarget;
+  /** Hands one chunk to the target (res.write, ws.send). */
+  send(chunk: string): void;
+  /** Bytes held while the target drains; one more and `onOverflow` runs. */
+  maxQueuedBytes: number;
+  /** The reader fell too far behind: the caller drops the connection. */
+  onOverflow(queuedBytes: number): void;
+}
+
+/**
+ * Writes to a stream without letting a slow reader grow memory: while the
+ * target wants to drain, chunks wait in a queue of at most `maxQueuedBytes`.
+ *
+ * Measuring the target's own buffer instead would misjudge fast readers: a
+ * page of events written in one tick sits in the (corked) response until the
+ * next tick however fast the client reads. 'drain' is what says the reader
+ * keeps up.
+ */
+export class BoundedWriter {
+  readonly #options: BoundedWriterOptions;
+  readonly #queue: string[] = [];
+  #queuedBytes = 0;
+  #waiting = false;
+  #overflowed = false;
+
+  constructor(options: BoundedWriterOptions) {
+    this.#options = options;
+  }
+
+  get queuedBytes(): number {
+    return this.#queuedBytes;
+  }
+
+  /** Sends or queues a chunk; false once the queue overflowed (nothing more is accepted). */
+  write(chunk: string): boolean {
+    if (this.#overflowed) return false;
+    if (!this.#waiting) {
+      this.#send(chunk);
+      return true;
+    }
+    this.#queue.push(chunk);
+    this.#queuedBytes += Buffer.byteLength(chunk);
+    if (this.#queuedBytes > this.#options.maxQueuedBytes) {
+      this.#overflowed = true;
+      this.#queue.length = 0;
+      const queued = this.#queuedBytes;
+      this.#queuedBytes = 0;
+      this.#options.onOverflow(queued);
+      return false;
+    }
+    return true;
+  }
+
+  /** True while the target drains (a heartbeat then has no point). */
+  get backedUp(): boolean {
+    return this.#waiting;
+  }
+
+  /** Hands every queued chunk to the target now (before ending the stream; bounded by the queue limit). */
+  flushAll(): void {
+    for (const chunk of this.#queue.splice(0)) this.#options.send(chunk);
+    this.#queuedBytes = 0;
+  }
+
+  #send(chunk: string): void {
+    this.#options.send(chunk);
+    if (this.#options.target.writableNeedDrain) {
+      this.#waiting = true;
+      this.#options.target.once('drain', () => this.#drained());
+    }
+  }
+
+  #drained(): void {
+    this.#waiting = false;
+    while (this.#queue.length > 0 && !this.#waiting && !this.#overflowed) {
+      const chunk = this.#queue.shift()!;
+      this.#queuedBytes -= Buffer.byteLength(chunk);
+      this.#send(chunk);
+    }
+  }
+}

@@ -1,0 +1,117 @@
+import { connect } from 'node:net';
+import type { NewEvent } from '@nodebatch/progress';
+import type { Runtime } from '@nodebatch/runtime';
+import { createTestDatabase } from '@nodebatch/testkit';
+import type { TestDatabase } from '@nodebatch/testkit';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
+import type { GatewayHandle } from '../src/gateway.js';
+import { openSse } from '../src/sse-client.js';
+import { api, startProducer, startTestGateway, testConfig, tokenFor } from './support.js';
+
+let db: TestDatabase;
+let gateway: GatewayHandle;
+let producer: Runtime;
+
+// More than one page of catch-up (ProgressStreams reads 500 events at a
+// time and emits them at once), as the default 1 MiB is for usual events.
+const MAX_BUFFERED_BYTES = 2 * 1024 * 1024;
+
+beforeAll(async () => {
+  db = await createTestDatabase({ prefix: 'gw_slow' });
+  const config = testConfig(db.url);
+  producer = await startProducer(config);
+  gateway = await startTestGateway(config, { sse: { maxBufferedBytes: MAX_BUFFERED_BYTES } });
+});
+
+afterAll(async () => {
+  await gateway?.close();
+  await producer?.close();
+  await db?.drop();
+});
+
+/** The body of a chunked HTTP/1.1 response, as far as it arrived. */
+function dechunk(body: string): string {
+  let text = '';
+  let rest = body;
+  for (;;) {
+    const lineEnd = rest.indexOf('\r\n');
+    if (lineEnd < 0) return text;
+    const size = Number.parseInt(rest.slice(0, lineEnd), 16);
+    if (!Number.isFinite(size) || size === 0) return text;
+    text += rest.slice(lineEnd + 2, lineEnd + 2 + size);
+    rest = rest.slice(lineEnd + 2 + size + 2);
+  }
+}
+
+/** Ids of the complete SSE messages in `text` (a cut-off last message does not count). */
+function completeIds(text: string): number[] {
+  const blocks = text.split('\n\n');
+  blocks.pop();
+  return blocks.flatMap((block) => {
+    const id = /^id: (\d+)$/m.exec(block)?.[1];
+    return id === undefined ? [] : [Number(id)];
+  });
+}
+
+it('disconnects a client that stops reading once its buffer fills; it resumes with exactly the missing events', async () => {
+  const token = await tokenFor('slow');
+  const created = await api(gateway, 'POST', '/api/v1/batches', {
+    token,
+    body: { action: 'cordon', nodes: ['node-a'] },
+  });
+  const taskId = created.body.taskId as string;
+  // ~18 MB of events: more than the kernel's socket buffers on loopback take
+  // (about 4 MB) plus the gateway's 2 MiB budget.
+  const message = 'x'.repeat(2 * 1024);
+  const total = 9000;
+  for (let batch = 0; batch < total / 500; batch++) {
+    const events: NewEvent[] = Array.from({ length: 500 }, (_, i) => ({
+      type: 'NodeProgress',
+      data: { node: 'node-a', done: batch * 500 + i, total, message },
+    }));
+    await producer.notifier.append(taskId, events);
+  }
+  await producer.notifier.append(taskId, [
+    { type: 'NodeSucceeded', data: { node: 'node-a' } },
+    { type: 'TaskCompleted', data: { succeeded: 1, failed: 0, skipped: 0 } },
+  ]);
+  const lastSeq = 1 + total + 2;
+
+  // A raw socket: Node's HTTP client discards what it buffered when the
+  // connection is cut, and we want to see exactly what reached the client.
+  const socket = connect(gateway.port, '127.0.0.1');
+  socket.write(
+    `GET /api/v1/tasks/${taskId}/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\n\r\n`,
+  );
+  // Read nothing until the gateway gave up on us.
+  socket.pause();
+  const chunks: Buffer[] = [];
+  socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+  const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+  socket.on('error', () => undefined);
+
+  await vi.waitFor(
+    async () => {
+      const metrics = (await api(gateway, 'GET', '/metrics')).body as string;
+      expect(metrics).toMatch(/nodebatch_gateway_slow_client_disconnects_total\{kind="sse"\} 1\b/);
+      expect(metrics).toMatch(/nodebatch_gateway_active_streams\{kind="sse"\} 0\b/);
+    },
+    { timeout: 30_000, interval: 100 },
+  );
+  socket.resume();
+  await closed;
+
+  const raw = Buffer.concat(chunks).toString('utf8');
+  expect(raw).toMatch(/^HTTP\/1\.1 200/);
+  const firstIds = completeIds(dechunk(raw.slice(raw.indexOf('\r\n\r\n') + 4)));
+  expect(firstIds.length).toBeGreaterThan(0);
+  expect(firstIds.at(-1)).toBeLessThan(lastSeq);
+  expect(firstIds).toEqual(Array.from({ length: firstIds.length }, (_, i) => i + 1));
+
+  const resumed = await openSse(`${gateway.url}/api/v1/tasks/${taskId}/events`, {
+    headers: { authorization: `Bearer ${token}`, 'last-event-id': String(firstIds.at(-1)) },
+  });
+  expect(await resumed.ended).toBe(true);
+  const all = [...firstIds, ...resumed.messages.map((m) => Number(m.id))];
+  expect(all).toEqual(Array.from({ length: lastSeq }, (_, i) => i + 1));
+});
