@@ -148,6 +148,15 @@ describe('cordon, uncordon, labels', () => {
     expect(fake.requests).toEqual([]);
   });
 
+  it('cancels a request in flight when aborted', async () => {
+    fake.setBehaviour({ responseDelayMs: 60_000 });
+    const controller = new AbortController();
+    const cordoned = failure(operator().cordon('node-1', { signal: controller.signal }));
+    await vi.waitFor(() => expect(fake.requests).toHaveLength(1), { timeout: 10_000 });
+    controller.abort();
+    expect(await cordoned).toBeInstanceOf(OperationAbortedError);
+  });
+
   it('stops before sending when the signal is already aborted', async () => {
     const controller = new AbortController();
     controller.abort();

@@ -96,6 +96,8 @@ export interface FaultInjection {
 export interface FakeKubeApiBehaviour {
   /** Whether an accepted eviction deletes the pod at once (true) or only marks it terminating. Default true. */
   deletePodsOnEviction: boolean;
+  /** Holds every answer this long, ms (a slow or hung API server). Default 0. */
+  responseDelayMs: number;
 }
 
 export interface FakeKubeApiOptions {
@@ -195,7 +197,11 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
   const faults: (FaultInjection & { remaining: number })[] = [];
   const blockedEvictions = new Map<string, number>();
   const pendingChanges = new Map<string, number>();
-  const behaviour: FakeKubeApiBehaviour = { deletePodsOnEviction: true, ...options.behaviour };
+  const behaviour: FakeKubeApiBehaviour = {
+    deletePodsOnEviction: true,
+    responseDelayMs: 0,
+    ...options.behaviour,
+  };
   let revision = 1000;
   const nextVersion = () => String(++revision);
   const now = () => new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -542,6 +548,18 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
       payload = statusBody(error.status, error.reason, error.message, error.details);
     }
     record.status = status;
+    if (behaviour.responseDelayMs > 0) {
+      // The timer must not keep the process alive, nor answer a client that already gave up.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, behaviour.responseDelayMs);
+        timer.unref();
+        response.once('close', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      if (response.destroyed) return;
+    }
     response.writeHead(status, { 'content-type': 'application/json' });
     response.end(JSON.stringify(payload));
   }
