@@ -99,11 +99,15 @@ const TERMINAL_TYPE_OF_STATUS: Partial<Record<string, TerminalEventType>> = {
 /**
  * Creates the store over a pool whose database `runMigrations` has prepared.
  *
- * Positions: see positions in the README. In short, an append takes its
+ * Positions (invariant 4; the proof is in the README): an append takes its
  * positions from a sequence, concurrently with other tasks' appends, after
- * announcing a floor below them in pg_locks; readAll returns only positions up
- * to the lowest floor of any append still in flight, so it never passes over a
- * position that may still commit (invariant 4).
+ * announcing in pg_locks a floor below them (event_writer_register); readAll
+ * returns only positions up to the lowest floor of any append still in flight
+ * (event_readable_position), so it never passes over a position that may still
+ * commit. Chosen over "take positions in commit order under a global lock at
+ * the end of the append" because the hook must see the positions: that lock
+ * would be held through the hook until commit, and one slow hook would stop
+ * every task's appends. Here it only delays what readAll may return.
  */
 export function createEventStore(options: EventStoreOptions): PostgresEventStore {
   return new PgEventStore(options);
@@ -132,62 +136,67 @@ class PgEventStore implements PostgresEventStore {
     const validated = validateEvents(taskId, events, this.#maxEventBytes);
     if (validated.length === 0) return [];
     const defaultTime = this.#now().toISOString();
-    return this.#db.transaction().execute(async (trx) => {
-      // The row lock serializes appends to this task and nothing else; a
-      // waiting append then reads the row as the previous one committed it.
-      const { rows } = await sql<TaskRow>`SELECT * FROM tasks WHERE task_id = ${taskId} FOR UPDATE`.execute(
-        trx,
-      );
-      const task = rows[0];
-      const lastSeq = task?.last_seq ?? 0;
-      if (options.expectedSeq !== undefined && options.expectedSeq !== lastSeq) {
-        throw new StaleSequenceError(taskId, options.expectedSeq, lastSeq);
-      }
-      if (task === undefined && validated[0]!.type !== 'TaskCreated') throw new UnknownTaskError(taskId);
-      if (task?.finished_at != null) {
-        throw new TaskAlreadyEndedError(
-          taskId,
-          TERMINAL_TYPE_OF_STATUS[task.status] ?? task.status,
-          task.last_seq,
+    // READ COMMITTED whatever the server's default: a waiting append must read
+    // the row as the append before it committed it, not fail to serialize.
+    return this.#db
+      .transaction()
+      .setIsolationLevel('read committed')
+      .execute(async (trx) => {
+        // The row lock serializes appends to this task and nothing else; a
+        // waiting append then reads the row as the previous one committed it.
+        const { rows } = await sql<TaskRow>`SELECT * FROM tasks WHERE task_id = ${taskId} FOR UPDATE`.execute(
+          trx,
         );
-      }
-      validated.forEach((event, index) => {
-        if (event.type === 'TaskCreated' && lastSeq + index > 0) {
-          throw new InvalidEventError(
-            `task ${JSON.stringify(taskId)}, event ${index}: TaskCreated must be the task's first event (the task has ${lastSeq + index} before it)`,
-          );
+        const task = rows[0];
+        const lastSeq = task?.last_seq ?? 0;
+        if (options.expectedSeq !== undefined && options.expectedSeq !== lastSeq) {
+          throw new StaleSequenceError(taskId, options.expectedSeq, lastSeq);
         }
-        const earlierTerminal = validated.findIndex((e, i) => i < index && isTerminalType(e.type));
-        if (earlierTerminal !== -1) {
+        if (task === undefined && validated[0]!.type !== 'TaskCreated') throw new UnknownTaskError(taskId);
+        if (task?.finished_at != null) {
           throw new TaskAlreadyEndedError(
             taskId,
-            validated[earlierTerminal]!.type,
-            lastSeq + earlierTerminal + 1,
+            TERMINAL_TYPE_OF_STATUS[task.status] ?? task.status,
+            task.last_seq,
           );
         }
-      });
+        validated.forEach((event, index) => {
+          if (event.type === 'TaskCreated' && lastSeq + index > 0) {
+            throw new InvalidEventError(
+              `task ${JSON.stringify(taskId)}, event ${index}: TaskCreated must be the task's first event (the task has ${lastSeq + index} before it)`,
+            );
+          }
+          const earlierTerminal = validated.findIndex((e, i) => i < index && isTerminalType(e.type));
+          if (earlierTerminal !== -1) {
+            throw new TaskAlreadyEndedError(
+              taskId,
+              validated[earlierTerminal]!.type,
+              lastSeq + earlierTerminal + 1,
+            );
+          }
+        });
 
-      const pending = validated.map(
-        (event, index) =>
-          ({
-            taskId,
-            seq: lastSeq + index + 1,
-            position: 0,
-            type: event.type,
-            time: event.time ?? defaultTime,
-            data: event.data,
-          }) as StoredEvent,
-      );
-      const summary = applyToSummary(task === undefined ? null : summaryOf(task), pending);
-      if (task === undefined) await this.#insertTask(trx, summary, options.expectedSeq);
+        const pending = validated.map(
+          (event, index) =>
+            ({
+              taskId,
+              seq: lastSeq + index + 1,
+              position: 0,
+              type: event.type,
+              time: event.time ?? defaultTime,
+              data: event.data,
+            }) as StoredEvent,
+        );
+        const summary = applyToSummary(task === undefined ? null : summaryOf(task), pending);
+        if (task === undefined) await this.#insertTask(trx, summary, options.expectedSeq);
 
-      // Announce this append to readers before taking positions (invariant 4).
-      await sql`SELECT event_writer_register()`.execute(trx);
-      const batch = JSON.stringify(
-        pending.map((event) => ({ type: event.type, time: event.time, data: event.data })),
-      );
-      // One statement for the whole batch; the ordered subquery makes positions follow seqs.
-      const inserted = await sql<EventRow>`
+        // Announce this append to readers before taking positions (invariant 4).
+        await sql`SELECT event_writer_register()`.execute(trx);
+        const batch = JSON.stringify(
+          pending.map((event) => ({ type: event.type, time: event.time, data: event.data })),
+        );
+        // One statement for the whole batch; the ordered subquery makes positions follow seqs.
+        const inserted = await sql<EventRow>`
         WITH inserted AS (
           INSERT INTO events (position, task_id, seq, type, time, data)
           SELECT nextval('event_position_seq'), ${taskId}, ${lastSeq}::integer + e.ord::integer,
@@ -201,10 +210,10 @@ class PgEventStore implements PostgresEventStore {
           WHERE task_id = ${taskId}
         )
         SELECT * FROM inserted ORDER BY seq`.execute(trx);
-      const stored = inserted.rows.map(toStoredEvent);
-      if (options.hook) await options.hook(appendTransaction(trx), stored);
-      return stored;
-    });
+        const stored = inserted.rows.map(toStoredEvent);
+        if (options.hook) await options.hook(appendTransaction(trx), stored);
+        return stored;
+      });
   }
 
   async #insertTask(
