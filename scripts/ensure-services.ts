@@ -1,33 +1,43 @@
 /**
  * Makes sure PostgreSQL and Redis are reachable before the tests start, and
- * prints where they are. `--json` prints one JSON line
+ * prints where they are. `--json` prints, as the last line of stdout,
  * `{"databaseUrl": "...", "redisUrl": "..."}` for scripts/run-tests.mjs.
+ * `--stop` stops the servers this project started (never any other).
+ * Progress and errors go to stderr.
  */
-import { Socket } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { findPostgresBinDir, unprivilegedServerUser } from '@nodebatch/testkit';
+import { ensureServices, ServicesUnavailableError } from './local-services/ensure-services.js';
+import { stopProjectServices } from './local-services/project-services.js';
 
-const databaseUrl = process.env.NODEBATCH_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const redisUrl = process.env.NODEBATCH_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const projectDir = join(dirname(fileURLToPath(import.meta.url)), '..');
+const log = (line: string) => process.stderr.write(`${line}\n`);
 
-function reachable(url: string, defaultPort: number): Promise<boolean> {
-  const { hostname, port } = new URL(url);
-  return new Promise((resolve) => {
-    const socket = new Socket();
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(2000, () => done(false));
-    socket.once('error', () => done(false));
-    socket.connect(Number(port || defaultPort), hostname, () => done(true));
-  });
+if (process.argv.includes('--stop')) {
+  let binDir: string | undefined;
+  try {
+    binDir = findPostgresBinDir();
+  } catch {
+    binDir = undefined;
+  }
+  await stopProjectServices(projectDir, binDir, unprivilegedServerUser());
+  log('[services] stopped the project-owned test servers (if any were running)');
+  process.exit(0);
 }
 
-const missing: string[] = [];
-if (!(await reachable(databaseUrl, 5432))) missing.push(`PostgreSQL at ${new URL(databaseUrl).host}`);
-if (!(await reachable(redisUrl, 6379))) missing.push(`Redis at ${new URL(redisUrl).host}`);
-if (missing.length > 0) {
-  console.error(`[services] not reachable: ${missing.join(', ')}`);
+try {
+  const services = await ensureServices({ projectDir, log });
+  log(
+    `[services] PostgreSQL: ${services.databaseUrl} (${services.postgres}); Redis: ${services.redisUrl} (${services.redis})`,
+  );
+  if (process.argv.includes('--json')) {
+    console.log(JSON.stringify({ databaseUrl: services.databaseUrl, redisUrl: services.redisUrl }));
+  } else {
+    console.log(`PostgreSQL: ${services.databaseUrl}\nRedis: ${services.redisUrl}`);
+  }
+} catch (error) {
+  if (!(error instanceof ServicesUnavailableError)) throw error;
+  log(`[services] ${error.message}`);
   process.exit(1);
 }
-if (process.argv.includes('--json')) console.log(JSON.stringify({ databaseUrl, redisUrl }));
-else console.log(`PostgreSQL: ${new URL(databaseUrl).host}\nRedis: ${new URL(redisUrl).host}`);

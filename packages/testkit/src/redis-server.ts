@@ -51,8 +51,6 @@ export function redisArgs(options: { port: number; dir: string; extra?: string[]
     'no',
     '--dir',
     options.dir,
-    '--daemonize',
-    'no',
     ...(options.extra ?? []),
   ];
 }
@@ -82,7 +80,7 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
         process_ = await ServerProcess.start({
           description: `redis-server on port ${port}`,
           command,
-          args: redisArgs({ port, dir, ...(options.args ? { extra: options.args } : {}) }),
+          args: redisArgs({ port, dir, extra: ['--daemonize', 'no', ...(options.args ?? [])] }),
           readyPattern: REDIS_READY,
           ...(options.startTimeoutMs !== undefined ? { timeoutMs: options.startTimeoutMs } : {}),
         });
