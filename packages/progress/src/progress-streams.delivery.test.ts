@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { lastValueFrom } from 'rxjs';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { UnknownTaskError } from './errors.js';
 import type { NewEvent } from './events.js';
 import { InMemoryEventStore } from './in-memory-event-store.js';
@@ -12,7 +12,7 @@ import { InstrumentedReader } from './test-support/instrumented-reader.js';
 import { ManualHintSource } from './test-support/manual-hint-source.js';
 import { randomInt, seededRandom } from './test-support/random.js';
 import { ev } from './test-support/stored-events.js';
-import { range, record, type Recorder } from './test-support/subscribers.js';
+import { eventually, range, record, type Recorder } from './test-support/subscribers.js';
 import { UnreliableHintSource, type HintFaults } from './test-support/unreliable-hint-source.js';
 
 const TASK = 'task-d';
@@ -180,7 +180,7 @@ describe('ProgressStreams shares one upstream per task', () => {
     const recorders = Array.from({ length: 1000 }, () => record(streams, TASK));
     expect(hints.watchCount(TASK)).toBe(1);
     expect(streams.subscriberCount(TASK)).toBe(1000);
-    await vi.waitFor(() => expect(recorders.every((r) => r.seqs.length === 1)).toBe(true));
+    await eventually(() => expect(recorders.every((r) => r.seqs.length === 1)).toBe(true));
     const lastSeq = await produce(
       store,
       TASK,
@@ -200,7 +200,7 @@ describe('ProgressStreams shares one upstream per task', () => {
     const streams = new ProgressStreams({ store: reader, hints, maxConcurrentReads: 4 });
     await store.append(TASK, [ev.created(['n1'])]);
     const recorders = Array.from({ length: 1000 }, () => record(streams, TASK));
-    await vi.waitFor(() => expect(recorders.every((r) => r.seqs.length === 1)).toBe(true));
+    await eventually(() => expect(recorders.every((r) => r.seqs.length === 1)).toBe(true));
     const appends = 30;
     const lastSeq = await produce(
       store,
@@ -225,7 +225,7 @@ describe('ProgressStreams shares one upstream per task', () => {
     const onA = Array.from({ length: 1000 }, () => record(streams, 'a', 1));
     const onB = record(streams, 'b');
     expect(hints.watchedTasks().sort()).toEqual(['a', 'b']);
-    await vi.waitFor(() => expect(onA.every((r) => r.seqs.length === 2)).toBe(true));
+    await eventually(() => expect(onA.every((r) => r.seqs.length === 2)).toBe(true));
     expect(reader.readTaskCalls.filter((call) => call.taskId === 'a')).toHaveLength(1);
     await store.append('a', [ev.nodeSucceeded('n1'), ev.completed(1, 0)]);
     await store.append('b', [ev.failed()]);
@@ -245,7 +245,7 @@ describe('ProgressStreams shares one upstream per task', () => {
     expect(hints.watchCalls).toEqual([TASK]);
     expect(hints.unwatchCalls).toEqual([TASK]);
     const again = record(streams, TASK);
-    await vi.waitFor(() => expect(again.seqs).toEqual([1]));
+    await eventually(() => expect(again.seqs).toEqual([1]));
     expect(hints.watchCalls).toEqual([TASK, TASK]);
     again.subscription.unsubscribe();
     expect(hints.unwatchCalls).toEqual([TASK, TASK]);
@@ -263,7 +263,7 @@ describe('ProgressStreams: late subscribers and the switch to live', () => {
     ]);
     const afters = [0, 1, 15, 29, 30, 31, 40];
     const recorders = afters.map((after) => record(streams, 'running', after));
-    await vi.waitFor(() => expect(recorders[0]!.seqs).toHaveLength(30));
+    await eventually(() => expect(recorders[0]!.seqs).toHaveLength(30));
     const lastSeq = await produce(store, 'running', [5, 6]);
     await Promise.all(recorders.map((r) => r.finished));
     for (const recorder of recorders) {
@@ -298,19 +298,19 @@ describe('ProgressStreams: late subscribers and the switch to live', () => {
       ...Array.from({ length: 49 }, () => ev.nodeProgress('n1', 1, 2)),
     ]);
     const live = record(streams, TASK, 50);
-    await vi.waitFor(() => expect(reader.readTaskCalls).toHaveLength(1));
-    await vi.waitFor(() => expect(reader.inFlight).toBe(0));
+    await eventually(() => expect(reader.readTaskCalls).toHaveLength(1));
+    await eventually(() => expect(reader.inFlight).toBe(0));
     // The late subscriber's read sees 1..50, then is held while 51..80 arrive live.
     const hold = gate();
     reader.afterRead = () => hold.opened;
     const late = record(streams, TASK, 0);
-    await vi.waitFor(() => expect(reader.inFlight).toBe(1));
+    await eventually(() => expect(reader.inFlight).toBe(1));
     for (let i = 0; i < 30; i++) await store.append(TASK, [ev.nodeProgress('n1', i, 30)]);
     expect(live.seqs).toEqual(range(51, 80));
     expect(late.seqs).toEqual([]);
     reader.afterRead = () => Promise.resolve();
     hold.open();
-    await vi.waitFor(() => expect(late.seqs).toHaveLength(80));
+    await eventually(() => expect(late.seqs).toHaveLength(80));
     expect(late.seqs).toEqual(range(1, 80));
     await store.append(TASK, [ev.completed(0, 0)]);
     await Promise.all([live.finished, late.finished]);
@@ -327,7 +327,7 @@ describe('ProgressStreams: hints are only hints', () => {
     const streams = new ProgressStreams({ store: reader, hints });
     await store.append(TASK, [ev.created(['n1'])]);
     const recorder = record(streams, TASK);
-    await vi.waitFor(() => expect(recorder.seqs).toEqual([1]));
+    await eventually(() => expect(recorder.seqs).toEqual([1]));
     const stored = await store.append(
       TASK,
       Array.from({ length: 5 }, (_, i) => ev.nodeProgress('n1', i, 5)),
@@ -345,7 +345,7 @@ describe('ProgressStreams: hints are only hints', () => {
     hints.hint({ taskId: 'other', seq: 7, events: [{ ...e6!, taskId: 'other', seq: 7 }] });
     expect(recorder.seqs).toEqual(range(1, 6));
     // The first read, and one for the gap that seq 3 showed (it reads at once rather than wait for seq 2).
-    await vi.waitFor(() => expect(reader.inFlight).toBe(0));
+    await eventually(() => expect(reader.inFlight).toBe(0));
     expect(reader.readTaskCalls.map((call) => call.after)).toEqual([0, 1]);
     expect(recorder.seqs).toEqual(range(1, 6));
     recorder.subscription.unsubscribe();
@@ -358,14 +358,14 @@ describe('ProgressStreams: hints are only hints', () => {
     const streams = new ProgressStreams({ store: reader, hints });
     await store.append(TASK, [ev.created(['n1'])]);
     const recorder = record(streams, TASK);
-    await vi.waitFor(() => expect(recorder.seqs).toEqual([1]));
+    await eventually(() => expect(recorder.seqs).toEqual([1]));
     const stored = await store.append(
       TASK,
       Array.from({ length: 4 }, (_, i) => ev.nodeProgress('n1', i, 4)),
     );
     // Seq 5 arrives first: 2..4 are read from the store.
     hints.hint({ taskId: TASK, seq: 5, events: [stored[3]!] });
-    await vi.waitFor(() => expect(recorder.seqs).toEqual(range(1, 5)));
+    await eventually(() => expect(recorder.seqs).toEqual(range(1, 5)));
     expect(reader.readTaskCalls.at(-1)).toMatchObject({ after: 1 });
     await store.append(TASK, [ev.completed(0, 0)]);
     hints.hint({ taskId: TASK, seq: 6 });
@@ -382,13 +382,13 @@ describe('ProgressStreams: hints are only hints', () => {
     const hold = gate();
     reader.afterRead = () => hold.opened;
     const recorder = record(streams, TASK);
-    await vi.waitFor(() => expect(reader.inFlight).toBe(1));
+    await eventually(() => expect(reader.inFlight).toBe(1));
     // Committed after the snapshot, and their hints were lost.
     await store.append(TASK, [ev.nodeProgress('n1', 1, 2), ev.nodeProgress('n1', 2, 2)]);
     hints.resync();
     reader.afterRead = () => Promise.resolve();
     hold.open();
-    await vi.waitFor(() => expect(recorder.seqs).toEqual(range(1, 5)));
+    await eventually(() => expect(recorder.seqs).toEqual(range(1, 5)));
     await store.append(TASK, [ev.nodeSucceeded('n1'), ev.completed(1, 0)]);
     hints.resync();
     await recorder.finished;
@@ -402,10 +402,10 @@ describe('ProgressStreams: hints are only hints', () => {
     const streams = new ProgressStreams({ store: reader, hints });
     await store.append(TASK, [ev.created(['n1']), ev.started()]);
     const recorder = record(streams, TASK);
-    await vi.waitFor(() => expect(recorder.seqs).toEqual([1, 2]));
+    await eventually(() => expect(recorder.seqs).toEqual([1, 2]));
     hints.hint({ taskId: TASK, seq: 100 });
-    await vi.waitFor(() => expect(reader.readTaskCalls.length).toBeGreaterThanOrEqual(2));
-    await vi.waitFor(() => expect(reader.inFlight).toBe(0));
+    await eventually(() => expect(reader.readTaskCalls.length).toBeGreaterThanOrEqual(2));
+    await eventually(() => expect(reader.inFlight).toBe(0));
     const readsAfterBogusHint = reader.readTaskCalls.length;
     await store.append(TASK, [ev.failed()]);
     hints.hint({ taskId: TASK, seq: 3 });
@@ -466,7 +466,7 @@ describe('ProgressStreams errors', () => {
     await store.append(TASK, [ev.created(['n1'])]);
     reader.failNext = 3;
     const recorder = record(streams, TASK);
-    await vi.waitFor(() => expect(recorder.seqs).toEqual([1]));
+    await eventually(() => expect(recorder.seqs).toEqual([1]));
     expect(reader.readTaskCalls).toHaveLength(4);
 
     reader.failNext = 4;
@@ -484,7 +484,7 @@ describe('ProgressStreams errors', () => {
     await store.append('b', [ev.created(['n1'])]);
     const a = record(streams, 'a');
     const b = record(streams, 'b');
-    await vi.waitFor(() => expect([a.seqs, b.seqs]).toEqual([[1], [1]]));
+    await eventually(() => expect([a.seqs, b.seqs]).toEqual([[1], [1]]));
     hints.fail(new Error('listener gone'));
     await expect(a.finished).rejects.toThrow('listener gone');
     await expect(b.finished).rejects.toThrow('listener gone');

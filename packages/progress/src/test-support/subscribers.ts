@@ -1,3 +1,4 @@
+import { vi } from 'vitest';
 import type { Subscription } from 'rxjs';
 import type { StoredEvent } from '../events.js';
 import type { ProgressStreams } from '../progress-streams.js';
@@ -42,4 +43,9 @@ export function record(streams: ProgressStreams, taskId: string, after = 0): Rec
 
 export function range(from: number, to: number): number[] {
   return from > to ? [] : Array.from({ length: to - from + 1 }, (_, i) => from + i);
+}
+
+/** Waits until the assertion passes: generous, so a loaded CI machine is not a failure. */
+export function eventually<T>(assertion: () => T): Promise<T> {
+  return vi.waitFor(assertion, { timeout: 20_000, interval: 2 });
 }
