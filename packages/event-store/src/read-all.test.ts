@@ -195,3 +195,29 @@ describe('readAll under free-running concurrent writers', () => {
     expect(reader.seen).toEqual(all);
   });
 });
+
+describe('readAll with positions beyond 32 bits', () => {
+  // The writer's floor is encoded in a two-integer advisory lock key: check the
+  // sign bit of the low half and the carry into the high half.
+  it.each([2 ** 31 - 2, 2 ** 32 - 2, 2 ** 40 + 2 ** 31 - 1])(
+    'holds back a late commit around position %d',
+    async (start) => {
+      await fixture.pool.query(`SELECT setval('event_position_seq', $1)`, [start]);
+      const taskIds = [`t-wide-a-${start}`, `t-wide-b-${start}`];
+      for (const taskId of taskIds) await fixture.store.append(taskId, [taskCreated()]);
+      const reader = createReader(fixture, await fixture.store.headPosition());
+      const a = holdWriter(fixture, taskIds[0]!, 1);
+      const [aPosition] = await a.positions;
+      const bEvents = await fixture.store.append(taskIds[1]!, [
+        nodeProgress('node-a', 1),
+        nodeProgress('node-a', 2),
+      ]);
+      // The floor a registered (the sequence value before its nextval) decodes back exactly.
+      expect(await fixture.store.headPosition()).toBe(aPosition! - 1);
+      expect(await reader.poll()).toEqual([]);
+      const aEvents = await a.commit();
+      expect(await reader.poll()).toEqual([...aEvents, ...bEvents]);
+      expect(aEvents[0]!.position).toBeGreaterThan(start);
+    },
+  );
+});
