@@ -102,7 +102,7 @@ describe('createRedisTransport against a private Redis that fails', () => {
     const received = lastValueFrom(streams.events$(task).pipe(toArray(), timeout(WAIT.timeout * 2)));
 
     const total = 10_000;
-    const batch = 20;
+    const batch = 50;
     let appended = 1;
     let restarting: Promise<void> | null = null;
     let afterFaults = 0;
