@@ -29,6 +29,7 @@ const OUR_PREFIXES = [
   'QUEUE_',
   'EVENT_',
   'GATEWAY_',
+  'LOG_',
 ];
 
 /** Variables of other PostgreSQL tools that people expect us to read. */
@@ -44,6 +45,7 @@ const FOREIGN_NAMES: Readonly<Record<string, string>> = {
   POSTGRES_DB: 'DB_DATABASE',
   POSTGRES_USER: 'DB_USERNAME',
   POSTGRES_PASSWORD: 'DB_PASSWORD',
+  DATABASE_PASSWORD_FILE: 'DB_PASSWORD_FILE',
 };
 
 /**

@@ -588,13 +588,21 @@ describe('warnings', () => {
       DATABASE_PASS: 'x',
       PGHOST: 'h',
       LOGLEVEL: 'debug',
+      LOG_LEVL: 'debug',
+      WORKER_CONCURRENCY: '2',
+      DATABASE_PASSWORD_FILE: '/run/secrets/pw',
+      REDIS_URI: 'redis://r',
     });
     expect(warnings.map((w) => w.message)).toEqual([
       'DATABASE_PASS is set but nodebatch does not read it; did you mean DATABASE_PASSWORD?',
+      'DATABASE_PASSWORD_FILE is set but nodebatch does not read it; did you mean DB_PASSWORD_FILE?',
       'DB_HOSTNAME is set but nodebatch does not read it; did you mean DB_HOST?',
       'LOGLEVEL is set but nodebatch does not read it; did you mean LOG_LEVEL?',
+      'LOG_LEVL is set but nodebatch does not read it; did you mean LOG_LEVEL?',
       'PGHOST is set but nodebatch does not read it; did you mean DB_HOST?',
       'PROGRESS_NOTIFYTYPE is set but nodebatch does not read it; did you mean PROGRESS_NOTIFY_TYPE?',
+      'REDIS_URI is set but nodebatch does not read it; did you mean REDIS_URL?',
+      'WORKER_CONCURRENCY is set but nodebatch does not read it; did you mean WORKER_JOB_CONCURRENCY?',
     ]);
     expect(warnings.every((w) => w.code === 'LOOKALIKE_VARIABLE')).toBe(true);
   });
@@ -604,6 +612,7 @@ describe('warnings', () => {
       PATH: '/usr/bin',
       HOME: '/root',
       HOSTNAME: 'pod-1',
+      LOG_FORMAT: 'json',
       DB_SERVICE_HOST: '10.0.0.2',
       DB_SERVICE_PORT: '5432',
       DB_PORT_5432_TCP_ADDR: '10.0.0.2',

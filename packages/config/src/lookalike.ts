@@ -16,10 +16,23 @@ function editDistance(a: string, b: string): number {
   return previous[b.length] ?? 0;
 }
 
+/** WORKER_CONCURRENCY for WORKER_JOB_CONCURRENCY: every word of one is in the other, which has one more. */
+function sameWordsButOne(a: string, b: string): boolean {
+  const [fewer, more] = [a, b]
+    .map((name) =>
+      name
+        .toUpperCase()
+        .split(/[^A-Z0-9]+/)
+        .filter(Boolean),
+    )
+    .sort((x, y) => x.length - y.length) as [string[], string[]];
+  return fewer.length >= 2 && more.length === fewer.length + 1 && fewer.every((word) => more.includes(word));
+}
+
 /**
  * The candidate `name` was most likely meant as, or undefined when none is
  * close: same letters without separators, a prefix or extension of it
- * (DB_HOSTNAME, DB_PASS), or at most two typos.
+ * (DB_HOSTNAME, DB_PASS), the same words but one, or at most two typos.
  */
 export function closestName(name: string, candidates: readonly string[]): string | undefined {
   const wanted = normalise(name);
@@ -33,6 +46,7 @@ export function closestName(name: string, candidates: readonly string[]): string
       Math.abs(other.length - wanted.length) <= 5
     )
       score = 1 + Math.abs(other.length - wanted.length) / 10;
+    else if (sameWordsButOne(name, candidate)) score = 2;
     else {
       const distance = editDistance(wanted, other);
       if (distance > 2) continue;
