@@ -115,6 +115,16 @@ describe('SimulatedCluster', () => {
     expect(cluster.getNode('sim-node-1')!.pods.filter((pod) => pod.namespace === 'shop')).toHaveLength(2);
   });
 
+  it('lets two drains of the same node run at once without recreating a pod twice', async () => {
+    const cluster = new SimulatedCluster({ nodes: 4, latencyMs: 1, clock: instantClock() });
+    const podCount = () =>
+      cluster.listNodes().reduce((sum, name) => sum + cluster.getNode(name)!.pods.length, 0);
+    const before = podCount();
+    const [first, second] = await Promise.all([cluster.drain('sim-node-1'), cluster.drain('sim-node-1')]);
+    expect(first.evicted).toEqual(second.evicted);
+    expect(podCount()).toBe(before);
+  });
+
   it('retries a blocked eviction with backoff until it passes', async () => {
     const clock = instantClock();
     const cluster = new SimulatedCluster({

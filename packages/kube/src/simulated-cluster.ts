@@ -229,8 +229,10 @@ export class SimulatedCluster implements NodeOperator {
       await this.#pause('drain', node, context.signal, delay);
     }
     const state = this.#requireNode('drain', node);
+    const before = state.pods.length;
     state.pods = state.pods.filter((candidate) => podKey(candidate) !== key);
-    this.#reschedule(pod, node);
+    // Already gone (another drain of this node evicted it): like an eviction answered 404, nothing to recreate.
+    if (state.pods.length < before) this.#reschedule(pod, node);
   }
 
   /** Recreates an evicted pod elsewhere, as its ReplicaSet would; bare pods are gone for good. */
