@@ -170,6 +170,47 @@ describe('ProgressStreams delivery under faults', () => {
   });
 });
 
+describe('ProgressStreams with many tasks at once', () => {
+  it('routes each task’s hints to its own subscribers while producers append concurrently', async () => {
+    const random = seededRandom(42);
+    const store = new InMemoryEventStore();
+    const local = new LocalHintSource({ store });
+    const hints = new UnreliableHintSource(local, random, {
+      drop: 0.1,
+      duplicate: 0.2,
+      delay: 0.3,
+      strip: 0.3,
+    });
+    const reader = new InstrumentedReader(store);
+    const streams = new ProgressStreams({ store: reader, hints, readPageSize: 20 });
+    const tasks = Array.from({ length: 20 }, (_, i) => `task-${i}`);
+    for (const task of tasks) await store.append(task, [ev.created(['n1'])]);
+    const recorders = tasks.flatMap((task) =>
+      Array.from({ length: 5 }, () => ({ task, recorder: record(streams, task, randomInt(random, 0, 3)) })),
+    );
+    expect(local.watchedTasks()).toHaveLength(tasks.length);
+    const catchUp = setInterval(() => hints.catchUp(), 5);
+    try {
+      const lastSeqs = await Promise.all(
+        tasks.map((task) =>
+          produce(
+            store,
+            task,
+            Array.from({ length: randomInt(random, 5, 30) }, () => randomInt(random, 1, 8)),
+          ),
+        ),
+      );
+      await Promise.all(recorders.map(({ recorder }) => recorder.finished));
+      for (const { task, recorder } of recorders)
+        expectExactlyOnceInOrder(recorder, lastSeqs[tasks.indexOf(task)]!);
+    } finally {
+      clearInterval(catchUp);
+    }
+    expect(local.watchedTasks()).toEqual([]);
+    expect(streams.watchedTaskCount).toBe(0);
+  });
+});
+
 describe('ProgressStreams shares one upstream per task', () => {
   it('1,000 subscribers: one watch, one store read to start, none while hints carry the events', async () => {
     const store = new InMemoryEventStore();
