@@ -127,6 +127,33 @@ async function main(): Promise<void> {
     rows.at(-1)!.events = read;
     rows.at(-1)!.operations = pages;
 
+    // The task listing: a projection row per task kept by each append, one indexed query per page.
+    const users = 20;
+    const tasksPerUser = 100;
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async (_, w) => {
+        for (let i = w; i < users * tasksPerUser; i += CONCURRENCY) {
+          const events: NewEvent[] = [
+            { ...created(), data: { ...created().data, userId: `user-${i % users}` } } as NewEvent,
+          ];
+          if (i % 3 === 0)
+            events.push({ type: 'TaskCompleted', data: { succeeded: 1, failed: 0, skipped: 0 } });
+          await store.append(`listed-${i}`, events);
+        }
+      }),
+    );
+    rows.push(
+      await timed(`listTasks(user, status), ${users * tasksPerUser} tasks`, 1000, 0, async () => {
+        for (let i = 0; i < 1000; i++) {
+          await store.listTasks({
+            userId: `user-${i % users}`,
+            status: i % 2 === 0 ? 'completed' : 'pending',
+            limit: 50,
+          });
+        }
+      }),
+    );
+
     // The position scheme's own cost, measured in isolation.
     const client = await pool.connect();
     try {
