@@ -10,7 +10,7 @@ import {
   TransportUnavailableError,
   createNotifier,
 } from '@nodebatch/progress';
-import type { Notifier, Transport, TransportType } from '@nodebatch/progress';
+import type { BackoffOptions, Notifier, Transport, TransportType } from '@nodebatch/progress';
 import { createPollingTransport } from '@nodebatch/transport-polling';
 import { createPostgresTransport } from '@nodebatch/transport-postgres';
 import { createRedisTransport } from '@nodebatch/transport-redis';
@@ -33,6 +33,15 @@ export interface RuntimeOptions {
    * need to reach PostgreSQL directly. Default: `config.database`.
    */
   listenerDatabase?: DatabaseConfig;
+  /**
+   * How long connecting to PostgreSQL may take, for the pool and the listener, in ms. Default 10000.
+   * Without a limit a host that drops packets (a NetworkPolicy, a firewall) hangs the start for minutes.
+   */
+  connectTimeoutMs?: number;
+  /** Backoff of the LISTEN connection's reconnects. Default: the transport's (200 ms up to 5 s). */
+  listenerReconnect?: BackoffOptions;
+  /** Backoff of the notifier's attempts to bring the configured transport back. Default 1 s up to 30 s. */
+  notifierRetry?: BackoffOptions;
 }
 
 /** What every service of nodebatch runs on: the database, the event log, the notifier and live streams. */
@@ -46,6 +55,8 @@ export interface Runtime {
   /** Stops the notifier and ends the pool; safe to call twice. */
   close(): Promise<void>;
 }
+
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 
 /** The main database cannot be reached: nothing works without it, so the service does not start. */
 export class DatabaseUnavailableError extends NodebatchError {
@@ -65,11 +76,12 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   const { config } = options;
   const logger = options.logger;
   const env = options.env ?? process.env;
-  const poolConfig = pgPoolConfig(config.database);
+  const connectionTimeoutMillis = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  const poolConfig = { ...pgPoolConfig(config.database), connectionTimeoutMillis };
   const databaseTarget: ConnectionTarget = { service: 'postgres', ...describeDatabase(config.database) };
   const listenerDatabase = options.listenerDatabase ?? config.database;
   const listenerTarget: ConnectionTarget = { service: 'postgres', ...describeDatabase(listenerDatabase) };
-  const { max: _max, ...listenerConnection } = pgPoolConfig(listenerDatabase);
+  const { max: _max, ...listenerConnection } = { ...pgPoolConfig(listenerDatabase), connectionTimeoutMillis };
   const pool = new pg.Pool(poolConfig);
   // An idle client that loses its server emits 'error' on the pool; unhandled, it would crash the process.
   let poolErrorLogged = false;
@@ -123,6 +135,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
           store,
           logger,
           ...(options.postgresChannel ? { channel: options.postgresChannel } : {}),
+          ...(options.listenerReconnect ? { reconnect: options.listenerReconnect } : {}),
         });
       case 'redis':
         if (!config.redis) {
@@ -166,6 +179,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     },
     logger,
     fallbackAfterMs: config.progress.fallbackAfterMs,
+    ...(options.notifierRetry ? { retry: options.notifierRetry } : {}),
   });
   try {
     await notifier.start();

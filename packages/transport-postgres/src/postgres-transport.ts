@@ -19,6 +19,7 @@ import { decodeNotification, encodeEvents, encodeProbe, peekTaskId } from './pay
 import type { Notification } from './payload.js';
 
 export const DEFAULT_CHANNEL = 'nodebatch_progress';
+export const DEFAULT_RECONNECT: Required<BackoffOptions> = { minDelayMs: 200, maxDelayMs: 5_000 };
 
 /** Options of {@link createPostgresTransport}. */
 export interface PostgresTransportOptions {
@@ -31,7 +32,11 @@ export interface PostgresTransportOptions {
   /** Channel name (at most 63 bytes). Default `nodebatch_progress`. */
   channel?: string;
   logger: Logger;
-  /** Backoff between reconnects of the LISTEN client. Defaults: 200 ms doubling up to 10 s, with jitter. */
+  /**
+   * Backoff between reconnects of the LISTEN client. Default 200 ms doubling
+   * up to 5 s, with jitter: one connection per replica is cheap to retry, and
+   * every second without it is a second of polling.
+   */
   reconnect?: BackoffOptions;
   /** Liveness check of the LISTEN client, in ms. Default 10000. */
   heartbeatIntervalMs?: number;
@@ -97,7 +102,7 @@ class PostgresTransportImpl implements PostgresTransport {
       connection: options.connection,
       channel: this.channel,
       logger: this.logger,
-      reconnect: options.reconnect,
+      reconnect: { ...DEFAULT_RECONNECT, ...options.reconnect },
       heartbeatIntervalMs: options.heartbeatIntervalMs,
       random: options.random,
       onNotification: (payload) => this.enqueue(payload),

@@ -497,8 +497,11 @@ class SwitchingNotifier implements Notifier {
     this.active = transport;
     const subscription = transport.hints$.subscribe((hint) => this.hints.next(hint));
     subscription.add(transport.resync$.subscribe(() => this.resync.next()));
+    this.activeSubscription = subscription;
+    this.setInfo({ ...info, active: transport.type });
     if (transport !== this.primary) {
       // The fallback's own health matters while it is active (the primary's is watched separately).
+      // Subscribed after setInfo: the current health is replayed at once and must not read as a change.
       subscription.add(
         transport.health$.subscribe((health) => {
           if (this.active !== transport || this.isStopped()) return;
@@ -513,8 +516,6 @@ class SwitchingNotifier implements Notifier {
         }),
       );
     }
-    this.activeSubscription = subscription;
-    this.setInfo({ ...info, active: transport.type });
     this.resync.next();
   }
 
