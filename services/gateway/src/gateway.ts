@@ -17,6 +17,8 @@ export interface StartGatewayOptions {
   sse?: SseStreamOptions;
   /** WebSocket slow-client and subscription limits; defaults in WS_DEFAULTS. */
   ws?: WebSocketSessionOptions;
+  /** Milliseconds /readyz waits for the database before answering 503. Default 2000. */
+  readinessTimeoutMs?: number;
   /** Notification channels (tests use their own); defaults in createRuntime. */
   channels?: Pick<RuntimeOptions, 'postgresChannel' | 'redisChannel'>;
 }
@@ -70,6 +72,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
       allowedOrigins: config.gateway.allowedOrigins,
       ...(options.sse ? { sse: options.sse } : {}),
       ...(options.ws ? { ws: options.ws } : {}),
+      ...(options.readinessTimeoutMs ? { readinessTimeoutMs: options.readinessTimeoutMs } : {}),
     });
     await app.listen({ port: config.gateway.port, host: options.host ?? '0.0.0.0' });
   } catch (err) {
