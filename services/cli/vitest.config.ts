@@ -1,3 +1,4 @@
 import { vitestConfig } from '../../vitest.shared.ts';
 
-export default vitestConfig();
+// The CLI tests run `nodebatch` as child processes, which load TypeScript sources.
+export default vitestConfig({ testTimeout: 120_000 });

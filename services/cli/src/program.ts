@@ -1,5 +1,10 @@
 import { Command } from 'commander';
 import { registerConfigCommand } from './commands/config.js';
+import { registerDemoCommand } from './commands/demo.js';
+import { registerDoctorCommand } from './commands/doctor.js';
+import { registerGatewayCommand } from './commands/gateway.js';
+import { registerMigrateCommand } from './commands/migrate.js';
+import { registerWorkerCommand } from './commands/worker.js';
 
 /**
  * The `nodebatch` command line. Each command lives in its own module under
@@ -11,5 +16,10 @@ export function createProgram(): Command {
     .showHelpAfterError()
     .configureOutput({ outputError: (text, write) => write(text) });
   registerConfigCommand(program);
+  registerWorkerCommand(program);
+  registerGatewayCommand(program);
+  registerMigrateCommand(program);
+  registerDoctorCommand(program);
+  registerDemoCommand(program);
   return program;
 }

