@@ -75,6 +75,14 @@ export function toKubeOperationError(
         ? error.cause.message
         : error.message
       : String(error);
+  // node-fetch's FetchError is a network failure (refused, reset, DNS); anything else failed before
+  // sending, e.g. a kubeconfig client-node cannot use, which trying again will not fix.
+  if (!(error instanceof Error && error.name === 'FetchError')) {
+    return new KubeOperationError(
+      `${operation} of node "${node}" failed: ${what}: the request could not be made (${reason})`,
+      { code: 'KUBE_REQUEST_FAILED', operation, node, retryable: false, cause: error },
+    );
+  }
   return new KubeOperationError(
     `${operation} of node "${node}" failed: ${what}: could not reach the API server${context.server ? ` at ${context.server}` : ''} (${reason})`,
     { code: 'KUBE_UNREACHABLE', operation, node, retryable: true, cause: error },

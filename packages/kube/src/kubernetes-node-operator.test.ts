@@ -1,3 +1,4 @@
+import { KubeConfig } from '@kubernetes/client-node';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   DrainTimeoutError,
@@ -119,6 +120,29 @@ describe('cordon, uncordon, labels', () => {
     expect((error as Error).message).toContain('etcdserver: request timed out');
     expect(fake.requests).toHaveLength(1);
     expect(fake.nodes.get('node-1')!.metadata.labels).not.toHaveProperty('a');
+  });
+
+  it('reports an unreachable API server as retryable, naming the server', async () => {
+    const gone = await startFakeKubeApi({ nodes: ['node-1'] });
+    const kube = new KubernetesNodeOperator({ kubeConfig: gone.kubeConfig() });
+    await gone.close();
+    const error = await failure(kube.cordon('node-1'));
+    expect(error).toMatchObject({ code: 'KUBE_UNREACHABLE', retryable: true, statusCode: undefined });
+    expect((error as Error).message).toContain(gone.url);
+  });
+
+  it('reports a kubeconfig client-node cannot use as not retryable, without sending anything', async () => {
+    const kubeConfig = new KubeConfig();
+    kubeConfig.loadFromOptions({
+      clusters: [{ name: 'c', server: fake.url, skipTLSVerify: false }],
+      users: [{ name: 'u', token: 'x' }],
+      contexts: [{ name: 'ctx', cluster: 'c', user: 'u' }],
+      currentContext: 'ctx',
+    });
+    const error = await failure(new KubernetesNodeOperator({ kubeConfig }).cordon('node-1'));
+    expect(error).toMatchObject({ code: 'KUBE_REQUEST_FAILED', retryable: false });
+    expect((error as Error).message).toContain('skipTLSVerify');
+    expect(fake.requests).toEqual([]);
   });
 
   it('names the RBAC rules it needs when forbidden', async () => {
