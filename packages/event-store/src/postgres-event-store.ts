@@ -187,7 +187,8 @@ class PgEventStore implements PostgresEventStore {
               data: event.data,
             }) as StoredEvent,
         );
-        const summary = applyToSummary(task === undefined ? null : summaryOf(task), pending);
+        const countableEnds = await this.#countableNodeEnds(trx, taskId, task === undefined, pending);
+        const summary = applyToSummary(task === undefined ? null : summaryOf(task), pending, countableEnds);
         if (task === undefined) await this.#insertTask(trx, summary, options.expectedSeq);
 
         // Announce this append to readers before taking positions (invariant 4).
@@ -214,6 +215,37 @@ class PgEventStore implements PostgresEventStore {
         if (options.hook) await options.hook(appendTransaction(trx), stored);
         return stored;
       });
+  }
+
+  /**
+   * The nodes named by the batch's node end events that the task has and that
+   * have not ended yet: only their first end counts in the summary. Costs a
+   * query only for appends that end a node (once per node), through the
+   * partial index events_node_end_idx.
+   */
+  async #countableNodeEnds(
+    trx: Transaction<EventStoreDatabase>,
+    taskId: string,
+    isNew: boolean,
+    events: readonly StoredEvent[],
+  ): Promise<Set<string>> {
+    const created = events.find((event) => event.type === 'TaskCreated');
+    if (isNew && created?.type === 'TaskCreated') return new Set(created.data.nodes);
+    const ending = new Set<string>();
+    for (const event of events) {
+      if (event.type === 'NodeSucceeded' || event.type === 'NodeFailed' || event.type === 'NodeSkipped') {
+        ending.add(event.data.node);
+      }
+    }
+    if (ending.size === 0) return ending;
+    const { rows } = await sql<{ node: string }>`
+      SELECT n.node FROM unnest(${[...ending]}::text[]) AS n (node)
+      WHERE (SELECT data->'nodes' FROM events WHERE task_id = ${taskId} AND seq = 1) ? n.node
+        AND NOT EXISTS (
+          SELECT 1 FROM events
+          WHERE task_id = ${taskId} AND data->>'node' = n.node
+            AND type IN ('NodeSucceeded', 'NodeFailed', 'NodeSkipped'))`.execute(trx);
+    return new Set(rows.map((row) => row.node));
   }
 
   async #insertTask(

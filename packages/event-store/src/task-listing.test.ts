@@ -72,6 +72,36 @@ describe('task summaries', () => {
   });
 });
 
+describe('node counts in the summary', () => {
+  it("counts each node once, and only the task's own nodes, as the fold does", async () => {
+    const { store } = fixture;
+    await store.append('t-dup', [
+      taskCreated('carol', ['a', 'b', 'c']),
+      { type: 'NodeSucceeded', data: { node: 'a' } },
+      { type: 'NodeSucceeded', data: { node: 'a' } },
+    ]);
+    expect(await store.getTask('t-dup')).toMatchObject({ done: 1, succeeded: 1 });
+    // A resumed worker reports a node again, and one the task does not have.
+    await store.append('t-dup', [
+      { type: 'NodeFailed', data: { node: 'a', error: 'again', retryable: false } },
+      { type: 'NodeSucceeded', data: { node: 'z' } },
+      { type: 'NodeSkipped', data: { node: 'b', reason: 'cordoned' } },
+      { type: 'NodeSkipped', data: { node: 'b', reason: 'twice' } },
+    ]);
+    expect(await store.getTask('t-dup')).toMatchObject({
+      total: 3,
+      done: 2,
+      succeeded: 1,
+      failed: 0,
+      skipped: 1,
+    });
+    await store.append('t-dup', [
+      { type: 'NodeFailed', data: { node: 'c', error: 'gone', retryable: false } },
+    ]);
+    expect(await store.getTask('t-dup')).toMatchObject({ done: 3, succeeded: 1, failed: 1, skipped: 1 });
+  });
+});
+
 describe('listTasks', () => {
   beforeAll(async () => {
     const { store } = fixture;

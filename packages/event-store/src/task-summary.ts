@@ -40,11 +40,16 @@ export interface TaskSummary {
 
 /**
  * Applies events (already validated, in seq order, the first being TaskCreated
- * when `summary` is null) to a task's summary. Counts node end events; the
- * worker emits one per node, and the clamp keeps a duplicate from pushing
- * `done` past `total`.
+ * when `summary` is null) to a task's summary. Like the fold, a node's end is
+ * counted once and only for a node the task has: `countableEnds` holds the
+ * nodes of the task that had not ended before these events (the store looks
+ * them up for the batch's node end events); each counted end removes its node.
  */
-export function applyToSummary(summary: TaskSummary | null, events: readonly StoredEvent[]): TaskSummary {
+export function applyToSummary(
+  summary: TaskSummary | null,
+  events: readonly StoredEvent[],
+  countableEnds: Set<string>,
+): TaskSummary {
   let current = summary;
   for (const event of events) {
     if (event.type === 'TaskCreated') {
@@ -66,13 +71,13 @@ export function applyToSummary(summary: TaskSummary | null, events: readonly Sto
       continue;
     }
     if (current === null) throw new Error(`summary of task ${event.taskId} applied before its TaskCreated`);
-    current = applyOne(current, event);
+    current = applyOne(current, event, countableEnds);
   }
   if (current === null) throw new Error('applyToSummary needs a summary or events');
   return current;
 }
 
-function applyOne(summary: TaskSummary, event: StoredEvent): TaskSummary {
+function applyOne(summary: TaskSummary, event: StoredEvent, countableEnds: Set<string>): TaskSummary {
   const next: TaskSummary = { ...summary, lastSeq: event.seq, updatedAt: event.time };
   const started = summary.status === 'pending' ? 'running' : summary.status;
   switch (event.type) {
@@ -86,7 +91,8 @@ function applyOne(summary: TaskSummary, event: StoredEvent): TaskSummary {
     case 'NodeSucceeded':
     case 'NodeFailed':
     case 'NodeSkipped': {
-      if (summary.done >= summary.total) return { ...next, status: started };
+      if (!countableEnds.delete(event.data.node) || summary.done >= summary.total)
+        return { ...next, status: started };
       const key =
         event.type === 'NodeSucceeded' ? 'succeeded' : event.type === 'NodeFailed' ? 'failed' : 'skipped';
       return { ...next, status: started, done: summary.done + 1, [key]: summary[key] + 1 };

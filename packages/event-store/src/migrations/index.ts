@@ -1,5 +1,6 @@
 import type { Migration, MigrationProvider } from 'kysely/migration';
 import * as eventLog from './0001-event-log.js';
+import * as nodeEndIndex from './0002-node-end-index.js';
 
 /**
  * Every migration, in order. Imported statically rather than read from a
@@ -7,6 +8,7 @@ import * as eventLog from './0001-event-log.js';
  */
 export const EVENT_STORE_MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001-event-log': eventLog,
+  '0002-node-end-index': nodeEndIndex,
 };
 
 export const eventStoreMigrationProvider: MigrationProvider = {
