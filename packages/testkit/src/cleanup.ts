@@ -1,3 +1,4 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +16,8 @@ interface Owner {
 
 /** What the exit handler must do for one live private server. */
 export interface Disposable {
+  /** The server's temp dir, removed with it. */
+  readonly dir: string;
   disposeNow(): void;
 }
 
@@ -24,10 +27,13 @@ let handlerInstalled = false;
 /**
  * Kills and removes every registered server when the test process exits,
  * whether the tests passed, failed or forgot destroy(). An `exit` handler
- * can only do synchronous work, so disposal is SIGKILL plus rmSync.
+ * can only do synchronous work, so disposal is SIGKILL plus rmSync. Vitest
+ * ends its workers with a signal, which skips `exit` handlers, so a
+ * watchdog process does the same when this process is gone.
  */
 export function track(server: Disposable): void {
   live.add(server);
+  tellWatchdog(['watch', server.dir, null]);
   if (handlerInstalled) return;
   handlerInstalled = true;
   process.once('exit', () => {
@@ -38,11 +44,60 @@ export function track(server: Disposable): void {
 
 export function untrack(server: Disposable): void {
   live.delete(server);
+  tellWatchdog(['forget', server.dir, null]);
 }
 
+/** Records who owns `dir` (for sweepLeftovers) and which process group the watchdog must kill. */
 export function writeOwner(dir: string, serverPid: number | undefined): void {
   const owner: Owner = { ownerPid: process.pid, ...(serverPid !== undefined ? { serverPid } : {}) };
   writeFileSync(join(dir, OWNER_FILE), JSON.stringify(owner));
+  tellWatchdog(['watch', dir, serverPid ?? null]);
+}
+
+/**
+ * The watchdog reads `[op, dir, pid]` lines on stdin. When its stdin
+ * closes, which the kernel does however this process ends (SIGKILL
+ * included), it kills every watched server's process group and removes the
+ * dirs. It runs detached so that a signal to our process group (Ctrl-C)
+ * does not take it down before it has cleaned up.
+ */
+const WATCHDOG_SOURCE = `
+const { rmSync } = require('node:fs');
+const watched = new Map();
+let pending = '';
+process.stdin.setEncoding('utf8');
+process.stdin.on('data', (chunk) => {
+  pending += chunk;
+  for (let end = pending.indexOf('\\n'); end >= 0; end = pending.indexOf('\\n')) {
+    const [op, dir, pid] = JSON.parse(pending.slice(0, end));
+    pending = pending.slice(end + 1);
+    if (op === 'watch') watched.set(dir, pid);
+    else watched.delete(dir);
+  }
+});
+process.stdin.on('end', () => {
+  for (const [dir, pid] of watched) {
+    if (pid) { try { process.kill(-pid, 'SIGKILL'); } catch {} }
+    try { rmSync(dir, { recursive: true, force: true }); } catch {}
+  }
+  process.exit(0);
+});
+`;
+
+let watchdog: ChildProcess | undefined;
+
+function tellWatchdog(message: [op: 'watch' | 'forget', dir: string, pid: number | null]): void {
+  if (!watchdog) {
+    watchdog = spawn(process.execPath, ['-e', WATCHDOG_SOURCE], {
+      detached: true,
+      stdio: ['pipe', 'ignore', 'ignore'],
+    });
+    watchdog.unref();
+    // The pipe must not keep a finished test process alive.
+    (watchdog.stdin as unknown as { unref?: () => void } | null)?.unref?.();
+    watchdog.stdin?.on('error', () => undefined);
+  }
+  watchdog.stdin?.write(`${JSON.stringify(message)}\n`);
 }
 
 function alive(pid: number): boolean {

@@ -120,6 +120,7 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
   let destroyed = false;
 
   const disposable = {
+    dir,
     disposeNow() {
       process_?.killNow();
       rmSync(dir, { recursive: true, force: true });

@@ -65,6 +65,7 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
   let process_: ServerProcess | undefined;
   let destroyed = false;
   const disposable = {
+    dir,
     disposeNow() {
       process_?.killNow();
       rmSync(dir, { recursive: true, force: true });
