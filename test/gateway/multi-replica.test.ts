@@ -1,0 +1,129 @@
+import { openSse } from '@nodebatch/gateway';
+import type { SseConnection } from '@nodebatch/gateway';
+import type { StoredEvent } from '@nodebatch/progress';
+import { createTestDatabase, sharedRedisUrl, uniqueName } from '@nodebatch/testkit';
+import type { TestDatabase } from '@nodebatch/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { postJson, serviceEnv, spawnService, tokenFor } from './services.js';
+import type { ServiceProcess } from './services.js';
+
+const TERMINAL = new Set(['TaskCompleted', 'TaskCancelled', 'TaskFailed']);
+const NODES = Array.from({ length: 40 }, (_, i) => `sim-node-${i + 1}`);
+
+let db: TestDatabase;
+let worker: ServiceProcess;
+let gatewayA: ServiceProcess;
+let gatewayB: ServiceProcess;
+let token: string;
+
+const urlOf = (gateway: ServiceProcess) => gateway.ready.gatewayUrl as string;
+
+beforeAll(async () => {
+  db = await createTestDatabase({ prefix: 'e2e_gw' });
+  const env = serviceEnv(db.url, {
+    REDIS_URL: sharedRedisUrl(),
+    QUEUE_NAME: uniqueName('e2e_gw_q'),
+    NODEBATCH_SIM_NODES: '60',
+    // 40 nodes, 2 at a time, 250 ms each: the batch runs for about 5 s,
+    // long enough to kill a gateway in the middle of it.
+    NODEBATCH_SIM_LATENCY_MS: '250',
+    WORKER_SHUTDOWN_GRACE_MS: '1000',
+  });
+  // The worker first: it runs the migrations the gateways then find done.
+  worker = await spawnService('worker', env);
+  [gatewayA, gatewayB] = await Promise.all([spawnService('gateway', env), spawnService('gateway', env)]);
+  token = await tokenFor('operator');
+});
+
+afterAll(async () => {
+  await Promise.all([gatewayA?.stop(), gatewayB?.kill(), worker?.stop()]);
+  await db?.drop();
+});
+
+async function submit(gateway: ServiceProcess): Promise<string> {
+  const response = await postJson(`${urlOf(gateway)}/api/v1/batches`, token, {
+    action: 'cordon',
+    nodes: NODES,
+    concurrency: 2,
+  });
+  expect(response.status, JSON.stringify(response.body)).toBe(202);
+  return response.body.taskId as string;
+}
+
+/** Follows a task over the WebSocket until its `end` message. */
+function watchOverWebSocket(gateway: ServiceProcess, taskId: string): Promise<StoredEvent[]> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(`${urlOf(gateway).replace('http', 'ws')}/api/v1/progress/ws`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    const events: StoredEvent[] = [];
+    socket.on('open', () => socket.send(JSON.stringify({ type: 'subscribe', taskId })));
+    socket.on('message', (data) => {
+      const message = JSON.parse(data.toString()) as
+        | { type: 'event'; event: StoredEvent }
+        | { type: 'end'; taskId: string }
+        | { type: 'error'; message: string };
+      if (message.type === 'event') events.push(message.event);
+      else if (message.type === 'end') {
+        socket.close();
+        resolve(events);
+      } else reject(new Error(`WebSocket error: ${message.message}`));
+    });
+    socket.on('error', reject);
+  });
+}
+
+function seqsOf(stream: SseConnection): number[] {
+  return stream.messages.map((message) => Number(message.id));
+}
+
+const oneTo = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
+
+describe('two gateways and a worker as separate processes', () => {
+  it('a batch submitted to A is seen over SSE on B and WebSocket on A: every seq once, up to the terminal event', async () => {
+    const taskId = await submit(gatewayA);
+    const [sse, wsEvents] = await Promise.all([
+      openSse(`${urlOf(gatewayB)}/api/v1/tasks/${taskId}/events`, {
+        headers: { authorization: `Bearer ${token}` },
+      }),
+      watchOverWebSocket(gatewayA, taskId),
+    ]);
+    expect(await sse.ended).toBe(true);
+
+    const sseSeqs = seqsOf(sse);
+    const last = sseSeqs.length;
+    expect(last).toBeGreaterThanOrEqual(2 + 2 * NODES.length + 1);
+    expect(sseSeqs).toEqual(oneTo(last));
+    expect(TERMINAL.has(sse.messages.at(-1)!.event)).toBe(true);
+    expect(wsEvents.map((event) => event.seq)).toEqual(oneTo(last));
+    expect(wsEvents.at(-1)).toMatchObject({
+      type: 'TaskCompleted',
+      data: { succeeded: NODES.length, failed: 0 },
+    });
+    // Both replicas delivered the same log.
+    expect(sse.messages.map((m) => JSON.parse(m.data) as StoredEvent)).toEqual(wsEvents);
+  });
+
+  it('when gateway B dies mid-task, the client resumes on A with Last-Event-ID and gets exactly the missing events', async () => {
+    const taskId = await submit(gatewayA);
+    const onB = await openSse(`${urlOf(gatewayB)}/api/v1/tasks/${taskId}/events`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    await onB.waitFor((messages) => messages.length >= 5);
+    await gatewayB.kill();
+    expect(await onB.ended).toBe(false);
+    const before = seqsOf(onB);
+    expect(before).toEqual(oneTo(before.length));
+    expect(TERMINAL.has(onB.messages.at(-1)!.event)).toBe(false);
+
+    const onA = await openSse(`${urlOf(gatewayA)}/api/v1/tasks/${taskId}/events`, {
+      headers: { authorization: `Bearer ${token}`, 'last-event-id': onB.lastEventId! },
+    });
+    expect(await onA.ended).toBe(true);
+    const after = seqsOf(onA);
+    expect(after[0]).toBe(before.length + 1);
+    expect([...before, ...after]).toEqual(oneTo(before.length + after.length));
+    expect(onA.messages.at(-1)!.event).toBe('TaskCompleted');
+  });
+});

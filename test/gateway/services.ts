@@ -1,0 +1,135 @@
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { SignJWT } from 'jose';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const CLI = fileURLToPath(new URL('../../services/cli/src/main.ts', import.meta.url));
+
+export const JWT_SECRET = 'e2e-gateway-secret-0123456789abcdef';
+
+export function tokenFor(sub: string, role: 'admin' | 'user' = 'user'): Promise<string> {
+  return new SignJWT({ role })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject(sub)
+    .setIssuedAt()
+    .setExpirationTime('1h')
+    .sign(new TextEncoder().encode(JWT_SECRET));
+}
+
+/** A nodebatch service running as its own process, as in production. */
+export interface ServiceProcess {
+  readonly child: ChildProcess;
+  readonly pid: number;
+  /** The JSON line the command prints once it is up ({gatewayUrl, port} or {workerId}). */
+  readonly ready: Record<string, unknown>;
+  /** The last lines it wrote, for failure messages. */
+  output(): string;
+  /** SIGKILL: a crash. */
+  kill(): Promise<void>;
+  /** SIGTERM and wait for the exit. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Spawns `nodebatch <command>` from source (no build needed) with `env` on
+ * top of the parent's, and resolves once it printed its ready line.
+ */
+export function spawnService(
+  command: 'gateway' | 'worker',
+  env: Record<string, string>,
+  options: { readyTimeoutMs?: number } = {},
+): Promise<ServiceProcess> {
+  const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', CLI, command], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: string[] = [];
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const keep = (line: string) => {
+    lines.push(line);
+    if (lines.length > 200) lines.shift();
+  };
+  const output = () => lines.join('\n');
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(
+        new Error(
+          `nodebatch ${command} did not start within ${options.readyTimeoutMs ?? 90_000} ms:\n${output()}`,
+        ),
+      );
+    }, options.readyTimeoutMs ?? 90_000);
+    let partial = '';
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (chunk: string) => {
+      partial += chunk;
+      let newline: number;
+      while ((newline = partial.indexOf('\n')) >= 0) {
+        const line = partial.slice(0, newline);
+        partial = partial.slice(newline + 1);
+        keep(line);
+        let parsed: Record<string, unknown> | undefined;
+        try {
+          parsed = JSON.parse(line) as Record<string, unknown>;
+        } catch {
+          continue;
+        }
+        if ('gatewayUrl' in parsed || 'workerId' in parsed) {
+          clearTimeout(timer);
+          resolve({
+            child,
+            pid: child.pid!,
+            ready: parsed,
+            output,
+            kill: async () => {
+              if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+              await exited;
+            },
+            stop: async () => {
+              if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+              await exited;
+            },
+          });
+        }
+      }
+    });
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (chunk: string) => chunk.split('\n').filter(Boolean).forEach(keep));
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`nodebatch ${command} exited (${code ?? signal}) before it was ready:\n${output()}`));
+    });
+  });
+}
+
+/** The environment every service of one test shares: its database, queue and simulated cluster. */
+export function serviceEnv(databaseUrl: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    DATABASE_URL: databaseUrl,
+    PROGRESS_NOTIFY_TYPE: 'postgres',
+    AUTH_JWT_SECRET: JWT_SECRET,
+    NODEBATCH_CLUSTER: 'simulated',
+    PORT: '0',
+    LOG_LEVEL: 'warn',
+    ...extra,
+  };
+}
+
+/** A parsed JSON response body; tests read its fields directly. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- test assertions read arbitrary fields
+export type ResponseBody = any;
+
+export async function postJson(
+  url: string,
+  token: string,
+  body: unknown,
+): Promise<{ status: number; body: ResponseBody }> {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  return { status: response.status, body: await response.json() };
+}
