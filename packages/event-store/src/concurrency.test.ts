@@ -11,7 +11,7 @@ import {
 let fixture: StoreFixture;
 
 beforeAll(async () => {
-  fixture = await createStoreFixture({ poolMax: 20 });
+  fixture = await createStoreFixture({ poolMax: 12 });
 });
 
 afterAll(async () => {
@@ -32,7 +32,7 @@ describe('appends to one task are serialized', () => {
     // Within one task, positions follow seqs, so readAll delivers a task's events in order.
     for (let i = 1; i < log.length; i++) expect(log[i]!.position).toBeGreaterThan(log[i - 1]!.position);
     expect(await store.latestSeqs(['t-one'])).toEqual(new Map([['t-one', 101]]));
-  });
+  }, 120_000);
 
   it('lets exactly one of several concurrent TaskCreated for a new task win', async () => {
     const { store } = fixture;
@@ -93,5 +93,5 @@ describe('appends to different tasks run concurrently', () => {
     const second = await queued;
     expect(first[0]!.seq).toBe(2);
     expect(second[0]!.seq).toBe(3);
-  });
+  }, 120_000);
 });

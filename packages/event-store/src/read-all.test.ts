@@ -17,7 +17,7 @@ import {
 let fixture: StoreFixture;
 
 beforeAll(async () => {
-  fixture = await createStoreFixture({ poolMax: 20 });
+  fixture = await createStoreFixture({ poolMax: 16 });
 });
 
 afterAll(async () => {
@@ -147,7 +147,7 @@ describe('readAll with writers that commit out of order', () => {
     const byPosition = [...committed].sort((x, y) => x.position - y.position);
     expect(reader.seen).toEqual(byPosition);
     expect(new Set(reader.seen.map((event) => event.position)).size).toBe(committed.length);
-  });
+  }, 120_000);
 
   it('does not hold readers back for a rolled-back append', async () => {
     await fixture.store.append('t-rollback', [taskCreated()]);
@@ -193,7 +193,7 @@ describe('readAll under free-running concurrent writers', () => {
     const all = written.flat().sort((x, y) => x.position - y.position);
     expect(all).toHaveLength(writers * appendsPerWriter * 2);
     expect(reader.seen).toEqual(all);
-  });
+  }, 120_000);
 });
 
 describe('readAll with positions beyond 32 bits', () => {

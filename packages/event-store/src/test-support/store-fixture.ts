@@ -23,7 +23,7 @@ export async function createStoreFixture(
 ): Promise<StoreFixture> {
   const { poolMax, ...storeOptions } = options;
   const database = await createTestDatabase({ prefix: 'nb_es' });
-  const pool = new pg.Pool({ connectionString: database.url, max: poolMax ?? 10 });
+  const pool = new pg.Pool({ connectionString: database.url, max: poolMax ?? 5 });
   await runMigrations(pool);
   const store = createEventStore({ pool, ...storeOptions });
   return {
