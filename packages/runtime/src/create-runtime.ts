@@ -83,13 +83,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   const listenerTarget: ConnectionTarget = { service: 'postgres', ...describeDatabase(listenerDatabase) };
   const { max: _max, ...listenerConnection } = { ...pgPoolConfig(listenerDatabase), connectionTimeoutMillis };
   const pool = new pg.Pool(poolConfig);
-  // An idle client that loses its server emits 'error' on the pool; unhandled, it would crash the process.
-  let poolErrorLogged = false;
-  pool.on('error', (err) => {
-    if (poolErrorLogged) return;
-    poolErrorLogged = true;
-    logger.warn({ err }, 'an idle database connection was lost; the pool reconnects on demand');
-  });
+  guardPoolErrors(pool, logger);
 
   try {
     await pool.query('SELECT 1');
@@ -205,4 +199,25 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       return closing;
     },
   };
+}
+
+/**
+ * A pooled connection whose server goes away emits 'error': on the pool while
+ * idle, on the client itself while checked out (pg-pool removes its listener
+ * then). Nobody listens on a checked-out client (the event store's query
+ * builder does not), so a server restart in the middle of a transaction
+ * would crash the process with an unhandled 'error' event. The query in
+ * flight fails on its own and the pool drops the client; this only keeps
+ * the process alive and says so once per outage.
+ */
+function guardPoolErrors(pool: pg.Pool, logger: Logger): void {
+  let lastLogged = 0;
+  const report = (err: Error) => {
+    const now = Date.now();
+    if (now - lastLogged < 60_000) return;
+    lastLogged = now;
+    logger.warn({ err }, 'a database connection was lost; the pool reconnects on demand');
+  };
+  pool.on('error', report);
+  pool.on('connect', (client) => client.on('error', report));
 }
