@@ -11,7 +11,7 @@ const created: NewEvent = {
 function recordingStore() {
   const store = new InMemoryEventStore();
   const appends: number[] = [];
-  const append = (taskId: string, events: NewEvent[], options?: { expectedSeq?: number }) => {
+  const append = (taskId: string, events: readonly NewEvent[], options?: { expectedSeq?: number }) => {
     appends.push(events.length);
     return store.append(taskId, events, options);
   };

@@ -3,7 +3,7 @@ import type { NewEvent, StoredEvent } from '@nodebatch/progress';
 /** Appends events to one task and notifies: the notifier's `append`. */
 export type AppendEvents = (
   taskId: string,
-  events: NewEvent[],
+  events: readonly NewEvent[],
   options?: { expectedSeq?: number },
 ) => Promise<StoredEvent[]>;
 

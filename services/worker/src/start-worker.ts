@@ -65,14 +65,15 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
   const logger = options.logger.child({ component: 'worker', workerId: id });
   const operator = options.operator ?? createNodeOperator({ cluster: config.cluster, logger });
   const ownRuntime = options.runtime ? undefined : await createRuntime({ config, logger });
-  const runtime: WorkerRuntime = options.runtime ?? (ownRuntime as WorkerRuntime);
+  const runtime: WorkerRuntime | undefined = options.runtime ?? ownRuntime;
+  if (!runtime) throw new Error('unreachable: a runtime was given or created');
 
   const shutdown = new AbortController();
   const halt = new AbortController();
   const deps = {
     store: runtime.store,
-    append: (taskId: string, events: Parameters<AppendEvents>[1], appendOptions?: { expectedSeq?: number }) =>
-      runtime.notifier.append(taskId, events, appendOptions),
+    append: ((taskId, events, appendOptions) =>
+      runtime.notifier.append(taskId, events, appendOptions)) satisfies AppendEvents,
     feed: runtime.streams,
     operator,
     logger,

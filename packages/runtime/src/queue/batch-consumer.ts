@@ -74,7 +74,7 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
   const lockDuration = options.lockDurationMs ?? 15_000;
   const concurrency = options.concurrency ?? config.worker.jobConcurrency;
 
-  const process = async (job: Job<BatchJobData>, token?: string): Promise<void> => {
+  const processJob = async (job: Job<BatchJobData>, token?: string): Promise<void> => {
     const parsed = BatchJobDataSchema.safeParse(job.data);
     if (!parsed.success) {
       // Retrying cannot fix bad data: fail the job once, with the reason.
@@ -102,14 +102,14 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
   } satisfies Omit<WorkerOptions, 'connection'>;
 
   const worker = (config.redis
-    ? new Worker(name, process, {
+    ? new Worker(name, processJob, {
         ...workerOptions,
         prefix: QUEUE_REDIS_PREFIX,
         connection: queueRedisOptions(config.redis),
       })
     : new Worker(
         name,
-        process,
+        processJob,
         // One pool connection per running job plus one for lock renewal and the stalled check.
         { ...workerOptions, connection: queuePostgresOptions(config.database, concurrency + 2) },
         createPostgresBackend,
