@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { SERVER_DIR_PREFIX, sweepLeftovers } from './cleanup.js';
+import { processRunning, SERVER_DIR_PREFIX, sweepLeftovers } from './cleanup.js';
 import { freePort, isPortFree } from './free-port.js';
 import { redisArgs } from './redis-server.js';
 import { findRedisServer } from './server-binaries.js';
@@ -31,15 +31,6 @@ function abandon(kind: 'postgres' | 'redis', mode: 'exit' | 'hang') {
   return { child, started, exited };
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 describe('cleanup of private servers', () => {
   it.each(['postgres', 'redis'] as const)(
     'kills %s and removes its dir when the test process exits without destroy()',
@@ -47,7 +38,7 @@ describe('cleanup of private servers', () => {
       const { started, exited } = abandon(kind, 'exit');
       const server = await started;
       await exited;
-      await expect.poll(() => alive(server.pid), { timeout: 10_000 }).toBe(false);
+      await expect.poll(() => processRunning(server.pid), { timeout: 10_000 }).toBe(false);
       expect(existsSync(server.dir)).toBe(false);
       expect(await isPortFree(server.port)).toBe(true);
     },
@@ -61,7 +52,7 @@ describe('cleanup of private servers', () => {
       child.kill('SIGKILL');
       await exited;
       // Nothing could run in the killed process; its watchdog cleans up.
-      await expect.poll(() => alive(server.pid), { timeout: 20_000 }).toBe(false);
+      await expect.poll(() => processRunning(server.pid), { timeout: 20_000 }).toBe(false);
       await expect.poll(() => existsSync(server.dir), { timeout: 10_000 }).toBe(false);
     },
   );

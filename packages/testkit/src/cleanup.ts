@@ -100,12 +100,21 @@ function tellWatchdog(message: [op: 'watch' | 'forget', dir: string, pid: number
   watchdog.stdin?.write(`${JSON.stringify(message)}\n`);
 }
 
-function alive(pid: number): boolean {
+/**
+ * Whether `pid` is a running process. A zombie is not: an orphaned server
+ * is reaped by PID 1, and some containers' PID 1 never reaps.
+ */
+export function processRunning(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return process.platform !== 'linux';
   }
 }
 
@@ -143,8 +152,8 @@ export function sweepLeftovers(): void {
     } catch {
       continue; // being created right now, or not ours
     }
-    if (alive(owner.ownerPid)) continue;
-    if (owner.serverPid !== undefined && alive(owner.serverPid) && runsFrom(owner.serverPid, dir)) {
+    if (processRunning(owner.ownerPid)) continue;
+    if (owner.serverPid !== undefined && processRunning(owner.serverPid) && runsFrom(owner.serverPid, dir)) {
       try {
         process.kill(-owner.serverPid, 'SIGKILL');
       } catch {
