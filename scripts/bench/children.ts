@@ -1,0 +1,157 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+
+/** A child process the bench started, with its log file (stdout and stderr). */
+export interface BenchChild {
+  name: string;
+  pid: number;
+  logPath: string;
+  process: ChildProcess;
+  /** The first JSON line on stdout that has `key`, e.g. `{"port":1234}` from `nodebatch gateway`. */
+  waitForLine(key: string, timeoutMs: number): Promise<Record<string, unknown>>;
+}
+
+export class ChildStartError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ChildStartError';
+  }
+}
+
+/** The last lines of a log, so that a failure shows why without opening the file. */
+function tail(path: string, lines = 15): string {
+  try {
+    return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+/**
+ * Every process the bench starts goes through here, so that all of them are
+ * killed at the end, on failure, on Ctrl-C and on an uncaught error.
+ */
+export class ChildSet {
+  readonly #children = new Set<BenchChild>();
+
+  constructor(readonly logDir: string) {}
+
+  spawn(name: string, args: string[], env: Record<string, string>): BenchChild {
+    const logPath = join(this.logDir, `${name}.log`);
+    const log = createWriteStream(logPath);
+    const child = spawn(process.execPath, args, {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    if (child.pid === undefined) throw new ChildStartError(`${name}: could not spawn ${process.execPath}`);
+    const lines = createInterface({ input: child.stdout! });
+    const waiting: Array<{ key: string; resolve: (line: Record<string, unknown>) => void }> = [];
+    const seen: Array<Record<string, unknown>> = [];
+    lines.on('line', (line) => {
+      log.write(`${line}\n`);
+      if (!line.startsWith('{')) return;
+      let parsed: Record<string, unknown>;
+      try {
+        parsed = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        return;
+      }
+      seen.push(parsed);
+      for (const waiter of [...waiting]) {
+        if (waiter.key in parsed) {
+          waiting.splice(waiting.indexOf(waiter), 1);
+          waiter.resolve(parsed);
+        }
+      }
+    });
+    child.stderr!.pipe(log, { end: false });
+    const exited = new Promise<number | string>((resolve) =>
+      child.once('exit', (code, signal) => resolve(signal ?? code ?? 'unknown')),
+    );
+
+    const handle: BenchChild = {
+      name,
+      pid: child.pid,
+      logPath,
+      process: child,
+      waitForLine: (key, timeoutMs) => {
+        const found = seen.find((line) => key in line);
+        if (found) return Promise.resolve(found);
+        return new Promise((resolve, reject) => {
+          const timer = setTimeout(() => {
+            reject(
+              new ChildStartError(
+                `${name} (pid ${child.pid}) printed no {"${key}": ...} line within ${timeoutMs} ms; its log ${logPath} ends:\n${tail(logPath)}`,
+              ),
+            );
+          }, timeoutMs);
+          waiting.push({
+            key,
+            resolve: (line) => {
+              clearTimeout(timer);
+              resolve(line);
+            },
+          });
+          void exited.then((how) => {
+            clearTimeout(timer);
+            // Give the log a moment to receive the last stderr lines.
+            setTimeout(
+              () =>
+                reject(
+                  new ChildStartError(
+                    `${name} (pid ${child.pid}) exited (${how}) before printing {"${key}": ...}; its log ${logPath} ends:\n${tail(logPath)}`,
+                  ),
+                ),
+              100,
+            );
+          });
+        });
+      },
+    };
+    this.#children.add(handle);
+    void exited.then(() => {
+      this.#children.delete(handle);
+      log.end();
+    });
+    return handle;
+  }
+
+  /** SIGTERM, then SIGKILL for any child still alive after `graceMs`. */
+  async stop(children: Iterable<BenchChild> = [...this.#children], graceMs = 3000): Promise<void> {
+    const list = [...children].filter(
+      (child) => child.process.exitCode === null && child.process.signalCode === null,
+    );
+    await Promise.all(
+      list.map(
+        (child) =>
+          new Promise<void>((resolve) => {
+            const timer = setTimeout(() => {
+              child.process.kill('SIGKILL');
+            }, graceMs);
+            child.process.once('exit', () => {
+              clearTimeout(timer);
+              resolve();
+            });
+            child.process.kill('SIGTERM');
+          }),
+      ),
+    );
+  }
+
+  /** Synchronous last resort (process exit): SIGKILL whatever is left. */
+  killAllNow(): void {
+    for (const child of this.#children) {
+      if (child.process.exitCode === null) child.process.kill('SIGKILL');
+    }
+  }
+}
+
+/** Resident set size of a process in bytes, from /proc/<pid>/status (Linux). */
+export function readRssBytes(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
+  if (!match) throw new Error(`no VmRSS in /proc/${pid}/status`);
+  return Number(match[1]) * 1024;
+}

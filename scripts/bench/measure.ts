@@ -1,0 +1,132 @@
+import { LatencyRecorder, SseSubscriber, waitUntil } from './sse-subscriber.js';
+import type { SseMessage } from './sse-subscriber.js';
+
+/** The figures of one loaded run (one transport or the BullMQ path, one workload). */
+export interface RunResult {
+  /** 'postgres' | 'redis' | 'polling' | 'bullmq'. */
+  transport: string;
+  /** 'paced' (fixed rate) or 'max' (as fast as possible). */
+  kind: 'paced' | 'max';
+  subscribers: number;
+  tasks: number;
+  /** Events appended after the subscribers were connected (the timed ones), over all tasks. */
+  events: number;
+  /** Timed deliveries over all subscribers. */
+  deliveries: number;
+  /** From the first timed event's append to the last subscriber's last delivery. */
+  windowMs: number;
+  eventsPerSec: number;
+  deliveriesPerSec: number;
+  latencyMs: { p50: number; p99: number; max: number };
+  lost: number;
+  duplicated: number;
+  reconnects: number;
+  /** Subscribers that never got their terminal event before the time limit. */
+  incomplete: number;
+  /** pg_stat_database xact_commit delta over the load (undefined for the BullMQ path, which uses no database). */
+  dbCommits?: number;
+  dbTxPerSec?: number;
+  dbTxPer1000Events?: number;
+  peakConnections?: number;
+  /** Simulated cluster latency (nodebatch) or pause between updateProgress calls (BullMQ), ms. */
+  paceMs: number;
+}
+
+export interface SubscriberGroup {
+  subscribers: SseSubscriber[];
+  latency: LatencyRecorder;
+  /** Append time of the earliest timed event, ms since the epoch. */
+  firstEventTime: number;
+}
+
+/**
+ * Opens `count` subscribers, subscriber i on `urls[i % urls.length]`, a few
+ * hundred at a time, and waits until each received its first message (so it
+ * is live before the producers start).
+ */
+export async function openSubscribers(
+  urls: string[],
+  count: number,
+  parse: (data: string) => SseMessage,
+  timeoutMs: number,
+  timed: boolean,
+): Promise<SubscriberGroup> {
+  const latency = new LatencyRecorder();
+  const group: SubscriberGroup = { subscribers: [], latency, firstEventTime: Infinity };
+  const parseAndNote = (data: string): SseMessage => {
+    const message = parse(data);
+    if (message.seq > 1 && message.time < group.firstEventTime) group.firstEventTime = message.time;
+    return message;
+  };
+  for (let i = 0; i < count; i++) {
+    group.subscribers.push(
+      new SseSubscriber({
+        url: urls[i % urls.length]!,
+        parse: parseAndNote,
+        latency: timed ? latency : undefined,
+        untimedUpTo: 1,
+      }),
+    );
+  }
+  for (let start = 0; start < count; start += 200) {
+    await Promise.all(group.subscribers.slice(start, start + 200).map((subscriber) => subscriber.open()));
+  }
+  await waitUntil(
+    () => group.subscribers.every((subscriber) => subscriber.firstArrival > 0),
+    timeoutMs,
+    () =>
+      `${group.subscribers.filter((subscriber) => subscriber.firstArrival === 0).length} of ${count} subscribers got no first event`,
+  );
+  return group;
+}
+
+/** Waits until every subscriber has its terminal event, or the time limit passes (counted as incomplete). */
+export async function awaitCompletion(group: SubscriberGroup, timeoutMs: number): Promise<boolean> {
+  try {
+    await waitUntil(
+      () => group.subscribers.every((subscriber) => subscriber.done),
+      timeoutMs,
+      () => `${group.subscribers.filter((subscriber) => !subscriber.done).length} subscribers unfinished`,
+    );
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Delivery figures of a finished run. */
+export function summarize(
+  group: SubscriberGroup,
+  timedEvents: number,
+  /** The last seq subscriber i should have received (its stream's terminal seq). */
+  expectedLastSeq: (index: number) => number,
+): Pick<
+  RunResult,
+  | 'events'
+  | 'deliveries'
+  | 'windowMs'
+  | 'eventsPerSec'
+  | 'deliveriesPerSec'
+  | 'latencyMs'
+  | 'lost'
+  | 'duplicated'
+  | 'reconnects'
+  | 'incomplete'
+> {
+  const { subscribers, latency } = group;
+  const lastArrival = Math.max(...subscribers.map((subscriber) => subscriber.lastArrival));
+  const windowMs = lastArrival - group.firstEventTime;
+  const { p50, p99, max } = latency.summary();
+  return {
+    events: timedEvents,
+    deliveries: latency.count,
+    windowMs,
+    eventsPerSec: timedEvents / (windowMs / 1000),
+    deliveriesPerSec: latency.count / (windowMs / 1000),
+    latencyMs: { p50, p99, max },
+    lost: subscribers.reduce((sum, subscriber, i) => sum + subscriber.lostUpTo(expectedLastSeq(i)), 0),
+    duplicated: subscribers.reduce((sum, subscriber) => sum + subscriber.duplicated, 0),
+    reconnects: subscribers.reduce((sum, subscriber) => sum + subscriber.reconnects, 0),
+    incomplete: subscribers.filter((subscriber) => !subscriber.done).length,
+  };
+}

@@ -1,0 +1,247 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createEventStore } from '@nodebatch/event-store';
+import { isTerminalType, type EventType } from '@nodebatch/progress';
+import { createTestDatabase, uniqueName } from '@nodebatch/testkit';
+import pg from 'pg';
+import { readRssBytes, type BenchChild, type ChildSet } from './children.js';
+import { awaitCompletion, openSubscribers, summarize, type RunResult } from './measure.js';
+import type { BenchOptions, TransportName } from './options.js';
+import { DatabaseLoad } from './pg-stats.js';
+import type { SseMessage } from './sse-subscriber.js';
+
+export interface IdleResult {
+  subscribers: number;
+  rssBeforeBytes: number;
+  rssAfterBytes: number;
+  /** Gateway RSS growth per 1,000 idle SSE subscribers, bytes. */
+  rssPer1000Bytes: number;
+  /** Database transactions/s with the gateways up and no subscriber, then with the idle subscribers open. */
+  idleTxPerSecNoSubscribers: number;
+  idleTxPerSecWithSubscribers: number;
+}
+
+export interface PhaseResult {
+  transport: TransportName;
+  runs: RunResult[];
+  idle?: IdleResult;
+}
+
+export interface PhaseContext {
+  options: BenchOptions;
+  children: ChildSet;
+  serverUrl: string;
+  redisUrl: string;
+  admin: pg.Client;
+  cliMain: string;
+  log: (line: string) => void;
+}
+
+/** About 1.5 events per simulated latency period per node in flight (a drain emits ~6 events over ~4 pauses). */
+const EVENTS_PER_PAUSE = 1.5;
+
+export function pacedLatencyMs(options: BenchOptions): number {
+  return Math.max(
+    1,
+    Math.round((options.tasks * options.concurrency * EVENTS_PER_PAUSE * 1000) / options.rate),
+  );
+}
+
+function parseStoredEvent(data: string): SseMessage {
+  const event = JSON.parse(data) as { seq: number; time: string; type: EventType };
+  return { seq: event.seq, time: Date.parse(event.time), terminal: isTerminalType(event.type) };
+}
+
+/**
+ * One transport: G gateways and, per run, W workers on the simulated cluster,
+ * in a fresh database with its own queue. Measures idle memory and database
+ * load first, then each loaded run (paced and/or max).
+ */
+export async function runNodebatchPhase(
+  context: PhaseContext,
+  transport: TransportName,
+  plan: { subscribers: number; kinds: Array<'paced' | 'max'>; idle: boolean; label: string },
+): Promise<PhaseResult> {
+  const { options, children, log } = context;
+  const timeoutMs = options.timeoutS * 1000;
+  const database = await createTestDatabase({ serverUrl: context.serverUrl, prefix: 'nb_bench' });
+  const load = new DatabaseLoad(context.admin, database.name);
+  const started: BenchChild[] = [];
+  const pool = new pg.Pool({ connectionString: database.url, max: 2 });
+  const queueName = uniqueName('nb_bench_queue');
+  const maxNodes = options.tasks * Math.max(options.nodes, options.pacedNodes);
+  const env = (extra: Record<string, string>): Record<string, string> => ({
+    DATABASE_URL: database.url,
+    REDIS_URL: context.redisUrl,
+    PROGRESS_NOTIFY_TYPE: transport,
+    PROGRESS_POLL_INTERVAL: String(options.pollIntervalMs),
+    QUEUE_NAME: queueName,
+    AUTH_DISABLED: 'true',
+    NODEBATCH_CLUSTER: 'simulated',
+    NODEBATCH_SIM_NODES: String(maxNodes),
+    NODEBATCH_SIM_FAILURE_RATE: '0',
+    WORKER_JOB_CONCURRENCY: String(Math.ceil(options.tasks / options.workers)),
+    LOG_LEVEL: 'info',
+    ...extra,
+  });
+  const result: PhaseResult = { transport, runs: [] };
+  try {
+    log(`${plan.label}: starting ${options.gateways} gateway(s) (database ${database.name})`);
+    const gateways = Array.from({ length: options.gateways }, (_, i) =>
+      children.spawn(
+        `${plan.label}-gateway-${i + 1}`,
+        ['--conditions=source', '--import', 'tsx', context.cliMain, 'gateway'],
+        env({ PORT: '0' }),
+      ),
+    );
+    started.push(...gateways);
+    const urls = (await Promise.all(gateways.map((gateway) => gateway.waitForLine('port', timeoutMs)))).map(
+      (line) => String(line.gatewayUrl ?? `http://127.0.0.1:${String(line.port)}`).replace(/\/$/, ''),
+    );
+
+    if (plan.idle && options.idleSubscribers > 0) {
+      result.idle = await measureIdle(context, load, pool, urls[0]!, gateways[0]!, timeoutMs);
+      log(
+        `${plan.label}: idle: ${(result.idle.rssPer1000Bytes / 1024).toFixed(0)} KiB RSS per 1,000 subscribers; ` +
+          `db tx/s ${result.idle.idleTxPerSecNoSubscribers.toFixed(1)} without, ${result.idle.idleTxPerSecWithSubscribers.toFixed(1)} with ${options.idleSubscribers} idle subscribers`,
+      );
+    }
+
+    let nodeOffset = 0;
+    for (const kind of plan.kinds) {
+      const nodesPerTask = kind === 'max' ? options.nodes : options.pacedNodes;
+      const paceMs = kind === 'max' ? 0 : pacedLatencyMs(options);
+      const taskIds: string[] = [];
+      for (let t = 0; t < options.tasks; t++) {
+        const nodes = Array.from(
+          { length: nodesPerTask },
+          (_, i) => `sim-node-${((nodeOffset + t * nodesPerTask + i) % maxNodes) + 1}`,
+        );
+        const response = await fetch(`${urls[t % urls.length]!}/api/v1/batches`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ action: 'drain', nodes, concurrency: options.concurrency }),
+        });
+        if (response.status !== 202)
+          throw new Error(`POST /api/v1/batches: HTTP ${response.status} ${await response.text()}`);
+        taskIds.push(((await response.json()) as { taskId: string }).taskId);
+      }
+      nodeOffset += options.tasks * nodesPerTask;
+      // Subscriber i watches task i % T through gateway i % G.
+      const streamUrls = Array.from(
+        { length: plan.subscribers },
+        (_, i) => `${urls[i % urls.length]!}/api/v1/tasks/${taskIds[i % taskIds.length]!}/events`,
+      );
+      const group = await openSubscribers(streamUrls, plan.subscribers, parseStoredEvent, timeoutMs, true);
+      const commitsBefore = await load.commits();
+      const loadStarted = Date.now();
+      load.startSampling();
+      log(
+        `${plan.label}/${kind}: ${plan.subscribers} subscribers live; starting ${options.workers} worker(s) (simulated latency ${paceMs} ms)`,
+      );
+      const workers = Array.from({ length: options.workers }, (_, i) =>
+        children.spawn(
+          `${plan.label}-${kind}-worker-${i + 1}`,
+          ['--conditions=source', '--import', 'tsx', context.cliMain, 'worker'],
+          env({ NODEBATCH_SIM_LATENCY_MS: String(paceMs) }),
+        ),
+      );
+      started.push(...workers);
+      await Promise.all(workers.map((worker) => worker.waitForLine('workerId', timeoutMs)));
+      const finished = await awaitCompletion(group, timeoutMs);
+      // Counters reach pg_stat_database up to a second after the transactions.
+      await sleep(1500);
+      const commitsAfter = await load.commits();
+      const loadMs = Date.now() - loadStarted;
+      const peakConnections = load.stopSampling();
+      for (const subscriber of group.subscribers) subscriber.close();
+      await children.stop(workers);
+
+      // Timed events: per task, everything after TaskCreated up to the terminal event.
+      const lastSeqByTask = new Map<string, number>();
+      group.subscribers.forEach((subscriber, i) => {
+        const task = taskIds[i % taskIds.length]!;
+        lastSeqByTask.set(
+          task,
+          Math.max(lastSeqByTask.get(task) ?? 0, subscriber.terminalSeq || subscriber.lastSeq),
+        );
+      });
+      const timedEvents = [...lastSeqByTask.values()].reduce((sum, last) => sum + last - 1, 0);
+      const dbCommits = commitsAfter - commitsBefore;
+      const run: RunResult = {
+        transport,
+        kind,
+        subscribers: plan.subscribers,
+        tasks: options.tasks,
+        paceMs,
+        ...summarize(group, timedEvents, (i) => lastSeqByTask.get(taskIds[i % taskIds.length]!) ?? 0),
+        dbCommits,
+        dbTxPerSec: dbCommits / (loadMs / 1000),
+        dbTxPer1000Events: (dbCommits / timedEvents) * 1000,
+        peakConnections,
+      };
+      result.runs.push(run);
+      log(
+        `${plan.label}/${kind}: ${run.events} events in ${(run.windowMs / 1000).toFixed(2)} s = ${run.eventsPerSec.toFixed(0)} events/s ` +
+          `(${run.deliveriesPerSec.toFixed(0)} deliveries/s); p50 ${run.latencyMs.p50.toFixed(1)} ms, p99 ${run.latencyMs.p99.toFixed(1)} ms, ` +
+          `max ${run.latencyMs.max.toFixed(1)} ms; lost ${run.lost}, duplicated ${run.duplicated}, reconnects ${run.reconnects}` +
+          `${finished ? '' : `, ${run.incomplete} subscribers INCOMPLETE after ${options.timeoutS} s`}; db ${run.dbTxPerSec?.toFixed(0)} tx/s, peak ${peakConnections} connections`,
+      );
+    }
+    return result;
+  } finally {
+    await children.stop(started);
+    await pool.end().catch(() => undefined);
+    await database.drop().catch((err: unknown) => log(`could not drop ${database.name}: ${String(err)}`));
+  }
+}
+
+/**
+ * Idle cost of subscribers: database transactions/s of the gateways with no
+ * subscriber and with N idle SSE streams open on a task that never
+ * progresses, and the first gateway's RSS before and after opening them.
+ */
+async function measureIdle(
+  context: PhaseContext,
+  load: DatabaseLoad,
+  pool: pg.Pool,
+  url: string,
+  gateway: BenchChild,
+  timeoutMs: number,
+): Promise<IdleResult> {
+  const { options } = context;
+  const windowMs = options.idleWindowS * 1000;
+  // A task with no job behind it: it exists in the log and never progresses.
+  const store = createEventStore({ pool });
+  const taskId = uniqueName('idle-task');
+  await store.append(taskId, [
+    { type: 'TaskCreated', data: { userId: 'demo', action: 'cordon', nodes: ['sim-node-1'], params: {} } },
+  ]);
+  const txRate = async (): Promise<number> => {
+    const before = await load.commits();
+    const started = Date.now();
+    await sleep(windowMs);
+    return ((await load.commits()) - before) / ((Date.now() - started) / 1000);
+  };
+  await sleep(1000);
+  const idleTxPerSecNoSubscribers = await txRate();
+  const rssBeforeBytes = readRssBytes(gateway.pid);
+  const group = await openSubscribers(
+    [`${url}/api/v1/tasks/${taskId}/events`],
+    options.idleSubscribers,
+    parseStoredEvent,
+    timeoutMs,
+    false,
+  );
+  await sleep(1000);
+  const rssAfterBytes = readRssBytes(gateway.pid);
+  const idleTxPerSecWithSubscribers = await txRate();
+  for (const subscriber of group.subscribers) subscriber.close();
+  return {
+    subscribers: options.idleSubscribers,
+    rssBeforeBytes,
+    rssAfterBytes,
+    rssPer1000Bytes: ((rssAfterBytes - rssBeforeBytes) / options.idleSubscribers) * 1000,
+    idleTxPerSecNoSubscribers,
+    idleTxPerSecWithSubscribers,
+  };
+}

@@ -1,0 +1,174 @@
+import http from 'node:http';
+import { performance } from 'node:perf_hooks';
+
+/** Wall-clock now in ms with sub-ms precision (same clock as the producers' Date on this machine). */
+export const wallNow = (): number => performance.timeOrigin + performance.now();
+
+/** Append-to-client latencies of every delivery, in ms, kept compactly. */
+export class LatencyRecorder {
+  #samples = new Float64Array(1 << 16);
+  #length = 0;
+
+  add(ms: number): void {
+    if (this.#length === this.#samples.length) {
+      const bigger = new Float64Array(this.#samples.length * 2);
+      bigger.set(this.#samples);
+      this.#samples = bigger;
+    }
+    this.#samples[this.#length++] = ms;
+  }
+
+  get count(): number {
+    return this.#length;
+  }
+
+  summary(): { p50: number; p99: number; max: number; count: number } {
+    const sorted = this.#samples.slice(0, this.#length).sort();
+    const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
+    return { p50: at(0.5), p99: at(0.99), max: sorted[sorted.length - 1] ?? NaN, count: sorted.length };
+  }
+}
+
+/** What one SSE message carries for the bench: the seq, the append time, whether it ends the stream. */
+export interface SseMessage {
+  seq: number;
+  /** Append time, ms since the epoch. */
+  time: number;
+  terminal: boolean;
+}
+
+export interface SubscriberOptions {
+  /** Full URL of the stream, without the resume parameter. */
+  url: string;
+  parse(data: string): SseMessage;
+  latency: LatencyRecorder | undefined;
+  /** Seqs at or below this are not timed (read from the log before the producers started). */
+  untimedUpTo: number;
+  /** Called once the first message arrived. */
+  onFirst?: () => void;
+  /** Called when the terminal message arrived. */
+  onDone?: () => void;
+}
+
+/**
+ * One SSE subscriber that counts what it receives: every seq once (lost and
+ * duplicated are counted against 1..last), latency from the event's append
+ * time, and reconnects (resuming after the last seq, as EventSource does with
+ * Last-Event-ID) when the server drops the stream before the terminal event.
+ */
+export class SseSubscriber {
+  #seen = new Uint8Array(1024);
+  received = 0;
+  duplicated = 0;
+  lastSeq = 0;
+  /** Seq of the terminal event, once received. */
+  terminalSeq = 0;
+  reconnects = 0;
+  firstArrival = 0;
+  lastArrival = 0;
+  error: string | undefined;
+  #request: http.ClientRequest | undefined;
+  #closed = false;
+
+  constructor(private readonly options: SubscriberOptions) {}
+
+  get done(): boolean {
+    return this.terminalSeq > 0;
+  }
+
+  /** Seqs 1..last never received (default last: the terminal seq, else the highest seen). */
+  lostUpTo(last = this.terminalSeq || this.lastSeq): number {
+    let missing = 0;
+    for (let seq = 1; seq <= last; seq++) if (this.#seen[seq] !== 1) missing++;
+    return missing;
+  }
+
+  /** Resolves when the response headers arrived (the stream is open). */
+  open(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const url = new URL(this.options.url);
+      if (this.lastSeq > 0) url.searchParams.set('after', String(this.lastSeq));
+      const request = http.get(url, { headers: { accept: 'text/event-stream' } }, (response) => {
+        if (response.statusCode !== 200) {
+          response.resume();
+          reject(new Error(`GET ${url.href}: HTTP ${response.statusCode}`));
+          return;
+        }
+        resolve();
+        response.setEncoding('utf8');
+        let buffer = '';
+        response.on('data', (chunk: string) => {
+          buffer += chunk;
+          let end: number;
+          while ((end = buffer.indexOf('\n\n')) >= 0) {
+            const block = buffer.slice(0, end);
+            buffer = buffer.slice(end + 2);
+            this.#onBlock(block);
+          }
+        });
+        response.on('close', () => {
+          if (this.#closed || this.done) return;
+          // Dropped before the end (e.g. the gateway shed a slow client): resume like EventSource.
+          this.reconnects++;
+          setTimeout(() => {
+            if (!this.#closed) this.open().catch((err: unknown) => (this.error = String(err)));
+          }, 50);
+        });
+      });
+      request.on('error', (err) => {
+        if (this.#closed) return;
+        this.error = err.message;
+        reject(err);
+      });
+      this.#request = request;
+    });
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#request?.destroy();
+  }
+
+  #onBlock(block: string): void {
+    const index = block.indexOf('data: ');
+    if (index < 0) return; // comment or retry line
+    const lineEnd = block.indexOf('\n', index);
+    const message = this.options.parse(block.slice(index + 6, lineEnd < 0 ? undefined : lineEnd));
+    const arrival = wallNow();
+    if (this.firstArrival === 0) {
+      this.firstArrival = arrival;
+      this.options.onFirst?.();
+    }
+    this.lastArrival = arrival;
+    const { seq } = message;
+    if (seq >= this.#seen.length) {
+      const bigger = new Uint8Array(Math.max(seq + 1, this.#seen.length * 2));
+      bigger.set(this.#seen);
+      this.#seen = bigger;
+    }
+    if (this.#seen[seq] === 1) this.duplicated++;
+    else {
+      this.#seen[seq] = 1;
+      this.received++;
+    }
+    if (seq > this.lastSeq) this.lastSeq = seq;
+    if (seq > this.options.untimedUpTo) this.options.latency?.add(arrival - message.time);
+    if (message.terminal && this.terminalSeq === 0) {
+      this.terminalSeq = seq;
+      this.options.onDone?.();
+    }
+  }
+}
+
+/** Resolves when `check` holds, polling every 50 ms; rejects after `timeoutMs` with `describe()`. */
+export async function waitUntil(
+  check: () => boolean,
+  timeoutMs: number,
+  describe: () => string,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${describe()}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
