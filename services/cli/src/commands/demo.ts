@@ -13,6 +13,7 @@ interface DemoOptions {
   nodes: number;
   action: string;
   latency: number;
+  concurrency: number;
   dataDir: string;
 }
 
@@ -25,7 +26,8 @@ export function registerDemoCommand(program: Command): void {
     .option('--serve', 'keep everything running for the browser until Ctrl-C', false)
     .option('--nodes <n>', 'how many nodes the batch drains', (v) => parsePositive(v, '--nodes'), 40)
     .option('--action <action>', 'the batch action', 'drain')
-    .option('--latency <ms>', 'simulated latency per operation', (v) => parsePositive(v, '--latency'), 120)
+    .option('--concurrency <n>', 'nodes drained at once', (v) => parsePositive(v, '--concurrency'), 4)
+    .option('--latency <ms>', 'simulated latency per operation', (v) => parsePositive(v, '--latency'), 50)
     .option('--data-dir <dir>', 'where the embedded database and the logs live', '.data')
     .action(async (options: DemoOptions) => {
       process.exitCode = await runDemo(options);
@@ -119,7 +121,11 @@ async function runDemo(options: DemoOptions): Promise<number> {
     await Promise.all(gateways.map((g) => waitReady(g.url, abort.signal)));
 
     const nodes = Array.from({ length: options.nodes }, (_, i) => `sim-node-${i + 1}`);
-    const taskId = await submitBatch(a.url, options.action, nodes, abort.signal);
+    const taskId = await submitBatch(
+      a.url,
+      { action: options.action, nodes, concurrency: options.concurrency },
+      abort.signal,
+    );
     out.write(`submitted ${options.action} of ${nodes.length} nodes to gateway-a: task ${taskId}\n`);
     out.write(`watching it on gateway-b (${b.url}) over Server-Sent Events:\n`);
 
@@ -180,14 +186,13 @@ async function waitReady(url: string, signal: AbortSignal, timeoutMs = 60_000): 
 
 async function submitBatch(
   url: string,
-  action: string,
-  nodes: string[],
+  batch: { action: string; nodes: string[]; concurrency: number },
   signal: AbortSignal,
 ): Promise<string> {
   const response = await fetch(new URL('/api/v1/batches', url), {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ action, nodes }),
+    body: JSON.stringify(batch),
     signal,
   });
   if (response.status !== 202)
