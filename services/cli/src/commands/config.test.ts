@@ -43,7 +43,8 @@ function runConfig(args: string[], env: Record<string, string>, configYaml = '')
 
 const PASSWORDS = ['db-secret-1', 'url-secret-2', 'redis-secret-3', 'jwt-secret-4'];
 
-describe('nodebatch config', () => {
+// Each case starts Node with tsx; on a loaded CI machine that alone can take tens of seconds.
+describe('nodebatch config', { timeout: 180_000 }, () => {
   it('--json prints every dotted key with value and source, secrets as set / not set', async () => {
     const result = await runConfig(
       ['--json'],
