@@ -31,7 +31,7 @@ function runConfig(args: string[], env: Record<string, string>, configYaml = '')
       {
         cwd: repoRoot,
         env: { PATH: process.env.PATH ?? '', CONFIG_FILE: configFile, ...env },
-        timeout: 60_000,
+        timeout: 170_000,
       },
       (error, stdout, stderr) => {
         const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
