@@ -212,6 +212,22 @@ async function main(): Promise<void> {
     );
   } finally {
     await pool.end();
+    // pool.end() resolves before the server closed the sessions; dropping with
+    // FORCE under them would make the ending clients report an error.
+    const admin = new pg.Client({ connectionString: serverUrl });
+    await admin.connect();
+    try {
+      for (;;) {
+        const { rows } = await admin.query<{ n: number }>(
+          'SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1',
+          [database.name],
+        );
+        if (rows[0]!.n === 0) break;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    } finally {
+      await admin.end();
+    }
     await database.drop();
   }
 }

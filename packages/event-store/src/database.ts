@@ -41,7 +41,8 @@ export type EventRow = {
   task_id: string;
   seq: number;
   type: string;
-  time: Date;
+  /** ISO-8601 UTC with milliseconds, formatted by the query. */
+  time: string;
   data: unknown;
 };
 
