@@ -149,6 +149,21 @@ describe('diagnoseConnectionError', () => {
     expect(diagnosis.message).toContain('ECONNREFUSED');
   });
 
+  it('finds a system error code kept only in the text of a wrapper (as the Redis transport reports it)', () => {
+    const err = new TransportUnavailableError(
+      `redis transport cannot connect to 127.0.0.1:${closedPort}: connect ECONNREFUSED 127.0.0.1:${closedPort}`,
+      { cause: new Error('Connection is closed.') },
+    );
+    const diagnosis = diagnoseConnectionError(
+      err,
+      { service: 'redis', host: '127.0.0.1', port: closedPort, passwordSet: false },
+      {},
+    );
+    expect(diagnosis).toMatchObject({ code: 'ECONNREFUSED', kind: 'refused' });
+    expect(diagnosis.summary).toBe(`connection to Redis at 127.0.0.1:${closedPort} refused`);
+    expect(diagnosis.checklist.join('\n')).toContain('redis-cli');
+  });
+
   it('inside Kubernetes with host localhost, says DB_HOST is probably not set', async () => {
     const err = await connectError({ host: 'localhost', port: closedPort });
     const k8s = { KUBERNETES_SERVICE_HOST: '10.96.0.1' };

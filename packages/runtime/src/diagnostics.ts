@@ -207,13 +207,17 @@ function rootCause(err: unknown): { code: string; message: string } {
   let message: string | undefined;
   /** The innermost message: the driver's own words, without our wrappers' context. */
   let innermost: string | undefined;
+  const messages: string[] = [];
   const seen = new Set<unknown>();
   const visit = (current: unknown): void => {
     if (!current || typeof current !== 'object' || seen.has(current)) return;
     seen.add(current);
     const candidate = (current as { code?: unknown }).code;
     const text = (current as { message?: unknown }).message;
-    if (typeof text === 'string' && text) innermost = text;
+    if (typeof text === 'string' && text) {
+      innermost = text;
+      messages.push(text);
+    }
     if (typeof candidate === 'string' && !WRAPPER_CODES.has(candidate)) {
       code = candidate;
       if (typeof text === 'string' && text) message = text;
@@ -222,12 +226,23 @@ function rootCause(err: unknown): { code: string; message: string } {
     visit((current as { cause?: unknown }).cause);
   };
   visit(err);
+  if (code === undefined) {
+    // Some clients keep the system error only in the text ("connect ECONNREFUSED 127.0.0.1:6379"),
+    // and wrap it in one without a code; the outermost message then carries it.
+    for (const text of messages) {
+      const match = KNOWN_CODE_IN_TEXT.exec(text);
+      if (match) return { code: match[1]!, message: text };
+    }
+  }
   const fallbackMessage = innermost ?? (err instanceof Error ? err.message : String(err));
   return {
     code: code ?? (/timeout|timed out/i.test(fallbackMessage) ? 'TIMEOUT' : 'UNKNOWN'),
     message: message ?? fallbackMessage,
   };
 }
+
+const KNOWN_CODE_IN_TEXT =
+  /\b(ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ECONNRESET|WRONGPASS|NOAUTH)\b/;
 
 /** Codes of our own wrappers, which say that something failed but not why. */
 const WRAPPER_CODES = new Set(['TRANSPORT_UNAVAILABLE', 'EVENT_STORE_UNAVAILABLE']);

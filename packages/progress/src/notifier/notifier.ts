@@ -273,7 +273,8 @@ class SwitchingNotifier implements Notifier {
       ...(hook ? { hook } : {}),
     });
     for (const transport of announcers) {
-      if (!transport.afterCommit) continue;
+      // A primary that never started has no connection to publish on (a NOTIFY needs none: it rides the append).
+      if (!transport.afterCommit || (transport === this.primary && !this.primaryStarted)) continue;
       try {
         await transport.afterCommit(stored);
         this.failingAfterCommit.delete(transport);
