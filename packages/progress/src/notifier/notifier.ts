@@ -134,6 +134,8 @@ class SwitchingNotifier implements Notifier {
   /** Transitions run one at a time: a switch must finish before the next one looks at the state. */
   private transitions: Promise<void> = Promise.resolve();
   private readonly failingAfterCommit = new Set<Transport>();
+  /** Whether "polling cannot start either" was logged for the current outage. */
+  private pollingFailureReported = false;
 
   constructor(private readonly options: NotifierOptions) {
     this.configured = options.configured;
@@ -389,39 +391,47 @@ class SwitchingNotifier implements Notifier {
   /** Polling takes over; the configured transport keeps being retried. Runs inside `serialized`. */
   private async switchToFallback(reason: string): Promise<void> {
     this.clearFallbackTimer();
-    let polling = this.fallback;
-    let pollingError: unknown = null;
-    if (!polling) {
-      polling = this.options.pollTransport();
-      this.applyWatches(polling);
-      try {
-        await polling.start();
-        this.fallback = polling;
-      } catch (err) {
-        pollingError = err;
-        await polling.stop().catch(() => undefined);
-        polling = null;
-      }
-    }
-    if (this.isStopped()) return;
-    if (polling) {
-      this.activate(polling, { healthy: true, fallback: true, reason });
-      this.logger.warn(
-        { active: 'polling', reason },
-        `using polling as fallback for ${this.configured}: ${reason}`,
-      );
-    } else {
-      this.setInfo({
-        healthy: false,
-        reason: `${reason}; polling cannot start either: ${messageOf(pollingError)}`,
-      });
-      this.logger.error(
-        { err: pollingError, reason },
-        `no transport delivers progress: ${this.configured} failed (${reason}) and polling cannot start`,
-      );
-    }
+    await this.startFallback(reason);
     this.retryAttempt = 0;
     this.scheduleRecovery(backoffDelay(0, this.retry));
+  }
+
+  /**
+   * Starts polling and makes it the active transport. When even polling
+   * cannot start (the database is down too), the notifier says so and the
+   * recovery loop tries again.
+   */
+  private async startFallback(reason: string): Promise<void> {
+    if (this.fallback) return;
+    const polling = this.options.pollTransport();
+    this.applyWatches(polling);
+    try {
+      await polling.start();
+    } catch (err) {
+      await polling.stop().catch(() => undefined);
+      if (this.isStopped()) return;
+      const unavailable = `${reason}; polling cannot start either: ${messageOf(err)}`;
+      if (this.info.healthy || !this.pollingFailureReported) {
+        this.logger.error(
+          { err, reason },
+          `no transport delivers progress: ${this.configured} failed (${reason}) and polling cannot start`,
+        );
+      }
+      this.pollingFailureReported = true;
+      this.setInfo({ healthy: false, reason: unavailable });
+      return;
+    }
+    if (this.isStopped()) {
+      await polling.stop().catch(() => undefined);
+      return;
+    }
+    this.pollingFailureReported = false;
+    this.fallback = polling;
+    this.activate(polling, { healthy: true, fallback: true, reason });
+    this.logger.warn(
+      { active: 'polling', reason },
+      `using polling as fallback for ${this.configured}: ${reason}`,
+    );
   }
 
   private scheduleRecovery(delayMs: number): void {
@@ -436,54 +446,39 @@ class SwitchingNotifier implements Notifier {
 
   /** One attempt to bring the configured transport back. Runs inside `serialized`. */
   private async recover(): Promise<void> {
-    if (this.isStopped() || (this.active !== null && this.active === this.primary)) return;
-    if (!this.fallback) {
-      // Polling could not start before: try again, progress must flow somehow.
-      await this.switchToFallbackPollingOnly();
-    }
+    if (this.isStopped()) return;
+    const primaryActive = this.active !== null && this.active === this.primary;
+    // Back by itself (a reconnect inside the fallback window): nothing to do.
+    if (primaryActive && this.primaryHealth.healthy) return;
     const outcome = await this.tryPrimary();
     if (this.isStopped()) return;
-    if (!outcome.ok) {
-      this.retryAttempt += 1;
-      this.logger.debug(
-        { err: outcome.err, attempt: this.retryAttempt },
-        `${this.configured} still unavailable`,
+    if (outcome.ok) {
+      const polling = this.fallback;
+      this.fallback = null;
+      this.pollingFailureReported = false;
+      this.activate(this.primary!, {
+        healthy: true,
+        fallback: false,
+        reason: `round trip verified in ${Math.round(outcome.roundTripMs)} ms`,
+      });
+      this.logger.info(
+        { active: this.configured, roundTripMs: outcome.roundTripMs },
+        `${this.configured} notifier verified - multi-replica progress updates ready`,
       );
-      this.scheduleRecovery(backoffDelay(this.retryAttempt, this.retry));
+      if (polling)
+        await polling.stop().catch((err: unknown) => this.logger.debug({ err }, 'polling stop failed'));
       return;
     }
-    const polling = this.fallback;
-    this.activate(this.primary!, {
-      healthy: true,
-      fallback: false,
-      reason: `round trip verified in ${Math.round(outcome.roundTripMs)} ms`,
-    });
-    this.fallback = null;
-    this.logger.info(
-      { active: this.configured, roundTripMs: outcome.roundTripMs },
-      `${this.configured} notifier verified - multi-replica progress updates ready`,
+    this.retryAttempt += 1;
+    this.logger.debug(
+      { err: outcome.err, attempt: this.retryAttempt },
+      `${this.configured} still unavailable`,
     );
-    if (polling)
-      await polling.stop().catch((err: unknown) => this.logger.debug({ err }, 'polling stop failed'));
-  }
-
-  private async switchToFallbackPollingOnly(): Promise<void> {
-    const polling = this.options.pollTransport();
-    this.applyWatches(polling);
-    try {
-      await polling.start();
-    } catch (err) {
-      await polling.stop().catch(() => undefined);
-      this.logger.debug({ err }, 'polling still cannot start');
-      return;
+    // Polling could not start before (or never had to): progress must flow somehow.
+    if (!this.fallback) {
+      await this.startFallback(this.primaryHealth.reason ?? this.diagnose(outcome.err).summary);
     }
-    this.fallback = polling;
-    const reason = this.info.reason ?? `${this.configured} unavailable`;
-    this.activate(polling, { healthy: true, fallback: true, reason });
-    this.logger.warn(
-      { active: 'polling', reason },
-      `using polling as fallback for ${this.configured}: ${reason}`,
-    );
+    this.scheduleRecovery(backoffDelay(this.retryAttempt, this.retry));
   }
 
   /**
