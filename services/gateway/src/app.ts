@@ -4,7 +4,7 @@ import fastifyCookie from '@fastify/cookie';
 import fastifyWebsocket from '@fastify/websocket';
 import { TASK_SUMMARY_STATUSES } from '@nodebatch/event-store';
 import { InvalidNodeInputError, validateBatchParams } from '@nodebatch/kube';
-import { TaskAlreadyEndedError, UnknownTaskError, foldTask } from '@nodebatch/progress';
+import { TaskAlreadyEndedError, foldTask } from '@nodebatch/progress';
 import type { StoredEvent, StoredEventOf } from '@nodebatch/progress';
 import Fastify from 'fastify';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -23,6 +23,7 @@ import type { BatchRequest } from './batch-request.js';
 import { GatewayError, InvalidRequestError, TaskEndedConflictError, TaskNotFoundError } from './errors.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { GatewayServices } from './services.js';
+import { TaskOwnerCache } from './task-owner-cache.js';
 import { SSE_DEFAULTS, streamEventsOverSse } from './sse-stream.js';
 import type { OpenStream, SseStreamOptions } from './sse-stream.js';
 import { WS_DEFAULTS, runWebSocketSession } from './ws-session.js';
@@ -112,19 +113,13 @@ export async function buildGatewayApp(options: GatewayAppOptions) {
     for (const stream of [...openStreams]) stream.end();
   });
 
+  const owners = new TaskOwnerCache({ readTask: (taskId, opts) => services.tasks.readTask(taskId, opts) });
+
   /** The task's TaskCreated event, if the principal may see the task; otherwise a 404 for both cases. */
   async function authorizeTask(taskId: string, principal: Principal): Promise<StoredEventOf<'TaskCreated'>> {
-    let first: StoredEvent | undefined;
-    try {
-      [first] = await services.tasks.readTask(taskId, { limit: 1 });
-    } catch (err) {
-      if (err instanceof UnknownTaskError) throw new TaskNotFoundError(taskId, { cause: err });
-      throw err;
-    }
-    if (first?.type !== 'TaskCreated' || !canAccess(principal, first.data.userId)) {
-      throw new TaskNotFoundError(taskId);
-    }
-    return first;
+    const created = await owners.created(taskId);
+    if (!created || !canAccess(principal, created.data.userId)) throw new TaskNotFoundError(taskId);
+    return created;
   }
 
   async function readWholeTask(taskId: string): Promise<StoredEvent[]> {

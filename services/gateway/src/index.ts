@@ -9,3 +9,4 @@ export * from './sse-client.js';
 export * from './sse-stream.js';
 export * from './ws-session.js';
 export * from './bounded-writer.js';
+export * from './task-owner-cache.js';
