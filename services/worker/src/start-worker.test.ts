@@ -128,6 +128,7 @@ describe(`a ${NODE_COUNT}-node batch`, () => {
 
     const taskLines = logLines.filter((line) => line.taskId === taskId);
     expect(taskLines.map((line) => line.msg)).toEqual(['task started', 'task ended']);
+    expect(taskLines[0]).toMatchObject({ action: 'cordon', nodes: NODE_COUNT, concurrency: 10, attempt: 1 });
   });
 
   it('uncordons every node', async () => {
@@ -178,6 +179,9 @@ describe(`a ${NODE_COUNT}-node batch`, () => {
       expect(api.pods.has(`default/${node}-app`)).toBe(false);
       expect(api.pods.has(`kube-system/${node}-agent`)).toBe(true);
     }
+    // Drain runs fewer nodes at once than the patch-only actions unless the batch says otherwise.
+    const started = logLines.find((line) => line.taskId === taskId && line.msg === 'task started');
+    expect(started).toMatchObject({ action: 'drain', concurrency: 2 });
     const progress = eventsOfType(events, 'NodeProgress');
     expect(progress.filter((event) => event.data.done === 1 && event.data.total === 1)).toHaveLength(
       NODE_COUNT,
@@ -214,6 +218,16 @@ describe('node failures', () => {
     ]);
     expect(eventsOfType(events, 'NodeStarted').map((event) => event.data.attempt)).toEqual([1, 2]);
     expect(state.nodeStates['node-3']?.attempts).toBe(2);
+  });
+
+  it('fails a node whose retryable failures outlast its attempts, saying the cause was transient', async () => {
+    api.injectFault({ method: 'PATCH', path: '/api/v1/nodes/node-5', status: 500, times: 3 });
+    const taskId = await submitBatch(runtime, queue, { action: 'cordon', nodes: ['node-5', 'node-6'] });
+    const { state, events } = await waitForEnd(runtime, taskId);
+    expectOneTerminal(events);
+    expect(state.outcome?.data).toEqual({ succeeded: 1, failed: 1, skipped: 0 });
+    expect(eventsOfType(events, 'NodeRetrying').map((event) => event.data.attempt)).toEqual([1, 2]);
+    expect(state.failedNodes).toEqual([expect.objectContaining({ node: 'node-5', retryable: true })]);
   });
 
   it('drains a node whose eviction is blocked (429) twice, then allowed', async () => {
@@ -262,6 +276,33 @@ describe('node failures', () => {
 });
 
 describe('cancel', () => {
+  it('cancels a task cancelled before any worker took it without touching a node', async () => {
+    const taskId = uniqueName('task').replaceAll('_', '-');
+    await runtime.notifier.append(
+      taskId,
+      [
+        {
+          type: 'TaskCreated',
+          data: { userId: 'tester', action: 'cordon', nodes: ['node-7', 'node-8'], params: {} },
+        },
+        { type: 'CancelRequested', data: { by: 'tester' } },
+      ],
+      { expectedSeq: 0 },
+    );
+    api.clearRequests();
+    await queue.enqueue({ taskId });
+    const { state, events } = await waitForEnd(runtime, taskId);
+    expectOneTerminal(events);
+    expect(state.outcome?.data).toEqual({
+      succeeded: 0,
+      failed: 0,
+      skipped: 0,
+      notStarted: ['node-7', 'node-8'],
+    });
+    expect(eventsOfType(events, 'TaskStarted')).toHaveLength(0);
+    expect(api.requestsTo('PATCH', /node-[78]$/)).toHaveLength(0);
+  });
+
   it('stops starting nodes, aborts in-flight drains and ends with TaskCancelled', async () => {
     const blocked = Array.from({ length: 8 }, (_, i) => `cancel-node-${i + 1}`);
     for (const node of blocked) {
