@@ -79,6 +79,7 @@ async function main(): Promise<void> {
       cores: cpuList.length,
       memoryGiB: totalmem() / 2 ** 30,
       loadAverage: loadavg(),
+      loadAverageAtEnd: [],
     },
     versions: await versions(admin, redisUrl),
     options,
@@ -175,6 +176,7 @@ async function main(): Promise<void> {
   }
 
   results.durationS = (Date.now() - startedAt.getTime()) / 1000;
+  results.machine.loadAverageAtEnd = loadavg();
   const outDir = resolve(ROOT, options.out);
   mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);

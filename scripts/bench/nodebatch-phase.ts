@@ -15,8 +15,10 @@ export interface IdleResult {
   rssAfterBytes: number;
   /** Gateway RSS growth per 1,000 idle SSE subscribers, bytes. */
   rssPer1000Bytes: number;
-  /** Database transactions/s with the gateways up and no subscriber, then with the idle subscribers open. */
+  /** Database transactions/s with the gateways up and no subscriber, with one, then with the idle subscribers open. */
   idleTxPerSecNoSubscribers: number;
+  idleTxPerSecOneSubscriber: number;
+  /** With 1 + `subscribers` idle subscribers. */
   idleTxPerSecWithSubscribers: number;
 }
 
@@ -102,7 +104,7 @@ export async function runNodebatchPhase(
       result.idle = await measureIdle(context, load, pool, urls[0]!, gateways[0]!, timeoutMs);
       log(
         `${plan.label}: idle: ${(result.idle.rssPer1000Bytes / 1024).toFixed(0)} KiB RSS per 1,000 subscribers; ` +
-          `db tx/s ${result.idle.idleTxPerSecNoSubscribers.toFixed(1)} without, ${result.idle.idleTxPerSecWithSubscribers.toFixed(1)} with ${options.idleSubscribers} idle subscribers`,
+          `db tx/s ${result.idle.idleTxPerSecNoSubscribers.toFixed(1)} without subscribers, ${result.idle.idleTxPerSecOneSubscriber.toFixed(1)} with 1, ${result.idle.idleTxPerSecWithSubscribers.toFixed(1)} with ${options.idleSubscribers + 1} idle subscribers`,
       );
     }
 
@@ -133,7 +135,6 @@ export async function runNodebatchPhase(
       );
       const group = await openSubscribers(streamUrls, plan.subscribers, parseStoredEvent, timeoutMs, true);
       const commitsBefore = await load.commits();
-      const loadStarted = Date.now();
       load.startSampling();
       log(
         `${plan.label}/${kind}: ${plan.subscribers} subscribers live; starting ${options.workers} worker(s) (simulated latency ${paceMs} ms)`,
@@ -151,7 +152,6 @@ export async function runNodebatchPhase(
       // Counters reach pg_stat_database up to a second after the transactions.
       await sleep(1500);
       const commitsAfter = await load.commits();
-      const loadMs = Date.now() - loadStarted;
       const peakConnections = load.stopSampling();
       for (const subscriber of group.subscribers) subscriber.close();
       await children.stop(workers);
@@ -167,15 +167,21 @@ export async function runNodebatchPhase(
       });
       const timedEvents = [...lastSeqByTask.values()].reduce((sum, last) => sum + last - 1, 0);
       const dbCommits = commitsAfter - commitsBefore;
+      const summary = summarize(
+        group,
+        timedEvents,
+        (i) => lastSeqByTask.get(taskIds[i % taskIds.length]!) ?? 0,
+      );
       const run: RunResult = {
         transport,
         kind,
         subscribers: plan.subscribers,
         tasks: options.tasks,
         paceMs,
-        ...summarize(group, timedEvents, (i) => lastSeqByTask.get(taskIds[i % taskIds.length]!) ?? 0),
+        ...summary,
         dbCommits,
-        dbTxPerSec: dbCommits / (loadMs / 1000),
+        // Over the active window (first event to last delivery): worker start-up is not load on the events' path.
+        dbTxPerSec: dbCommits / (summary.windowMs / 1000),
         dbTxPer1000Events: (dbCommits / timedEvents) * 1000,
         peakConnections,
       };
@@ -224,9 +230,13 @@ async function measureIdle(
   };
   await sleep(1000);
   const idleTxPerSecNoSubscribers = await txRate();
+  const streamUrl = `${url}/api/v1/tasks/${taskId}/events`;
+  const first = await openSubscribers([streamUrl], 1, parseStoredEvent, timeoutMs, false);
+  await sleep(1000);
+  const idleTxPerSecOneSubscriber = await txRate();
   const rssBeforeBytes = readRssBytes(gateway.pid);
-  const group = await openSubscribers(
-    [`${url}/api/v1/tasks/${taskId}/events`],
+  const rest = await openSubscribers(
+    [streamUrl],
     options.idleSubscribers,
     parseStoredEvent,
     timeoutMs,
@@ -235,13 +245,14 @@ async function measureIdle(
   await sleep(1000);
   const rssAfterBytes = readRssBytes(gateway.pid);
   const idleTxPerSecWithSubscribers = await txRate();
-  for (const subscriber of group.subscribers) subscriber.close();
+  for (const subscriber of [...first.subscribers, ...rest.subscribers]) subscriber.close();
   return {
     subscribers: options.idleSubscribers,
     rssBeforeBytes,
     rssAfterBytes,
     rssPer1000Bytes: ((rssAfterBytes - rssBeforeBytes) / options.idleSubscribers) * 1000,
     idleTxPerSecNoSubscribers,
+    idleTxPerSecOneSubscriber,
     idleTxPerSecWithSubscribers,
   };
 }

@@ -7,7 +7,14 @@ import type { RoundTrip } from './raw-floor.js';
 export interface BenchResults {
   startedAt: string;
   durationS: number;
-  machine: { os: string; cpus: string; cores: number; memoryGiB: number; loadAverage: number[] };
+  machine: {
+    os: string;
+    cpus: string;
+    cores: number;
+    memoryGiB: number;
+    loadAverage: number[];
+    loadAverageAtEnd: number[];
+  };
   versions: { node: string; postgres: string; redis: string; bullmq: string };
   options: BenchOptions;
   pacedSimLatencyMs: number;
@@ -57,11 +64,11 @@ function renderIdle(results: BenchResults): string {
   if (results.idle.length === 0) return '';
   const rows = results.idle.map(
     (idle) =>
-      `| ${idle.transport} | ${idle.subscribers} | ${num(idle.rssBeforeBytes / 2 ** 20, 1)} | ${num(idle.rssAfterBytes / 2 ** 20, 1)} | ${num(idle.rssPer1000Bytes / 1024)} | ${num(idle.rssPer1000Bytes / 1000 / 1024, 2)} | ${num(idle.idleTxPerSecNoSubscribers, 1)} | ${num(idle.idleTxPerSecWithSubscribers, 1)} |`,
+      `| ${idle.transport} | ${idle.subscribers} | ${num(idle.rssBeforeBytes / 2 ** 20, 1)} | ${num(idle.rssAfterBytes / 2 ** 20, 1)} | ${num(idle.rssPer1000Bytes / 1024)} | ${num(idle.rssPer1000Bytes / 1000 / 1024, 2)} | ${num(idle.idleTxPerSecNoSubscribers, 1)} | ${num(idle.idleTxPerSecOneSubscriber, 1)} | ${num(idle.idleTxPerSecWithSubscribers, 1)} |`,
   );
   return [
-    '| transport | idle SSE subscribers (gateway 1) | gateway RSS before, MiB | after, MiB | KiB per 1,000 subscribers | KiB per subscriber | idle db tx/s, no subscriber | idle db tx/s, with subscribers |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| transport | N idle SSE subscribers (gateway 1) | gateway RSS before, MiB | after, MiB | KiB per 1,000 subscribers | KiB per subscriber | idle db tx/s, no subscriber | 1 subscriber | 1 + N subscribers |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...rows,
   ].join('\n');
 }
@@ -118,7 +125,7 @@ export function renderTargets(results: BenchResults): string[] {
   const pollingIdle = results.idle.find((idle) => idle.transport === 'polling');
   if (pollingIdle) {
     lines.push(
-      `- polling idle db load: ${num(pollingIdle.idleTxPerSecNoSubscribers, 1)} tx/s with no subscriber, ${num(pollingIdle.idleTxPerSecWithSubscribers, 1)} tx/s with ${pollingIdle.subscribers} idle subscribers`,
+      `- polling idle db load (gateway 1 holds every subscriber): ${num(pollingIdle.idleTxPerSecNoSubscribers, 1)} tx/s with no subscriber, ${num(pollingIdle.idleTxPerSecOneSubscriber, 1)} with 1, ${num(pollingIdle.idleTxPerSecWithSubscribers, 1)} with ${pollingIdle.subscribers + 1} idle subscribers → ${pollingIdle.idleTxPerSecWithSubscribers <= pollingIdle.idleTxPerSecOneSubscriber * 1.25 + 0.5 ? 'independent' : 'GROWS with subscribers'}`,
     );
   }
   for (const idle of results.idle) {
@@ -142,7 +149,7 @@ export function renderMarkdown(results: BenchResults): string {
 Written by \`pnpm bench\` (scripts/bench/main.ts) on ${results.startedAt}, in ${num(results.durationS)} s. Every figure below was measured in that run.
 
 ## Machine and versions
-- ${results.machine.os}; ${results.machine.cores} × ${results.machine.cpus}; ${num(results.machine.memoryGiB, 1)} GiB memory; load average at start ${results.machine.loadAverage.map((value) => value.toFixed(2)).join(' / ')}
+- ${results.machine.os}; ${results.machine.cores} × ${results.machine.cpus}; ${num(results.machine.memoryGiB, 1)} GiB memory; load average (1/5/15 min) at start ${results.machine.loadAverage.map((value) => value.toFixed(2)).join(' / ')}, at end ${results.machine.loadAverageAtEnd.map((value) => value.toFixed(2)).join(' / ')} (other processes on the machine share the 2 cores)
 - Node ${results.versions.node}; ${results.versions.postgres}; Redis ${results.versions.redis}; BullMQ ${results.versions.bullmq}
 
 ## Parameters
@@ -151,7 +158,7 @@ Written by \`pnpm bench\` (scripts/bench/main.ts) on ${results.startedAt}, in ${
 - Each transport runs in a fresh database with its own queue: ${o.gateways} gateway processes (\`nodebatch gateway\`) and, per run, ${o.workers} worker processes (\`nodebatch worker\`) on the simulated cluster. ${o.tasks} drain batches of ${o.concurrency} nodes at once; ${o.subscribers} SSE subscribers (subscriber i on task i mod ${o.tasks} through gateway i mod ${o.gateways}), all live before the workers start. The SSE clients run in the bench process (one Node process for all of them).
 - **paced** runs drain ${o.pacedNodes} nodes per task with a simulated cluster latency of ${results.pacedSimLatencyMs} ms per operation (aiming at ${o.rate} events/s; the rate reached is measured); **max** runs drain ${o.nodes} nodes per task with zero latency (as fast as the workers go).
 - Latency: client arrival time minus the event's \`time\` (set by the appending worker, same machine clock), for every event after TaskCreated at every subscriber. events/s: timed events ÷ (last delivery − first timed event's append); deliveries/s counts each subscriber's copy.
-- db tx/s: \`pg_stat_database.xact_commit\` delta of the bench database from just before the workers start to 1.5 s after the last delivery (counters flush up to a second late), ÷ that time; it includes the workers' start-up. Peak connections: highest \`pg_stat_activity\` count for the database, sampled every 250 ms.
+- db tx/s: \`pg_stat_database.xact_commit\` delta of the bench database from just before the workers start to 1.5 s after the last delivery (counters flush up to a second late; the count includes the workers' few start-up transactions), ÷ the active window (first timed event's append to last delivery). db tx per 1,000 events is the same count ÷ timed events. Peak connections: highest \`pg_stat_activity\` count for the database, sampled every 250 ms.
 - BullMQ: ${o.workers} processes run a BullMQ Worker whose job calls \`job.updateProgress({seq, time})\` for each event, one after another; ${o.gateways} processes each hold one \`QueueEvents\` and fan 'progress' out to their SSE subscribers; same jobs, subscribers and events per job as the nodebatch max run (paced: a pause between updates aiming at the same rate). Default event stream length (10,000).
 
 ## Raw floor (one at a time, send → arrival on the listening connection)
