@@ -285,13 +285,15 @@ class PgEventStore implements PostgresEventStore {
   async readTask(taskId: string, options: ReadTaskOptions = {}): Promise<StoredEvent[]> {
     const after = checkInteger('after', options.after ?? 0, 0);
     const limit = Math.min(checkInteger('limit', options.limit ?? this.#pageSize, 1), this.#pageSize);
-    // One round trip: no row at all means no such task, one row of nulls means no events after `after`.
+    // One round trip: no row at all means no such task, one row of nulls means
+    // no events after `after`. Seqs have no gaps, so the upper bound holds at
+    // most `limit` rows whatever plan the statistics lead to.
     const { rows } = await sql<{ known: string } & Partial<EventRow>>`
       SELECT t.task_id AS known, e.*
       FROM tasks t
       LEFT JOIN LATERAL (
         SELECT ${EVENT_COLUMNS} FROM events
-        WHERE task_id = t.task_id AND seq > ${after} ORDER BY seq LIMIT ${limit}
+        WHERE task_id = t.task_id AND seq > ${after} AND seq <= ${after + limit} ORDER BY seq
       ) e ON true
       WHERE t.task_id = ${taskId}`.execute(this.#db);
     if (rows.length === 0) throw new UnknownTaskError(taskId);
@@ -305,10 +307,16 @@ class PgEventStore implements PostgresEventStore {
     // after the readable position was computed (see event_readable_position).
     const readable = await this.headPosition();
     if (readable <= after) return [];
+    // The limit applies to the lower bound alone, the readable bound after it:
+    // same rows, but the planner always walks the primary key in order. With
+    // both bounds, a misestimated range (the tail of an append-only table is
+    // where statistics are oldest) made it fetch and sort the whole range.
     const { rows } = await sql<EventRow>`
-      SELECT ${EVENT_COLUMNS} FROM events
-      WHERE position > ${after} AND position <= ${readable}
-      ORDER BY position LIMIT ${limit}`.execute(this.#db);
+      SELECT ${EVENT_COLUMNS} FROM (
+        SELECT * FROM events WHERE position > ${after} ORDER BY position LIMIT ${limit}
+      ) events
+      WHERE position <= ${readable}
+      ORDER BY position`.execute(this.#db);
     return rows.map(toStoredEvent);
   }
 
