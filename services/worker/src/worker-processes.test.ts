@@ -36,7 +36,7 @@ const logger = createLogger({ level: 'silent' });
 const CLUSTER_ENV = {
   NODEBATCH_CLUSTER: 'simulated',
   NODEBATCH_SIM_NODES: String(NODE_COUNT),
-  NODEBATCH_SIM_LATENCY_MS: '30',
+  NODEBATCH_SIM_LATENCY_MS: '50',
 };
 /** Short locks, so the job of a killed worker is taken over within seconds. */
 const LOCK_DURATION_MS = 2000;
