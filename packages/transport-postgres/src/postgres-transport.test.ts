@@ -2,7 +2,7 @@ import pg from 'pg';
 import { pino } from 'pino';
 import { filter, firstValueFrom, take, timeout, toArray } from 'rxjs';
 import type { Observable } from 'rxjs';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createEventStore, runMigrations } from '@nodebatch/event-store';
 import type { Hint, NewEvent, StoredEvent, TransportHealth } from '@nodebatch/progress';
 import { TransportUnavailableError } from '@nodebatch/progress';
@@ -10,6 +10,7 @@ import { createTestDatabase, uniqueName } from '@nodebatch/testkit';
 import type { TestDatabase } from '@nodebatch/testkit';
 import { createPostgresTransport } from './postgres-transport.js';
 import type { PostgresTransport, PostgresTransportOptions } from './postgres-transport.js';
+import { startTcpProxy } from './test-support/tcp-proxy.js';
 
 const WAIT_MS = 15_000;
 
@@ -218,6 +219,56 @@ describe('postgres transport', () => {
     }
     const losses = lines.filter((line) => String(line.msg).startsWith('listener connection lost'));
     expect(losses).toHaveLength(3);
+  });
+
+  it('gives up a connection that silently stopped answering, and reconnects', async () => {
+    const target = new URL(db.url);
+    const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
+    try {
+      const proxied = new URL(db.url);
+      proxied.host = `127.0.0.1:${proxy.port}`;
+      const { transport } = newTransport({
+        connection: { connectionString: proxied.toString() },
+        heartbeatIntervalMs: 200,
+        heartbeatTimeoutMs: 1_000,
+      });
+      await transport.start();
+      const taskId = uniqueName('task');
+      transport.watch(taskId);
+      const unhealthy = healthBecomes(transport, false);
+      const resynced = firstValueFrom(transport.resync$.pipe(timeout(WAIT_MS)));
+      // No FIN, no RST, no error: only the heartbeat can notice.
+      proxy.freeze();
+      expect((await unhealthy).reason).toContain('heartbeat got no answer');
+      await resynced;
+      const received = hintsFor(transport.hints$, taskId);
+      const stored = await append(transport, taskId, [created()]);
+      expect(await received).toEqual([{ taskId, seq: 1, events: stored }]);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('summarises later malformed payloads instead of logging each', async () => {
+    const { logger, lines } = capturedLogger();
+    const { transport } = newTransport({ logger, malformedSummaryIntervalMs: 100 });
+    await transport.start();
+    await pool.query("SELECT pg_notify($1, 'junk 1'), pg_notify($1, 'junk 2'), pg_notify($1, 'junk 3')", [
+      transport.channel,
+    ]);
+    const summary = await vi.waitFor(
+      () => {
+        const found = lines.find((line) => String(line.msg).startsWith('ignored 2 more malformed payloads'));
+        if (!found) throw new Error('no summary yet');
+        return found;
+      },
+      { timeout: WAIT_MS, interval: 20 },
+    );
+    expect(summary).toMatchObject({ malformedPayloads: 3, sinceLastReport: 2, level: 40 });
+    expect(transport.malformedPayloads).toBe(3);
+    expect(lines.filter((line) => String(line.msg).startsWith('ignoring a malformed payload'))).toHaveLength(
+      1,
+    );
   });
 
   it('holds one LISTEN connection however many tasks are watched', async () => {

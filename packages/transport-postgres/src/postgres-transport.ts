@@ -40,6 +40,8 @@ export interface PostgresTransportOptions {
   reconnect?: BackoffOptions;
   /** Liveness check of the LISTEN client, in ms. Default 10000. */
   heartbeatIntervalMs?: number;
+  /** How long a liveness check may take before the connection is given up, in ms. Default 5000. */
+  heartbeatTimeoutMs?: number;
   /** Minimum time between two log summaries of malformed payloads, in ms. Default 60000. */
   malformedSummaryIntervalMs?: number;
   /** Source of jitter; injectable for tests. Default Math.random. */
@@ -104,6 +106,7 @@ class PostgresTransportImpl implements PostgresTransport {
       logger: this.logger,
       reconnect: { ...DEFAULT_RECONNECT, ...options.reconnect },
       heartbeatIntervalMs: options.heartbeatIntervalMs,
+      heartbeatTimeoutMs: options.heartbeatTimeoutMs,
       random: options.random,
       onNotification: (payload) => this.enqueue(payload),
     });
