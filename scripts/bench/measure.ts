@@ -28,6 +28,12 @@ export interface RunResult {
   dbTxPerSec?: number;
   dbTxPer1000Events?: number;
   peakConnections?: number;
+  /**
+   * CPU seconds used during the run by all gateway processes, all worker
+   * processes (from their ready line) and the bench process holding the SSE
+   * clients: where the time goes when a target is missed.
+   */
+  cpuSeconds?: { gateways: number; workers: number; clients: number };
   /** Simulated cluster latency (nodebatch) or pause between updateProgress calls (BullMQ), ms. */
   paceMs: number;
 }

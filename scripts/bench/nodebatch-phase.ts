@@ -3,7 +3,7 @@ import { createEventStore } from '@nodebatch/event-store';
 import { isTerminalType, type EventType } from '@nodebatch/progress';
 import { createTestDatabase, uniqueName } from '@nodebatch/testkit';
 import pg from 'pg';
-import { readRssBytes, type BenchChild, type ChildSet } from './children.js';
+import { readCpuSeconds, readRssBytes, type BenchChild, type ChildSet } from './children.js';
 import { awaitCompletion, openSubscribers, summarize, type RunResult } from './measure.js';
 import type { BenchOptions, TransportName } from './options.js';
 import { DatabaseLoad } from './pg-stats.js';
@@ -134,6 +134,8 @@ export async function runNodebatchPhase(
         (_, i) => `${urls[i % urls.length]!}/api/v1/tasks/${taskIds[i % taskIds.length]!}/events`,
       );
       const group = await openSubscribers(streamUrls, plan.subscribers, parseStoredEvent, timeoutMs, true);
+      const gatewayCpuBefore = sumCpu(gateways);
+      const clientCpuBefore = process.cpuUsage();
       const commitsBefore = await load.commits();
       load.startSampling();
       log(
@@ -147,8 +149,19 @@ export async function runNodebatchPhase(
         ),
       );
       started.push(...workers);
-      await Promise.all(workers.map((worker) => worker.waitForLine('workerId', timeoutMs)));
+      const workerCpuAtStart = await Promise.all(
+        workers.map(async (worker) => {
+          await worker.waitForLine('workerId', timeoutMs);
+          return readCpuSeconds(worker.pid);
+        }),
+      );
       const finished = await awaitCompletion(group, timeoutMs);
+      const clientCpu = process.cpuUsage(clientCpuBefore);
+      const cpuSeconds = {
+        gateways: sumCpu(gateways) - gatewayCpuBefore,
+        workers: sumCpu(workers) - workerCpuAtStart.reduce((sum, value) => sum + value, 0),
+        clients: (clientCpu.user + clientCpu.system) / 1e6,
+      };
       // Counters reach pg_stat_database up to a second after the transactions.
       await sleep(1500);
       const commitsAfter = await load.commits();
@@ -184,13 +197,15 @@ export async function runNodebatchPhase(
         dbTxPerSec: dbCommits / (summary.windowMs / 1000),
         dbTxPer1000Events: (dbCommits / timedEvents) * 1000,
         peakConnections,
+        cpuSeconds,
       };
       result.runs.push(run);
       log(
         `${plan.label}/${kind}: ${run.events} events in ${(run.windowMs / 1000).toFixed(2)} s = ${run.eventsPerSec.toFixed(0)} events/s ` +
           `(${run.deliveriesPerSec.toFixed(0)} deliveries/s); p50 ${run.latencyMs.p50.toFixed(1)} ms, p99 ${run.latencyMs.p99.toFixed(1)} ms, ` +
           `max ${run.latencyMs.max.toFixed(1)} ms; lost ${run.lost}, duplicated ${run.duplicated}, reconnects ${run.reconnects}` +
-          `${finished ? '' : `, ${run.incomplete} subscribers INCOMPLETE after ${options.timeoutS} s`}; db ${run.dbTxPerSec?.toFixed(0)} tx/s, peak ${peakConnections} connections`,
+          `${finished ? '' : `, ${run.incomplete} subscribers INCOMPLETE after ${options.timeoutS} s`}; db ${run.dbTxPerSec?.toFixed(0)} tx/s, peak ${peakConnections} connections; ` +
+          `CPU s gateways ${cpuSeconds.gateways.toFixed(1)}, workers ${cpuSeconds.workers.toFixed(1)}, clients ${cpuSeconds.clients.toFixed(1)}`,
       );
     }
     return result;
@@ -255,4 +270,14 @@ async function measureIdle(
     idleTxPerSecOneSubscriber,
     idleTxPerSecWithSubscribers,
   };
+}
+
+function sumCpu(children: BenchChild[]): number {
+  return children.reduce((sum, child) => {
+    try {
+      return sum + readCpuSeconds(child.pid);
+    } catch {
+      return sum; // exited
+    }
+  }, 0);
 }

@@ -60,6 +60,22 @@ export function renderTable(results: BenchResults): string {
   return [header, ...rows].join('\n');
 }
 
+function renderCpu(results: BenchResults): string {
+  const rows = results.runs
+    .filter((run) => run.cpuSeconds)
+    .map((run) => {
+      const cpu = run.cpuSeconds!;
+      const per1000 = (seconds: number) => num((seconds / run.events) * 1000, 3);
+      const busy = (seconds: number) => num((seconds / (run.windowMs / 1000)) * 100);
+      return `| ${run.transport} | ${run.kind} | ${run.subscribers} | ${num(cpu.workers, 1)} (${busy(cpu.workers)}%) | ${num(cpu.gateways, 1)} (${busy(cpu.gateways)}%) | ${num(cpu.clients, 1)} (${busy(cpu.clients)}%) | ${per1000(cpu.workers)} | ${per1000(cpu.gateways)} | ${per1000(cpu.clients)} |`;
+    });
+  return [
+    '| transport | run | subscribers | workers CPU s (% of one core over the window) | gateways CPU s | SSE clients CPU s | workers CPU s per 1,000 events | gateways | clients |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...rows,
+  ].join('\n');
+}
+
 function renderIdle(results: BenchResults): string {
   if (results.idle.length === 0) return '';
   const rows = results.idle.map(
@@ -169,6 +185,9 @@ ${rawLine('Redis PUBLISH → SUBSCRIBE', raw.redisPublish)}
 
 ## End to end (append → SSE client)
 ${renderTable(results)}
+
+## Where the CPU went (user + system time from /proc, during each run)
+${renderCpu(results)}
 
 ## Idle subscribers
 ${renderIdle(results)}

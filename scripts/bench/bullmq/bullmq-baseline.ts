@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { uniqueName } from '@nodebatch/testkit';
-import type { BenchChild, ChildSet } from '../children.js';
+import { readCpuSeconds, type BenchChild, type ChildSet } from '../children.js';
 import { awaitCompletion, openSubscribers, summarize, type RunResult } from '../measure.js';
 import type { BenchOptions } from '../options.js';
 import type { SseMessage } from '../sse-subscriber.js';
@@ -73,6 +73,11 @@ export async function runBullmqBaseline(
       log(
         `bullmq/${plan.kind}: ${options.subscribers} subscribers live; adding ${jobIds.length} jobs of ${plan.eventsPerJob} progress updates`,
       );
+      const cpuBefore = {
+        gateways: sumCpu(gateways),
+        workers: sumCpu(producers),
+        clients: process.cpuUsage(),
+      };
       await queue.addBulk(
         jobIds.map((jobId) => ({
           name: 'batch',
@@ -81,6 +86,12 @@ export async function runBullmqBaseline(
         })),
       );
       const finished = await awaitCompletion(group, timeoutMs);
+      const clientCpu = process.cpuUsage(cpuBefore.clients);
+      const cpuSeconds = {
+        gateways: sumCpu(gateways) - cpuBefore.gateways,
+        workers: sumCpu(producers) - cpuBefore.workers,
+        clients: (clientCpu.user + clientCpu.system) / 1e6,
+      };
       for (const subscriber of group.subscribers) subscriber.close();
       const run: RunResult = {
         transport: 'bullmq',
@@ -88,6 +99,7 @@ export async function runBullmqBaseline(
         subscribers: options.subscribers,
         tasks: options.tasks,
         paceMs: plan.paceMs,
+        cpuSeconds,
         ...summarize(group, jobIds.length * (plan.eventsPerJob + 1), () => plan.eventsPerJob + 2),
       };
       results.push(run);
@@ -104,4 +116,8 @@ export async function runBullmqBaseline(
     await queue.close().catch(() => undefined);
     connection.disconnect();
   }
+}
+
+function sumCpu(children: BenchChild[]): number {
+  return children.reduce((sum, child) => sum + readCpuSeconds(child.pid), 0);
 }
