@@ -230,7 +230,8 @@ describe('postgres transport', () => {
       const { transport } = newTransport({
         connection: { connectionString: proxied.toString() },
         heartbeatIntervalMs: 200,
-        heartbeatTimeoutMs: 1_000,
+        // Generous: a heartbeat that times out before the freeze on a loaded machine would eat the hint below.
+        heartbeatTimeoutMs: 2_000,
       });
       await transport.start();
       const taskId = uniqueName('task');
