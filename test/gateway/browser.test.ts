@@ -1,3 +1,5 @@
+/// <reference lib="dom" />
+// The callbacks given to waitForFunction and evaluate run in the page.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
