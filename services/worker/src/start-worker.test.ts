@@ -12,6 +12,7 @@ import type { TestDatabase } from '@nodebatch/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startWorker } from './start-worker.js';
 import type { WorkerHandle, WorkerRuntime } from './start-worker.js';
+import { removeQueueKeys } from './test-support/remove-queue-keys.js';
 import {
   eventsOfType,
   submitBatch,
@@ -37,6 +38,8 @@ let api: FakeKubeApi;
 let operator: NodeOperator;
 let queue: BatchQueue;
 let worker: WorkerHandle;
+/** Queues this file made on the shared Redis, removed at the end. */
+const usedQueues: string[] = [];
 /** Every append the worker made through the notifier, to see that events travel in batches. */
 const appendSizes: number[] = [];
 
@@ -64,6 +67,7 @@ function countingRuntime(): WorkerRuntime {
 beforeAll(async () => {
   database = await createTestDatabase({ prefix: 'nb_worker' });
   config = loadConfig({ env: testEnv(database.url, { redisUrl: sharedRedisUrl() }) }).config;
+  usedQueues.push(config.queue.name);
   runtime = await createRuntime({ config, logger, postgresChannel: uniqueName('progress') });
   api = await startFakeKubeApi({
     nodes,
@@ -89,6 +93,7 @@ afterAll(async () => {
   await runtime?.close();
   await api?.close();
   await database?.drop();
+  await Promise.all(usedQueues.map((name) => removeQueueKeys(sharedRedisUrl(), name)));
 });
 
 function expectOneTerminal(events: readonly StoredEvent[]): void {
@@ -377,6 +382,7 @@ describe('resume', () => {
       config: { ...config, queue: { name: uniqueName('batches') } },
       logger,
     });
+    usedQueues.push(otherQueue.name);
     const otherWorker = await startWorker({
       config: { ...config, queue: { name: otherQueue.name } },
       logger,
@@ -413,6 +419,7 @@ describe('shutdown', () => {
     const batchNodes = ['slow-node', 'node-30', 'node-31'];
     const ownConfig = { ...config, queue: { name: uniqueName('batches') } };
     const ownQueue = createBatchQueue({ config: ownConfig, logger });
+    usedQueues.push(ownQueue.name);
     const leaving = await startWorker({ config: ownConfig, logger, operator, runtime });
     let next: WorkerHandle | undefined;
     try {

@@ -11,6 +11,7 @@ import { createTestDatabase, sharedRedisUrl } from '@nodebatch/testkit';
 import type { TestDatabase } from '@nodebatch/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startWorker } from './start-worker.js';
+import { removeQueueKeys } from './test-support/remove-queue-keys.js';
 import type { WorkerHandle } from './start-worker.js';
 import {
   eventsOfType,
@@ -126,6 +127,7 @@ describe.each([
     await queue?.close();
     await runtime?.close();
     await database?.drop();
+    if (redisUrl !== undefined && config) await removeQueueKeys(redisUrl, config.queue.name);
   });
 
   it('finishes the batch of a worker killed with SIGKILL, every node succeeded once, one terminal event', async () => {

@@ -1,11 +1,12 @@
 import { createLogger, loadConfig } from '@nodebatch/config';
 import type { NodebatchConfig } from '@nodebatch/config';
 import { createTestDatabase, sharedRedisUrl, uniqueName } from '@nodebatch/testkit';
+import { Redis } from 'ioredis';
 import type { TestDatabase } from '@nodebatch/testkit';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createBatchConsumer } from './batch-consumer.js';
 import type { BatchConsumer, BatchJobProcessor } from './batch-consumer.js';
-import { InvalidBatchJobError, createBatchQueue } from './batch-queue.js';
+import { InvalidBatchJobError, QUEUE_REDIS_PREFIX, createBatchQueue } from './batch-queue.js';
 
 const logger = createLogger({ level: 'silent' });
 
@@ -13,15 +14,29 @@ let database: TestDatabase;
 beforeAll(async () => {
   database = await createTestDatabase({ prefix: 'nb_queue' });
 });
+const usedQueues: string[] = [];
 afterAll(async () => {
   await database?.drop();
+  // Only this file's queues: their names are unique.
+  const redis = new Redis(sharedRedisUrl());
+  try {
+    for (const name of usedQueues) {
+      for await (const keys of redis.scanStream({ match: `${QUEUE_REDIS_PREFIX}:${name}:*`, count: 500 })) {
+        if ((keys as string[]).length > 0) await redis.del(...(keys as string[]));
+      }
+    }
+  } finally {
+    redis.disconnect();
+  }
 });
 
 function configFor(backend: 'redis' | 'postgres'): NodebatchConfig {
+  const queueName = uniqueName('batches');
+  usedQueues.push(queueName);
   return loadConfig({
     env: {
       DATABASE_URL: database.url,
-      QUEUE_NAME: uniqueName('batches'),
+      QUEUE_NAME: queueName,
       ...(backend === 'redis' && { REDIS_URL: sharedRedisUrl() }),
     },
   }).config;
