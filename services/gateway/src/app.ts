@@ -6,7 +6,7 @@ import { TASK_SUMMARY_STATUSES } from '@nodebatch/event-store';
 import { InvalidNodeInputError, validateBatchParams } from '@nodebatch/kube';
 import { TaskAlreadyEndedError, foldTask } from '@nodebatch/progress';
 import type { StoredEvent, StoredEventOf } from '@nodebatch/progress';
-import Fastify from 'fastify';
+import Fastify, { LogController } from 'fastify';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import {
   hasZodFastifySchemaValidationErrors,
@@ -85,7 +85,7 @@ export async function buildGatewayApp(options: GatewayAppOptions) {
     loggerInstance: logger,
     // One line per request would drown the log with 2,000 stream clients, and
     // request URLs may carry ?token=.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     forceCloseConnections: true,
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
