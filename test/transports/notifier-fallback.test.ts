@@ -293,6 +293,54 @@ describe('notifier at run time', () => {
     }
   });
 
+  it('with the database down as well, says nothing delivers, then falls back once the database is back', async () => {
+    const role = uniqueName('nb_listen');
+    await withClient(server.url, (client) => client.query(`CREATE ROLE ${role} LOGIN`));
+    const { logger, lines } = captureLogger('info');
+    const config = configFor(db.url, {
+      PROGRESS_NOTIFY_TYPE: 'postgres',
+      PROGRESS_POLL_INTERVAL: '100',
+      PROGRESS_FALLBACK_AFTER: '300',
+    });
+    const runtime = await createRuntime({
+      config,
+      logger,
+      listenerDatabase: { ...config.database, username: role },
+      listenerReconnect: { minDelayMs: 50, maxDelayMs: 300 },
+      notifierRetry: { minDelayMs: 100, maxDelayMs: 500 },
+    });
+    const infoWhere = (predicate: (info: NotifierInfo) => boolean) =>
+      firstValueFrom(runtime.notifier.info$.pipe(filter(predicate), timeout(60_000)));
+    try {
+      const taskId = uniqueName('task');
+      await runtime.notifier.append(taskId, [created()]);
+      const seqs = collectSeqs(runtime.streams, taskId, 90_000);
+      // The listener will not get back in after the restart; the event store will.
+      await withClient(server.url, (client) => client.query(`ALTER ROLE ${role} NOLOGIN`));
+      const nothingDelivers = infoWhere((info) => /polling cannot start either/.test(info.reason ?? ''));
+      await server.stop();
+      expect(await nothingDelivers).toMatchObject({ active: 'postgres', healthy: false, fallback: false });
+      const fallback = infoWhere((info) => info.fallback && info.healthy);
+      await server.start();
+      expect(await fallback).toMatchObject({ active: 'polling', healthy: true, fallback: true });
+      expect(await runtime.notifier.verify(5_000)).toMatchObject({ ok: true, transport: 'polling' });
+      await runtime.notifier.append(taskId, [progressEvent(1, 2)]);
+      await withClient(server.url, (client) => client.query(`ALTER ROLE ${role} LOGIN`));
+      await infoWhere((info) => info.active === 'postgres' && info.healthy && !info.fallback);
+      await runtime.notifier.append(taskId, [
+        { type: 'TaskCompleted', data: { succeeded: 1, failed: 0, skipped: 0 } },
+      ]);
+      expect(await seqs).toEqual([1, 2, 3]);
+      const errors = lines.filter((line) => line.level === 50 && line.component === 'notifier');
+      expect(errors.map((line) => String(line.msg).replace(/ \(.*$/, ''))).toEqual([
+        'no transport delivers progress: postgres failed',
+      ]);
+    } finally {
+      await runtime.close();
+      await withClient(server.url, (client) => client.query(`DROP ROLE IF EXISTS ${role}`));
+    }
+  });
+
   it('configured polling says so: verified, not a fallback', async () => {
     const { logger, lines } = captureLogger('info');
     const runtime = await createRuntime({
