@@ -86,12 +86,22 @@ export async function runNodebatchPhase(
     ...extra,
   });
   const result: PhaseResult = { transport, runs: [] };
+  const nodeArgs = (command: 'worker' | 'gateway', name: string): string[] => [
+    ...(options.cpuProfile
+      ? ['--cpu-prof', `--cpu-prof-dir=${children.logDir}`, `--cpu-prof-name=${name}.cpuprofile`]
+      : []),
+    '--conditions=source',
+    '--import',
+    'tsx',
+    context.cliMain,
+    command,
+  ];
   try {
     log(`${plan.label}: starting ${options.gateways} gateway(s) (database ${database.name})`);
     const gateways = Array.from({ length: options.gateways }, (_, i) =>
       children.spawn(
         `${plan.label}-gateway-${i + 1}`,
-        ['--conditions=source', '--import', 'tsx', context.cliMain, 'gateway'],
+        nodeArgs('gateway', `${plan.label}-gateway-${i + 1}`),
         env({ PORT: '0' }),
       ),
     );
@@ -144,7 +154,7 @@ export async function runNodebatchPhase(
       const workers = Array.from({ length: options.workers }, (_, i) =>
         children.spawn(
           `${plan.label}-${kind}-worker-${i + 1}`,
-          ['--conditions=source', '--import', 'tsx', context.cliMain, 'worker'],
+          nodeArgs('worker', `${plan.label}-${kind}-worker-${i + 1}`),
           env({ NODEBATCH_SIM_LATENCY_MS: String(paceMs) }),
         ),
       );

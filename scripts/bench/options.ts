@@ -34,6 +34,8 @@ export interface BenchOptions {
   bullmq: boolean;
   /** Limit for a child to start or a run to finish, seconds. Default 120. */
   timeoutS: number;
+  /** Write V8 CPU profiles of the worker and gateway processes next to their logs. Default false. */
+  cpuProfile: boolean;
   /** Directory for RESULTS.md and results.json. Default bench. */
   out: string;
 }
@@ -55,6 +57,7 @@ const USAGE = `pnpm bench [options]
   --raw-samples N          raw pg_notify / PUBLISH round trips (2000)
   --no-bullmq              skip the BullMQ QueueEvents baseline
   --timeout-s N            limit for a child to start or a run to finish (120)
+  --cpu-profile            write .cpuprofile files of workers and gateways beside their logs
   --out DIR                where RESULTS.md and results.json go (bench)`;
 
 export class BenchUsageError extends Error {
@@ -85,6 +88,7 @@ export function parseBenchOptions(argv: string[]): BenchOptions {
       'raw-samples': { type: 'string', default: '2000' },
       'no-bullmq': { type: 'boolean', default: false },
       'timeout-s': { type: 'string', default: '120' },
+      'cpu-profile': { type: 'boolean', default: false },
       out: { type: 'string', default: 'bench' },
       help: { type: 'boolean', default: false },
     },
@@ -125,6 +129,7 @@ export function parseBenchOptions(argv: string[]): BenchOptions {
     rawSamples: int('raw-samples', 50),
     bullmq: !values['no-bullmq'],
     timeoutS: int('timeout-s', 5),
+    cpuProfile: values['cpu-profile'] === true,
     out: String(values.out),
   };
 }
