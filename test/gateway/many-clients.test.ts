@@ -4,7 +4,7 @@ import type { SseConnection } from '@nodebatch/gateway';
 import { createTestDatabase, sharedRedisUrl, uniqueName } from '@nodebatch/testkit';
 import type { TestDatabase } from '@nodebatch/testkit';
 import pg from 'pg';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { postJson, serviceEnv, spawnService, tokenFor } from './services.js';
 import type { ServiceProcess } from './services.js';
 
@@ -24,6 +24,8 @@ beforeAll(async () => {
     WORKER_SHUTDOWN_GRACE_MS: '1000',
   });
   worker = await spawnService('worker', env);
+  // The worker's own listener, counted before the gateway adds its one.
+  await vi.waitFor(async () => expect((await listenerConnections()).listeners).toBe(1), { timeout: 30_000 });
   gateway = await spawnService('gateway', env);
 });
 
@@ -89,9 +91,9 @@ it(`${CLIENTS} concurrent SSE clients on one gateway all get the whole task over
   expect(expected).toEqual(Array.from({ length: expected.length }, (_, i) => i + 1));
   expect(streams[0]!.messages.at(-1)!.event).toBe('TaskCompleted');
   for (const stream of streams) expect(stream.messages.map((m) => Number(m.id))).toEqual(expected);
-  // One LISTEN connection per process (this gateway and the worker), however many clients.
+  // The worker's listener and exactly one of the gateway, however many clients.
+  expect(before.listeners).toBe(2);
   expect(connected.listeners).toBe(2);
-  expect(connected.listeners).toBe(before.listeners);
 
   process.stdout.write(
     `${JSON.stringify({
@@ -100,7 +102,7 @@ it(`${CLIENTS} concurrent SSE clients on one gateway all get the whole task over
       eventsPerClient: expected.length,
       gatewayRssMiB: { before: before.rss, with2000Clients: connected.rss, afterAllEnded: after.rss },
       databaseConnections: { before: before.total, with2000Clients: connected.total },
-      listenerConnections: connected.listeners,
+      listenerConnections: { worker: 1, gateway: connected.listeners - 1 },
     })}\n`,
   );
 });
