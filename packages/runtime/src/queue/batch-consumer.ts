@@ -3,9 +3,15 @@ import { UnrecoverableError, WaitingError, Worker, createPostgresBackend } from 
 import type { Job, WorkerOptions } from 'bullmq';
 import type { Logger } from 'pino';
 import { BatchJobDataSchema } from './batch-job-data.js';
+import { connectionErrorLogger } from './connection-error-log.js';
 import type { BatchJobData } from './batch-job-data.js';
-import { QUEUE_REDIS_PREFIX } from './batch-queue.js';
-import { queueBackendKind, queuePostgresOptions, queueRedisOptions } from './queue-backend.js';
+import { QUEUE_REDIS_PREFIX, QueueUnavailableError } from './batch-queue.js';
+import {
+  describeQueueBackend,
+  queueBackendKind,
+  queuePostgresOptions,
+  queueRedisOptions,
+} from './queue-backend.js';
 import type { QueueBackendKind } from './queue-backend.js';
 
 /** What a processor tells the consumer about a job it ran. */
@@ -49,8 +55,12 @@ export interface BatchConsumerOptions {
 export interface BatchConsumer {
   readonly backend: QueueBackendKind;
   readonly name: string;
-  /** Resolves when the consumer is connected and waiting for jobs. */
-  ready(): Promise<void>;
+  /**
+   * Resolves when the consumer is connected and waiting for jobs; rejects
+   * with QueueUnavailableError, naming the backend and the last connection
+   * error, when that takes longer than `timeoutMs` (default 30000).
+   */
+  ready(timeoutMs?: number): Promise<void>;
   /**
    * Stops taking jobs. Without `force` it waits for running processors to
    * return; with `force` it drops them, and their jobs are taken over by
@@ -105,7 +115,7 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
     ? new Worker(name, processJob, {
         ...workerOptions,
         prefix: QUEUE_REDIS_PREFIX,
-        connection: queueRedisOptions(config.redis),
+        connection: queueRedisOptions(config.redis, 'consumer'),
       })
     : new Worker(
         name,
@@ -114,7 +124,12 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
         { ...workerOptions, connection: queuePostgresOptions(config.database, concurrency + 2) },
         createPostgresBackend,
       )) as unknown as WorkerHandle;
-  worker.on('error', (err: Error) => logger.warn({ err }, 'batch queue connection error'));
+  const logConnectionError = connectionErrorLogger(logger);
+  let lastError: Error | undefined;
+  worker.on('error', (err: Error) => {
+    lastError = err;
+    logConnectionError(err);
+  });
   worker.on('stalled', (jobId: string) =>
     logger.warn({ jobId }, 'job stalled (its worker stopped renewing the lock); it will run again'),
   );
@@ -127,7 +142,27 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
   return {
     backend,
     name,
-    ready: () => worker.waitUntilReady().then(() => undefined),
+    async ready(timeoutMs = 30_000) {
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          const cause = lastError ? `: ${lastError.message}` : '';
+          reject(
+            new QueueUnavailableError(
+              `the batch queue did not become ready within ${timeoutMs} ms on ${JSON.stringify(
+                describeQueueBackend(config),
+              )}${cause}`,
+              { cause: lastError },
+            ),
+          );
+        }, timeoutMs);
+      });
+      try {
+        await Promise.race([worker.waitUntilReady(), timedOut]);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
     close: (closeOptions) => worker.close(closeOptions?.force ?? false),
   };
 }

@@ -6,7 +6,12 @@ import type { TestDatabase } from '@nodebatch/testkit';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createBatchConsumer } from './batch-consumer.js';
 import type { BatchConsumer, BatchJobProcessor } from './batch-consumer.js';
-import { InvalidBatchJobError, QUEUE_REDIS_PREFIX, createBatchQueue } from './batch-queue.js';
+import {
+  InvalidBatchJobError,
+  QUEUE_REDIS_PREFIX,
+  QueueUnavailableError,
+  createBatchQueue,
+} from './batch-queue.js';
 
 const logger = createLogger({ level: 'silent' });
 
@@ -167,4 +172,38 @@ describe.each(['redis', 'postgres'] as const)('batch queue on %s', (backend) => 
       await queue.close();
     }
   });
+});
+
+describe('an unreachable Redis', () => {
+  // Nothing listens on port 1: every connection attempt is refused at once.
+  const unreachable = () =>
+    loadConfig({
+      env: { DATABASE_URL: database.url, REDIS_URL: 'redis://127.0.0.1:1', QUEUE_NAME: uniqueName('x') },
+    }).config;
+
+  it('fails a consumer start-up with the target and the cause', async () => {
+    const consumer = createBatchConsumer({
+      config: unreachable(),
+      logger,
+      processor: async () => 'finished',
+    });
+    try {
+      const failure = consumer.ready(1000);
+      await expect(failure).rejects.toBeInstanceOf(QueueUnavailableError);
+      await expect(failure).rejects.toThrow(/127\.0\.0\.1.*ECONNREFUSED/);
+    } finally {
+      await consumer.close({ force: true });
+    }
+  });
+
+  it('fails an enqueue instead of waiting for Redis forever', async () => {
+    const queue = createBatchQueue({ config: unreachable(), logger, enqueueTimeoutMs: 1000 });
+    try {
+      const failure = queue.enqueue({ taskId: 'never' });
+      await expect(failure).rejects.toBeInstanceOf(QueueUnavailableError);
+      await expect(failure).rejects.toThrow(/127\.0\.0\.1.*ECONNREFUSED/);
+    } finally {
+      await queue.close().catch(() => undefined);
+    }
+  }, 30_000);
 });

@@ -4,6 +4,7 @@ import { Queue, createPostgresBackend } from 'bullmq';
 import type { JobsOptions } from 'bullmq';
 import type { Logger } from 'pino';
 import { BatchJobDataSchema } from './batch-job-data.js';
+import { connectionErrorLogger } from './connection-error-log.js';
 import type { BatchJobData } from './batch-job-data.js';
 import {
   describeQueueBackend,
@@ -31,6 +32,12 @@ export interface BatchQueue {
 export interface BatchQueueOptions {
   config: NodebatchConfig;
   logger: Logger;
+  /**
+   * How long an enqueue may wait for the backend (BullMQ waits for a Redis
+   * connection without limit) before it fails with QueueUnavailableError.
+   * Default 10000 ms.
+   */
+  enqueueTimeoutMs?: number;
 }
 
 /** Job data failed BatchJobDataSchema; nothing was enqueued. */
@@ -80,11 +87,21 @@ export function createBatchQueue(options: BatchQueueOptions): BatchQueue {
   const logger = options.logger.child({ component: 'batch-queue', queue: name, backend });
   const queue = (
     config.redis
-      ? new Queue(name, { connection: queueRedisOptions(config.redis), prefix: QUEUE_REDIS_PREFIX })
+      ? new Queue(name, {
+          connection: queueRedisOptions(config.redis, 'producer'),
+          prefix: QUEUE_REDIS_PREFIX,
+        })
       : new Queue(name, { connection: queuePostgresOptions(config.database, 2) }, createPostgresBackend)
   ) as QueueHandle;
   // Without a listener an 'error' event would crash the process; the error also surfaces on enqueue.
-  queue.on('error', (err) => logger.warn({ err }, 'batch queue connection error'));
+  const logConnectionError = connectionErrorLogger(logger);
+  let lastError: Error | undefined;
+  queue.on('error', (err) => {
+    lastError = err;
+    logConnectionError(err);
+  });
+  const enqueueTimeoutMs = options.enqueueTimeoutMs ?? 10_000;
+  const target = (): string => JSON.stringify(describeQueueBackend(config));
 
   return {
     backend,
@@ -97,15 +114,34 @@ export function createBatchQueue(options: BatchQueueOptions): BatchQueue {
         });
       }
       const { taskId } = parsed.data;
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          const cause = lastError ? `: ${lastError.message}` : '';
+          reject(
+            new QueueUnavailableError(
+              `could not enqueue task ${taskId} within ${enqueueTimeoutMs} ms on ${target()}${cause}`,
+              { cause: lastError },
+            ),
+          );
+        }, enqueueTimeoutMs);
+      });
       try {
-        await queue.add(BATCH_JOB_NAME, parsed.data, { ...BATCH_JOB_OPTIONS, jobId: taskId });
+        // The job id is the task id, so an add that completes after the timeout is still the one job.
+        await Promise.race([
+          queue.add(BATCH_JOB_NAME, parsed.data, { ...BATCH_JOB_OPTIONS, jobId: taskId }),
+          timedOut,
+        ]);
       } catch (err) {
+        if (err instanceof QueueUnavailableError) throw err;
         throw new QueueUnavailableError(
-          `could not enqueue task ${taskId} on ${JSON.stringify(describeQueueBackend(config))}: ${
-            (err as Error).message
-          }`,
-          { cause: err },
+          `could not enqueue task ${taskId} on ${target()}: ${(err as Error).message}`,
+          {
+            cause: err,
+          },
         );
+      } finally {
+        clearTimeout(timer);
       }
     },
     async jobCounts() {

@@ -17,16 +17,21 @@ export function describeQueueBackend(config: NodebatchConfig): Record<string, un
 }
 
 /**
- * ioredis options for BullMQ. Workers block on Redis, so BullMQ requires
- * `maxRetriesPerRequest: null` (commands wait for a reconnect instead of failing).
+ * ioredis options for BullMQ. Consumers block on Redis, so BullMQ requires
+ * `maxRetriesPerRequest: null` for them (commands wait for a reconnect); a
+ * producer answers an HTTP request, so its commands fail after a few
+ * reconnect attempts instead of hanging.
  */
-export function queueRedisOptions(redis: NonNullable<NodebatchConfig['redis']>): RedisOptions {
+export function queueRedisOptions(
+  redis: NonNullable<NodebatchConfig['redis']>,
+  role: 'producer' | 'consumer',
+): RedisOptions {
   // ioredis 6 allows `retryStrategy: null` (never reconnect), BullMQ's type does not: keep only a function.
   const { retryStrategy, ...options } = redisOptions(redis);
   return {
     ...options,
     ...(typeof retryStrategy === 'function' && { retryStrategy }),
-    maxRetriesPerRequest: null,
+    maxRetriesPerRequest: role === 'consumer' ? null : 2,
   };
 }
 
