@@ -34,11 +34,25 @@ interface Container {
   resources?: { requests?: Record<string, string> };
 }
 
+interface WorkloadSpec {
+  replicas: number;
+  selector: { matchLabels: Record<string, string> };
+  template: {
+    metadata: { labels: Record<string, string> };
+    spec: {
+      containers: Container[];
+      serviceAccountName?: string;
+      volumes?: { secret?: { items: { key: string }[] } }[];
+    };
+  };
+}
+
 const manifests = loadManifests();
 const byKind = (kind: string) => manifests.filter((m) => m.kind === kind);
-const spec = (m: Manifest) => m.spec as Record<string, never>;
+const spec = (m: Manifest) => m.spec as WorkloadSpec;
+const selectorOf = (m: Manifest) => (m.spec as { selector: Record<string, string> }).selector;
 const deployments = byKind('Deployment');
-const containersOf = (d: Manifest): Container[] => spec(d).template['spec']['containers'];
+const containersOf = (d: Manifest): Container[] => spec(d).template.spec.containers;
 const deployment = (name: string) => {
   const found = deployments.find((d) => d.metadata.name === name);
   if (!found) throw new Error(`no Deployment ${name} in deploy/kubernetes`);
@@ -67,12 +81,10 @@ describe('deploy/kubernetes manifests', () => {
     for (const name of ['nodebatch-worker', 'nodebatch-gateway']) {
       const d = deployment(name);
       expect(spec(d).replicas).toBeGreaterThanOrEqual(2);
-      const labels = spec(d).template['metadata']['labels'] as Record<string, string>;
-      expect(labels).toMatchObject(spec(d).selector['matchLabels']);
+      const labels = spec(d).template.metadata.labels;
+      expect(labels).toMatchObject(spec(d).selector.matchLabels);
       const pdb = byKind('PodDisruptionBudget').find((p) =>
-        Object.entries(spec(p).selector['matchLabels'] as Record<string, string>).every(
-          ([k, v]) => labels[k] === v,
-        ),
+        Object.entries(spec(p).selector.matchLabels).every(([k, v]) => labels[k] === v),
       );
       expect(pdb, `PodDisruptionBudget for ${name}`).toBeDefined();
       for (const container of containersOf(d)) {
@@ -93,9 +105,7 @@ describe('deploy/kubernetes manifests', () => {
     const port = gateway.env?.find((e) => e.name === 'PORT')?.value;
     expect(gateway.ports?.map((p) => String(p.containerPort))).toContain(port);
     const service = byKind('Service').find((s) => s.metadata.name === 'nodebatch-gateway')!;
-    expect(spec(deployment('nodebatch-gateway')).template['metadata']['labels']).toMatchObject(
-      spec(service).selector,
-    );
+    expect(spec(deployment('nodebatch-gateway')).template.metadata.labels).toMatchObject(selectorOf(service));
   });
 
   it('set only environment variables the configuration accepts, the database ones by their DB_* names', () => {
@@ -134,7 +144,7 @@ describe('deploy/kubernetes manifests', () => {
       expect(container.env?.find((e) => e.name === 'DB_PASSWORD_FILE')?.value).toMatch(
         /^\/var\/run\/secrets\//,
       );
-      const volumes = spec(d).template['spec']['volumes'] as { secret?: { items: { key: string }[] } }[];
+      const volumes = spec(d).template.spec.volumes ?? [];
       for (const item of volumes.flatMap((v) => v.secret?.items ?? []))
         expect(secretKeys).toContain(item.key);
     }

@@ -19,7 +19,7 @@ export function loadManifests(): Manifest[] {
     .flatMap((file) =>
       parseAllDocuments(readFileSync(join(deployDir, file), 'utf8')).map((doc) => {
         if (doc.errors.length > 0) throw new Error(`${file}: ${doc.errors.map(String).join('; ')}`);
-        return { file, ...(doc.toJS() as Omit<Manifest, 'file'>) };
+        return { file, ...(doc.toJS() as Omit<Manifest, 'file'>) } as Manifest;
       }),
     );
 }

@@ -116,7 +116,8 @@ async function runDemo(options: DemoOptions): Promise<number> {
     });
     const [a, b] = gateways as [(typeof gateways)[0], (typeof gateways)[0]];
     out.write(
-      `started worker-1, worker-2, gateway-a (${a.url}), gateway-b (${b.url}); logs in ${options.dataDir}/demo-logs\n`,
+      `started worker-1, worker-2, gateway-a (${a.url}), gateway-b (${b.url}); ` +
+        `pids ${children.pids().join(' ')}; logs in ${options.dataDir}/demo-logs\n`,
     );
     await Promise.all(gateways.map((g) => waitReady(g.url, abort.signal)));
 
