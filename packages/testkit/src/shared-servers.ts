@@ -38,12 +38,28 @@ export async function createTestDatabase(
   return {
     name,
     url: url.toString(),
-    drop: async () => {
-      await withAdminClient(serverUrl, (client) =>
-        client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`),
-      );
-    },
+    drop: () => withAdminClient(serverUrl, (client) => dropDatabase(client, name)),
   };
+}
+
+/**
+ * pg's `pool.end()` resolves before its clients' sockets are closed, so a
+ * FORCE drop right after it can kill a client mid-goodbye, which surfaces as
+ * an uncaught "terminating connection" error in the test process. Waiting
+ * (briefly) for the database's sessions to leave first avoids that race;
+ * FORCE remains for sessions a test really leaked.
+ */
+async function dropDatabase(client: pg.Client, name: string, waitMs = 5000): Promise<void> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const { rows } = await client.query<{ sessions: number }>(
+      'SELECT count(*)::int AS sessions FROM pg_stat_activity WHERE datname = $1',
+      [name],
+    );
+    if ((rows[0]?.sessions ?? 0) === 0 || Date.now() > deadline) break;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  await client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
 }
 
 async function withAdminClient<T>(serverUrl: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
