@@ -37,15 +37,17 @@ let worker: ServiceProcess;
 let gatewayA: ServiceProcess;
 let gatewayB: ServiceProcess;
 let browser: Browser;
+let env: Record<string, string>;
 
 describe.skipIf('reason' in found)('the live progress page in headless Chromium', () => {
   beforeAll(async () => {
     db = await createTestDatabase({ prefix: 'e2e_browser' });
-    const env = serviceEnv(db.url, {
+    env = serviceEnv(db.url, {
       REDIS_URL: sharedRedisUrl(),
       QUEUE_NAME: uniqueName('e2e_browser_q'),
       NODEBATCH_SIM_NODES: String(EXISTING_NODES),
-      NODEBATCH_SIM_LATENCY_MS: '150',
+      // Slow enough that gateway B can be killed and restarted while the batch runs.
+      NODEBATCH_SIM_LATENCY_MS: '400',
       WORKER_SHUTDOWN_GRACE_MS: '1000',
       // The page is the demo's: no token to type.
       AUTH_DISABLED: 'true',
@@ -96,7 +98,23 @@ describe.skipIf('reason' in found)('the live progress page in headless Chromium'
     const taskId = (await cardA.getAttribute('data-task-id'))!;
 
     const cardB = await taskCard(pageB, taskId);
-    // B picked the task up while it was running, not only after it ended.
+    // Gateway B dies while page B follows the running task, and comes back on
+    // the same address: the page's EventSource reconnects by itself with
+    // Last-Event-ID and must neither lose nor repeat a step.
+    await pageB.waitForFunction(
+      (id) => {
+        const card = document.querySelector(`[data-task-id="${id}"]`);
+        return (
+          Number(card?.getAttribute('data-last-seq')) >= 5 && card?.getAttribute('data-status') === 'running'
+        );
+      },
+      taskId,
+      { timeout: 60_000 },
+    );
+    const portB = String(gatewayB.ready.port);
+    await gatewayB.kill();
+    gatewayB = await spawnService('gateway', { ...env, PORT: portB });
+
     for (const [page, card] of [
       [pageA, cardA],
       [pageB, cardB],
@@ -112,6 +130,10 @@ describe.skipIf('reason' in found)('the live progress page in headless Chromium'
       expect(await card.locator('.fill').evaluate((el) => (el as HTMLElement).style.width)).toBe('100%');
       expect(await card.locator('tr.node-failed').count()).toBe(REQUESTED_NODES - EXISTING_NODES);
       expect(await card.locator('tr.node-failed').first().textContent()).toMatch(/sim-node-(28|29|30)/);
+      const applied = Number(await card.getAttribute('data-applied'));
+      const baseSeq = Number(await card.getAttribute('data-base-seq'));
+      expect(await card.getAttribute('data-duplicates')).toBe('0');
+      expect(baseSeq + applied).toBe(Number(await card.getAttribute('data-last-seq')));
     }
 
     // Every step folded once: the pages end on the log's last seq, as the API says.
