@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createEventStore } from '@nodebatch/event-store';
 import { isTerminalType, type EventType } from '@nodebatch/progress';
@@ -87,8 +88,9 @@ export async function runNodebatchPhase(
   });
   const result: PhaseResult = { transport, runs: [] };
   const nodeArgs = (command: 'worker' | 'gateway', name: string): string[] => [
+    // One profile per thread (tsx's loader runs in a worker thread), so a directory per process.
     ...(options.cpuProfile
-      ? ['--cpu-prof', `--cpu-prof-dir=${children.logDir}`, `--cpu-prof-name=${name}.cpuprofile`]
+      ? ['--cpu-prof', `--cpu-prof-dir=${join(children.logDir, `${name}.cpuprofiles`)}`]
       : []),
     '--conditions=source',
     '--import',

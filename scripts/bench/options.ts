@@ -57,7 +57,7 @@ const USAGE = `pnpm bench [options]
   --raw-samples N          raw pg_notify / PUBLISH round trips (2000)
   --no-bullmq              skip the BullMQ QueueEvents baseline
   --timeout-s N            limit for a child to start or a run to finish (120)
-  --cpu-profile            write .cpuprofile files of workers and gateways beside their logs
+  --cpu-profile            write V8 CPU profiles of workers and gateways beside their logs
   --out DIR                where RESULTS.md and results.json go (bench)`;
 
 export class BenchUsageError extends Error {
