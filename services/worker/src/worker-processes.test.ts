@@ -29,8 +29,9 @@ import {
  * killed in the middle.
  */
 
-const WORKER_SCRIPT = fileURLToPath(new URL('./test-support/worker-process.ts', import.meta.url));
 const REPO_ROOT = fileURLToPath(new URL('../../..', import.meta.url));
+/** `nodebatch worker` from the sources, as a deployment runs it (the built CLI runs the same code). */
+const CLI = fileURLToPath(new URL('../../cli/src/main.ts', import.meta.url));
 const NODE_COUNT = 200;
 const nodes = Array.from({ length: NODE_COUNT }, (_, i) => `sim-node-${i + 1}`);
 const logger = createLogger({ level: 'silent' });
@@ -49,24 +50,26 @@ interface WorkerProcess {
   output: string[];
 }
 
-async function spawnWorker(env: Record<string, string>): Promise<WorkerProcess> {
+async function spawnWorker(
+  env: Record<string, string>,
+  lockDurationMs = LOCK_DURATION_MS,
+): Promise<WorkerProcess> {
   const child = spawn(
     process.execPath,
     [
       '--conditions=source',
       '--import',
       'tsx',
-      WORKER_SCRIPT,
-      String(LOCK_DURATION_MS),
+      CLI,
+      'worker',
+      '--lock-duration-ms',
+      String(lockDurationMs),
+      '--stalled-interval-ms',
       String(STALLED_INTERVAL_MS),
     ],
     {
       cwd: REPO_ROOT,
-      env: {
-        ...process.env,
-        ...env,
-        LOG_LEVEL: 'warn',
-      },
+      env: { ...process.env, LOG_LEVEL: 'warn', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
@@ -176,5 +179,55 @@ describe.each([
       (event) => event.seq > resumedAt && doneBefore.has(event.data.node),
     );
     expect(restarted).toHaveLength(0);
+  }, 180_000);
+});
+
+describe('a worker process stopped with SIGTERM mid-batch', () => {
+  let database: TestDatabase;
+  let env: Record<string, string>;
+  let config: NodebatchConfig;
+  let runtime: Runtime;
+  let queue: BatchQueue;
+  let child: WorkerProcess | undefined;
+  let survivor: WorkerHandle | undefined;
+
+  beforeAll(async () => {
+    database = await createTestDatabase({ prefix: 'nb_worker_term' });
+    env = { ...testEnv(database.url), ...CLUSTER_ENV, LOG_LEVEL: 'info', WORKER_SHUTDOWN_GRACE_MS: '500' };
+    config = loadConfig({ env }).config;
+    runtime = await createRuntime({ config, logger });
+    queue = createBatchQueue({ config, logger });
+  });
+
+  afterAll(async () => {
+    if (child) await stop(child);
+    await survivor?.close({ graceMs: 1000 });
+    await queue?.close();
+    await runtime?.close();
+    await database?.drop();
+  });
+
+  it('exits 0 after handing the task back, and another worker finishes it from the log', async () => {
+    // A lock far longer than the test: the task moves on only because it was handed back.
+    child = await spawnWorker(env, 600_000);
+    const taskId = await submitBatch(runtime, queue, { action: 'cordon', nodes, concurrency: 2 });
+    const [started] = await waitForEvents(runtime, taskId, (event) => event.type === 'TaskStarted');
+    expect(started?.data).toEqual({ workerId: child.id, attempt: 1 });
+    survivor = await startWorker({ config, logger, runtime });
+    await waitForEvents(runtime, taskId, (event) => event.type === 'NodeSucceeded', 20);
+
+    const exited = once(child.child, 'exit');
+    child.child.kill('SIGTERM');
+    expect(await exited).toEqual([0, null]);
+    const handedBack = child.output.filter((line) => line.includes('"task handed back"'));
+    expect(handedBack).toHaveLength(1);
+
+    const { state, events } = await waitForEnd(runtime, taskId, 90_000);
+    expect(state.outcome?.data).toEqual({ succeeded: NODE_COUNT, failed: 0, skipped: 0 });
+    expect(eventsOfType(events, 'TaskStarted').map((event) => event.data.workerId)).toEqual([
+      child.id,
+      survivor.id,
+    ]);
+    expect(events.filter((event) => event.type === 'TaskCompleted')).toHaveLength(1);
   }, 180_000);
 });
