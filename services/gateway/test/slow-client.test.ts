@@ -4,6 +4,7 @@ import type { Runtime } from '@nodebatch/runtime';
 import { createTestDatabase } from '@nodebatch/testkit';
 import type { TestDatabase } from '@nodebatch/testkit';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
+import WebSocket from 'ws';
 import type { GatewayHandle } from '../src/gateway.js';
 import { openSse } from '../src/sse-client.js';
 import { api, startProducer, startTestGateway, testConfig, tokenFor } from './support.js';
@@ -20,7 +21,10 @@ beforeAll(async () => {
   db = await createTestDatabase({ prefix: 'gw_slow' });
   const config = testConfig(db.url);
   producer = await startProducer(config);
-  gateway = await startTestGateway(config, { sse: { maxBufferedBytes: MAX_BUFFERED_BYTES } });
+  gateway = await startTestGateway(config, {
+    sse: { maxBufferedBytes: MAX_BUFFERED_BYTES },
+    ws: { maxBufferedBytes: MAX_BUFFERED_BYTES },
+  });
 });
 
 afterAll(async () => {
@@ -53,15 +57,18 @@ function completeIds(text: string): number[] {
   });
 }
 
-it('disconnects a client that stops reading once its buffer fills; it resumes with exactly the missing events', async () => {
-  const token = await tokenFor('slow');
+let token: string;
+let taskId: string;
+let lastSeq: number;
+
+/** A task with ~18 MB of events: more than the kernel's socket buffers on loopback take (about 4 MB) plus the gateway's 2 MiB budget. */
+beforeAll(async () => {
+  token = await tokenFor('slow');
   const created = await api(gateway, 'POST', '/api/v1/batches', {
     token,
     body: { action: 'cordon', nodes: ['node-a'] },
   });
-  const taskId = created.body.taskId as string;
-  // ~18 MB of events: more than the kernel's socket buffers on loopback take
-  // (about 4 MB) plus the gateway's 2 MiB budget.
+  taskId = created.body.taskId as string;
   const message = 'x'.repeat(2 * 1024);
   const total = 9000;
   for (let batch = 0; batch < total / 500; batch++) {
@@ -75,8 +82,23 @@ it('disconnects a client that stops reading once its buffer fills; it resumes wi
     { type: 'NodeSucceeded', data: { node: 'node-a' } },
     { type: 'TaskCompleted', data: { succeeded: 1, failed: 0, skipped: 0 } },
   ]);
-  const lastSeq = 1 + total + 2;
+  lastSeq = 1 + total + 2;
+});
 
+async function slowClientDisconnects(kind: 'sse' | 'ws'): Promise<void> {
+  await vi.waitFor(
+    async () => {
+      const metrics = (await api(gateway, 'GET', '/metrics')).body as string;
+      expect(metrics).toMatch(
+        new RegExp(`nodebatch_gateway_slow_client_disconnects_total\\{kind="${kind}"\\} 1\\b`),
+      );
+      expect(metrics).toMatch(new RegExp(`nodebatch_gateway_active_streams\\{kind="${kind}"\\} 0\\b`));
+    },
+    { timeout: 30_000, interval: 100 },
+  );
+}
+
+it('disconnects an SSE client that stops reading once its buffer fills; it resumes with exactly the missing events', async () => {
   // A raw socket: Node's HTTP client discards what it buffered when the
   // connection is cut, and we want to see exactly what reached the client.
   const socket = connect(gateway.port, '127.0.0.1');
@@ -90,14 +112,7 @@ it('disconnects a client that stops reading once its buffer fills; it resumes wi
   const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
   socket.on('error', () => undefined);
 
-  await vi.waitFor(
-    async () => {
-      const metrics = (await api(gateway, 'GET', '/metrics')).body as string;
-      expect(metrics).toMatch(/nodebatch_gateway_slow_client_disconnects_total\{kind="sse"\} 1\b/);
-      expect(metrics).toMatch(/nodebatch_gateway_active_streams\{kind="sse"\} 0\b/);
-    },
-    { timeout: 30_000, interval: 100 },
-  );
+  await slowClientDisconnects('sse');
   socket.resume();
   await closed;
 
@@ -114,4 +129,43 @@ it('disconnects a client that stops reading once its buffer fills; it resumes wi
   expect(await resumed.ended).toBe(true);
   const all = [...firstIds, ...resumed.messages.map((m) => Number(m.id))];
   expect(all).toEqual(Array.from({ length: lastSeq }, (_, i) => i + 1));
+});
+
+it('disconnects a WebSocket client that stops reading; it resubscribes with after and gets exactly the missing events', async () => {
+  const wsUrl = `${gateway.url.replace('http', 'ws')}/api/v1/progress/ws`;
+  const received: number[] = [];
+  const stalled = new WebSocket(wsUrl, { headers: { authorization: `Bearer ${token}` } });
+  stalled.on('message', (data) => {
+    const message = JSON.parse(data.toString()) as { type: string; event?: { seq: number } };
+    if (message.type === 'event') received.push(message.event!.seq);
+  });
+  await new Promise<void>((resolve, reject) => {
+    stalled.once('open', () => resolve());
+    stalled.once('error', reject);
+  });
+  stalled.send(JSON.stringify({ type: 'subscribe', taskId }));
+  // Stop reading from the connection, as a frozen client would.
+  stalled.pause();
+  await slowClientDisconnects('ws');
+  const closed = new Promise<void>((resolve) => stalled.once('close', () => resolve()));
+  stalled.resume();
+  await closed;
+  expect(received).toEqual(Array.from({ length: received.length }, (_, i) => i + 1));
+  expect(received.length).toBeLessThan(lastSeq);
+
+  const again = new WebSocket(wsUrl, { headers: { authorization: `Bearer ${token}` } });
+  const rest: number[] = [];
+  const ended = new Promise<void>((resolve) =>
+    again.on('message', (data) => {
+      const message = JSON.parse(data.toString()) as { type: string; event?: { seq: number } };
+      if (message.type === 'event') rest.push(message.event!.seq);
+      if (message.type === 'end') resolve();
+    }),
+  );
+  again.once('open', () =>
+    again.send(JSON.stringify({ type: 'subscribe', taskId, after: received.at(-1) ?? 0 })),
+  );
+  await ended;
+  again.close();
+  expect([...received, ...rest]).toEqual(Array.from({ length: lastSeq }, (_, i) => i + 1));
 });
