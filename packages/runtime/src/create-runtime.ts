@@ -42,6 +42,12 @@ export interface RuntimeOptions {
   listenerReconnect?: BackoffOptions;
   /** Backoff of the notifier's attempts to bring the configured transport back. Default 1 s up to 30 s. */
   notifierRetry?: BackoffOptions;
+  /**
+   * Run the event store's retention job (tasks finished more than
+   * `eventStore.retentionDays` ago are deleted, hourly). Default true; every
+   * replica runs it, since a delete of what is already gone costs nothing.
+   */
+  retention?: boolean;
 }
 
 /** What every service of nodebatch runs on: the database, the event log, the notifier and live streams. */
@@ -183,6 +189,10 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     throw err;
   }
   const streams = new ProgressStreams({ store, hints: notifier, logger });
+  const retention =
+    options.retention === false
+      ? null
+      : store.startRetentionJob({ olderThanMs: config.eventStore.retentionDays * 86_400_000, logger });
 
   let closing: Promise<void> | null = null;
   return {
@@ -193,6 +203,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     streams,
     close() {
       closing ??= (async () => {
+        await retention?.stop();
         await notifier.stop();
         await pool.end();
       })();

@@ -48,7 +48,7 @@ export async function runDoctor(options: DoctorOptions): Promise<CheckResult[]> 
   const results: CheckResult[] = [];
 
   const database = await runCheck('database', async () => {
-    const client = new pg.Client({ ...pgPoolConfig(config.database), connectionTimeoutMillis: timeoutMs });
+    const client = quietClient(config, timeoutMs);
     try {
       await client.connect();
       const { rows } = await client.query<{ version: string }>(
@@ -137,7 +137,7 @@ export async function runDoctor(options: DoctorOptions): Promise<CheckResult[]> 
   results.push(
     databaseOk
       ? await runCheck('notifier', async () => {
-          const runtime = await createRuntime({ config, logger, env });
+          const runtime = await createRuntime({ config, logger, env, retention: false });
           try {
             const result = await runtime.notifier.verify(timeoutMs);
             const info = runtime.notifier.info;
@@ -163,7 +163,7 @@ async function listenRoundTrip(
   timeoutMs: number,
   diagnose: (err: unknown) => Error,
 ): Promise<string> {
-  const client = new pg.Client({ ...pgPoolConfig(config.database), connectionTimeoutMillis: timeoutMs });
+  const client = quietClient(config, timeoutMs);
   const channel = `nodebatch_doctor_${randomBytes(4).toString('hex')}`;
   try {
     await client.connect();
@@ -184,6 +184,17 @@ async function listenRoundTrip(
   } finally {
     await client.end().catch(() => undefined);
   }
+}
+
+/**
+ * A client whose failures arrive through the awaited calls: without an
+ * 'error' listener a connection dropped by the server would crash doctor
+ * instead of being reported by the check.
+ */
+function quietClient(config: NodebatchConfig, timeoutMs: number): pg.Client {
+  const client = new pg.Client({ ...pgPoolConfig(config.database), connectionTimeoutMillis: timeoutMs });
+  client.on('error', () => undefined);
+  return client;
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
