@@ -129,8 +129,9 @@ describe('postgres transport', () => {
     await transport.start();
     const taskId = uniqueName('task');
     transport.watch(taskId);
-    await append(transport, taskId, [created()]);
+    // Listening before the first append: its hint may arrive before append() resolves.
     const received = hintsFor(transport.hints$, taskId, 2);
+    await append(transport, taskId, [created()]);
     const big = 'é'.repeat(10_000); // 20,000 bytes in UTF-8
     const stored = await append(transport, taskId, [progress(1, big)]);
     const hints = await received;
