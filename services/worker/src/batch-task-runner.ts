@@ -157,10 +157,12 @@ export async function runBatchTask(
         if (err instanceof TaskAlreadyEndedError) return 'finished';
         throw err;
       }
-      logger.info(
-        { outcome: terminal.type, ...terminal.data, durationMs: Date.now() - startedAt },
-        'task ended',
-      );
+      // A cancelled batch of thousands of nodes would put every name in the line: count them instead.
+      const summary =
+        terminal.type === 'TaskCancelled'
+          ? { ...terminal.data, notStarted: terminal.data.notStarted.length }
+          : terminal.data;
+      logger.info({ outcome: terminal.type, ...summary, durationMs: Date.now() - startedAt }, 'task ended');
       return 'finished';
     }
   };
