@@ -8,7 +8,7 @@ import type { TestDatabase } from '@nodebatch/testkit';
 import { chromium } from 'playwright-core';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { serviceEnv, spawnService } from './services.js';
+import { SERVICES_START_TIMEOUT_MS, SERVICES_STOP_TIMEOUT_MS, serviceEnv, spawnService } from './services.js';
 import type { ServiceProcess } from './services.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -67,13 +67,13 @@ describe.skipIf('reason' in found)('the live progress page in headless Chromium'
         '--disable-sync',
       ],
     });
-  });
+  }, SERVICES_START_TIMEOUT_MS);
 
   afterAll(async () => {
     await browser?.close();
     await Promise.all([gatewayA?.stop(), gatewayB?.stop(), worker?.stop()]);
     await db?.drop();
-  });
+  }, SERVICES_STOP_TIMEOUT_MS);
 
   async function taskCard(page: Page, taskId: string) {
     const card = page.locator(`[data-task-id="${taskId}"]`);
@@ -159,5 +159,5 @@ describe.skipIf('reason' in found)('the live progress page in headless Chromium'
     mkdirSync(ARTIFACTS, { recursive: true });
     await pageA.screenshot({ path: `${ARTIFACTS}gateway-page-a.png`, fullPage: true });
     await pageB.screenshot({ path: `${ARTIFACTS}gateway-page-b.png`, fullPage: true });
-  });
+  }, 240_000);
 });

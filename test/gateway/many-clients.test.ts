@@ -5,7 +5,14 @@ import { createTestDatabase, sharedRedisUrl, uniqueName } from '@nodebatch/testk
 import type { TestDatabase } from '@nodebatch/testkit';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
-import { postJson, serviceEnv, spawnService, tokenFor } from './services.js';
+import {
+  SERVICES_START_TIMEOUT_MS,
+  SERVICES_STOP_TIMEOUT_MS,
+  postJson,
+  serviceEnv,
+  spawnService,
+  tokenFor,
+} from './services.js';
 import type { ServiceProcess } from './services.js';
 
 const CLIENTS = 2000;
@@ -27,12 +34,12 @@ beforeAll(async () => {
   // The worker's own listener, counted before the gateway adds its one.
   await vi.waitFor(async () => expect((await listenerConnections()).listeners).toBe(1), { timeout: 30_000 });
   gateway = await spawnService('gateway', env);
-});
+}, SERVICES_START_TIMEOUT_MS);
 
 afterAll(async () => {
   await Promise.all([gateway?.stop(), worker?.stop()]);
   await db?.drop();
-});
+}, SERVICES_STOP_TIMEOUT_MS);
 
 function rssMiB(pid: number): number {
   const kib = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);

@@ -5,7 +5,14 @@ import { createTestDatabase, sharedRedisUrl, uniqueName } from '@nodebatch/testk
 import type { TestDatabase } from '@nodebatch/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { postJson, serviceEnv, spawnService, tokenFor } from './services.js';
+import {
+  SERVICES_START_TIMEOUT_MS,
+  SERVICES_STOP_TIMEOUT_MS,
+  postJson,
+  serviceEnv,
+  spawnService,
+  tokenFor,
+} from './services.js';
 import type { ServiceProcess } from './services.js';
 
 const TERMINAL = new Set(['TaskCompleted', 'TaskCancelled', 'TaskFailed']);
@@ -34,12 +41,12 @@ beforeAll(async () => {
   worker = await spawnService('worker', env);
   [gatewayA, gatewayB] = await Promise.all([spawnService('gateway', env), spawnService('gateway', env)]);
   token = await tokenFor('operator');
-});
+}, SERVICES_START_TIMEOUT_MS);
 
 afterAll(async () => {
   await Promise.all([gatewayA?.stop(), gatewayB?.kill(), worker?.stop()]);
   await db?.drop();
-});
+}, SERVICES_STOP_TIMEOUT_MS);
 
 async function submit(gateway: ServiceProcess): Promise<string> {
   const response = await postJson(`${urlOf(gateway)}/api/v1/batches`, token, {

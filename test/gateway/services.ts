@@ -57,10 +57,10 @@ export function spawnService(
       child.kill('SIGKILL');
       reject(
         new Error(
-          `nodebatch ${command} did not start within ${options.readyTimeoutMs ?? 90_000} ms:\n${output()}`,
+          `nodebatch ${command} did not start within ${options.readyTimeoutMs ?? 180_000} ms:\n${output()}`,
         ),
       );
-    }, options.readyTimeoutMs ?? 90_000);
+    }, options.readyTimeoutMs ?? 180_000);
     let partial = '';
     child.stdout!.setEncoding('utf8');
     child.stdout!.on('data', (chunk: string) => {
@@ -133,3 +133,11 @@ export async function postJson(
   });
   return { status: response.status, body: await response.json() };
 }
+
+/**
+ * Hook timeouts of the tests that spawn services: three processes compiling
+ * TypeScript on start-up take a while on a 2-core CI machine that also runs
+ * other tests.
+ */
+export const SERVICES_START_TIMEOUT_MS = 240_000;
+export const SERVICES_STOP_TIMEOUT_MS = 60_000;
