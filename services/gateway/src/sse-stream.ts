@@ -23,6 +23,9 @@ export interface SseStreamOptions {
 
 export const SSE_DEFAULTS = { heartbeatMs: 15_000, maxBufferedBytes: 1024 * 1024, retryMs: 1000 } as const;
 
+/** How long an ended stream may take to reach a client before its connection is dropped. */
+const END_LINGER_MS = 60_000;
+
 /** One event as an SSE message: `id:` is the seq so that Last-Event-ID resumes exactly after it. */
 export function formatSseEvent(event: StoredEvent): string {
   return `id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`;
@@ -96,6 +99,11 @@ export function streamEventsOverSse(
     if (how === 'end') {
       writer.flushAll();
       response.end();
+      // A client that stopped reading would keep the connection (and what is
+      // still queued for it) forever.
+      const linger = setTimeout(() => response.destroy(), END_LINGER_MS);
+      linger.unref();
+      response.once('close', () => clearTimeout(linger));
     } else response.destroy();
     onClosed(handle);
   };
