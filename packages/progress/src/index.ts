@@ -9,3 +9,5 @@ export * from './in-memory-event-store.js';
 export * from './local-hint-source.js';
 export * from './notifier/index.js';
 export * from './read-task-events.js';
+export * from './scheduler.js';
+export * from './watch-counts.js';

@@ -4,8 +4,9 @@ export interface ScheduledTask {
 }
 
 /**
- * Time as the poll loop sees it. Injectable so tests can drive poll ticks one
- * by one and count the queries of each, instead of sleeping.
+ * Time as a transport's periodic loop (a poll, a position check, a probe)
+ * sees it. Injectable so tests can drive the loop one tick at a time and
+ * count the queries of each, instead of sleeping.
  */
 export interface Scheduler {
   /** Milliseconds on a monotonic clock. */
@@ -19,7 +20,7 @@ export const realScheduler: Scheduler = {
   now: () => performance.now(),
   schedule(task, delayMs) {
     const timer = setTimeout(task, delayMs);
-    // A poll loop alone must not keep a process alive that has nothing else to do.
+    // A periodic loop alone must not keep a process alive that has nothing else to do.
     timer.unref();
     return { cancel: () => clearTimeout(timer) };
   },

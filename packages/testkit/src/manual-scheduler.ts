@@ -1,7 +1,7 @@
-import type { ScheduledTask, Scheduler } from '../scheduler.js';
+import type { ScheduledTask, Scheduler } from '@nodebatch/progress';
 
 /**
- * A scheduler driven by the test: the poll loop's next tick runs when the
+ * A scheduler driven by the test: a transport loop's next tick runs when the
  * test calls `tick()`, which resolves once that poll has finished (the loop
  * then schedules the next one). Time is real; only the timers are manual.
  */

@@ -1,4 +1,2 @@
 export { createPollingTransport, DEFAULT_POLL_BATCH_SIZE } from './polling-transport.js';
 export type { PollingTransportOptions } from './polling-transport.js';
-export { realScheduler } from './scheduler.js';
-export type { ScheduledTask, Scheduler } from './scheduler.js';

@@ -17,8 +17,7 @@ import { createTestDatabase, sharedDatabaseUrl } from '@nodebatch/testkit';
 import type { TestDatabase } from '@nodebatch/testkit';
 import { createPollingTransport } from './polling-transport.js';
 import type { PollingTransportOptions } from './polling-transport.js';
-import { countingReader } from './test-support/counting-store.js';
-import { ManualScheduler } from './test-support/manual-scheduler.js';
+import { countingReader, ManualScheduler } from '@nodebatch/testkit';
 
 const WAIT = { timeout: 20_000, interval: 20 };
 

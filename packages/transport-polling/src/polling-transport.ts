@@ -1,10 +1,8 @@
 import type { EventReader, Hint, StoredEvent, Transport, TransportHealth } from '@nodebatch/progress';
-import { TransportUnavailableError } from '@nodebatch/progress';
+import { TransportUnavailableError, WatchCounts, realScheduler } from '@nodebatch/progress';
+import type { ScheduledTask, Scheduler } from '@nodebatch/progress';
 import type { Logger } from 'pino';
 import { BehaviorSubject, Subject, distinctUntilChanged } from 'rxjs';
-import type { ScheduledTask, Scheduler } from './scheduler.js';
-import { realScheduler } from './scheduler.js';
-import { WatchCounts } from './watch-counts.js';
 
 /** Options of {@link createPollingTransport}. */
 export interface PollingTransportOptions {

@@ -5,5 +5,3 @@ export {
   DEFAULT_REDIS_CHANNEL,
 } from './redis-transport.js';
 export type { RedisTransport, RedisTransportOptions } from './redis-transport.js';
-export type { ScheduledTask, Scheduler } from './scheduler.js';
-export { realScheduler } from './scheduler.js';

@@ -10,8 +10,7 @@ import { createTestDatabase, sharedRedisUrl, uniqueName } from '@nodebatch/testk
 import type { TestDatabase } from '@nodebatch/testkit';
 import { createRedisTransport } from './redis-transport.js';
 import type { RedisTransport, RedisTransportOptions } from './redis-transport.js';
-import { countingReader } from './test-support/counting-store.js';
-import { ManualScheduler } from './test-support/manual-scheduler.js';
+import { countingReader, ManualScheduler } from '@nodebatch/testkit';
 
 const WAIT = { timeout: 20_000, interval: 20 };
 

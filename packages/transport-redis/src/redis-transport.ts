@@ -1,13 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { EventReader, Hint, StoredEvent, Transport, TransportHealth } from '@nodebatch/progress';
-import { TransportUnavailableError } from '@nodebatch/progress';
+import { TransportUnavailableError, WatchCounts, realScheduler } from '@nodebatch/progress';
+import type { ScheduledTask, Scheduler } from '@nodebatch/progress';
 import type { RedisOptions } from 'ioredis';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { BehaviorSubject, Subject, distinctUntilChanged } from 'rxjs';
-import type { ScheduledTask, Scheduler } from './scheduler.js';
-import { realScheduler } from './scheduler.js';
-import { WatchCounts } from './watch-counts.js';
 import { decodeEnvelope, decodeEvents, encodeAppend, encodeProbe } from './wire-message.js';
 
 /** Options of {@link createRedisTransport}. */
