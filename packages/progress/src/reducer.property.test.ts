@@ -236,4 +236,22 @@ describe('foldTask properties', () => {
       { numRuns: 200 },
     );
   });
+  it('foldTask, which grows its own collections in place, equals the pure step by step fold', () => {
+    fc.assert(
+      fc.property(anyEvents, (events) => {
+        const states: TaskState[] = [];
+        const snapshots: TaskState[] = [];
+        let state = initialTaskState(TASK);
+        for (const event of events) {
+          state = reduceTask(state, event);
+          states.push(state);
+          snapshots.push(structuredClone(state));
+        }
+        expect(foldTask(TASK, events)).toEqual(state);
+        // Nothing the pure steps returned was changed afterwards by a later step.
+        expect(states).toEqual(snapshots);
+      }),
+      { numRuns: 200 },
+    );
+  });
 });
