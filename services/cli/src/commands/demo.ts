@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { createServer } from 'node:net';
 import type { Command } from 'commander';
 import { createLogger, loadConfig, type LoadedConfig } from '@nodebatch/config';
-import { foldTask, type StoredEvent } from '@nodebatch/progress';
+import { initialTaskState, reduceTask } from '@nodebatch/progress';
 import { ChildGroup } from '../demo/child-processes.js';
 import type { EmbeddedDatabase } from '../demo/embedded-database.js';
 import { ProgressBar } from '../demo/progress-bar.js';
@@ -131,18 +131,19 @@ async function runDemo(options: DemoOptions): Promise<number> {
     out.write(`watching it on gateway-b (${b.url}) over Server-Sent Events:\n`);
 
     const bar = new ProgressBar(out);
-    const events: StoredEvent[] = [];
+    const seqs: number[] = [];
+    let state = initialTaskState(taskId);
     for await (const event of streamTaskEvents(b.url, taskId, { signal: abort.signal })) {
-      events.push(event);
-      bar.render(foldTask(taskId, events), options.action);
+      seqs.push(event.seq);
+      state = reduceTask(state, event);
+      bar.render(state, options.action);
     }
     bar.finish();
-    const state = foldTask(taskId, events);
-    const contiguous = events.every((event, i) => event.seq === i + 1);
+    const contiguous = seqs.every((seq, i) => seq === i + 1);
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
     out.write(
       `summary: task ${state.status} · ${state.succeeded} succeeded · ${state.failed} failed · ` +
-        `${events.length} events, seq 1..${events.at(-1)?.seq ?? 0} ${contiguous ? 'each exactly once' : 'WITH GAPS'} · ${seconds}s\n`,
+        `${seqs.length} events, seq 1..${seqs.at(-1) ?? 0} ${contiguous ? 'each exactly once' : 'WITH GAPS'} · ${seconds}s\n`,
     );
     const readiness = (await (await fetch(new URL('/readyz', b.url))).json()) as {
       notifier?: { active?: string };

@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { ConfigError, configEntries, createLogger, loadConfig } from '@nodebatch/config';
 import { formatCheck } from '../doctor/doctor-check.js';
-import { runDoctor } from '../doctor/run-doctor.js';
 import { formatJson, formatTable } from './config.js';
 
 /**
@@ -33,6 +32,8 @@ export function registerDoctorCommand(program: Command): void {
         for (const warning of loaded.warnings) process.stdout.write(`⚠️  ${warning.message}\n`);
         process.stdout.write('\n');
       }
+      // Loaded here: the checks pull in every driver, which other commands do not need.
+      const { runDoctor } = await import('../doctor/run-doctor.js');
       const checks = await runDoctor({ config: loaded.config, logger, timeoutMs: options.timeout });
       const ok = checks.every((check) => check.status === 'ok' || check.status === 'skipped');
       if (options.json) {
