@@ -392,8 +392,34 @@ function sendError(
       .code(status)
       .send({ code: typeof code === 'string' ? code : 'BAD_REQUEST', message: (error as Error).message });
   }
+  if (isDatabaseUnavailable(error)) {
+    request.log.warn(
+      { err: error, route: request.routeOptions.url },
+      'request failed: the database is unavailable',
+    );
+    return reply
+      .code(503)
+      .header('retry-after', '5')
+      .send({ code: 'DATABASE_UNAVAILABLE', message: 'the database is unavailable; try again shortly' });
+  }
   logger.error({ err: error, method: request.method, route: request.routeOptions.url }, 'request failed');
   return reply.code(500).send({ code: 'INTERNAL', message: 'internal error' });
+}
+
+/** Connection refused/lost/timed out, or PostgreSQL shutting down (57P0x) or a connection exception (08xxx). */
+function isDatabaseUnavailable(error: unknown): boolean {
+  for (let current = error, depth = 0; current instanceof Error && depth < 5; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (
+      typeof code === 'string' &&
+      (/^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH)$/.test(code) || /^(57P0|08)/.test(code))
+    ) {
+      return true;
+    }
+    if (/timeout exceeded when trying to connect|Connection terminated/i.test(current.message)) return true;
+    current = current.cause;
+  }
+  return false;
 }
 
 async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {

@@ -2,7 +2,7 @@ import { sharedRedisUrl, startPostgres } from '@nodebatch/testkit';
 import type { PostgresServer } from '@nodebatch/testkit';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import type { GatewayHandle } from '../src/gateway.js';
-import { api, startTestGateway, testConfig } from './support.js';
+import { api, startTestGateway, testConfig, tokenFor } from './support.js';
 
 // A private server: stopping the shared one would break every other test.
 let server: PostgresServer;
@@ -33,6 +33,9 @@ it('/readyz answers 503 with the reason while the database is down, and 200 agai
   expect(down.body.database.ok).toBe(false);
   expect(down.body.notifier).toMatchObject({ configured: 'postgres' });
   expect((await api(gateway, 'GET', '/healthz')).status).toBe(200);
+  const listing = await api(gateway, 'GET', '/api/v1/tasks', { token: await tokenFor('alice') });
+  expect(listing.status).toBe(503);
+  expect(listing.body.code).toBe('DATABASE_UNAVAILABLE');
 
   await server.start();
   await vi.waitFor(async () => expect((await api(gateway, 'GET', '/readyz')).status).toBe(200), {
