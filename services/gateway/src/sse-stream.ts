@@ -26,9 +26,22 @@ export const SSE_DEFAULTS = { heartbeatMs: 15_000, maxBufferedBytes: 1024 * 1024
 /** How long an ended stream may take to reach a client before its connection is dropped. */
 const END_LINGER_MS = 60_000;
 
+/**
+ * Messages already formatted, by event. Every subscriber of a task gets the
+ * same event objects from the shared feed, so an event is serialized once
+ * per gateway rather than once per client (it was the largest cost per
+ * delivered event with many subscribers).
+ */
+const formatted = new WeakMap<StoredEvent, string>();
+
 /** One event as an SSE message: `id:` is the seq so that Last-Event-ID resumes exactly after it. */
 export function formatSseEvent(event: StoredEvent): string {
-  return `id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`;
+  let message = formatted.get(event);
+  if (message === undefined) {
+    message = `id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`;
+    formatted.set(event, message);
+  }
+  return message;
 }
 
 export interface SseStreamParams {
