@@ -19,7 +19,7 @@ export interface ReadTaskEventsOptions {
  * Rejects with UnknownTaskError for a task that was never created.
  */
 export async function readTaskEvents(
-  reader: EventReader,
+  reader: Pick<EventReader, 'readTask'>,
   taskId: string,
   options: ReadTaskEventsOptions = {},
 ): Promise<StoredEvent[]> {
@@ -37,6 +37,9 @@ export async function readTaskEvents(
 }
 
 /** A task's current state: the fold of all its events, read from the store (invariant 1). */
-export async function loadTaskState(reader: EventReader, taskId: string): Promise<TaskState> {
+export async function loadTaskState(
+  reader: Pick<EventReader, 'readTask'>,
+  taskId: string,
+): Promise<TaskState> {
   return foldTask(taskId, await readTaskEvents(reader, taskId));
 }

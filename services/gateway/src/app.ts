@@ -4,8 +4,8 @@ import fastifyCookie from '@fastify/cookie';
 import fastifyWebsocket from '@fastify/websocket';
 import { TASK_SUMMARY_STATUSES } from '@nodebatch/event-store';
 import { InvalidNodeInputError, validateBatchParams } from '@nodebatch/kube';
-import { TaskAlreadyEndedError, foldTask } from '@nodebatch/progress';
-import type { StoredEvent, StoredEventOf } from '@nodebatch/progress';
+import { TaskAlreadyEndedError, loadTaskState } from '@nodebatch/progress';
+import type { StoredEventOf } from '@nodebatch/progress';
 import Fastify, { LogController } from 'fastify';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import {
@@ -122,15 +122,6 @@ export async function buildGatewayApp(options: GatewayAppOptions) {
     return created;
   }
 
-  async function readWholeTask(taskId: string): Promise<StoredEvent[]> {
-    const events: StoredEvent[] = [];
-    for (;;) {
-      const page = await services.tasks.readTask(taskId, { after: events.at(-1)?.seq ?? 0 });
-      if (page.length === 0) return events;
-      events.push(...page);
-    }
-  }
-
   app.get('/healthz', { config: { public: true } }, () => ({ status: 'ok' }));
 
   app.get('/readyz', { config: { public: true } }, async (_request, reply) => {
@@ -225,7 +216,7 @@ export async function buildGatewayApp(options: GatewayAppOptions) {
 
   app.get('/api/v1/tasks/:id', { schema: { params: TaskParamsSchema } }, async (request) => {
     await authorizeTask(request.params.id, request.principal!);
-    return foldTask(request.params.id, await readWholeTask(request.params.id));
+    return loadTaskState(services.tasks, request.params.id);
   });
 
   app.post('/api/v1/tasks/:id/cancel', { schema: { params: TaskParamsSchema } }, async (request, reply) => {

@@ -7,6 +7,8 @@ import {
   TaskAlreadyEndedError,
   UnknownTaskError,
   foldTask,
+  loadTaskState,
+  readTaskEvents,
 } from '@nodebatch/progress';
 import type { Logger } from 'pino';
 import { filter, take } from 'rxjs';
@@ -17,7 +19,6 @@ import { runNodeAction } from './node-action.js';
 import type { PreparedAction } from './node-action.js';
 import { DEFAULT_NODE_RETRY_POLICY, delay, retryDelayMs } from './node-retry-policy.js';
 import type { NodeRetryPolicy } from './node-retry-policy.js';
-import { readTaskEvents } from './task-events.js';
 import type { TaskEventFeed } from './task-events.js';
 
 /** What the runner needs from the process: the log, the notifier's append, the cluster. */
@@ -133,7 +134,7 @@ export async function runBatchTask(
   /** Appends the terminal event decided on the latest log; retried when someone appended in between. */
   const end = async (decide: (state: TaskState) => NewEvent | null): Promise<BatchTaskOutcome> => {
     for (;;) {
-      const state = foldTask(taskId, await readTaskEvents(store, taskId));
+      const state = await loadTaskState(store, taskId);
       if (state.outcome) {
         logger.info({ outcome: state.outcome.type }, 'task ended by another worker');
         return 'finished';

@@ -1,10 +1,9 @@
 import type { NodebatchConfig } from '@nodebatch/config';
 import type { BatchAction, NewEvent, StoredEvent, TaskState } from '@nodebatch/progress';
-import { foldTask } from '@nodebatch/progress';
+import { foldTask, readTaskEvents } from '@nodebatch/progress';
 import type { BatchQueue, Runtime } from '@nodebatch/runtime';
 import { uniqueName } from '@nodebatch/testkit';
 import { filter, firstValueFrom, timeout } from 'rxjs';
-import { readTaskEvents } from '../task-events.js';
 
 /** What a test creates a batch with: the gateway's POST /api/v1/batches, without HTTP. */
 export interface BatchRequest {
