@@ -8,6 +8,7 @@ export {
   whichSync,
 } from './server-binaries.js';
 export { ServerStartError } from './server-process.js';
+export type { PrivateServer } from './private-server.js';
 export { unprivilegedServerUser, type ServerUser } from './server-user.js';
 export {
   initPostgresCluster,

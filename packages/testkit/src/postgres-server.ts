@@ -1,10 +1,10 @@
 import { execFile } from 'node:child_process';
-import { chownSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { chownSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { SERVER_DIR_PREFIX, sweepLeftovers, track, untrack, writeOwner } from './cleanup.js';
-import { freePort } from './free-port.js';
+import { SERVER_DIR_PREFIX, sweepLeftovers, writeOwner } from './cleanup.js';
+import { startPrivateServer, type PrivateServer } from './private-server.js';
 import { findPostgresBinDir } from './server-binaries.js';
 import { ServerProcess, ServerStartError } from './server-process.js';
 import { unprivilegedServerUser, type ServerUser } from './server-user.js';
@@ -21,26 +21,12 @@ export interface StartPostgresOptions {
 }
 
 /** A private PostgreSQL cluster for fault-injection tests (trust auth, user `postgres`). */
-export interface PostgresServer {
-  /** `postgres://postgres@127.0.0.1:<port>/postgres` */
+export interface PostgresServer extends PrivateServer {
+  /** `postgres://postgres@127.0.0.1:<port>/postgres`; stop() is a fast shutdown (SIGINT), start() runs crash recovery after kill(). */
   readonly url: string;
-  readonly port: number;
   readonly dataDir: string;
   /** Holds the unix socket `.s.PGSQL.<port>`. */
   readonly socketDir: string;
-  readonly running: boolean;
-  /** The server's main process while running. */
-  readonly pid: number | undefined;
-  /** Fast shutdown (SIGINT): open sessions are ended, the data is checkpointed. */
-  stop(): Promise<void>;
-  /** SIGKILL to the postmaster and every backend at once: a crash. */
-  kill(): Promise<void>;
-  /** Starts again on the same port and data directory (running crash recovery after kill()). */
-  start(): Promise<void>;
-  /** stop() then start(). */
-  restart(): Promise<void>;
-  /** kill() and remove the temp dir. */
-  destroy(): Promise<void>;
 }
 
 export interface InitPostgresClusterOptions {
@@ -115,108 +101,40 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
   if (user) chownSync(dir, user.uid, user.gid);
   const dataDir = join(dir, 'data');
   const socketDir = dir;
-  let port = options.port ?? (await freePort());
-  let process_: ServerProcess | undefined;
-  let destroyed = false;
-
-  const disposable = {
-    dir,
-    disposeNow() {
-      process_?.killNow();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-  track(disposable);
-
-  const launch = () =>
-    ServerProcess.start({
-      description: `PostgreSQL on port ${port} (${dataDir})`,
-      command: join(binDir, 'postgres'),
-      args: postgresArgs({
-        dataDir,
-        port,
-        socketDir,
-        ...(options.settings ? { settings: options.settings } : {}),
-      }),
-      readyPattern: POSTGRES_READY,
-      ...(user ? { user } : {}),
-      ...(options.startTimeoutMs !== undefined ? { timeoutMs: options.startTimeoutMs } : {}),
-    });
-
-  const start = async (firstStart: boolean) => {
-    if (destroyed) throw new Error(`PostgreSQL in ${dir} was destroyed`);
-    if (process_?.running) return;
-    for (let attempt = 1; ; attempt += 1) {
-      try {
-        process_ = await launch();
-        writeOwner(dir, process_.pid);
-        return;
-      } catch (error) {
-        const output = error instanceof Error ? error.message : '';
-        // Another process took the free port between freePort() and bind.
-        if (
-          firstStart &&
-          options.port === undefined &&
-          /could not bind|Address already in use/.test(output) &&
-          attempt < 5
-        ) {
-          port = await freePort();
-          continue;
-        }
-        // Killed backends can take a moment to detach from the old shared memory.
-        if (/pre-existing shared memory block/.test(output) && attempt < 10) {
-          await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
-          continue;
-        }
-        throw error;
-      }
-    }
-  };
 
   try {
-    await initPostgresCluster({ binDir, dataDir, ...(user ? { user } : {}) });
-    await start(true);
+    const server = await startPrivateServer({
+      dir,
+      name: `PostgreSQL in ${dir}`,
+      port: options.port,
+      stopSignal: 'SIGINT',
+      url: (port) => `postgres://postgres@127.0.0.1:${port}/postgres`,
+      prepare: () => initPostgresCluster({ binDir, dataDir, ...(user ? { user } : {}) }),
+      launch: (port) =>
+        ServerProcess.start({
+          description: `PostgreSQL on port ${port} (${dataDir})`,
+          command: join(binDir, 'postgres'),
+          args: postgresArgs({
+            dataDir,
+            port,
+            socketDir,
+            ...(options.settings ? { settings: options.settings } : {}),
+          }),
+          readyPattern: POSTGRES_READY,
+          ...(user ? { user } : {}),
+          ...(options.startTimeoutMs !== undefined ? { timeoutMs: options.startTimeoutMs } : {}),
+        }),
+      portTaken: (message) => /could not bind|Address already in use/.test(message),
+      // Killed backends can take a moment to detach from the old shared memory.
+      retryAfterMs: (message, attempt) =>
+        /pre-existing shared memory block/.test(message) && attempt < 10 ? 200 * attempt : undefined,
+    });
+    return Object.assign(server, { dataDir, socketDir });
   } catch (error) {
-    untrack(disposable);
-    disposable.disposeNow();
     throw error instanceof ServerStartError
       ? error
       : new ServerStartError(`could not start a private PostgreSQL: ${(error as Error).message}`, {
           cause: error,
         });
   }
-
-  return {
-    get url() {
-      return `postgres://postgres@127.0.0.1:${port}/postgres`;
-    },
-    get port() {
-      return port;
-    },
-    dataDir,
-    socketDir,
-    get running() {
-      return process_?.running ?? false;
-    },
-    get pid() {
-      return process_?.running ? process_.pid : undefined;
-    },
-    stop: async () => {
-      await process_?.stop('SIGINT');
-    },
-    kill: async () => {
-      await process_?.kill();
-    },
-    start: () => start(false),
-    restart: async () => {
-      await process_?.stop('SIGINT');
-      await start(false);
-    },
-    destroy: async () => {
-      destroyed = true;
-      await process_?.kill();
-      untrack(disposable);
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
 }
