@@ -202,15 +202,7 @@ class SwitchingNotifier implements Notifier {
       const outcome = await this.tryPrimary();
       if (this.isStopped()) return;
       if (outcome.ok) {
-        this.activate(this.primary!, {
-          healthy: true,
-          fallback: false,
-          reason: `round trip verified in ${Math.round(outcome.roundTripMs)} ms`,
-        });
-        this.logger.info(
-          { active: this.configured, roundTripMs: outcome.roundTripMs },
-          `${this.configured} notifier verified - multi-replica progress updates ready`,
-        );
+        this.activateVerifiedPrimary(outcome.roundTripMs);
         return;
       }
       this.logStartFailure(outcome.err);
@@ -456,15 +448,7 @@ class SwitchingNotifier implements Notifier {
       const polling = this.fallback;
       this.fallback = null;
       this.pollingFailureReported = false;
-      this.activate(this.primary!, {
-        healthy: true,
-        fallback: false,
-        reason: `round trip verified in ${Math.round(outcome.roundTripMs)} ms`,
-      });
-      this.logger.info(
-        { active: this.configured, roundTripMs: outcome.roundTripMs },
-        `${this.configured} notifier verified - multi-replica progress updates ready`,
-      );
+      this.activateVerifiedPrimary(outcome.roundTripMs);
       if (polling)
         await polling.stop().catch((err: unknown) => this.logger.debug({ err }, 'polling stop failed'));
       return;
@@ -487,6 +471,19 @@ class SwitchingNotifier implements Notifier {
    * and the log has them. Subscribers drop seqs they already have, so nothing
    * is delivered twice either.
    */
+  /** The configured transport passed a round trip: it delivers from now on, said once in the log. */
+  private activateVerifiedPrimary(roundTripMs: number): void {
+    this.activate(this.primary!, {
+      healthy: true,
+      fallback: false,
+      reason: `round trip verified in ${Math.round(roundTripMs)} ms`,
+    });
+    this.logger.info(
+      { active: this.configured, roundTripMs },
+      `${this.configured} notifier verified - multi-replica progress updates ready`,
+    );
+  }
+
   private activate(transport: Transport, info: Pick<NotifierInfo, 'healthy' | 'fallback' | 'reason'>): void {
     this.clearFallbackTimer();
     this.activeSubscription?.unsubscribe();
