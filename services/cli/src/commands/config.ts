@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { ConfigError, configEntries, loadConfig, type ConfigEntry } from '@nodebatch/config';
+import { configEntries, type ConfigEntry } from '@nodebatch/config';
+import { loadConfigOrReport } from '../load-config-or-report.js';
 
 /**
  * `nodebatch config`: the effective configuration, one row per dotted key
@@ -14,15 +15,8 @@ export function registerConfigCommand(program: Command): void {
     )
     .option('--json', 'print { "<dotted key>": { "value": ..., "source": "..." } }', false)
     .action((options: { json: boolean }) => {
-      let loaded;
-      try {
-        loaded = loadConfig();
-      } catch (error) {
-        if (!(error instanceof ConfigError)) throw error;
-        process.stderr.write(`${error.message}\n`);
-        process.exitCode = 1;
-        return;
-      }
+      const loaded = loadConfigOrReport();
+      if (!loaded) return;
       for (const warning of loaded.warnings) process.stderr.write(`warning: ${warning.message}\n`);
       const entries = configEntries(loaded);
       process.stdout.write(options.json ? `${formatJson(entries)}\n` : formatTable(entries));

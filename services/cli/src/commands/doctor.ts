@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { ConfigError, configEntries, createLogger, loadConfig } from '@nodebatch/config';
+import { configEntries, createLogger } from '@nodebatch/config';
+import { loadConfigOrReport } from '../load-config-or-report.js';
 import { formatCheck } from '../doctor/doctor-check.js';
 import { formatJson, formatTable } from './config.js';
 
@@ -15,15 +16,8 @@ export function registerDoctorCommand(program: Command): void {
     .option('--json', 'print { config, checks, ok } as JSON', false)
     .option('--timeout <ms>', 'time limit per check', (v) => Number(v), 5000)
     .action(async (options: { json: boolean; timeout: number }) => {
-      let loaded;
-      try {
-        loaded = loadConfig();
-      } catch (error) {
-        if (!(error instanceof ConfigError)) throw error;
-        process.stderr.write(`${error.message}\n`);
-        process.exitCode = 1;
-        return;
-      }
+      const loaded = loadConfigOrReport();
+      if (!loaded) return;
       // Logs of the parts under test go to stderr at warn, so stdout stays the report.
       const logger = createLogger({ level: process.env.LOG_LEVEL ?? 'silent', name: 'doctor' });
       const entries = configEntries(loaded);
