@@ -9,7 +9,7 @@ import { createBatchQueue, createRuntime } from '@nodebatch/runtime';
 import type { BatchQueue, Runtime } from '@nodebatch/runtime';
 import { createTestDatabase, sharedRedisUrl, uniqueName } from '@nodebatch/testkit';
 import type { TestDatabase } from '@nodebatch/testkit';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startWorker } from './start-worker.js';
 import type { WorkerHandle, WorkerRuntime } from './start-worker.js';
 import { removeQueueKeys } from './test-support/remove-queue-keys.js';
@@ -131,9 +131,17 @@ describe(`a ${NODE_COUNT}-node batch`, () => {
     expect(appends.length).toBeLessThanOrEqual(Math.ceil(events.length * 0.6));
     expect(Math.max(...appends)).toBeGreaterThan(1);
 
-    const taskLines = logLines.filter((line) => line.taskId === taskId);
-    expect(taskLines.map((line) => line.msg)).toEqual(['task started', 'task ended']);
-    expect(taskLines[0]).toMatchObject({ action: 'cordon', nodes: NODE_COUNT, concurrency: 10, attempt: 1 });
+    // 'task ended' is logged once the terminal append has returned, which may be just after we saw it.
+    const taskLines = () => logLines.filter((line) => line.taskId === taskId);
+    await vi.waitFor(() =>
+      expect(taskLines().map((line) => line.msg)).toEqual(['task started', 'task ended']),
+    );
+    expect(taskLines()[0]).toMatchObject({
+      action: 'cordon',
+      nodes: NODE_COUNT,
+      concurrency: 10,
+      attempt: 1,
+    });
   });
 
   it('uncordons every node', async () => {
