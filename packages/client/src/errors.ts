@@ -108,7 +108,13 @@ export class WatchGaveUpError extends NodebatchError {
   readonly triedForMs: number;
   readonly attempts: number;
 
-  constructor(progress: WatchProgress, triedForMs: number, attempts: number, urls: readonly string[], cause: unknown) {
+  constructor(
+    progress: WatchProgress,
+    triedForMs: number,
+    attempts: number,
+    urls: readonly string[],
+    cause: unknown,
+  ) {
     const last = progress.lastEvent
       ? `the last event seen was seq ${progress.lastSeq} (${progress.lastEvent.type} at ${progress.lastEvent.time})`
       : `no event was seen (resuming after seq ${progress.lastSeq})`;
@@ -160,7 +166,10 @@ export function apiErrorFor(
  */
 export async function readApiError(response: Response, request: string): Promise<ApiError> {
   const text = await response.text().catch(() => '');
-  let body: ApiErrorBody = { code: `HTTP_${response.status}`, message: text.slice(0, 300) || response.statusText };
+  let body: ApiErrorBody = {
+    code: `HTTP_${response.status}`,
+    message: text.slice(0, 300) || response.statusText,
+  };
   try {
     const parsed = JSON.parse(text) as Partial<Record<keyof ApiErrorBody, unknown>>;
     if (typeof parsed.code === 'string' && typeof parsed.message === 'string') {

@@ -88,7 +88,8 @@ async function* readMessages(
 ): AsyncIterableIterator<SseMessage> {
   const ready: SseMessage[] = [];
   const parser = createParser({
-    onEvent: (message) => ready.push({ id: message.id, event: message.event ?? 'message', data: message.data }),
+    onEvent: (message) =>
+      ready.push({ id: message.id, event: message.event ?? 'message', data: message.data }),
     ...(onComment ? { onComment } : {}),
   });
   const reader = body.getReader();

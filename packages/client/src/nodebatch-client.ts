@@ -11,7 +11,12 @@ import type {
   NodeInfo,
   TaskSummary,
 } from './api-types.js';
-import { GatewayUnreachableError, InvalidResponseError, UnauthenticatedError, readApiError } from './errors.js';
+import {
+  GatewayUnreachableError,
+  InvalidResponseError,
+  UnauthenticatedError,
+  readApiError,
+} from './errors.js';
 import { TokenSource, authorizationHeader, type TokenProvider } from './token-source.js';
 import { watchTaskEvents, type WatchOptions, type WatchTaskOptions } from './watch-task.js';
 
@@ -133,14 +138,18 @@ export class NodebatchClient {
     return this.watchTask(taskId).pipe(scan(reduceTask, initialTaskState(taskId)));
   }
 
-  async #request(method: 'GET' | 'POST', path: string, options: RequestOptions): Promise<Record<string, unknown>> {
+  async #request(
+    method: 'GET' | 'POST',
+    path: string,
+    options: RequestOptions,
+  ): Promise<Record<string, unknown>> {
     const request = `${method} ${path}`;
     const query = Object.entries(options.query ?? {}).filter(
       (entry): entry is [string, string | number] => entry[1] !== undefined && entry[1] !== '',
     );
     let refreshed = false;
     let lastError: unknown;
-    for (let tried = 0; tried < this.urls.length; ) {
+    for (let tried = 0; tried < this.urls.length;) {
       const index = (this.#preferred + tried) % this.urls.length;
       const url = new URL(path, this.urls[index]);
       for (const [key, value] of query) url.searchParams.set(key, String(value));
@@ -170,9 +179,13 @@ export class NodebatchClient {
           if (typeof body !== 'object' || body === null) throw new Error('not a JSON object');
           return body as Record<string, unknown>;
         } catch (error) {
-          throw new InvalidResponseError(request, `HTTP ${response.status} with a body that is not a JSON object`, {
-            cause: error,
-          });
+          throw new InvalidResponseError(
+            request,
+            `HTTP ${response.status} with a body that is not a JSON object`,
+            {
+              cause: error,
+            },
+          );
         }
       }
       const error = await readApiError(response, request);

@@ -106,7 +106,9 @@ async function runWatch(
       idleTimer = setTimeout(
         () =>
           connection.abort(
-            new StreamInterruptedError(`nothing arrived for ${idleTimeoutMs} ms after seq ${progress.lastSeq}`),
+            new StreamInterruptedError(
+              `nothing arrived for ${idleTimeoutMs} ms after seq ${progress.lastSeq}`,
+            ),
           ),
         idleTimeoutMs,
       );
@@ -169,7 +171,8 @@ async function runWatch(
     failingSince ??= now();
     attempts += 1;
     const triedForMs = now() - failingSince;
-    if (triedForMs >= giveUpAfterMs) throw new WatchGaveUpError(progress, triedForMs, attempts, urls, failure);
+    if (triedForMs >= giveUpAfterMs)
+      throw new WatchGaveUpError(progress, triedForMs, attempts, urls, failure);
     // A stream that delivered and then broke is resumed on the same gateway
     // first (a dropped connection, a slow client shed); a gateway that did not
     // answer is replaced by the next one.

@@ -30,7 +30,10 @@ export async function recordEventStream(
   let comments = 0;
   let lastEventId: string | undefined;
   let finished: boolean | undefined;
-  const waiters = new Set<{ predicate: (m: readonly SseMessage[]) => boolean; done: (err?: Error) => void }>();
+  const waiters = new Set<{
+    predicate: (m: readonly SseMessage[]) => boolean;
+    done: (err?: Error) => void;
+  }>();
   const check = () => {
     for (const waiter of waiters) {
       if (waiter.predicate(messages)) {
@@ -38,7 +41,9 @@ export async function recordEventStream(
         waiter.done();
       } else if (finished !== undefined) {
         waiters.delete(waiter);
-        waiter.done(new Error(`the stream ended after ${messages.length} messages before the awaited condition`));
+        waiter.done(
+          new Error(`the stream ended after ${messages.length} messages before the awaited condition`),
+        );
       }
     }
   };
