@@ -1,9 +1,11 @@
 import { Command } from 'commander';
+import { registerBatchCommands } from './commands/batch.js';
 import { registerConfigCommand } from './commands/config.js';
 import { registerDemoCommand } from './commands/demo.js';
 import { registerDoctorCommand } from './commands/doctor.js';
 import { registerGatewayCommand } from './commands/gateway.js';
 import { registerMigrateCommand } from './commands/migrate.js';
+import { registerTaskCommands } from './commands/tasks.js';
 import { registerWorkerCommand } from './commands/worker.js';
 
 /**
@@ -21,5 +23,7 @@ export function createProgram(): Command {
   registerMigrateCommand(program);
   registerDoctorCommand(program);
   registerDemoCommand(program);
+  registerBatchCommands(program);
+  registerTaskCommands(program);
   return program;
 }
