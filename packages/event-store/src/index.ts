@@ -13,6 +13,7 @@ export {
   type DeleteExpiredTasksOptions,
   type EventStoreOptions,
   type ListTasksOptions,
+  type TaskListCursor,
   type PostgresEventStore,
   type RetentionJob,
   type RetentionJobOptions,
