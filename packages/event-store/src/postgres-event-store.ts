@@ -117,7 +117,7 @@ const TERMINAL_TYPE_OF_STATUS: Partial<Record<string, TerminalEventType>> = {
 /**
  * Creates the store over a pool whose database `runMigrations` has prepared.
  *
- * Positions (invariant 4; the proof is in the README): an append takes its
+ * Positions (invariant 4 in docs/invariants.md; the proof is in the README): an append takes its
  * positions from a sequence, concurrently with other tasks' appends, after
  * announcing in pg_locks a floor below them (event_writer_register); readAll
  * returns only positions up to the lowest floor of any append still in flight
@@ -209,7 +209,7 @@ class PgEventStore implements PostgresEventStore {
         const summary = applyToSummary(task === undefined ? null : summaryOf(task), pending, countableEnds);
         if (task === undefined) await this.#insertTask(trx, summary, options.expectedSeq);
 
-        // Announce this append to readers before taking positions (invariant 4).
+        // Announce this append to readers before taking positions (invariant 4, docs/invariants.md).
         await sql`SELECT event_writer_register()`.execute(trx);
         const batch = JSON.stringify(
           pending.map((event) => ({ type: event.type, time: event.time, data: event.data })),

@@ -1,12 +1,25 @@
 import { NodebatchError } from '@nodebatch/progress';
 
+/** What a GatewayError may carry besides its code, status and message. */
+export interface GatewayErrorOptions {
+  cause?: unknown;
+  /** The request field at fault (`body.nodes`, `header.last-event-id`); sent as `field`. */
+  field?: string;
+  /** Seconds a client should wait before retrying; sent as Retry-After. */
+  retryAfterSeconds?: number;
+}
+
 /** Base class of the gateway's own errors; `statusCode` is the HTTP status a request failing with it gets. */
 export class GatewayError extends NodebatchError {
   readonly statusCode: number;
+  readonly field: string | undefined;
+  readonly retryAfterSeconds: number | undefined;
 
-  constructor(code: string, statusCode: number, message: string, options?: { cause?: unknown }) {
-    super(code, message, options);
+  constructor(code: string, statusCode: number, message: string, options: GatewayErrorOptions = {}) {
+    super(code, message, options.cause === undefined ? undefined : { cause: options.cause });
     this.statusCode = statusCode;
+    this.field = options.field;
+    this.retryAfterSeconds = options.retryAfterSeconds;
   }
 }
 
@@ -45,10 +58,9 @@ export class TaskEndedConflictError extends GatewayError {
 
 /** The request body or query failed validation; `field` names the first offending field. */
 export class InvalidRequestError extends GatewayError {
-  readonly field: string;
+  declare readonly field: string;
 
   constructor(field: string, message: string, options?: { cause?: unknown }) {
-    super('INVALID_REQUEST', 400, `${field}: ${message}`, options);
-    this.field = field;
+    super('INVALID_REQUEST', 400, `${field}: ${message}`, { ...options, field });
   }
 }

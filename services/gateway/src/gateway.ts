@@ -3,6 +3,7 @@ import { createBatchQueue, createRuntime } from '@nodebatch/runtime';
 import type { RuntimeOptions } from '@nodebatch/runtime';
 import type { Logger } from 'pino';
 import { buildGatewayApp } from './app.js';
+import type { GatewayApp } from './app.js';
 import { createAuthenticator } from './auth.js';
 import { GatewayMetrics } from './metrics.js';
 import type { SseStreamOptions } from './sse-stream.js';
@@ -50,7 +51,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
   const queue = createBatchQueue({ config, logger: options.logger });
   const metrics = new GatewayMetrics();
   metrics.observeNotifier(runtime.notifier.info$);
-  let app: Awaited<ReturnType<typeof buildGatewayApp>> | undefined;
+  let app: GatewayApp | undefined;
   const release = async () => {
     metrics.stop();
     await app?.close();
