@@ -18,7 +18,7 @@ import {
 export type Env = Readonly<Record<string, string | undefined>>;
 
 /** The connection URLs whose parts feed single keys; see connection-urls.ts. */
-export type UrlVariable = 'DATABASE_URL' | 'REDIS_URL';
+export type UrlVariable = 'DATABASE_URL' | 'DB_LISTEN_URL' | 'REDIS_URL';
 
 /**
  * One configuration key and every place its value may come from. Sources are
@@ -35,6 +35,11 @@ export interface ConfigField {
   default?: (env: Env) => unknown;
   /** Shown only as `set` / `not set`, never echoed in errors. */
   secret?: boolean;
+  /**
+   * Other spellings of the key in the YAML file: the snake_case keys of the
+   * replaced system's config.yaml. One file may use only one spelling per key.
+   */
+  fileAliases?: readonly string[];
 }
 
 const port = integer(1, 65535);
@@ -83,6 +88,7 @@ export const CONFIG_FIELDS: readonly ConfigField[] = [
     key: 'database.sslMode',
     env: ['DB_SSL_MODE', 'DB_SSLMODE', 'DATABASE_SSL_MODE', 'DATABASE_SSLMODE'],
     url: { variable: 'DATABASE_URL', part: 'sslmode' },
+    fileAliases: ['database.ssl_mode'],
     value: oneOf(SSL_MODES),
     // node-postgres has no opportunistic TLS, so libpq's default `prefer`
     // would be a lie; say what actually happens.
@@ -93,6 +99,40 @@ export const CONFIG_FIELDS: readonly ConfigField[] = [
     env: ['DB_POOL_MAX', 'DATABASE_POOL_MAX'],
     value: integer(1, 1000),
     default: () => 10,
+  },
+  // LISTEN does not work through a pooler in transaction mode (PgBouncer):
+  // the listener's one connection may need to reach PostgreSQL itself while
+  // the pool goes through the pooler. Each part left out is the pool's.
+  {
+    key: 'database.listenHost',
+    env: ['DB_LISTEN_HOST'],
+    url: { variable: 'DB_LISTEN_URL', part: 'host' },
+    value: text('a host name or IP address'),
+  },
+  {
+    key: 'database.listenPort',
+    env: ['DB_LISTEN_PORT'],
+    url: { variable: 'DB_LISTEN_URL', part: 'port' },
+    value: port,
+  },
+  {
+    key: 'database.listenDatabase',
+    env: [],
+    url: { variable: 'DB_LISTEN_URL', part: 'database' },
+    value: text('a database name'),
+  },
+  {
+    key: 'database.listenUsername',
+    env: [],
+    url: { variable: 'DB_LISTEN_URL', part: 'username' },
+    value: text('a user name'),
+  },
+  {
+    key: 'database.listenPassword',
+    env: [],
+    url: { variable: 'DB_LISTEN_URL', part: 'password' },
+    value: secret(),
+    secret: true,
   },
   {
     key: 'redis.host',
@@ -138,12 +178,15 @@ export const CONFIG_FIELDS: readonly ConfigField[] = [
   {
     key: 'progress.notifyType',
     env: ['PROGRESS_NOTIFY_TYPE'],
+    fileAliases: ['progress.notify_type'],
     value: oneOf(NOTIFY_TYPES),
     default: () => 'postgres',
   },
   {
     key: 'progress.pollIntervalMs',
     env: ['PROGRESS_POLL_INTERVAL'],
+    // Milliseconds there too, so the number carries over as it is.
+    fileAliases: ['progress.poll_interval'],
     value: milliseconds(10, 3_600_000),
     default: () => 1000,
   },
@@ -297,11 +340,17 @@ export const CONFIG_FIELDS: readonly ConfigField[] = [
     value: integer(1, 3650),
     default: () => 7,
   },
-  { key: 'log.level', env: ['LOG_LEVEL'], value: oneOf(LOG_LEVELS), default: () => 'info' },
+  {
+    key: 'log.level',
+    env: ['LOG_LEVEL'],
+    fileAliases: ['logging.level'],
+    value: oneOf(LOG_LEVELS),
+    default: () => 'info',
+  },
 ];
 
 /** Variables read besides the per-key ones. */
-const GLOBAL_ENV_VARS = ['CONFIG_FILE', 'DATABASE_URL', 'REDIS_URL'] as const;
+const GLOBAL_ENV_VARS = ['CONFIG_FILE', 'DATABASE_URL', 'DB_LISTEN_URL', 'REDIS_URL'] as const;
 
 /**
  * Every environment variable nodebatch reads. Deployment tests check the

@@ -19,6 +19,16 @@ export interface DatabaseConfig {
   password?: string;
   sslMode: SslMode;
   poolMax: number;
+  /**
+   * Where the LISTEN connection goes when it must bypass a pooler
+   * (DB_LISTEN_URL, DB_LISTEN_HOST, DB_LISTEN_PORT); each part left unset is
+   * the pool's. See listenerDatabase().
+   */
+  listenHost?: string;
+  listenPort?: number;
+  listenDatabase?: string;
+  listenUsername?: string;
+  listenPassword?: string;
 }
 
 export interface RedisConfig {

@@ -177,6 +177,8 @@ describe('a rejected append writes nothing', () => {
   it('rejects bad read options', async () => {
     await expect(fixture.store.readTask('t-existing', { after: -1 })).rejects.toBeInstanceOf(RangeError);
     await expect(fixture.store.readAll({ afterPosition: 1.5 })).rejects.toBeInstanceOf(RangeError);
-    await expect(fixture.store.listTasks({ before: 'soon' })).rejects.toBeInstanceOf(RangeError);
+    await expect(
+      fixture.store.listTasks({ before: { createdAt: 'soon', taskId: 't-existing' } }),
+    ).rejects.toThrow(/before.createdAt must be an ISO-8601 time/);
   });
 });

@@ -14,6 +14,7 @@ export {
   type DeleteExpiredTasksOptions,
   type EventStoreOptions,
   type ListTasksOptions,
+  type TaskListCursor,
   type PostgresEventStore,
   type RetentionJob,
   type RetentionJobOptions,
