@@ -47,7 +47,26 @@ describe('defaults', () => {
     expect(config.redis).toBeNull();
     expect(config.progress).toEqual({ notifyType: 'postgres', pollIntervalMs: 1000, fallbackAfterMs: 5000 });
     expect(config.gateway).toEqual({ port: 8080, allowedOrigins: [] });
-    expect(config.auth).toEqual({ disabled: false });
+    expect(config.auth).toEqual({
+      disabled: false,
+      maxTokenLifetimeSeconds: 86_400,
+      clockToleranceSeconds: 30,
+      userClaim: 'sub',
+      roleClaim: 'role',
+      groupRoles: {},
+      defaultRole: 'viewer',
+    });
+    expect(config.policy).toEqual({
+      cordonRole: 'operator',
+      uncordonRole: 'operator',
+      drainRole: 'admin',
+      labelRole: 'operator',
+      taintRole: 'operator',
+      protectedPrefixes: ['kubernetes.io/', 'k8s.io/', 'node-role.kubernetes.io/', 'node.kubernetes.io/'],
+      protectedPrefixRole: 'admin',
+      seeAllTasksRoles: ['admin'],
+    });
+    expect(config.audit).toEqual({ retentionDays: 365 });
     expect(config.cluster).toEqual({ mode: 'simulated', simNodes: 50, simLatencyMs: 0, simFailureRate: 0 });
     expect(config.worker).toEqual({ jobConcurrency: 4, shutdownGraceMs: 30000 });
     expect(config.queue).toEqual({ name: 'nodebatch-batches' });

@@ -28,6 +28,12 @@ export interface EventStoreOptions {
   logger?: Logger;
   /** Largest `data` of one event, in bytes of JSON. Default 65536 (64 KiB). */
   maxEventBytes?: number;
+  /**
+   * Largest `data` of a TaskCreated event, which lists every node of the
+   * batch: 5,000 names such as ip-10-0-12-34.eu-west-1.compute.internal are
+   * about 220 KiB. Default 1 MiB ({@link DEFAULT_MAX_TASK_CREATED_BYTES}).
+   */
+  maxTaskCreatedBytes?: number;
   /** Events per readTask/readAll call when no limit is given, and the largest limit accepted. Default 1000. */
   pageSize?: number;
   /** Clock for events appended without a time and for retention. Default `() => new Date()`. */
@@ -94,6 +100,7 @@ export interface PostgresEventStore extends EventStore {
 }
 
 export const DEFAULT_MAX_EVENT_BYTES = 64 * 1024;
+export const DEFAULT_MAX_TASK_CREATED_BYTES = 1024 * 1024;
 export const DEFAULT_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
 const DEFAULT_RETENTION_INTERVAL_MS = 60 * 60 * 1000;
 const DEFAULT_LIST_LIMIT = 50;
@@ -135,6 +142,7 @@ class PgEventStore implements PostgresEventStore {
   readonly #db: Kysely<EventStoreDatabase>;
   readonly #logger: Logger;
   readonly #maxEventBytes: number;
+  readonly #maxTaskCreatedBytes: number;
   readonly #pageSize: number;
   readonly #now: () => Date;
 
@@ -142,6 +150,7 @@ class PgEventStore implements PostgresEventStore {
     this.#db = new Kysely<EventStoreDatabase>({ dialect: new PostgresDialect({ pool: options.pool }) });
     this.#logger = options.logger ?? pino({ level: 'silent' });
     this.#maxEventBytes = options.maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES;
+    this.#maxTaskCreatedBytes = options.maxTaskCreatedBytes ?? DEFAULT_MAX_TASK_CREATED_BYTES;
     this.#pageSize = options.pageSize ?? 1000;
     this.#now = options.now ?? (() => new Date());
   }
@@ -151,7 +160,7 @@ class PgEventStore implements PostgresEventStore {
     events: readonly NewEvent[],
     options: AppendOptions = {},
   ): Promise<StoredEvent[]> {
-    const validated = validateEvents(taskId, events, this.#maxEventBytes);
+    const validated = validateEvents(taskId, events, this.#maxEventBytes, this.#maxTaskCreatedBytes);
     if (validated.length === 0) return [];
     const defaultTime = this.#now().toISOString();
     // READ COMMITTED whatever the server's default: a waiting append must read

@@ -31,9 +31,11 @@ export const authenticationPlugin = fp(
     app.addHook('onRequest', async (request) => {
       const config = request.routeOptions.config;
       if (config.public || request.routeOptions.url === undefined) return;
-      request.principal = await options.authenticator.authenticate(
-        bearerToken(request, config.tokenInUrlOrCookie ?? false),
-      );
+      // A cookie travels with every request a browser makes, including a
+      // cross-site form's POST: it is accepted on GET streams only, and every
+      // state-changing route needs the Authorization header.
+      const urlOrCookie = (config.tokenInUrlOrCookie ?? false) && request.method === 'GET';
+      request.principal = await options.authenticator.authenticate(bearerToken(request, urlOrCookie));
     });
   },
   { name: 'nodebatch-authentication', dependencies: ['@fastify/cookie'] },

@@ -51,6 +51,7 @@ function sendError(error: unknown, request: FastifyRequest, reply: FastifyReply)
     return reply.code(error.statusCode).send({
       code: error.code,
       ...(error.field === undefined ? {} : { field: error.field }),
+      ...(error.rule === undefined ? {} : { rule: error.rule }),
       message: error.message,
     });
   }
