@@ -62,7 +62,11 @@ export const TaintParamsSchema = z
       ctx.addIssue({ code: 'custom', message: 'give taints to add, taints to remove or a node to copyFrom' });
     }
     if (params.mode !== undefined && params.copyFrom === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['mode'], message: 'mode applies to copyFrom only; give copyFrom' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['mode'],
+        message: 'mode applies to copyFrom only; give copyFrom',
+      });
     }
   });
 

@@ -126,7 +126,9 @@ describe('disruption budgets and terminating namespaces', () => {
   it('retries a budget refusal (429) until allowed, each wait visible with the pod and the budget', async () => {
     const { fake, kube, clock, progress, onProgress } = await setUp({
       nodes: ['node-1'],
-      pods: [{ namespace: 'shop', name: 'web-1', node: 'node-1', ownerKind: 'ReplicaSet', labels: { app: 'web' } }],
+      pods: [
+        { namespace: 'shop', name: 'web-1', node: 'node-1', ownerKind: 'ReplicaSet', labels: { app: 'web' } },
+      ],
     });
     fake.addDisruptionBudget({ name: 'web-pdb', namespace: 'shop', selector: 'app=web', refusals: 2 });
     const result = await kube.drain('node-1', { onProgress });
@@ -169,7 +171,12 @@ describe('disruption budgets and terminating namespaces', () => {
     const result = await kube.drain('node-1', { onProgress });
     expect(result.evicted).toEqual(['doomed/app']);
     expect(evictions(fake).map((request) => request.status)).toEqual([403]);
-    expect(fake.requestsTo('GET', '/api/v1/namespaces/doomed/pods/app').map((r) => r.status).at(-1)).toBe(404);
+    expect(
+      fake
+        .requestsTo('GET', '/api/v1/namespaces/doomed/pods/app')
+        .map((r) => r.status)
+        .at(-1),
+    ).toBe(404);
     expect(progress.at(-1)!.message).toBe('all 1 removed pod(s) are gone');
   });
 
@@ -216,12 +223,16 @@ describe('waiting for deletion', () => {
   it('counts a pod of the same name with a new UID as gone (a StatefulSet recreated it)', async () => {
     const { fake, kube } = await setUp({
       nodes: ['node-1', 'node-2'],
-      pods: [{ namespace: 'db', name: 'db-0', node: 'node-1', ownerKind: 'StatefulSet', recreateOn: 'node-2' }],
+      pods: [
+        { namespace: 'db', name: 'db-0', node: 'node-1', ownerKind: 'StatefulSet', recreateOn: 'node-2' },
+      ],
       behaviour: { terminationReads: 1 },
     });
     const before = fake.pods.get('db/db-0')!.metadata.uid;
     await kube.drain('node-1');
-    expect(fake.requestsTo('GET', '/api/v1/namespaces/db/pods/db-0').map((r) => r.status)).toEqual([200, 200]);
+    expect(fake.requestsTo('GET', '/api/v1/namespaces/db/pods/db-0').map((r) => r.status)).toEqual([
+      200, 200,
+    ]);
     expect(fake.pods.get('db/db-0')!.metadata.uid).not.toBe(before);
   });
 
@@ -248,7 +259,9 @@ describe('waiting for deletion', () => {
       behaviour: { deletePodsOnEviction: false },
     });
     // A pod whose deletion started an hour ago (the kubelet of a NotReady node never confirmed it).
-    fake.pods.get('shop/long-gone')!.metadata.deletionTimestamp = new Date(clock.now() - 3_600_000).toISOString();
+    fake.pods.get('shop/long-gone')!.metadata.deletionTimestamp = new Date(
+      clock.now() - 3_600_000,
+    ).toISOString();
     const start = clock.now();
     const result = await kube.drain('node-1', { onProgress, skipWaitForDeleteTimeoutSeconds: 5 });
     expect(result.evicted).toEqual(['shop/stuck']);
@@ -256,7 +269,9 @@ describe('waiting for deletion', () => {
       { pod: 'shop/long-gone', reason: 'deletion-timed-out' },
       { pod: 'shop/stuck', reason: 'deletion-timed-out' },
     ]);
-    expect(evictions(fake).map((request) => request.path)).toEqual(['/api/v1/namespaces/shop/pods/stuck/eviction']);
+    expect(evictions(fake).map((request) => request.path)).toEqual([
+      '/api/v1/namespaces/shop/pods/stuck/eviction',
+    ]);
     expect(clock.now() - start).toBeGreaterThanOrEqual(5000);
     expect(clock.now() - start).toBeLessThanOrEqual(7000);
     expect(progress.map((p) => p.message)).toContain(
@@ -305,7 +320,13 @@ describe('options', () => {
     const { fake, kube } = await setUp({
       nodes: ['node-1'],
       pods: [
-        { namespace: 'shop', name: 'web-1', node: 'node-1', ownerKind: 'ReplicaSet', labels: { tier: 'web' } },
+        {
+          namespace: 'shop',
+          name: 'web-1',
+          node: 'node-1',
+          ownerKind: 'ReplicaSet',
+          labels: { tier: 'web' },
+        },
         { namespace: 'shop', name: 'bare', node: 'node-1', labels: { tier: 'debug' } },
       ],
     });
@@ -316,13 +337,17 @@ describe('options', () => {
       fieldSelector: 'spec.nodeName=node-1',
     });
     expect(fake.pods.has('shop/bare')).toBe(true);
-    await expect(kube.drain('node-1', { podSelector: 'tier in web' })).rejects.toThrow(/podSelector: invalid label selector/);
+    await expect(kube.drain('node-1', { podSelector: 'tier in web' })).rejects.toThrow(
+      /podSelector: invalid label selector/,
+    );
   });
 
   it('disableEviction: deletes the pods (with the grace period) instead of evicting, bypassing budgets', async () => {
     const { fake, kube } = await setUp({
       nodes: ['node-1'],
-      pods: [{ namespace: 'shop', name: 'db-0', node: 'node-1', ownerKind: 'StatefulSet', labels: { app: 'db' } }],
+      pods: [
+        { namespace: 'shop', name: 'db-0', node: 'node-1', ownerKind: 'StatefulSet', labels: { app: 'db' } },
+      ],
       behaviour: { terminationReads: 1 },
     });
     fake.addDisruptionBudget({ name: 'db-pdb', namespace: 'shop', selector: 'app=db', refusals: 'forever' });
@@ -347,7 +372,9 @@ describe('options', () => {
 
   it('refuses bad options before sending anything', async () => {
     const { fake, kube } = await setUp({ nodes: ['node-1'] });
-    await expect(kube.drain('node-1', { gracePeriodSeconds: -1, skipWaitForDeleteTimeoutSeconds: 1.5 })).rejects.toThrow(
+    await expect(
+      kube.drain('node-1', { gracePeriodSeconds: -1, skipWaitForDeleteTimeoutSeconds: 1.5 }),
+    ).rejects.toThrow(
       'gracePeriodSeconds: must be a whole number of seconds >= 0, got -1; skipWaitForDeleteTimeoutSeconds: must be a whole number of seconds >= 0, got 1.5',
     );
     expect(fake.requests).toEqual([]);
@@ -357,7 +384,9 @@ describe('options', () => {
 describe('cordon reason and copy taints', () => {
   it('writes who/when/why in the same patch as the cordon; uncordon removes them', async () => {
     const { fake, kube } = await setUp({ nodes: ['node-1'] });
-    await kube.cordon('node-1', { reason: { reason: 'kernel upgrade', by: 'alice', at: '2026-01-02T03:04:05Z' } });
+    await kube.cordon('node-1', {
+      reason: { reason: 'kernel upgrade', by: 'alice', at: '2026-01-02T03:04:05Z' },
+    });
     const patches = fake.requestsTo('PATCH', '/api/v1/nodes/node-1');
     expect(patches).toHaveLength(1);
     expect(patches[0]!.body).toEqual({

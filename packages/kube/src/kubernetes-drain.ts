@@ -1,6 +1,11 @@
 import type { Logger } from 'pino';
 import { backoffDelay, type Clock } from './clock.js';
-import { DrainRefusedError, DrainTimeoutError, InvalidNodeInputError, OperationAbortedError } from './errors.js';
+import {
+  DrainRefusedError,
+  DrainTimeoutError,
+  InvalidNodeInputError,
+  OperationAbortedError,
+} from './errors.js';
 import {
   daemonSetOf,
   describeRefusal,
@@ -162,7 +167,9 @@ export async function drainNode(
     done: 0,
     total,
     message: `${dryRun ? '(dry run) ' : ''}${describeDrainStart(total, skipped, verb)}${
-      dryRun && selection.refused.length > 0 ? `; would be refused: ${describeRefusal(selection.refused)}` : ''
+      dryRun && selection.refused.length > 0
+        ? `; would be refused: ${describeRefusal(selection.refused)}`
+        : ''
     }`,
   });
 

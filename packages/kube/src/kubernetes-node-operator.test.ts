@@ -356,9 +356,12 @@ describe('drain', () => {
     });
     const evictions = rest.filter((request) => request.method === 'POST');
     // Then each evicted pod is read until it is gone (404).
-    expect(rest.slice(evictions.length).map((request) => `${request.method} ${request.path} ${request.status}`).sort()).toEqual(
-      ['debug', 'web-1', 'web-2'].map((name) => `GET /api/v1/namespaces/shop/pods/${name} 404`),
-    );
+    expect(
+      rest
+        .slice(evictions.length)
+        .map((request) => `${request.method} ${request.path} ${request.status}`)
+        .sort(),
+    ).toEqual(['debug', 'web-1', 'web-2'].map((name) => `GET /api/v1/namespaces/shop/pods/${name} 404`));
     expect(evictions.sort((a, b) => a.path.localeCompare(b.path))).toEqual(
       ['debug', 'web-1', 'web-2'].map((name) => ({
         method: 'POST',
@@ -373,7 +376,13 @@ describe('drain', () => {
         status: 201,
       })),
     );
-    expect(progress.map(({ done, total }) => `${done}/${total}`)).toEqual(['0/3', '1/3', '2/3', '3/3', '3/3']);
+    expect(progress.map(({ done, total }) => `${done}/${total}`)).toEqual([
+      '0/3',
+      '1/3',
+      '2/3',
+      '3/3',
+      '3/3',
+    ]);
     expect(progress.at(-1)!.message).toBe('all 3 removed pod(s) are gone');
     expect(progress[0]!.message).toBe('3 pod(s) to evict; skipped 1 DaemonSet and 1 mirror pod(s)');
     expect([...fake.pods.keys()].sort()).toEqual([
@@ -400,9 +409,13 @@ describe('drain', () => {
     expect(progress.at(-1)).toMatchObject({ done: 3, total: 3 });
     // Each wait is visible to users, naming the pod and the budget.
     expect(
-      progress.filter((p) => p.message.includes('shop/web-2 refused')).map((p) => p.message.replace(/\d+ s$/, 'N s')),
+      progress
+        .filter((p) => p.message.includes('shop/web-2 refused'))
+        .map((p) => p.message.replace(/\d+ s$/, 'N s')),
     ).toEqual(
-      Array(3).fill('eviction of pod shop/web-2 refused: disruption budget web-2-pdb does not allow it now; retrying in N s'),
+      Array(3).fill(
+        'eviction of pod shop/web-2 refused: disruption budget web-2-pdb does not allow it now; retrying in N s',
+      ),
     );
   });
 

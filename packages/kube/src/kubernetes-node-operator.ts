@@ -12,11 +12,7 @@ import {
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from './clock.js';
-import {
-  KubeOperationError,
-  OperationAbortedError,
-  SourceNodeNotFoundError,
-} from './errors.js';
+import { KubeOperationError, OperationAbortedError, SourceNodeNotFoundError } from './errors.js';
 import { statusCauses, statusOf, toKubeOperationError } from './kube-api-error.js';
 import {
   CORDON_ANNOTATIONS,
@@ -54,7 +50,7 @@ export interface KubernetesNodeOperatorOptions {
   evictionServerErrorRetries?: number;
   /** Evictions in flight at once on one node. Default 5. */
   evictionConcurrency?: number;
-  /** Interval between pod listings while waiting for evicted pods to go (waitForDeletion). Default 2000. */
+  /** Interval between reads of each removed pod while waiting for it to go (kubectl: 1 s). Default 1000. */
   deletionPollMs?: number;
   /** Sent as `fieldManager` with every patch, so managedFields name who changed the node. Default 'nodebatch'. */
   fieldManager?: string;
@@ -95,7 +91,7 @@ export class KubernetesNodeOperator implements NodeOperator {
     this.#evictionBackoff = options.evictionBackoff ?? { initialMs: 1000, maxMs: 30_000 };
     this.#evictionServerErrorRetries = options.evictionServerErrorRetries ?? 3;
     this.#evictionConcurrency = Math.max(1, options.evictionConcurrency ?? 5);
-    this.#deletionPollMs = options.deletionPollMs ?? 2000;
+    this.#deletionPollMs = options.deletionPollMs ?? 1000;
     this.#fieldManager = options.fieldManager ?? 'nodebatch';
     this.#clock = options.clock ?? systemClock;
     this.#random = options.random ?? Math.random;
@@ -130,7 +126,9 @@ export class KubernetesNodeOperator implements NodeOperator {
       node,
       {
         spec: { unschedulable: null },
-        metadata: { annotations: Object.fromEntries(Object.values(CORDON_ANNOTATIONS).map((key) => [key, null])) },
+        metadata: {
+          annotations: Object.fromEntries(Object.values(CORDON_ANNOTATIONS).map((key) => [key, null])),
+        },
       },
       options?.signal,
     );
@@ -214,7 +212,13 @@ export class KubernetesNodeOperator implements NodeOperator {
     const { signal } = options;
     const readFailure = (error: unknown, what: string) => {
       if (signal?.aborted) return new OperationAbortedError('drain', node, { cause: signal.reason });
-      return toKubeOperationError(error, { operation: 'drain', node, what, target: 'other', server: this.#server });
+      return toKubeOperationError(error, {
+        operation: 'drain',
+        node,
+        what,
+        target: 'other',
+        server: this.#server,
+      });
     };
     const api: DrainApi = {
       cordon: async (dryRun) => {
@@ -278,11 +282,7 @@ export class KubernetesNodeOperator implements NodeOperator {
     });
   }
 
-  async #listPods(
-    node: string,
-    signal: AbortSignal | undefined,
-    labelSelector?: string,
-  ): Promise<V1Pod[]> {
+  async #listPods(node: string, signal: AbortSignal | undefined, labelSelector?: string): Promise<V1Pod[]> {
     const items: V1Pod[] = [];
     let next: string | undefined;
     // Paged as kubectl does (limit + continue), so a node with thousands of pods is not one huge answer.
@@ -366,15 +366,6 @@ export class KubernetesNodeOperator implements NodeOperator {
     } catch (error) {
       if (signal?.aborted) throw new OperationAbortedError(operation, node, { cause: signal.reason });
       throw toKubeOperationError(error, { operation, node, what, server: this.#server });
-    }
-  }
-
-  async #sleep(operation: string, node: string, ms: number, signal: AbortSignal | undefined): Promise<void> {
-    try {
-      await this.#clock.sleep(ms, signal);
-    } catch (error) {
-      if (signal?.aborted) throw new OperationAbortedError(operation, node, { cause: signal.reason });
-      throw error;
     }
   }
 }

@@ -255,8 +255,8 @@ export class SimulatedCluster implements NodeOperator {
     );
     if (selection.refused.length > 0 && !dryRun) throw new DrainRefusedError(node, selection.refused);
     const skipped: SkippedPod[] = selection.left.map((entry) => ({ pod: entry.pod, reason: entry.reason }));
-    const toEvict = selection.remove.map(
-      (candidate) => candidates.find((pod) => podKey(pod) === candidateKey(candidate))!,
+    const toEvict = selection.remove.map((candidate) =>
+      candidates.find((pod) => podKey(pod) === candidateKey(candidate))!,
     );
     const total = toEvict.length;
     const evicted: string[] = [];
@@ -310,7 +310,10 @@ export class SimulatedCluster implements NodeOperator {
       const delay = backoffDelay(attempt, this.#evictionBackoff, this.#random);
       if (this.#clock.now() + delay > context.deadline) {
         throw new DrainTimeoutError(node, context.timeoutMs, {
-          blocked: context.remaining.map((remaining) => ({ pod: podKey(remaining), budget: `${remaining.name}-pdb` })),
+          blocked: context.remaining.map((remaining) => ({
+            pod: podKey(remaining),
+            budget: `${remaining.name}-pdb`,
+          })),
           terminating: [],
         });
       }
@@ -401,7 +404,8 @@ function asCandidatePod(pod: SimulatedPod): DrainCandidatePod {
         ? {
             ownerReferences: [
               {
-                apiVersion: pod.ownerKind === 'DaemonSet' || pod.ownerKind === 'ReplicaSet' ? 'apps/v1' : 'v1',
+                apiVersion:
+                  pod.ownerKind === 'DaemonSet' || pod.ownerKind === 'ReplicaSet' ? 'apps/v1' : 'v1',
                 kind: pod.ownerKind,
                 name: `${pod.name}-owner`,
                 controller: true,

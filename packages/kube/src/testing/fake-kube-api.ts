@@ -1,10 +1,12 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
+import { generate as generateCertificate } from 'selfsigned';
 import { TAINT_EFFECTS } from '../node-operator.js';
 import { labelKeyProblems, labelValueProblems } from '../validation.js';
 import { LabelSelectorSyntaxError, matchesLabelSelector, parseLabelSelector } from '../label-selector.js';
@@ -146,6 +148,11 @@ export interface FakeKubeApiOptions {
   behaviour?: Partial<FakeKubeApiBehaviour>;
   /** Time of recorded requests and deletionTimestamps, ms. Default Date.now. */
   now?: () => number;
+  /**
+   * Serve HTTPS with a fresh self-signed certificate that the kubeconfig trusts. kubectl sends
+   * bearer tokens only over TLS, so tests running kubectl need it. Default false (plain HTTP).
+   */
+  tls?: boolean;
 }
 
 export interface FakeKubeApi {
@@ -169,7 +176,9 @@ export interface FakeKubeApi {
   /** Evictions of `namespace/name` answer 429 (PodDisruptionBudget `budget`, default `<name>-pdb`) `times` times, or forever. */
   blockEviction(pod: string, times: number | 'forever', budget?: string): void;
   /** A PodDisruptionBudget refusing evictions of the pods its selector matches, `refusals` times. */
-  addDisruptionBudget(budget: Omit<FakeDisruptionBudget, 'refusals'> & { refusals: number | 'forever' }): void;
+  addDisruptionBudget(
+    budget: Omit<FakeDisruptionBudget, 'refusals'> & { refusals: number | 'forever' },
+  ): void;
   /** The namespace is being deleted: its pods get a deletionTimestamp, evictions in it answer 403 NamespaceTerminating. */
   terminateNamespace(namespace: string, options?: { markPodsDeleted?: boolean }): void;
   injectFault(fault: FaultInjection): void;
@@ -417,7 +426,12 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
     return problems;
   }
 
-  function patchNode(name: string, contentType: string | undefined, body: unknown, dryRun: boolean): FakeNode {
+  function patchNode(
+    name: string,
+    contentType: string | undefined,
+    body: unknown,
+    dryRun: boolean,
+  ): FakeNode {
     if (!contentType || !(PATCH_TYPES as readonly string[]).includes(contentType)) {
       throw new HttpError(
         415,
@@ -501,7 +515,8 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
   /** A list answer with limit/continue paging as the API server does it (continue = the next index). */
   function page<T>(kind: string, items: T[], query: Record<string, string>) {
     const start = query.continue ? Number(Buffer.from(query.continue, 'base64url').toString('utf8')) : 0;
-    if (!Number.isInteger(start) || start < 0) throw new HttpError(400, 'BadRequest', 'invalid continue token');
+    if (!Number.isInteger(start) || start < 0)
+      throw new HttpError(400, 'BadRequest', 'invalid continue token');
     const limit = query.limit ? Number(query.limit) : 0;
     const end = limit > 0 ? start + limit : items.length;
     const more = end < items.length;
@@ -510,7 +525,12 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
       apiVersion: 'v1',
       metadata: {
         resourceVersion: String(revision),
-        ...(more ? { continue: Buffer.from(String(end)).toString('base64url'), remainingItemCount: items.length - end } : {}),
+        ...(more
+          ? {
+              continue: Buffer.from(String(end)).toString('base64url'),
+              remainingItemCount: items.length - end,
+            }
+          : {}),
       },
       items: items.slice(start, end),
     };
@@ -519,7 +539,9 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
   function listPods(query: Record<string, string>, namespace?: string) {
     // Every listing is a read of each terminating pod it shows (see terminationReads).
     for (const key of [...terminationReadsLeft.keys()]) readPod(key);
-    let items = [...pods.values()].filter((pod) => namespace === undefined || pod.metadata.namespace === namespace);
+    let items = [...pods.values()].filter(
+      (pod) => namespace === undefined || pod.metadata.namespace === namespace,
+    );
     const selector = query.fieldSelector;
     if (selector) {
       for (const term of selector.split(',')) {
@@ -540,7 +562,8 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
 
   function isDryRun(query: Record<string, string>, body?: unknown): boolean {
     if (query.dryRun !== undefined) {
-      if (query.dryRun !== 'All') throw new HttpError(400, 'BadRequest', `Invalid dry run value: ${query.dryRun}`);
+      if (query.dryRun !== 'All')
+        throw new HttpError(400, 'BadRequest', `Invalid dry run value: ${query.dryRun}`);
       return true;
     }
     const options = (body as { deleteOptions?: { dryRun?: unknown }; dryRun?: unknown } | undefined) ?? {};
@@ -606,14 +629,19 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
     // As the API server: a pod already being deleted is not checked against its budget again.
     if (!pod.metadata.deletionTimestamp) {
       const refuse = (budget: string) => {
-        throw new HttpError(429, 'TooManyRequests', "Cannot evict pod as it would violate the pod's disruption budget.", {
-          causes: [
-            {
-              reason: 'DisruptionBudget',
-              message: `The disruption budget ${budget} needs 1 healthy pods and has 1 currently`,
-            },
-          ],
-        });
+        throw new HttpError(
+          429,
+          'TooManyRequests',
+          "Cannot evict pod as it would violate the pod's disruption budget.",
+          {
+            causes: [
+              {
+                reason: 'DisruptionBudget',
+                message: `The disruption budget ${budget} needs 1 healthy pods and has 1 currently`,
+              },
+            ],
+          },
+        );
       };
       const blocked = blockedEvictions.get(key);
       if (blocked && blocked.times > 0) {
@@ -640,7 +668,8 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
     const pod = pods.get(key);
     if (!pod) throw new HttpError(404, 'NotFound', `pods "${name}" not found`, { name, kind: 'pods' });
     const options = (body as { gracePeriodSeconds?: number } | undefined) ?? {};
-    const grace = query.gracePeriodSeconds !== undefined ? Number(query.gracePeriodSeconds) : options.gracePeriodSeconds;
+    const grace =
+      query.gracePeriodSeconds !== undefined ? Number(query.gracePeriodSeconds) : options.gracePeriodSeconds;
     const answer = structuredClone(pod);
     if (!isDryRun(query, body)) startDeletion(key, grace);
     return answer;
@@ -693,7 +722,9 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
           kind: 'APIResourceList',
           groupVersion: 'policy/v1',
           resources: [
-            resource('poddisruptionbudgets', 'PodDisruptionBudget', true, ['get', 'list'], { shortNames: ['pdb'] }),
+            resource('poddisruptionbudgets', 'PodDisruptionBudget', true, ['get', 'list'], {
+              shortNames: ['pdb'],
+            }),
           ],
         };
       default:
@@ -712,7 +743,8 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
     if ((match = /^\/api\/v1\/nodes\/([^/]+)$/.exec(path))) {
       const name = match[1]!;
       if (method === 'GET') return { status: 200, body: requireNode(name) };
-      if (method === 'PATCH') return { status: 200, body: patchNode(name, contentType, body, isDryRun(query)) };
+      if (method === 'PATCH')
+        return { status: 200, body: patchNode(name, contentType, body, isDryRun(query)) };
       throw new HttpError(
         405,
         'MethodNotAllowed',
@@ -744,7 +776,10 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
     ) {
       return { status: 201, body: evict(match[1]!, match[2]!, contentType, body, query) };
     }
-    if ((match = /^\/apis\/apps\/v1\/namespaces\/([^/]+)\/daemonsets\/([^/]+)$/.exec(path)) && method === 'GET') {
+    if (
+      (match = /^\/apis\/apps\/v1\/namespaces\/([^/]+)\/daemonsets\/([^/]+)$/.exec(path)) &&
+      method === 'GET'
+    ) {
       if (!daemonSets.has(`${match[1]}/${match[2]}`)) {
         throw new HttpError(404, 'NotFound', `daemonsets.apps "${match[2]}" not found`, {
           name: match[2],
@@ -844,7 +879,7 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
     response.end(JSON.stringify(payload));
   }
 
-  const server = createServer((request, response) => {
+  const listener = (request: IncomingMessage, response: ServerResponse) => {
     handle(request, response).catch((error: unknown) => {
       response.writeHead(500, { 'content-type': 'application/json' });
       response.end(
@@ -853,12 +888,21 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
         ),
       );
     });
-  });
+  };
+  const certificate = options.tls
+    ? await generateCertificate([{ name: 'commonName', value: '127.0.0.1' }], {
+        keySize: 2048,
+        extensions: [{ name: 'subjectAltName', altNames: [{ type: 7, ip: '127.0.0.1' }] }],
+      })
+    : undefined;
+  const server = certificate
+    ? createHttpsServer({ key: certificate.private, cert: certificate.cert }, listener)
+    : createServer(listener);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => resolve());
   });
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const url = `${certificate ? 'https' : 'http'}://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const dir = await mkdtemp(join(tmpdir(), 'nodebatch-fake-kube-'));
   const kubeconfigPath = join(dir, 'kubeconfig');
   // JSON is YAML, so client-node and kubectl read this as any kubeconfig.
@@ -867,8 +911,15 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
     JSON.stringify({
       apiVersion: 'v1',
       kind: 'Config',
-      // client-node refuses plain http unless TLS verification is explicitly off.
-      clusters: [{ name: 'fake', cluster: { server: url, 'insecure-skip-tls-verify': true } }],
+      clusters: [
+        {
+          name: 'fake',
+          cluster: certificate
+            ? { server: url, 'certificate-authority-data': Buffer.from(certificate.cert).toString('base64') }
+            : // client-node refuses plain http unless TLS verification is explicitly off.
+              { server: url, 'insecure-skip-tls-verify': true },
+        },
+      ],
       users: [{ name: 'fake-user', user: { token } }],
       contexts: [{ name: 'fake', context: { cluster: 'fake', user: 'fake-user' } }],
       'current-context': 'fake',
@@ -903,7 +954,8 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
     terminateNamespace(namespace, terminateOptions) {
       terminatingNamespaces.add(namespace);
       if (terminateOptions?.markPodsDeleted ?? true) {
-        for (const [key, pod] of pods) if (pod.metadata.namespace === namespace) startDeletion(key, undefined);
+        for (const [key, pod] of pods)
+          if (pod.metadata.namespace === namespace) startDeletion(key, undefined);
       }
     },
     injectFault(fault) {
