@@ -1,4 +1,3 @@
-import { isInKubernetes } from './kubernetes.js';
 import { CLUSTER_MODES, LOG_LEVELS, NOTIFY_TYPES, ROLES, SSL_MODES } from './nodebatch-config.js';
 import {
   boolean,
@@ -303,9 +302,10 @@ export const CONFIG_FIELDS: readonly ConfigField[] = [
     key: 'cluster.mode',
     env: ['NODEBATCH_CLUSTER'],
     value: oneOf(CLUSTER_MODES),
-    // Inside a cluster the default is the real thing: silently simulating
-    // node operations there would report drains that never happened.
-    default: (env) => (isInKubernetes(env) ? 'kubernetes' : 'simulated'),
+    // Always the real thing unless asked: silently simulating node operations
+    // would report drains that never happened. Without a kubeconfig or a
+    // service account the worker then refuses to start, saying how to fix it.
+    default: () => 'kubernetes',
   },
   { key: 'cluster.simNodes', env: ['NODEBATCH_SIM_NODES'], value: integer(1, 100_000), default: () => 50 },
   {
