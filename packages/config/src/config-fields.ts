@@ -299,6 +299,24 @@ export const CONFIG_FIELDS: readonly ConfigField[] = [
     default: () => 600,
   },
   {
+    key: 'limits.maxBatchNodes',
+    env: ['LIMIT_BATCH_NODES'],
+    value: integer(1, 5000),
+    default: () => 5000,
+  },
+  {
+    key: 'limits.maxDrainConcurrency',
+    env: ['LIMIT_DRAIN_CONCURRENCY'],
+    value: integer(1, 1000),
+    default: () => 10,
+  },
+  {
+    key: 'limits.maxConcurrency',
+    env: ['LIMIT_CONCURRENCY'],
+    value: integer(1, 1000),
+    default: () => 100,
+  },
+  {
     key: 'cluster.mode',
     env: ['NODEBATCH_CLUSTER'],
     value: oneOf(CLUSTER_MODES),
