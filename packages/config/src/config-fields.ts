@@ -349,8 +349,18 @@ export const CONFIG_FIELDS: readonly ConfigField[] = [
   },
 ];
 
-/** Variables read besides the per-key ones. */
-const GLOBAL_ENV_VARS = ['CONFIG_FILE', 'DATABASE_URL', 'DB_LISTEN_URL', 'REDIS_URL'] as const;
+/**
+ * Variables read besides the per-key ones. KUBERNETES_SERVICE_HOST is set by
+ * Kubernetes in every pod: inside one, a database host left at its default
+ * earns a warning instead of a quiet dial to localhost.
+ */
+const GLOBAL_ENV_VARS = [
+  'CONFIG_FILE',
+  'DATABASE_URL',
+  'DB_LISTEN_URL',
+  'REDIS_URL',
+  'KUBERNETES_SERVICE_HOST',
+] as const;
 
 /**
  * Every environment variable nodebatch reads. Deployment tests check the

@@ -66,7 +66,7 @@ export async function api(
   method: string,
   path: string,
   options: { token?: string; body?: unknown; headers?: Record<string, string> } = {},
-): Promise<{ status: number; body: ResponseBody }> {
+): Promise<{ status: number; body: ResponseBody; headers: Headers }> {
   const headers: Record<string, string> = { ...options.headers };
   if (options.token) headers.authorization = `Bearer ${options.token}`;
   if (options.body !== undefined) headers['content-type'] = 'application/json';
@@ -82,5 +82,5 @@ export async function api(
   } catch {
     // Not JSON (metrics, the page): the text is the body.
   }
-  return { status: response.status, body };
+  return { status: response.status, body, headers: response.headers };
 }
