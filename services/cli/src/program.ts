@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { registerAuditCommand } from './commands/audit.js';
 import { registerBatchCommands } from './commands/batch.js';
 import { registerConfigCommand } from './commands/config.js';
 import { registerDemoCommand } from './commands/demo.js';
@@ -25,5 +26,6 @@ export function createProgram(): Command {
   registerDemoCommand(program);
   registerBatchCommands(program);
   registerTaskCommands(program);
+  registerAuditCommand(program);
   return program;
 }
