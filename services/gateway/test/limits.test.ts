@@ -6,8 +6,8 @@ import type { TestDatabase } from '@nodebatch/testkit';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import type { GatewayHandle } from '../src/gateway.js';
-import { openSse } from '../src/sse-client.js';
-import type { SseConnection } from '../src/sse-client.js';
+import { recordEventStream } from '@nodebatch/client/testing';
+import type { EventStreamRecording } from '@nodebatch/client/testing';
 import type { ResponseBody } from './support.js';
 import { api, startProducer, startTestGateway, testConfig, tokenFor } from './support.js';
 
@@ -84,13 +84,13 @@ describe('resume positions', () => {
       expect(response.status, header).toBe(400);
       expect(response.body).toMatchObject({ code: 'INVALID_REQUEST', field: 'header.last-event-id' });
     }
-    const edge = await openSse(streamUrl(taskId, '?after=2147483647'), { headers: bearer(alice) });
+    const edge = await recordEventStream(streamUrl(taskId, '?after=2147483647'), { headers: bearer(alice) });
     edge.close();
   });
 
   it('streams from the start when a browser sends a bad Last-Event-ID', async () => {
     const taskId = await finished();
-    const stream = await openSse(streamUrl(taskId), {
+    const stream = await recordEventStream(streamUrl(taskId), {
       headers: { cookie: `nodebatch_token=${alice}`, 'last-event-id': '99999999999999999999' },
     });
     expect(await stream.ended).toBe(true);
@@ -145,9 +145,9 @@ describe('connection caps and rates', () => {
   it('caps open streams per user (429) and in total (503), with Retry-After, and frees a slot on close', async () => {
     const taskId = await submit(alice);
     const bobsTask = await submit(bob);
-    const open: SseConnection[] = [];
-    open.push(await openSse(streamUrl(taskId), { headers: bearer(alice) }));
-    open.push(await openSse(streamUrl(taskId), { headers: bearer(alice) }));
+    const open: EventStreamRecording[] = [];
+    open.push(await recordEventStream(streamUrl(taskId), { headers: bearer(alice) }));
+    open.push(await recordEventStream(streamUrl(taskId), { headers: bearer(alice) }));
     const third = await fetch(streamUrl(taskId), { headers: bearer(alice) });
     expect(third.status).toBe(429);
     expect(third.headers.get('retry-after')).toBe('5');
@@ -155,7 +155,7 @@ describe('connection caps and rates', () => {
     const upgrade = openWs(alice);
     await expect(upgrade.opened).rejects.toThrow('HTTP 429');
 
-    open.push(await openSse(streamUrl(bobsTask), { headers: bearer(bob) }));
+    open.push(await recordEventStream(streamUrl(bobsTask), { headers: bearer(bob) }));
     const full = await fetch(streamUrl(bobsTask), { headers: bearer(admin) });
     expect(full.status).toBe(503);
     expect(full.headers.get('retry-after')).toBe('5');
@@ -163,7 +163,7 @@ describe('connection caps and rates', () => {
 
     open[0]!.close();
     await vi.waitFor(async () => {
-      const again = await openSse(streamUrl(taskId), { headers: bearer(alice) });
+      const again = await recordEventStream(streamUrl(taskId), { headers: bearer(alice) });
       open.push(again);
     });
     for (const stream of open) stream.close();
