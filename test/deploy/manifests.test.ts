@@ -196,3 +196,26 @@ describe('deploy/kubernetes manifests', () => {
     ]);
   });
 });
+
+describe('the Dockerfile', () => {
+  const dockerfile = readFileSync(join(deployDir, '..', '..', 'Dockerfile'), 'utf8');
+  const pinned = (
+    JSON.parse(readFileSync(join(deployDir, '..', '..', 'package.json'), 'utf8')) as {
+      nodeRuntime: { version: string };
+    }
+  ).nodeRuntime.version;
+
+  it('builds and runs on the major of the pinned Node.js LTS, on the official Debian slim image', () => {
+    const bases = [...dockerfile.matchAll(/^FROM\s+(\S+)/gm)].map((match) => match[1]);
+    expect(bases.length).toBeGreaterThanOrEqual(2);
+    const major = pinned.split('.')[0];
+    for (const base of bases) expect(base).toMatch(new RegExp(`^node:${major}(\\.\\d+){0,2}-bookworm-slim$`));
+    expect(major).toBe('24');
+  });
+
+  it('builds with the pinned Node.js through the bootstrap, not the image’s own', () => {
+    const runs = dockerfile.match(/^RUN[\s\S]*?[^\\]$/m)?.[0] ?? '';
+    expect(runs).toMatch(/node scripts\/bootstrap\.mjs pnpm exec turbo run build/);
+    expect(runs).not.toMatch(/\.tools\/node_modules\/\.bin\/pnpm/);
+  });
+});
