@@ -19,3 +19,4 @@ export * from './drain-filters.js';
 export { validateDrainOptions } from './kubernetes-drain.js';
 export * from './cordon-reason.js';
 export { systemClock, backoffDelay, type Clock } from './clock.js';
+export * from './node-inventory.js';
