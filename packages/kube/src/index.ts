@@ -8,4 +8,4 @@ export * from './kubernetes-api-calls.js';
 export * from './load-kube-config.js';
 export * from './create-node-operator.js';
 export { mergeTaints, removeTaintRefs } from './taints.js';
-export { systemClock, backoffDelay, type Clock } from './clock.js';
+export { systemClock, type Clock } from './clock.js';

@@ -10,7 +10,7 @@ import {
   type V1Taint,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { backoffDelay, systemClock, type Clock } from './clock.js';
+import { evictionDelay, systemClock, type Clock } from './clock.js';
 import {
   DrainTimeoutError,
   InvalidNodeInputError,
@@ -303,7 +303,7 @@ export class KubernetesNodeOperator implements NodeOperator {
             target: 'other',
           });
         }
-        const delay = Math.min(left, backoffDelay(attempt, this.#evictionBackoff, this.#random));
+        const delay = Math.min(left, evictionDelay(attempt, this.#evictionBackoff, this.#random));
         this.#logger?.debug(
           { node, pod: pod.key, status, attempt, delayMs: delay },
           'eviction refused, retrying',

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { backoffDelay, systemClock, type Clock } from './clock.js';
+import { evictionDelay, systemClock, type Clock } from './clock.js';
 import { DrainTimeoutError, KubeOperationError, OperationAbortedError } from './errors.js';
 import type {
   DrainOptions,
@@ -222,7 +222,7 @@ export class SimulatedCluster implements NodeOperator {
       const blocked = this.#blockedEvictions.get(key) ?? 0;
       if (blocked <= 0) break;
       this.#blockedEvictions.set(key, blocked - 1);
-      const delay = backoffDelay(attempt, this.#evictionBackoff, this.#random);
+      const delay = evictionDelay(attempt, this.#evictionBackoff, this.#random);
       if (this.#clock.now() + delay > context.deadline) {
         throw new DrainTimeoutError(node, context.timeoutMs, context.remaining.map(podKey));
       }

@@ -11,3 +11,4 @@ export * from './notifier/index.js';
 export * from './read-task-events.js';
 export * from './scheduler.js';
 export * from './watch-counts.js';
+export * from './lib.js';

@@ -4,7 +4,7 @@ import fastifyCookie from '@fastify/cookie';
 import fastifyWebsocket from '@fastify/websocket';
 import { TASK_SUMMARY_STATUSES } from '@nodebatch/event-store';
 import { InvalidNodeInputError, validateBatchParams } from '@nodebatch/kube';
-import { TaskAlreadyEndedError, loadTaskState } from '@nodebatch/progress';
+import { TaskAlreadyEndedError, causeChain, loadTaskState, withTimeout } from '@nodebatch/progress';
 import type { StoredEventOf } from '@nodebatch/progress';
 import Fastify, { LogController } from 'fastify';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -399,7 +399,8 @@ function sendError(
 
 /** Connection refused/lost/timed out, or PostgreSQL shutting down (57P0x) or a connection exception (08xxx). */
 function isDatabaseUnavailable(error: unknown): boolean {
-  for (let current = error, depth = 0; current instanceof Error && depth < 5; depth++) {
+  for (const current of causeChain(error)) {
+    if (!(current instanceof Error)) continue;
     const code = (current as { code?: unknown }).code;
     if (
       typeof code === 'string' &&
@@ -408,21 +409,6 @@ function isDatabaseUnavailable(error: unknown): boolean {
       return true;
     }
     if (/timeout exceeded when trying to connect|Connection terminated/i.test(current.message)) return true;
-    current = current.cause;
   }
   return false;
-}
-
-async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_resolve, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
