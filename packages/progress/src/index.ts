@@ -12,3 +12,4 @@ export * from './read-task-events.js';
 export * from './scheduler.js';
 export * from './watch-counts.js';
 export * from './lib.js';
+export * from './event-log-rules.js';
