@@ -1,7 +1,7 @@
 /**
  * Test doubles and suites for code built on @nodebatch/progress; never
- * imported by production code. `eventStoreContract`
- * is the suite every EventStore runs against its real
+ * imported by production code. `eventStoreContract` and `transportContract`
+ * are the suites every EventStore and every Transport runs against its real
  * server.
  */
 export * from './event-store-contract.js';
@@ -11,4 +11,5 @@ export * from './manual-scheduler.js';
 export * from './random.js';
 export * from './stored-events.js';
 export * from './subscribers.js';
+export * from './transport-contract.js';
 export * from './unreliable-hint-source.js';
