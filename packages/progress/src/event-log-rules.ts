@@ -12,6 +12,12 @@ import { EventDataSchemas, isTerminalType, type EventType, type NewEvent } from 
 export const DEFAULT_MAX_EVENT_BYTES = 64 * 1024;
 
 /**
+ * Largest `data` of a TaskCreated event by default, in bytes of JSON: it
+ * names every node of the batch, so it may be larger than progress events.
+ */
+export const DEFAULT_MAX_TASK_CREATED_BYTES = 1024 * 1024;
+
+/**
  * One event's data is larger than the store accepts. The limit keeps rows
  * small enough for fast reads and for transports that carry whole events
  * (PostgreSQL NOTIFY payloads stop at 8000 bytes); large outputs belong
@@ -57,6 +63,7 @@ export function validateEvents(
   taskId: string,
   events: readonly NewEvent[],
   maxEventBytes: number = DEFAULT_MAX_EVENT_BYTES,
+  maxTaskCreatedBytes: number = maxEventBytes,
 ): ValidatedEvent[] {
   if (!TaskIdSchema.safeParse(taskId).success) {
     throw new InvalidEventError(`task id ${JSON.stringify(taskId)} must be a string of 1 to 255 characters`);
@@ -92,8 +99,8 @@ export function validateEvents(
       time = new Date(event.time).toISOString();
     }
     const bytes = Buffer.byteLength(JSON.stringify(parsed.data), 'utf8');
-    if (bytes > maxEventBytes)
-      throw new EventTooLargeError(taskId, index, type as string, bytes, maxEventBytes);
+    const limit = type === 'TaskCreated' ? maxTaskCreatedBytes : maxEventBytes;
+    if (bytes > limit) throw new EventTooLargeError(taskId, index, type as string, bytes, limit);
     return { type: type as EventType, data: parsed.data, time };
   });
 }

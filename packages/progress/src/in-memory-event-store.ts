@@ -1,6 +1,12 @@
 import { Subject, type Observable } from 'rxjs';
 import { NodebatchError, StaleSequenceError, UnknownTaskError } from './errors.js';
-import { DEFAULT_MAX_EVENT_BYTES, checkInteger, checkLogRules, validateEvents } from './event-log-rules.js';
+import {
+  DEFAULT_MAX_EVENT_BYTES,
+  DEFAULT_MAX_TASK_CREATED_BYTES,
+  checkInteger,
+  checkLogRules,
+  validateEvents,
+} from './event-log-rules.js';
 import { isTerminalType, type NewEvent, type StoredEvent } from './events.js';
 import type {
   AppendOptions,
@@ -18,6 +24,8 @@ export interface InMemoryEventStoreOptions {
   now?: () => Date;
   /** Largest `data` of one event, in bytes of JSON. Default 65536 (64 KiB), as the PostgreSQL store. */
   maxEventBytes?: number;
+  /** Largest `data` of a TaskCreated event. Default 1 MiB, as the PostgreSQL store. */
+  maxTaskCreatedBytes?: number;
 }
 
 /** An append hook asked the in-memory store to run SQL, which it does not have. */
@@ -49,6 +57,7 @@ export class InMemoryEventStore implements EventStore {
   readonly #pageSize: number;
   readonly #now: () => Date;
   readonly #maxEventBytes: number;
+  readonly #maxTaskCreatedBytes: number;
   readonly #tasks = new Map<string, StoredEvent[]>();
   /** Committed events in position order. */
   readonly #log: StoredEvent[] = [];
@@ -66,6 +75,7 @@ export class InMemoryEventStore implements EventStore {
     this.#pageSize = options.pageSize ?? 1000;
     this.#now = options.now ?? (() => new Date());
     this.#maxEventBytes = options.maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES;
+    this.#maxTaskCreatedBytes = options.maxTaskCreatedBytes ?? DEFAULT_MAX_TASK_CREATED_BYTES;
   }
 
   append(taskId: string, events: readonly NewEvent[], options: AppendOptions = {}): Promise<StoredEvent[]> {
@@ -88,7 +98,7 @@ export class InMemoryEventStore implements EventStore {
     options: AppendOptions,
   ): Promise<StoredEvent[]> {
     // The PostgreSQL store's order of checks, so both fail the same way on the same input.
-    const validated = validateEvents(taskId, events, this.#maxEventBytes);
+    const validated = validateEvents(taskId, events, this.#maxEventBytes, this.#maxTaskCreatedBytes);
     if (validated.length === 0) return [];
     const existing = this.#tasks.get(taskId) ?? [];
     const lastSeq = existing.length;
