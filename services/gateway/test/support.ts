@@ -12,7 +12,11 @@ import type { GatewayHandle, StartGatewayOptions } from '../src/gateway.js';
 export const JWT_SECRET = 'gateway-test-secret-0123456789abcdef';
 
 /** A signed HS256 token as an identity provider would issue it. */
-export function tokenFor(sub: string, role: 'admin' | 'user' = 'user', secret = JWT_SECRET): Promise<string> {
+export function tokenFor(
+  sub: string,
+  role: 'admin' | 'operator' | 'viewer' | 'user' = 'user',
+  secret = JWT_SECRET,
+): Promise<string> {
   return new SignJWT({ role })
     .setProtectedHeader({ alg: 'HS256' })
     .setSubject(sub)

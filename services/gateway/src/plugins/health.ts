@@ -1,15 +1,26 @@
+import { withTimeout } from '@nodebatch/progress';
 import type { FastifyInstance } from 'fastify';
-import type { GatewayContext } from '../gateway-context.js';
+import type { GatewayServices } from '../services.js';
+import type { GatewayMetrics } from '../metrics.js';
 
 export interface HealthPluginOptions {
-  context: GatewayContext;
+  services: Pick<GatewayServices, 'database' | 'notifier'>;
+  metrics: GatewayMetrics;
   /** Milliseconds /readyz waits for the database. */
   readinessTimeoutMs: number;
+  /**
+   * `detailed`: /readyz with the reason and NotifierInfo, and /metrics.
+   * `public`: /readyz says only ready or not, and no /metrics; for the
+   * public port when METRICS_PORT serves the details (database host names
+   * are in the reason).
+   */
+  detail: 'detailed' | 'public';
 }
 
-/** /healthz (the process runs), /readyz (the database answers; NotifierInfo) and /metrics. */
+/** /healthz (the process runs), /readyz (the database answers) and, when detailed, /metrics. */
 export async function healthPlugin(app: FastifyInstance, options: HealthPluginOptions): Promise<void> {
-  const { services, metrics } = options.context;
+  const { services, metrics } = options;
+  const detailed = options.detail === 'detailed';
 
   app.get('/healthz', { config: { public: true } }, () => ({ status: 'ok' }));
 
@@ -21,26 +32,19 @@ export async function healthPlugin(app: FastifyInstance, options: HealthPluginOp
       const reason = `database unavailable: ${(err as Error).message}`;
       return reply
         .code(503)
-        .send({ status: 'unavailable', reason, database: { ok: false, error: reason }, notifier });
+        .send(
+          detailed
+            ? { status: 'unavailable', reason, database: { ok: false, error: reason }, notifier }
+            : { status: 'unavailable' },
+        );
     }
-    return { status: 'ready', reason: null, database: { ok: true }, notifier };
+    return detailed
+      ? { status: 'ready', reason: null, database: { ok: true }, notifier }
+      : { status: 'ready' };
   });
 
+  if (!detailed) return;
   app.get('/metrics', { config: { public: true } }, async (_request, reply) => {
     return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
-}
-
-async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_resolve, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }

@@ -1,10 +1,13 @@
+import { UnknownTaskError } from '@nodebatch/progress';
 import type { FastifyRequest } from 'fastify';
+import { tap } from 'rxjs';
 import { z } from 'zod';
+import { InvalidRequestError } from '../errors.js';
 import { authorizeTask } from '../gateway-context.js';
 import type { GatewayContext, GatewayPlugin } from '../gateway-context.js';
 import { streamEventsOverSse } from '../sse-stream.js';
 import type { OpenStream, SseStreamOptions } from '../sse-stream.js';
-import { runWebSocketSession } from '../ws-session.js';
+import { MAX_SEQ, runWebSocketSession } from '../ws-session.js';
 import type { WebSocketSessionOptions } from '../ws-session.js';
 import { TaskParamsSchema } from './tasks.js';
 
@@ -17,14 +20,32 @@ export interface StreamsPluginOptions {
 }
 
 const StreamQuerySchema = z.object({
-  after: z.coerce.number().int().nonnegative().optional(),
+  // Seqs are PostgreSQL integers: a larger `after` is a mistake, not a query.
+  after: z.coerce.number().int().min(0).max(MAX_SEQ).optional(),
   token: z.string().optional(),
 });
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Gives back the stream slot taken for this request (WebSocket upgrades). */
+    releaseStream?: () => void;
+  }
+}
 
 /** Progress streams: Server-Sent Events per task and one WebSocket carrying any number of tasks. */
 export const streamsPlugin: GatewayPlugin<StreamsPluginOptions> = async (app, options) => {
   const { context } = options;
-  const { services, metrics, openStreams } = context;
+  const { services, metrics, openStreams, owners, streamLimiter } = context;
+
+  /** The task's events; a task found gone mid-stream is forgotten so the reconnect answers 410. */
+  const taskEvents$ = (taskId: string, after: number | undefined) =>
+    services.streams.events$(taskId, after === undefined ? {} : { after }).pipe(
+      tap({
+        error: (err: unknown) => {
+          if (err instanceof UnknownTaskError) owners.forget(taskId);
+        },
+      }),
+    );
 
   app.get(
     '/api/v1/tasks/:id/events',
@@ -34,20 +55,25 @@ export const streamsPlugin: GatewayPlugin<StreamsPluginOptions> = async (app, op
     },
     async (request, reply) => {
       const taskId = request.params.id;
-      await authorizeTask(context, taskId, request.principal!);
+      const principal = request.principal!;
+      await authorizeTask(context, taskId, principal);
       // EventSource sends Last-Event-ID when it reconnects to the URL it first
       // opened, so the header is newer than a ?after= in that URL.
-      const after = parseLastEventId(request.headers['last-event-id']) ?? request.query.after ?? 0;
+      const after = lastEventId(request) ?? request.query.after ?? 0;
+      const release = streamLimiter.acquire(principal.userId);
       reply.hijack();
       const stream = streamEventsOverSse(
         {
           response: reply.raw,
-          events$: services.streams.events$(taskId, { after }),
+          events$: taskEvents$(taskId, after),
           options: options.sse,
           metrics,
           logger: request.log.child({ taskId }),
         },
-        (closed) => openStreams.delete(closed),
+        (closed) => {
+          openStreams.delete(closed);
+          release();
+        },
       );
       openStreams.add(stream);
     },
@@ -65,10 +91,14 @@ export const streamsPlugin: GatewayPlugin<StreamsPluginOptions> = async (app, op
             code: 'ORIGIN_NOT_ALLOWED',
             message: `origin ${JSON.stringify(request.headers.origin)} may not open a WebSocket; add it to ALLOWED_ORIGINS`,
           });
+          return;
         }
+        // Taken before the upgrade so that a refusal is an HTTP 429/503 the client can read.
+        request.releaseStream = streamLimiter.acquire(request.principal!.userId);
       },
     },
     (socket, request) => {
+      const release = request.releaseStream ?? (() => {});
       const close = runWebSocketSession({
         socket,
         connection: request.raw.socket,
@@ -76,22 +106,36 @@ export const streamsPlugin: GatewayPlugin<StreamsPluginOptions> = async (app, op
         authorize: async (taskId, principal) => {
           await authorizeTask(context, taskId, principal);
         },
-        events$: (taskId, after) => services.streams.events$(taskId, after === undefined ? {} : { after }),
+        events$: taskEvents$,
+        takeSubscribe: (userId) => context.subscribes.take(userId),
         options: options.ws,
         metrics,
         logger: request.log,
       });
       const stream: OpenStream = { end: close };
       openStreams.add(stream);
-      socket.on('close', () => openStreams.delete(stream));
+      socket.on('close', () => {
+        openStreams.delete(stream);
+        release();
+      });
     },
   );
 };
 
-function parseLastEventId(value: string | string[] | undefined): number | undefined {
-  const text = Array.isArray(value) ? value[0] : value;
-  if (text === undefined || !/^\d+$/.test(text.trim())) return undefined;
-  return Number(text.trim());
+/**
+ * Last-Event-ID as a seq. A value that is not one is a 400 naming the header,
+ * except from a browser's EventSource (it cannot set headers, so it carries
+ * its token in the URL or a cookie): it only echoes ids we sent and cannot be
+ * told to change, so a bad one came from something in between, and the safe
+ * answer is the whole stream (the page folds from the start).
+ */
+function lastEventId(request: FastifyRequest): number | undefined {
+  const value = request.headers['last-event-id'];
+  const text = (Array.isArray(value) ? value[0] : value)?.trim();
+  if (text === undefined || text === '') return undefined;
+  if (/^\d{1,10}$/.test(text) && Number(text) <= MAX_SEQ) return Number(text);
+  if (request.tokenSource === 'query' || request.tokenSource === 'cookie') return 0;
+  throw new InvalidRequestError('header.last-event-id', `expected an integer 0-${MAX_SEQ} (a seq)`);
 }
 
 /**
