@@ -59,12 +59,14 @@ export interface NodeTaint {
 /** One node of `GET /api/v1/nodes`. */
 export interface NodeInfo {
   name: string;
-  ready?: boolean;
+  /** The Ready condition's status. */
+  ready?: 'True' | 'False' | 'Unknown';
   schedulable?: boolean;
   roles?: string[];
   labels?: Record<string, string>;
   taints?: NodeTaint[];
-  cordonReason?: string | null;
+  /** Who cordoned it, when and why (a cordon with a reason). */
+  cordonReason?: { reason: string; by: string; at?: string } | null;
   cluster?: string;
   [more: string]: unknown;
 }

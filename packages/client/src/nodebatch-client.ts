@@ -98,7 +98,8 @@ export class NodebatchClient {
   /** The cluster's nodes, optionally filtered by a label selector. */
   async listNodes(query: ListNodesQuery = {}): Promise<NodeInfo[]> {
     const body = await this.#request('GET', '/api/v1/nodes', { query, idempotent: true });
-    return requireArray(body, 'nodes', 'GET /api/v1/nodes') as NodeInfo[];
+    // The gateway pages the listing as `{items, continue?}`.
+    return requireArray(body, 'items', 'GET /api/v1/nodes') as NodeInfo[];
   }
 
   /** One page of the audit trail, newest first (admins); pass `nextCursor` as `before` for the next. */

@@ -128,10 +128,10 @@ function nodeTable(nodes: readonly NodeInfo[]): string {
     ['NAME', 'READY', 'SCHEDULABLE', 'TAINTS', 'CORDON REASON'],
     nodes.map((node) => [
       node.name,
-      node.ready === undefined ? '' : String(node.ready),
+      node.ready ?? '',
       node.schedulable === undefined ? '' : String(node.schedulable),
       (node.taints ?? []).map((t) => `${t.key}${t.value ? `=${t.value}` : ''}:${t.effect}`).join(','),
-      node.cordonReason ?? '',
+      node.cordonReason ? `${node.cordonReason.reason} (${node.cordonReason.by})` : '',
     ]),
   );
 }
