@@ -1,5 +1,5 @@
 import { eventStoreContract } from '@nodebatch/progress/testing';
-import { createStoreFixture } from './test-support/store-fixture.js';
+import { createStoreFixture } from './testing/store-fixture.js';
 
 eventStoreContract('PostgreSQL event store', {
   create: async (limits) => {

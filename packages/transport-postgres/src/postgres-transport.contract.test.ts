@@ -1,31 +1,17 @@
-import { createEventStore, runMigrations } from '@nodebatch/event-store';
+import { createStoreFixture, type StoreFixture } from '@nodebatch/event-store/testing';
 import { transportContract } from '@nodebatch/progress/testing';
-import { createTestDatabase, uniqueName } from '@nodebatch/testkit';
-import pg from 'pg';
+import { uniqueName } from '@nodebatch/testkit';
 import { pino } from 'pino';
 import { createPostgresTransport } from './postgres-transport.js';
 
-let pool: pg.Pool;
-let url: string;
+let fixture: StoreFixture;
 
 transportContract('postgres', {
-  setup: async () => {
-    const db = await createTestDatabase({ prefix: 'tpgc' });
-    url = db.url;
-    pool = new pg.Pool({ connectionString: db.url, max: 4 });
-    await runMigrations(pool);
-    return {
-      store: createEventStore({ pool }),
-      close: async () => {
-        await pool.end();
-        await db.drop();
-      },
-    };
-  },
+  setup: async () => (fixture = await createStoreFixture()),
   create: (store) =>
     createPostgresTransport({
-      pool,
-      connection: { connectionString: url, application_name: uniqueName('listener') },
+      pool: fixture.pool,
+      connection: { connectionString: fixture.database.url, application_name: uniqueName('listener') },
       store,
       channel: uniqueName('progress'),
       logger: pino({ level: 'silent' }),

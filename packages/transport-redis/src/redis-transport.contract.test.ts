@@ -1,25 +1,13 @@
-import { createEventStore, runMigrations } from '@nodebatch/event-store';
+import { createStoreFixture } from '@nodebatch/event-store/testing';
 import { transportContract } from '@nodebatch/progress/testing';
-import { createTestDatabase, sharedRedisUrl, uniqueName } from '@nodebatch/testkit';
-import pg from 'pg';
+import { sharedRedisUrl, uniqueName } from '@nodebatch/testkit';
 import { pino } from 'pino';
 import { createRedisTransport } from './redis-transport.js';
 
 const url = new URL(sharedRedisUrl());
 
 transportContract('redis', {
-  setup: async () => {
-    const db = await createTestDatabase({ prefix: 'tredisc' });
-    const pool = new pg.Pool({ connectionString: db.url, max: 4 });
-    await runMigrations(pool);
-    return {
-      store: createEventStore({ pool }),
-      close: async () => {
-        await pool.end();
-        await db.drop();
-      },
-    };
-  },
+  setup: () => createStoreFixture(),
   create: (store) =>
     createRedisTransport({
       redis: { host: url.hostname, port: Number(url.port || 6379) },
