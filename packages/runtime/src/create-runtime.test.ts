@@ -1,6 +1,6 @@
 import { pino } from 'pino';
 import { filter, firstValueFrom, take, timeout, toArray } from 'rxjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '@nodebatch/config';
 import { createTestDatabase, uniqueName } from '@nodebatch/testkit';
 import type { TestDatabase } from '@nodebatch/testkit';
@@ -112,4 +112,41 @@ describe('createRuntime', () => {
     expect(failure).toBeInstanceOf(DatabaseUnavailableError);
     expect((failure as DatabaseUnavailableError).message).toContain('"nb_main_db_missing"');
   });
+
+  it('hands EVENT_RETENTION_DAYS to the retention job, which deletes what finished longer ago at start', async () => {
+    // Two tasks finished 2 days and 12 hours ago, written before the runtime starts; its retention job
+    // runs at once. With EVENT_RETENTION_DAYS=1 the first goes and the second stays; the default of 7
+    // days, or a value that never reached the job, would keep both.
+    const setup = await createRuntime({
+      config: configFor({ PROGRESS_NOTIFY_TYPE: 'polling' }),
+      logger: silent,
+      retention: false,
+    });
+    const finishedAgo = async (ms: number): Promise<string> => {
+      const taskId = uniqueName('retained');
+      const time = new Date(Date.now() - ms).toISOString();
+      await setup.store.append(taskId, [
+        { type: 'TaskCreated', data: { userId: 'u', action: 'cordon', nodes: ['n1'], params: {} }, time },
+        { type: 'TaskCompleted', data: { succeeded: 0, failed: 0, skipped: 0 }, time },
+      ]);
+      return taskId;
+    };
+    const old = await finishedAgo(2 * 86_400_000);
+    const recent = await finishedAgo(12 * 3_600_000);
+    await setup.close();
+
+    const runtime = await createRuntime({
+      config: configFor({ PROGRESS_NOTIFY_TYPE: 'polling', EVENT_RETENTION_DAYS: '1' }),
+      logger: silent,
+    });
+    try {
+      await vi.waitFor(async () => expect(await runtime.store.latestSeqs([old])).toEqual(new Map()), {
+        timeout: 60_000,
+        interval: 100,
+      });
+      expect(await runtime.store.latestSeqs([recent])).toEqual(new Map([[recent, 2]]));
+    } finally {
+      await runtime.close();
+    }
+  }, 120_000);
 });
