@@ -4,7 +4,7 @@
 // `N passed, N failed, N skipped` summed from Vitest's JSON reports, because
 // CI reads that line and not Vitest's own summary.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readAllowedSkips, summariseReports } from './test-reports.mjs';

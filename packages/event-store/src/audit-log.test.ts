@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAuditLog, type AuditLog } from './audit-log.js';
-import { createStoreFixture, taskCreated, type StoreFixture } from './test-support/store-fixture.js';
+import { createStoreFixture, taskCreated, type StoreFixture } from './testing/store-fixture.js';
 
 let fixture: StoreFixture;
 let audit: AuditLog;

@@ -14,7 +14,7 @@ import {
   taskCompleted,
   taskCreated,
   type StoreFixture,
-} from './test-support/store-fixture.js';
+} from './testing/store-fixture.js';
 
 /** Every rejected append must leave the database exactly as it was. */
 

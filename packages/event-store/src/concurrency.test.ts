@@ -6,7 +6,7 @@ import {
   nodeProgress,
   taskCreated,
   type StoreFixture,
-} from './test-support/store-fixture.js';
+} from './testing/store-fixture.js';
 
 let fixture: StoreFixture;
 

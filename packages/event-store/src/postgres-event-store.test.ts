@@ -11,7 +11,7 @@ import {
   taskCompleted,
   taskCreated,
   type StoreFixture,
-} from './test-support/store-fixture.js';
+} from './testing/store-fixture.js';
 
 let fixture: StoreFixture;
 

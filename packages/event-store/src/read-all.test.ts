@@ -6,7 +6,7 @@ import {
   nodeProgress,
   taskCreated,
   type StoreFixture,
-} from './test-support/store-fixture.js';
+} from './testing/store-fixture.js';
 
 /**
  * Invariant 4 (docs/invariants.md): positions are taken before commit, so concurrent writers commit

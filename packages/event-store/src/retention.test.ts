@@ -8,7 +8,7 @@ import {
   taskCompleted,
   taskCreated,
   type StoreFixture,
-} from './test-support/store-fixture.js';
+} from './testing/store-fixture.js';
 
 const NOW = new Date('2026-03-01T00:00:00.000Z');
 const DAY = 24 * 60 * 60 * 1000;

@@ -3,7 +3,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EVENT_STORE_MIGRATIONS } from './migrations/index.js';
 import { MIGRATION_TABLE, runMigrations } from './run-migrations.js';
-import { closeDatabase } from './test-support/store-fixture.js';
+import { closeDatabase } from './testing/store-fixture.js';
 
 let database: TestDatabase;
 const pools: pg.Pool[] = [];

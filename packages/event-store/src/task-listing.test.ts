@@ -2,7 +2,7 @@ import type { NewEvent } from '@nodebatch/progress';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEventStore } from './postgres-event-store.js';
-import { createStoreFixture, taskCreated, type StoreFixture } from './test-support/store-fixture.js';
+import { createStoreFixture, taskCreated, type StoreFixture } from './testing/store-fixture.js';
 
 let fixture: StoreFixture;
 

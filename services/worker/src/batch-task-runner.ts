@@ -6,9 +6,11 @@ import {
   StaleSequenceError,
   TaskAlreadyEndedError,
   UnknownTaskError,
+  errorMessage,
   foldTask,
   loadTaskState,
   readTaskEvents,
+  sleep,
 } from '@nodebatch/progress';
 import type { Logger } from 'pino';
 import { filter, take } from 'rxjs';
@@ -17,7 +19,7 @@ import { createEventBatcher } from './event-batcher.js';
 import type { AppendEvents } from './event-batcher.js';
 import { prepareBatch, runNodeAction } from './node-action.js';
 import type { BatchPreparation, PreparedAction } from './node-action.js';
-import { DEFAULT_NODE_RETRY_POLICY, delay, retryDelayMs } from './node-retry-policy.js';
+import { DEFAULT_NODE_RETRY_POLICY, retryDelayMs } from './node-retry-policy.js';
 import type { NodeRetryPolicy } from './node-retry-policy.js';
 import type { TaskEventFeed } from './task-events.js';
 
@@ -86,10 +88,6 @@ export function decideTerminalEvent(state: TaskState): NewEvent | null {
     return { type: 'TaskCancelled', data: { succeeded, failed, skipped, notStarted } };
   }
   return null;
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 /**
@@ -278,7 +276,8 @@ export async function runBatchTask(
           if (retryable && triesHere < retry.maxAttempts && !cancel.signal.aborted) {
             const delayMs = retryDelayMs(retry, triesHere);
             emit({ type: 'NodeRetrying', data: { node, attempt, error: errorMessage(err), delayMs } });
-            await delay(delayMs, nodeSignal);
+            // An abort ends the wait early; the checks below decide what follows.
+            await sleep(delayMs, nodeSignal).catch(() => undefined);
             if (halt.aborted) return;
             if (!cancel.signal.aborted) {
               attempt += 1;
