@@ -82,7 +82,7 @@ export interface AuditRetentionJob {
   stop(): Promise<void>;
 }
 
-/** The append-only audit trail in PostgreSQL (invariant 11). */
+/** The append-only audit trail in PostgreSQL (invariant 11, docs/invariants.md). */
 export interface AuditLog {
   record(entry: AuditEntry): Promise<void>;
   /** Newest first. */

@@ -1,7 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 
 /**
- * The audit trail (invariant 11): who asked for what, from where, what the
+ * The audit trail (invariant 11, docs/invariants.md): who asked for what, from where, what the
  * policy said, and what happened to each node. It has no foreign key to the
  * tasks it names, so it outlives event retention, and its own retention
  * deletes by age. Rows are never updated: a task's outcome is a row of its

@@ -90,7 +90,7 @@ export const tasksPlugin: GatewayPlugin<TasksPluginOptions> = async (app, option
       await services.notifier.append(taskId, [{ type: 'TaskCreated', data: created }], { expectedSeq: 0 });
       context.owners.remember(taskId, principal.userId);
       try {
-        // No batch runs without its audit row (invariant 11): written before the job is queued.
+        // No batch runs without its audit row (invariant 11, docs/invariants.md): written before the job is queued.
         await recordAudit(context, request, {
           ...described,
           taskId,
