@@ -9,3 +9,4 @@ export * from './load-kube-config.js';
 export * from './create-node-operator.js';
 export { mergeTaints, removeTaintRefs } from './taints.js';
 export { systemClock, backoffDelay, type Clock } from './clock.js';
+export * from './check-access.js';
