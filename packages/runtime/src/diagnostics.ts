@@ -66,8 +66,9 @@ export function diagnoseConnectionError(
     case 'notifications-not-delivered':
       // The only kind that is not a failed connection: LISTEN works, nothing arrives on it.
       summary =
-        `notifications sent through ${where} never reached the LISTEN connection; ` +
-        'a connection pooler in transaction mode (PgBouncer) between nodebatch and PostgreSQL is the likely cause';
+        `notifications never reached the LISTEN connection at ${where}: ` +
+        'a connection pooler in transaction mode (PgBouncer) between nodebatch and PostgreSQL is the likely cause; ' +
+        'set DB_LISTEN_URL (or DB_LISTEN_HOST / DB_LISTEN_PORT) to PostgreSQL itself';
       checklist.push(
         'Set DB_LISTEN_URL (or DB_LISTEN_HOST / DB_LISTEN_PORT; database.listenHost / database.listenPort in the config file) ' +
           'to PostgreSQL itself, so the one LISTEN connection bypasses the pooler while the pool keeps using it.',
@@ -155,6 +156,12 @@ export function diagnoseConnectionError(
   return { code, kind, summary, message, checklist };
 }
 
+/**
+ * Code of a probe that LISTEN never received although NOTIFY succeeded (the
+ * postgres transport's NotificationNotDeliveredError, doctor's listener check).
+ */
+export const NOTIFY_NOT_DELIVERED = 'NOTIFY_NOT_DELIVERED';
+
 const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '::1', '[::1]']);
 
 const POSTGRES_VARS = {
@@ -191,7 +198,7 @@ const TLS_CODES = new Set([
 
 function classify(code: string, message: string): ConnectionFailureKind {
   const lower = message.toLowerCase();
-  if (code === 'NOTIFY_NOT_DELIVERED') return 'notifications-not-delivered';
+  if (code === NOTIFY_NOT_DELIVERED) return 'notifications-not-delivered';
   if (REFUSED.has(code)) return 'refused';
   if (DNS.has(code)) return 'name-not-resolved';
   if (UNREACHABLE.has(code)) return 'unreachable';

@@ -28,3 +28,9 @@ export {
 } from './redis-server.js';
 export * from './counting-reader.js';
 export * from './manual-scheduler.js';
+export {
+  findPgBouncer,
+  startPgBouncer,
+  type PgBouncerServer,
+  type StartPgBouncerOptions,
+} from './pgbouncer-server.js';

@@ -35,6 +35,9 @@ export function queueRedisOptions(
   };
 }
 
+/** The PostgreSQL schema BullMQ's backend keeps its tables in. */
+export const QUEUE_POSTGRES_SCHEMA = 'bullmq';
+
 /**
  * node-postgres pool config for BullMQ's PostgreSQL backend. `migrate: true`
  * makes the first connection bring BullMQ's own schema (`bullmq`) up to date
@@ -43,12 +46,13 @@ export function queueRedisOptions(
 export function queuePostgresOptions(
   database: NodebatchConfig['database'],
   poolMax: number,
+  migrate = true,
 ): PostgresPoolConfig {
   return {
     ...pgPoolConfig(database),
     password: database.password ?? '',
     max: poolMax,
     application_name: 'nodebatch-queue',
-    migrate: true,
+    migrate,
   };
 }
