@@ -4,7 +4,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { startFakeKubeApi, type FakeKubeApi } from '@nodebatch/kube/testing';
-import { createTestDatabase, sharedRedisUrl, uniqueName, type TestDatabase } from '@nodebatch/testkit';
+import {
+  createTestDatabase,
+  sharedDatabaseUrl,
+  sharedRedisUrl,
+  startPgBouncer,
+  uniqueName,
+  type PgBouncerServer,
+  type TestDatabase,
+} from '@nodebatch/testkit';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -48,7 +56,7 @@ describe('nodebatch doctor', () => {
     expect(check('migrations')).toMatchObject({
       status: 'fail',
       detail: expect.stringMatching(
-        /^2 pending event store migration\(s\): 0001-event-log, 0002-node-end-index/,
+        /^\d+ pending event store migration\(s\): 0001-event-log, 0002-node-end-index/,
       ),
     });
     expect(check('migrations').checklist?.join(' ')).toContain('nodebatch doctor --fix');
@@ -78,7 +86,7 @@ describe('nodebatch doctor', () => {
 
   it('applies them with --fix, after which a read-only run passes', async () => {
     const fixed = await doctor({ ...dbEnv, PROGRESS_NOTIFY_TYPE: 'polling' }, ['--fix']);
-    expect(fixed.stdout).toMatch(/✅ migrations .*applied 2 pending migration\(s\)/);
+    expect(fixed.stdout).toMatch(/✅ migrations .*applied \d+ pending migration\(s\): 0001-event-log/);
     expect(fixed.code).toBe(0);
     const again = await doctor({ ...dbEnv, PROGRESS_NOTIFY_TYPE: 'polling' });
     expect(again.stdout).toMatch(/✅ migrations .*event store schema up to date/);
@@ -187,5 +195,54 @@ describe('nodebatch doctor', () => {
     expect(database.detail).toContain('127.0.0.1:1');
     expect(report.checks.filter((c) => c.status === 'skipped').map((c) => c.name)).toContain('notifier');
     expect(result.stdout).not.toContain(password);
+  });
+});
+
+describe('nodebatch doctor behind PgBouncer in transaction mode', () => {
+  let db: TestDatabase;
+  let bouncer: PgBouncerServer;
+
+  beforeAll(async () => {
+    db = await createTestDatabase({ prefix: 'doctor_pool' });
+    const upstream = new URL(sharedDatabaseUrl());
+    bouncer = await startPgBouncer({
+      upstream: { host: upstream.hostname, port: Number(upstream.port || 5432) },
+    });
+  });
+  afterAll(async () => {
+    await bouncer?.destroy();
+    await db?.drop();
+  });
+
+  it('fails the listener check naming the pooler and DB_LISTEN_URL, and passes once DB_LISTEN_URL bypasses it', async () => {
+    const env = {
+      DATABASE_URL: bouncer.urlFor(db.name),
+      QUEUE_NAME: uniqueName('doctor'),
+      PROGRESS_NOTIFY_TYPE: 'postgres',
+    };
+    const pooled = await doctor(env, ['--fix', '--json']);
+    const report = JSON.parse(pooled.stdout) as {
+      checks: { name: string; status: string; detail: string; checklist?: string[] }[];
+    };
+    const check = (name: string) => report.checks.find((c) => c.name === name)!;
+    expect(check('database').status).toBe('ok');
+    expect(check('listener').status).toBe('fail');
+    expect(check('listener').detail).toContain('pooler in transaction mode (PgBouncer)');
+    expect(check('listener').checklist?.[0]).toMatch(
+      /^Set DB_LISTEN_URL \(or DB_LISTEN_HOST \/ DB_LISTEN_PORT/,
+    );
+    expect(check('notifier')).toMatchObject({ status: 'warn' });
+    expect(check('notifier').detail).toMatch(
+      /round trip through polling .*fallback for postgres: .*DB_LISTEN_URL/,
+    );
+    expect(pooled.code).toBe(1);
+
+    const direct = await doctor({ ...env, DB_LISTEN_URL: db.url });
+    expect(direct.stdout).toMatch(
+      /✅ listener .*LISTEN at 127\.0\.0\.1:\d+\/\S+ as postgres \(DB_LISTEN_\*\), apart from the pool at 127\.0\.0\.1:\d+/,
+    );
+    expect(direct.stdout).toMatch(/✅ notifier .*round trip through postgres/);
+    expect(direct.stdout).toMatch(/database\.listenHost\s+127\.0\.0\.1\s+url:DB_LISTEN_URL/);
+    expect(direct.code, direct.stdout).toBe(0);
   });
 });

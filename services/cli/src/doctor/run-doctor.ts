@@ -169,7 +169,7 @@ export async function runDoctor(options: DoctorOptions): Promise<CheckResult[]> 
   results.push(
     queuePrerequisite
       ? await runCheck('queue', async () => {
-          if (!config.redis && !fix) await requireQueueSchema(config.database, timeoutMs);
+          if (!config.redis && !fix) await requireQueueSchema(listenDb, timeoutMs);
           const queue = createBatchQueue({ config, logger, migrate: fix });
           try {
             const counts = await withTimeout(queue.jobCounts(), timeoutMs, 'the queue did not answer');
