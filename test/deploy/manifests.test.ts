@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ACCEPTED_ENV_VARS } from '@nodebatch/config';
-import { KUBERNETES_API_CALLS } from '@nodebatch/kube';
+import { GATEWAY_KUBERNETES_API_CALLS, KUBERNETES_API_CALLS } from '@nodebatch/kube';
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { ClusterRole, ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
@@ -174,5 +174,48 @@ describe('deploy/kubernetes manifests', () => {
     expect(spec(deployment('nodebatch-worker')).template['spec']['serviceAccountName']).toBe(
       'nodebatch-worker',
     );
+  });
+
+  it('grant the gateway read-only access: exactly the calls of the node inventory', () => {
+    const role = byKind('ClusterRole').find((r) => r.metadata.name === 'nodebatch-gateway')!;
+    const rules = role.rules as { apiGroups: string[]; resources: string[]; verbs: string[] }[];
+    const granted = new Set(
+      rules.flatMap((rule) =>
+        rule.apiGroups.flatMap((group) =>
+          rule.resources.flatMap((resource) => rule.verbs.map((verb) => `${group}|${resource}|${verb}`)),
+        ),
+      ),
+    );
+    expect(granted).toEqual(
+      new Set(GATEWAY_KUBERNETES_API_CALLS.map((call) => `${call.apiGroup}|${call.resource}|${call.verb}`)),
+    );
+    expect([...granted].every((entry) => /\|(get|list)$/.test(entry))).toBe(true);
+    const binding = byKind('ClusterRoleBinding').find((b) => b.metadata.name === 'nodebatch-gateway')!;
+    expect(binding.subjects).toEqual([
+      { kind: 'ServiceAccount', name: 'nodebatch-gateway', namespace: 'nodebatch' },
+    ]);
+  });
+});
+
+describe('the Dockerfile', () => {
+  const dockerfile = readFileSync(join(deployDir, '..', '..', 'Dockerfile'), 'utf8');
+  const pinned = (
+    JSON.parse(readFileSync(join(deployDir, '..', '..', 'package.json'), 'utf8')) as {
+      nodeRuntime: { version: string };
+    }
+  ).nodeRuntime.version;
+
+  it('builds and runs on the major of the pinned Node.js LTS, on the official Debian slim image', () => {
+    const bases = [...dockerfile.matchAll(/^FROM\s+(\S+)/gm)].map((match) => match[1]);
+    expect(bases.length).toBeGreaterThanOrEqual(2);
+    const major = pinned.split('.')[0];
+    for (const base of bases) expect(base).toMatch(new RegExp(`^node:${major}(\\.\\d+){0,2}-bookworm-slim$`));
+    expect(major).toBe('24');
+  });
+
+  it('builds with the pinned Node.js through the bootstrap, not the image’s own', () => {
+    const runs = dockerfile.match(/^RUN[\s\S]*?[^\\]$/m)?.[0] ?? '';
+    expect(runs).toMatch(/node scripts\/bootstrap\.mjs pnpm exec turbo run build/);
+    expect(runs).not.toMatch(/\.tools\/node_modules\/\.bin\/pnpm/);
   });
 });

@@ -1,11 +1,14 @@
-import { isInKubernetes } from './kubernetes.js';
-import { CLUSTER_MODES, LOG_LEVELS, NOTIFY_TYPES, SSL_MODES } from './nodebatch-config.js';
+import { CLUSTER_MODES, LOG_LEVELS, NOTIFY_TYPES, ROLES, SSL_MODES } from './nodebatch-config.js';
 import {
   boolean,
   decimal,
+  httpUrl,
   integer,
   oneOf,
   originList,
+  prefixList,
+  roleList,
+  roleMap,
   secret,
   text,
   type ValueSchema,
@@ -200,6 +203,8 @@ export const CONFIG_FIELDS: readonly ConfigField[] = [
     default: () => 8080,
   },
   { key: 'gateway.allowedOrigins', env: ['ALLOWED_ORIGINS'], value: originList(), default: () => [] },
+  // Keeps /metrics and the database host in /readyz off a public ingress.
+  { key: 'gateway.metricsPort', env: ['METRICS_PORT'], value: integer(0, 65535) },
   {
     key: 'auth.jwtSecret',
     env: ['AUTH_JWT_SECRET', 'AUTH_JWT_SECRET_FILE'],
@@ -207,13 +212,118 @@ export const CONFIG_FIELDS: readonly ConfigField[] = [
     secret: true,
   },
   { key: 'auth.disabled', env: ['AUTH_DISABLED'], value: boolean(), default: () => false },
+  { key: 'auth.jwksUrl', env: ['AUTH_JWKS_URL'], value: httpUrl('an http(s) URL of a JWKS document') },
+  { key: 'auth.issuer', env: ['AUTH_JWT_ISSUER'], value: text('the expected iss claim') },
+  { key: 'auth.audience', env: ['AUTH_JWT_AUDIENCE'], value: text('the expected aud claim') },
+  {
+    key: 'auth.maxTokenLifetimeSeconds',
+    env: ['AUTH_MAX_TOKEN_LIFETIME_SECONDS'],
+    value: integer(60, 31_536_000, 'a number of seconds'),
+    default: () => 86_400,
+  },
+  {
+    key: 'auth.clockToleranceSeconds',
+    env: ['AUTH_CLOCK_TOLERANCE_SECONDS'],
+    value: integer(0, 300, 'a number of seconds'),
+    default: () => 30,
+  },
+  { key: 'auth.userClaim', env: ['AUTH_USER_CLAIM'], value: text('a claim name'), default: () => 'sub' },
+  { key: 'auth.roleClaim', env: ['AUTH_ROLE_CLAIM'], value: text('a claim name'), default: () => 'role' },
+  { key: 'auth.groupsClaim', env: ['AUTH_GROUPS_CLAIM'], value: text('a claim name') },
+  { key: 'auth.groupRoles', env: ['AUTH_GROUP_ROLES'], value: roleMap(ROLES), default: () => ({}) },
+  // A token that says nothing about its role may only read.
+  { key: 'auth.defaultRole', env: ['AUTH_DEFAULT_ROLE'], value: oneOf(ROLES), default: () => 'viewer' },
+  { key: 'policy.cordonRole', env: ['POLICY_CORDON_ROLE'], value: oneOf(ROLES), default: () => 'operator' },
+  {
+    key: 'policy.uncordonRole',
+    env: ['POLICY_UNCORDON_ROLE'],
+    value: oneOf(ROLES),
+    default: () => 'operator',
+  },
+  // Evicting pods is what the system we replace reserved for admins.
+  { key: 'policy.drainRole', env: ['POLICY_DRAIN_ROLE'], value: oneOf(ROLES), default: () => 'admin' },
+  { key: 'policy.labelRole', env: ['POLICY_LABEL_ROLE'], value: oneOf(ROLES), default: () => 'operator' },
+  { key: 'policy.taintRole', env: ['POLICY_TAINT_ROLE'], value: oneOf(ROLES), default: () => 'operator' },
+  {
+    key: 'policy.protectedPrefixes',
+    env: ['POLICY_PROTECTED_PREFIXES'],
+    value: prefixList(),
+    default: () => ['kubernetes.io/', 'k8s.io/', 'node-role.kubernetes.io/', 'node.kubernetes.io/'],
+  },
+  {
+    key: 'policy.protectedPrefixRole',
+    env: ['POLICY_PROTECTED_PREFIX_ROLE'],
+    value: oneOf(ROLES),
+    default: () => 'admin',
+  },
+  {
+    key: 'policy.seeAllTasksRoles',
+    env: ['POLICY_SEE_ALL_TASKS_ROLES'],
+    value: roleList(ROLES),
+    default: () => ['admin'],
+  },
+  {
+    key: 'audit.retentionDays',
+    env: ['AUDIT_RETENTION_DAYS'],
+    value: integer(1, 36_500),
+    default: () => 365,
+  },
+  {
+    key: 'limits.streamsPerUser',
+    env: ['LIMIT_STREAMS_PER_USER'],
+    value: integer(1, 1_000_000),
+    default: () => 100,
+  },
+  {
+    key: 'limits.streamsTotal',
+    env: ['LIMIT_STREAMS_TOTAL'],
+    value: integer(1, 10_000_000),
+    default: () => 10_000,
+  },
+  {
+    key: 'limits.batchesPerMinute',
+    env: ['LIMIT_BATCHES_PER_MINUTE'],
+    value: integer(1, 1_000_000),
+    default: () => 60,
+  },
+  {
+    key: 'limits.cancelsPerMinute',
+    env: ['LIMIT_CANCELS_PER_MINUTE'],
+    value: integer(1, 1_000_000),
+    default: () => 120,
+  },
+  {
+    key: 'limits.subscribesPerMinute',
+    env: ['LIMIT_SUBSCRIBES_PER_MINUTE'],
+    value: integer(1, 1_000_000),
+    default: () => 600,
+  },
+  {
+    key: 'limits.maxBatchNodes',
+    env: ['LIMIT_BATCH_NODES'],
+    value: integer(1, 5000),
+    default: () => 5000,
+  },
+  {
+    key: 'limits.maxDrainConcurrency',
+    env: ['LIMIT_DRAIN_CONCURRENCY'],
+    value: integer(1, 1000),
+    default: () => 10,
+  },
+  {
+    key: 'limits.maxConcurrency',
+    env: ['LIMIT_CONCURRENCY'],
+    value: integer(1, 1000),
+    default: () => 100,
+  },
   {
     key: 'cluster.mode',
     env: ['NODEBATCH_CLUSTER'],
     value: oneOf(CLUSTER_MODES),
-    // Inside a cluster the default is the real thing: silently simulating
-    // node operations there would report drains that never happened.
-    default: (env) => (isInKubernetes(env) ? 'kubernetes' : 'simulated'),
+    // Always the real thing unless asked: silently simulating node operations
+    // would report drains that never happened. Without a kubeconfig or a
+    // service account the worker then refuses to start, saying how to fix it.
+    default: () => 'kubernetes',
   },
   { key: 'cluster.simNodes', env: ['NODEBATCH_SIM_NODES'], value: integer(1, 100_000), default: () => 50 },
   {
@@ -257,8 +367,18 @@ export const CONFIG_FIELDS: readonly ConfigField[] = [
   },
 ];
 
-/** Variables read besides the per-key ones. */
-const GLOBAL_ENV_VARS = ['CONFIG_FILE', 'DATABASE_URL', 'DB_LISTEN_URL', 'REDIS_URL'] as const;
+/**
+ * Variables read besides the per-key ones. KUBERNETES_SERVICE_HOST is set by
+ * Kubernetes in every pod: inside one, a database host left at its default
+ * earns a warning instead of a quiet dial to localhost.
+ */
+const GLOBAL_ENV_VARS = [
+  'CONFIG_FILE',
+  'DATABASE_URL',
+  'DB_LISTEN_URL',
+  'REDIS_URL',
+  'KUBERNETES_SERVICE_HOST',
+] as const;
 
 /**
  * Every environment variable nodebatch reads. Deployment tests check the

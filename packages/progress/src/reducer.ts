@@ -3,7 +3,7 @@ import type { NodeState, NodeStatus, TaskState, TaskStatus } from './task-state.
 import { initialTaskState } from './task-state.js';
 
 /**
- * The pure fold of a task's events into its state (invariant 1). It is lenient
+ * The pure fold of a task's events into its state (invariant 1, docs/invariants.md). It is lenient
  * by design: the log is already validated on append, and a reader must never
  * crash on history. So it ignores what cannot change the state:
  * - events of another task and seqs already folded (a replayed or duplicated event);
@@ -89,6 +89,8 @@ function applyEvent(state: TaskState, event: StoredEvent, owned: Owned): TaskSta
         userId: event.data.userId,
         action: event.data.action,
         params: event.data.params,
+        reason: event.data.reason ?? null,
+        cluster: event.data.cluster ?? null,
         nodes,
         total: nodes.length,
         nodeStates,
@@ -99,6 +101,7 @@ function applyEvent(state: TaskState, event: StoredEvent, owned: Owned): TaskSta
       return {
         ...markStarted(state, event.time),
         workerAttempts: state.workerAttempts + 1,
+        clusterMode: event.data.clusterMode ?? state.clusterMode,
       };
     case 'NodeStarted':
       return updateNode(state, event.data.node, event.time, owned, (node) => ({

@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { registerAuditCommand } from './commands/audit.js';
 import { registerConfigCommand } from './commands/config.js';
 import { registerDemoCommand } from './commands/demo.js';
 import { registerDoctorCommand } from './commands/doctor.js';
@@ -21,5 +22,6 @@ export function createProgram(): Command {
   registerMigrateCommand(program);
   registerDoctorCommand(program);
   registerDemoCommand(program);
+  registerAuditCommand(program);
   return program;
 }

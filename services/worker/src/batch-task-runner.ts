@@ -1,4 +1,4 @@
-import type { NodeOperator } from '@nodebatch/kube';
+import type { CordonReason, NodeOperator } from '@nodebatch/kube';
 import { KubeOperationError, OperationAbortedError, validateBatchParams } from '@nodebatch/kube';
 import type { BatchAction, EventReader, NewEvent, TaskState } from '@nodebatch/progress';
 import {
@@ -15,8 +15,8 @@ import { filter, take } from 'rxjs';
 import { DEFAULT_ACTION_CONCURRENCY, batchConcurrency } from './action-concurrency.js';
 import { createEventBatcher } from './event-batcher.js';
 import type { AppendEvents } from './event-batcher.js';
-import { runNodeAction } from './node-action.js';
-import type { PreparedAction } from './node-action.js';
+import { prepareBatch, runNodeAction } from './node-action.js';
+import type { BatchPreparation, PreparedAction } from './node-action.js';
 import { DEFAULT_NODE_RETRY_POLICY, delay, retryDelayMs } from './node-retry-policy.js';
 import type { NodeRetryPolicy } from './node-retry-policy.js';
 import type { TaskEventFeed } from './task-events.js';
@@ -108,6 +108,7 @@ export async function runBatchTask(
   const retry = options.retry ?? DEFAULT_NODE_RETRY_POLICY;
   const logger = deps.logger.child({ taskId });
   const startedAt = Date.now();
+  let reason: CordonReason | undefined;
 
   let initial: TaskState;
   let requestedConcurrency: number | undefined;
@@ -116,6 +117,9 @@ export async function runBatchTask(
     initial = foldTask(taskId, events);
     const created = events.find((event) => event.type === 'TaskCreated');
     requestedConcurrency = created?.type === 'TaskCreated' ? created.data.concurrency : undefined;
+    if (created?.type === 'TaskCreated' && created.data.reason !== undefined) {
+      reason = { reason: created.data.reason, by: created.data.userId };
+    }
   } catch (err) {
     if (err instanceof UnknownTaskError) {
       // No TaskCreated: there is nothing to run and nowhere to record a failure.
@@ -211,7 +215,10 @@ export async function runBatchTask(
       requestedConcurrency,
       options.concurrencyByAction ?? DEFAULT_ACTION_CONCURRENCY,
     );
-    emit({ type: 'TaskStarted', data: { workerId, attempt: initial.workerAttempts + 1 } });
+    emit({
+      type: 'TaskStarted',
+      data: { workerId, attempt: initial.workerAttempts + 1, clusterMode: operator.kind },
+    });
     logger.info(
       {
         action,
@@ -225,6 +232,20 @@ export async function runBatchTask(
     );
 
     const nodeSignal = AbortSignal.any([cancel.signal, halt]);
+    let preparation: BatchPreparation;
+    try {
+      preparation = await prepareBatch(operator, prepared, remaining, { signal: nodeSignal, reason, logger });
+    } catch (err) {
+      if (halt.aborted || cancel.signal.aborted) {
+        await batcher.flush();
+        return await end(decideTerminalEvent);
+      }
+      // Fails the task once (a missing copy source), not each node alike.
+      logger.warn({ err }, 'batch preparation failed; the task fails');
+      await batcher.flush();
+      const code = err instanceof NodebatchError ? err.code : 'PREPARATION_FAILED';
+      return await end(() => ({ type: 'TaskFailed', data: { error: errorMessage(err), code } }));
+    }
     const runNode = async (node: string): Promise<void> => {
       let attempt = (initial.nodeStates[node]?.attempts ?? 0) + 1;
       emit({ type: 'NodeStarted', data: { node, attempt } });
@@ -232,6 +253,8 @@ export async function runBatchTask(
         try {
           const message = await runNodeAction(operator, prepared, node, {
             signal: nodeSignal,
+            reason,
+            preparation,
             onProgress: (progress) => emit({ type: 'NodeProgress', data: { node, ...progress } }),
           });
           emit({ type: 'NodeSucceeded', data: message === undefined ? { node } : { node, message } });

@@ -15,6 +15,7 @@ import { removeQueueKeys } from './test-support/remove-queue-keys.js';
 import type { WorkerHandle } from './start-worker.js';
 import {
   eventsOfType,
+  expectEachNodeSucceededOnce,
   submitBatch,
   testEnv,
   waitForEnd,
@@ -157,7 +158,7 @@ describe.each([
     expect(terminal).toHaveLength(1);
     expect(state.outcome?.type).toBe('TaskCompleted');
     expect(state.outcome?.data).toEqual({ succeeded: NODE_COUNT, failed: 0, skipped: 0 });
-    expect(state.succeededNodes).toHaveLength(NODE_COUNT);
+    expectEachNodeSucceededOnce(events, nodes);
     expect(new Set(state.succeededNodes)).toEqual(new Set(nodes));
 
     // The survivor resumed: a second TaskStarted from the other worker, and the batch was cut mid-way.

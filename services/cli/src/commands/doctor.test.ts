@@ -3,6 +3,7 @@ import { copyFile, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { KUBERNETES_API_CALLS } from '@nodebatch/kube';
 import { startFakeKubeApi, type FakeKubeApi } from '@nodebatch/kube/testing';
 import {
   createTestDatabase,
@@ -148,7 +149,7 @@ describe('nodebatch doctor', () => {
       );
       expect(allowed.code).toBe(0);
       expect(api.requestsTo('POST', '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews')).toHaveLength(
-        4,
+        KUBERNETES_API_CALLS.length,
       );
       // Looking touches no node.
       expect(api.requests.filter((r) => !r.path.startsWith('/apis/authorization.k8s.io/'))).toEqual([]);
@@ -165,7 +166,7 @@ describe('nodebatch doctor', () => {
       await api.close();
       const unreachable = await doctor({ ...env, KUBECONFIG: copy });
       expect(unreachable.stdout).toMatch(
-        /❌ kubernetes .*cannot reach the Kubernetes API at http:\/\/127\.0\.0\.1:\d+/,
+        /❌ kubernetes .*cannot reach the Kubernetes API at https?:\/\/127\.0\.0\.1:\d+/,
       );
     } finally {
       await api.close().catch(() => undefined);
