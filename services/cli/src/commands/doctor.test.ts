@@ -27,7 +27,14 @@ async function doctor(env: Record<string, string>, args: string[] = []) {
       process.execPath,
       ['--conditions=source', '--import', 'tsx', main, 'doctor', '--timeout', '5000', ...args],
       {
-        env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', LOG_LEVEL: 'silent', ...env },
+        // A simulated cluster unless a test points KUBECONFIG at the test API server.
+        env: {
+          PATH: process.env.PATH ?? '',
+          HOME: process.env.HOME ?? '/tmp',
+          LOG_LEVEL: 'silent',
+          NODEBATCH_CLUSTER: 'simulated',
+          ...env,
+        },
       },
     );
     return { code: 0, stdout, stderr };
