@@ -19,7 +19,12 @@ export {
   type RetentionJob,
   type RetentionJobOptions,
 } from './postgres-event-store.js';
-export { runMigrations, type MigrationsOutcome, type RunMigrationsOptions } from './run-migrations.js';
+export {
+  pendingMigrations,
+  runMigrations,
+  type MigrationsOutcome,
+  type RunMigrationsOptions,
+} from './run-migrations.js';
 export { TASK_SUMMARY_STATUSES, type TaskSummary, type TaskSummaryStatus } from './task-summary.js';
 export {
   createAuditLog,

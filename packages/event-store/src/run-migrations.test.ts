@@ -2,7 +2,7 @@ import { createTestDatabase, type TestDatabase } from '@nodebatch/testkit';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EVENT_STORE_MIGRATIONS } from './migrations/index.js';
-import { MIGRATION_TABLE, runMigrations } from './run-migrations.js';
+import { MIGRATION_TABLE, pendingMigrations, runMigrations } from './run-migrations.js';
 import { closeDatabase } from './testing/store-fixture.js';
 
 let database: TestDatabase;
@@ -42,5 +42,27 @@ describe('runMigrations', () => {
 
   it('does nothing on a database that is up to date', async () => {
     expect(await runMigrations(replicaPool())).toEqual({ applied: [] });
+  });
+});
+
+describe('pendingMigrations', () => {
+  it('lists what runMigrations would apply without changing the database', async () => {
+    const fresh = await createTestDatabase({ prefix: 'nb_es_pending' });
+    const pool = new pg.Pool({ connectionString: fresh.url, max: 1 });
+    try {
+      const names = Object.keys(EVENT_STORE_MIGRATIONS);
+      expect(await pendingMigrations(pool)).toEqual(names);
+      const tables = await pool.query(
+        `SELECT 1 FROM information_schema.tables WHERE table_schema = 'public'`,
+      );
+      expect(tables.rowCount).toBe(0);
+
+      await runMigrations(pool);
+      expect(await pendingMigrations(pool)).toEqual([]);
+      await pool.query(`DELETE FROM ${MIGRATION_TABLE} WHERE name = $1`, [names.at(-1)]);
+      expect(await pendingMigrations(pool)).toEqual([names.at(-1)]);
+    } finally {
+      await closeDatabase(fresh, [pool]);
+    }
   });
 });

@@ -3,7 +3,7 @@ import { Migrator, type MigrationResult } from 'kysely/migration';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { MigrationError } from './errors.js';
-import { eventStoreMigrationProvider } from './migrations/index.js';
+import { EVENT_STORE_MIGRATIONS, eventStoreMigrationProvider } from './migrations/index.js';
 
 /** Options of {@link runMigrations}. */
 export interface RunMigrationsOptions {
@@ -61,4 +61,21 @@ export async function runMigrations(
 
 function failedMigration(results: MigrationResult[] | undefined): string | null {
   return results?.find((result) => result.status === 'Error')?.migrationName ?? null;
+}
+
+/**
+ * The migrations runMigrations would apply, in order, found by reading only:
+ * `nodebatch doctor` reports them without changing the database (and works
+ * with a user that may not create tables).
+ */
+export async function pendingMigrations(pool: Pick<pg.Pool, 'query'>): Promise<string[]> {
+  const { rows: table } = await pool.query<{ exists: boolean }>(
+    'SELECT to_regclass($1) IS NOT NULL AS exists',
+    [MIGRATION_TABLE],
+  );
+  const all = Object.keys(EVENT_STORE_MIGRATIONS).sort();
+  if (!table[0]?.exists) return all;
+  const { rows } = await pool.query<{ name: string }>(`SELECT name FROM ${MIGRATION_TABLE}`);
+  const applied = new Set(rows.map((row) => row.name));
+  return all.filter((name) => !applied.has(name));
 }

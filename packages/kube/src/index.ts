@@ -19,4 +19,5 @@ export * from './drain-filters.js';
 export { validateDrainOptions } from './kubernetes-drain.js';
 export * from './cordon-reason.js';
 export { systemClock, type Clock } from './clock.js';
+export * from './check-access.js';
 export * from './node-inventory.js';

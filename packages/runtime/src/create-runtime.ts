@@ -1,6 +1,12 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
-import { describeDatabase, describeRedis, pgPoolConfig, redisOptions } from '@nodebatch/config';
+import {
+  describeDatabase,
+  describeRedis,
+  listenerDatabase as configuredListenerDatabase,
+  pgPoolConfig,
+  redisOptions,
+} from '@nodebatch/config';
 import type { DatabaseConfig, NodebatchConfig } from '@nodebatch/config';
 import { createEventStore, runMigrations } from '@nodebatch/event-store';
 import type { PostgresEventStore } from '@nodebatch/event-store';
@@ -30,7 +36,8 @@ export interface RuntimeOptions {
   /**
    * Where the LISTEN connection goes, when not where the pool goes: LISTEN
    * does not work through PgBouncer in transaction mode, so the listener may
-   * need to reach PostgreSQL directly. Default: `config.database`.
+   * need to reach PostgreSQL directly. Default: `config.database` with its
+   * listen settings (DB_LISTEN_URL, DB_LISTEN_HOST, DB_LISTEN_PORT) put over it.
    */
   listenerDatabase?: DatabaseConfig;
   /**
@@ -48,6 +55,11 @@ export interface RuntimeOptions {
    * replica runs it, since a delete of what is already gone costs nothing.
    */
   retention?: boolean;
+  /**
+   * Apply pending event store migrations at start, under a lock. Default
+   * true. `nodebatch doctor` passes false: it looks and changes nothing.
+   */
+  migrate?: boolean;
 }
 
 /** What every service of nodebatch runs on: the database, the event log, the notifier and live streams. */
@@ -85,7 +97,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   const connectionTimeoutMillis = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   const poolConfig = { ...pgPoolConfig(config.database), connectionTimeoutMillis };
   const databaseTarget: ConnectionTarget = { service: 'postgres', ...describeDatabase(config.database) };
-  const listenerDatabase = options.listenerDatabase ?? config.database;
+  const listenerDatabase = options.listenerDatabase ?? configuredListenerDatabase(config.database);
   const listenerTarget: ConnectionTarget = { service: 'postgres', ...describeDatabase(listenerDatabase) };
   const { max: _max, ...listenerConnection } = { ...pgPoolConfig(listenerDatabase), connectionTimeoutMillis };
   const pool = new pg.Pool(poolConfig);
@@ -115,7 +127,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   }
 
   try {
-    await runMigrations(pool, { logger });
+    if (options.migrate !== false) await runMigrations(pool, { logger });
   } catch (err) {
     await pool.end().catch(() => undefined);
     throw err;

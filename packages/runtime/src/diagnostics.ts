@@ -19,6 +19,7 @@ export interface ConnectionTarget {
 }
 
 export type ConnectionFailureKind =
+  | 'notifications-not-delivered'
   | 'refused'
   | 'name-not-resolved'
   | 'timeout'
@@ -63,6 +64,19 @@ export function diagnoseConnectionError(
 
   let summary: string;
   switch (kind) {
+    case 'notifications-not-delivered':
+      // The only kind that is not a failed connection: LISTEN works, nothing arrives on it.
+      summary =
+        `notifications never reached the LISTEN connection at ${where}: ` +
+        'a connection pooler in transaction mode (PgBouncer) between nodebatch and PostgreSQL is the likely cause; ' +
+        'set DB_LISTEN_URL (or DB_LISTEN_HOST / DB_LISTEN_PORT) to PostgreSQL itself';
+      checklist.push(
+        'Set DB_LISTEN_URL (or DB_LISTEN_HOST / DB_LISTEN_PORT; database.listenHost / database.listenPort in the config file) ' +
+          'to PostgreSQL itself, so the one LISTEN connection bypasses the pooler while the pool keeps using it.',
+        'Or run the pooler in session mode (pool_mode = session) for this database.',
+        'Until then progress is delivered by polling, which is correct but slower.',
+      );
+      break;
     case 'refused':
       summary = `connection to ${name} at ${where} refused`;
       checklist.push(
@@ -143,6 +157,12 @@ export function diagnoseConnectionError(
   return { code, kind, summary, message, checklist };
 }
 
+/**
+ * Code of a probe that LISTEN never received although NOTIFY succeeded (the
+ * postgres transport's NotificationNotDeliveredError, doctor's listener check).
+ */
+export const NOTIFY_NOT_DELIVERED = 'NOTIFY_NOT_DELIVERED';
+
 const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '::1', '[::1]']);
 
 const POSTGRES_VARS = {
@@ -179,6 +199,7 @@ const TLS_CODES = new Set([
 
 function classify(code: string, message: string): ConnectionFailureKind {
   const lower = message.toLowerCase();
+  if (code === NOTIFY_NOT_DELIVERED) return 'notifications-not-delivered';
   if (REFUSED.has(code)) return 'refused';
   if (DNS.has(code)) return 'name-not-resolved';
   if (UNREACHABLE.has(code)) return 'unreachable';

@@ -26,3 +26,9 @@ export {
   type RedisServer,
   type StartRedisOptions,
 } from './redis-server.js';
+export {
+  findPgBouncer,
+  startPgBouncer,
+  type PgBouncerServer,
+  type StartPgBouncerOptions,
+} from './pgbouncer-server.js';

@@ -28,6 +28,16 @@ import type { Notification } from './payload.js';
 export const DEFAULT_CHANNEL = 'nodebatch_progress';
 export const DEFAULT_RECONNECT: Required<BackoffOptions> = { minDelayMs: 200, maxDelayMs: 5_000 };
 
+/**
+ * The LISTEN connection is up and the NOTIFY was accepted, yet the
+ * notification never came back. Behind a pooler in transaction mode
+ * (PgBouncer) this is what happens: the LISTEN was registered on a server
+ * connection that went back to the pooler's pool, so nothing is delivered.
+ */
+export class NotificationNotDeliveredError extends TransportUnavailableError {
+  override readonly code: string = 'NOTIFY_NOT_DELIVERED';
+}
+
 /** Options of {@link createPostgresTransport}. */
 export interface PostgresTransportOptions {
   /** Pool of the main database; used to send probes (appends NOTIFY inside their own transaction). */
@@ -188,7 +198,7 @@ class PostgresTransportImpl implements PostgresTransport {
           await arrived;
         },
         timeoutError: () =>
-          new TransportUnavailableError(
+          new NotificationNotDeliveredError(
             `probe sent on channel ${this.channel} did not come back through LISTEN within ${timeoutMs} ms`,
           ),
       });

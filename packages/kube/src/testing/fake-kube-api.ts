@@ -9,6 +9,13 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { generate as generateCertificate } from 'selfsigned';
 import { TAINT_EFFECTS } from '../node-operator.js';
 import { labelKeyProblems, labelValueProblems } from '../validation.js';
+import {
+  InvalidAccessReviewError,
+  SELF_SUBJECT_ACCESS_REVIEW_PATH,
+  createFakePermissions,
+  reviewAccess,
+  type FakePermissions,
+} from './fake-access-review.js';
 import { LabelSelectorSyntaxError, matchesLabelSelector, parseLabelSelector } from '../label-selector.js';
 import { JsonPatchError, applyJsonPatch, applyMergePatch, type JsonPatchOperation } from './json-patch.js';
 
@@ -166,6 +173,8 @@ export interface FakeKubeApi {
   readonly nodes: Map<string, FakeNode>;
   /** Live state, by `namespace/name`. */
   readonly pods: Map<string, FakePod>;
+  /** What SelfSubjectAccessReviews answer; everything is allowed until denied. */
+  readonly permissions: FakePermissions;
   /** A KubeConfig loaded from kubeconfigPath. */
   kubeConfig(): KubeConfig;
   addNode(init: string | FakeNodeInit): FakeNode;
@@ -249,6 +258,7 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
   const nodes = new Map<string, FakeNode>();
   const pods = new Map<string, FakePod>();
   const requests: RecordedRequest[] = [];
+  const permissions = createFakePermissions();
   const faults: (FaultInjection & { remaining: number })[] = [];
   const blockedEvictions = new Map<string, { times: number; budget: string }>();
   const budgets: FakeDisruptionBudget[] = [];
@@ -740,6 +750,14 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
     body: unknown,
   ) {
     let match: RegExpExecArray | null;
+    if (path === SELF_SUBJECT_ACCESS_REVIEW_PATH && method === 'POST') {
+      try {
+        return { status: 201, body: reviewAccess(permissions, body) };
+      } catch (error) {
+        if (error instanceof InvalidAccessReviewError) throw new HttpError(400, 'BadRequest', error.message);
+        throw error;
+      }
+    }
     if ((match = /^\/api\/v1\/nodes\/([^/]+)$/.exec(path))) {
       const name = match[1]!;
       if (method === 'GET') return { status: 200, body: requireNode(name) };
@@ -933,6 +951,7 @@ export async function startFakeKubeApi(options: FakeKubeApiOptions = {}): Promis
     requests,
     nodes,
     pods,
+    permissions,
     kubeConfig() {
       const config = new KubeConfig();
       config.loadFromFile(kubeconfigPath);

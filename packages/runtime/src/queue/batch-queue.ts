@@ -38,6 +38,11 @@ export interface BatchQueueOptions {
    * Default 10000 ms.
    */
   enqueueTimeoutMs?: number;
+  /**
+   * On the PostgreSQL backend, bring BullMQ's schema up to date on the first
+   * connection. Default true; `nodebatch doctor` passes false to only look.
+   */
+  migrate?: boolean;
 }
 
 /** Job data failed BatchJobDataSchema; nothing was enqueued. */
@@ -91,7 +96,11 @@ export function createBatchQueue(options: BatchQueueOptions): BatchQueue {
           connection: queueRedisOptions(config.redis, 'producer'),
           prefix: QUEUE_REDIS_PREFIX,
         })
-      : new Queue(name, { connection: queuePostgresOptions(config.database, 2) }, createPostgresBackend)
+      : new Queue(
+          name,
+          { connection: queuePostgresOptions(config.database, 2, options.migrate ?? true) },
+          createPostgresBackend,
+        )
   ) as QueueHandle;
   // Without a listener an 'error' event would crash the process; the error also surfaces on enqueue.
   const logConnectionError = connectionErrorLogger(logger);

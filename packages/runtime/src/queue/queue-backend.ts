@@ -1,5 +1,11 @@
 import type { NodebatchConfig } from '@nodebatch/config';
-import { describeDatabase, describeRedis, pgPoolConfig, redisOptions } from '@nodebatch/config';
+import {
+  describeDatabase,
+  describeRedis,
+  listenerDatabase,
+  pgPoolConfig,
+  redisOptions,
+} from '@nodebatch/config';
 import type { PostgresPoolConfig, RedisOptions } from 'bullmq';
 
 /** Where batch jobs are kept: Redis when it is configured, otherwise BullMQ's PostgreSQL backend. */
@@ -13,7 +19,11 @@ export function queueBackendKind(config: NodebatchConfig): QueueBackendKind {
 export function describeQueueBackend(config: NodebatchConfig): Record<string, unknown> {
   return config.redis
     ? { backend: 'redis', queue: config.queue.name, ...describeRedis(config.redis) }
-    : { backend: 'postgres', queue: config.queue.name, ...describeDatabase(config.database) };
+    : {
+        backend: 'postgres',
+        queue: config.queue.name,
+        ...describeDatabase(listenerDatabase(config.database)),
+      };
 }
 
 /**
@@ -35,20 +45,29 @@ export function queueRedisOptions(
   };
 }
 
+/** The PostgreSQL schema BullMQ's backend keeps its tables in. */
+export const QUEUE_POSTGRES_SCHEMA = 'bullmq';
+
 /**
  * node-postgres pool config for BullMQ's PostgreSQL backend. `migrate: true`
  * makes the first connection bring BullMQ's own schema (`bullmq`) up to date
  * under its advisory lock, so any number of workers may start at once.
+ *
+ * It dials where the LISTEN connection does (DB_LISTEN_*, else the pool's
+ * address): the backend LISTENs for new jobs and pins its schema with a
+ * startup parameter, neither of which survives a pooler in transaction mode.
  */
 export function queuePostgresOptions(
   database: NodebatchConfig['database'],
   poolMax: number,
+  migrate = true,
 ): PostgresPoolConfig {
+  const direct = listenerDatabase(database);
   return {
-    ...pgPoolConfig(database),
-    password: database.password ?? '',
+    ...pgPoolConfig(direct),
+    password: direct.password ?? '',
     max: poolMax,
     application_name: 'nodebatch-queue',
-    migrate: true,
+    migrate,
   };
 }

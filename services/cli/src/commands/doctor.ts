@@ -6,7 +6,8 @@ import { formatJson, formatTable } from './config.js';
 
 /**
  * `nodebatch doctor`: the effective configuration with its sources, then one
- * line per check with its timing. Exit code 0 only when every check passes
+ * line per check with its timing. Read-only: what is pending is a failed
+ * check naming `--fix`, which applies it. Exit code 0 only when every check passes
  * (a warning, such as a notifier running on its fallback, is not a pass).
  */
 export function registerDoctorCommand(program: Command): void {
@@ -15,7 +16,12 @@ export function registerDoctorCommand(program: Command): void {
     .description('print the configuration with sources and check every connection')
     .option('--json', 'print { config, checks, ok } as JSON', false)
     .option('--timeout <ms>', 'time limit per check', (v) => Number(v), 5000)
-    .action(async (options: { json: boolean; timeout: number }) => {
+    .option(
+      '--fix',
+      'apply pending migrations (event store, BullMQ schema); without it doctor changes nothing',
+      false,
+    )
+    .action(async (options: { json: boolean; timeout: number; fix: boolean }) => {
       const loaded = loadConfigOrReport();
       if (!loaded) return;
       // Logs of the parts under test go to stderr at warn, so stdout stays the report.
@@ -28,7 +34,12 @@ export function registerDoctorCommand(program: Command): void {
       }
       // Loaded here: the checks pull in every driver, which other commands do not need.
       const { runDoctor } = await import('../doctor/run-doctor.js');
-      const checks = await runDoctor({ config: loaded.config, logger, timeoutMs: options.timeout });
+      const checks = await runDoctor({
+        config: loaded.config,
+        logger,
+        timeoutMs: options.timeout,
+        fix: options.fix,
+      });
       const ok = checks.every((check) => check.status === 'ok' || check.status === 'skipped');
       if (options.json) {
         process.stdout.write(

@@ -5,20 +5,27 @@ import type { Logger } from 'pino';
 import {
   describeDatabase,
   describeRedis,
+  hasSeparateListener,
+  listenerDatabase,
   pgPoolConfig,
   redisOptions,
+  type DatabaseConfig,
   type NodebatchConfig,
 } from '@nodebatch/config';
-import { runMigrations } from '@nodebatch/event-store';
+import { pendingMigrations, runMigrations } from '@nodebatch/event-store';
 import { withTimeout } from '@nodebatch/progress';
 import {
+  NOTIFY_NOT_DELIVERED,
+  QUEUE_POSTGRES_SCHEMA,
   createBatchQueue,
   createRuntime,
   diagnoseConnectionError,
   describeQueueBackend,
   type ConnectionTarget,
 } from '@nodebatch/runtime';
+import { checkClockSkew } from './clock-skew.js';
 import { CheckFailure, CheckWarning, runCheck, skipped, type CheckResult } from './doctor-check.js';
+import { checkKubernetes } from './kubernetes-access.js';
 
 export interface DoctorOptions {
   config: NodebatchConfig;
@@ -26,20 +33,30 @@ export interface DoctorOptions {
   env?: Record<string, string | undefined>;
   /** Per-check time limit. Default 5000 ms. */
   timeoutMs?: number;
+  /**
+   * Apply what is pending (event store migrations, BullMQ's PostgreSQL
+   * schema). Default false: doctor only looks, and says which command would.
+   */
+  fix?: boolean;
 }
+
+/** The command that applies what doctor found pending. */
+export const FIX_COMMAND = 'nodebatch doctor --fix';
 
 /**
  * The checks of `nodebatch doctor`, in the order a deployment depends on
- * them: database, migrations, the LISTEN connection, Redis, the queue, and a
- * round trip through the notifier. A check whose prerequisite failed is
- * skipped rather than failing again with the same cause.
+ * them: the database through the pool's path, its clock, migrations, the
+ * LISTEN connection's own path, Redis, the queue, a round trip through the
+ * notifier, and the Kubernetes API. Read-only unless `fix` is set. A check
+ * whose prerequisite failed is skipped rather than failing again with the
+ * same cause.
  */
 export async function runDoctor(options: DoctorOptions): Promise<CheckResult[]> {
   const { config, logger } = options;
   const env = options.env ?? process.env;
   const timeoutMs = options.timeoutMs ?? 5000;
+  const fix = options.fix ?? false;
   const dbTarget: ConnectionTarget = { service: 'postgres', ...describeDatabase(config.database) };
-  const where = `${dbTarget.host}:${dbTarget.port}/${dbTarget.database} as ${dbTarget.username}`;
   const diagnosed = (err: unknown, target: ConnectionTarget) => {
     const diagnosis = diagnoseConnectionError(err, target, env);
     return new CheckFailure(`${diagnosis.summary}: ${diagnosis.message}`, diagnosis.checklist, {
@@ -49,13 +66,13 @@ export async function runDoctor(options: DoctorOptions): Promise<CheckResult[]> 
   const results: CheckResult[] = [];
 
   const database = await runCheck('database', async () => {
-    const client = quietClient(config, timeoutMs);
+    const client = quietClient(config.database, timeoutMs);
     try {
       await client.connect();
       const { rows } = await client.query<{ version: string }>(
         "SELECT current_setting('server_version') AS version",
       );
-      return `PostgreSQL ${rows[0]?.version ?? '?'} at ${where} (sslmode ${dbTarget.sslMode})`;
+      return `PostgreSQL ${rows[0]?.version ?? '?'} at ${describeWhere(dbTarget)} (sslmode ${dbTarget.sslMode}), the pool's path`;
     } catch (err) {
       throw diagnosed(err, dbTarget);
     } finally {
@@ -67,25 +84,47 @@ export async function runDoctor(options: DoctorOptions): Promise<CheckResult[]> 
 
   results.push(
     databaseOk
-      ? await runCheck('migrations', async () => {
-          const pool = new pg.Pool({ ...pgPoolConfig(config.database), max: 1 });
-          try {
-            const { applied } = await runMigrations(pool, { logger });
-            return applied.length === 0
-              ? 'event store schema up to date'
-              : `applied ${applied.length} pending migration(s): ${applied.join(', ')}`;
-          } finally {
-            await pool.end();
-          }
-        })
-      : skipped('migrations', 'needs the database'),
+      ? await runCheck('clock', () =>
+          withClient(config.database, timeoutMs, (client) => checkClockSkew(client)),
+        )
+      : skipped('clock', 'needs the database'),
   );
 
+  const migrations = databaseOk
+    ? await runCheck('migrations', async () => {
+        const pool = new pg.Pool({ ...pgPoolConfig(config.database), max: 1 });
+        try {
+          const pending = await pendingMigrations(pool);
+          if (pending.length === 0) return 'event store schema up to date';
+          if (!fix) {
+            throw new CheckFailure(
+              `${pending.length} pending event store migration(s): ${pending.join(', ')}`,
+              [
+                `Apply them with \`${FIX_COMMAND}\` (or \`nodebatch migrate\`); workers and gateways also apply them at start.`,
+              ],
+            );
+          }
+          const { applied } = await runMigrations(pool, { logger });
+          return `applied ${applied.length} pending migration(s): ${applied.join(', ')}`;
+        } finally {
+          await pool.end();
+        }
+      })
+    : skipped('migrations', 'needs the database');
+  results.push(migrations);
+
+  const listenDb = listenerDatabase(config.database);
+  const listenTarget: ConnectionTarget = { service: 'postgres', ...describeDatabase(listenDb) };
   results.push(
     databaseOk
-      ? await runCheck('listener', () =>
-          listenRoundTrip(config, timeoutMs, (err) => diagnosed(err, dbTarget)),
-        )
+      ? await runCheck('listener', async () => {
+          const trip = await listenRoundTrip(config.database, listenDb, timeoutMs, (err) =>
+            diagnosed(err, listenTarget),
+          );
+          return hasSeparateListener(config.database)
+            ? `${trip}; LISTEN at ${describeWhere(listenTarget)} (DB_LISTEN_*), apart from the pool at ${dbTarget.host}:${dbTarget.port}`
+            : `${trip}; LISTEN on the pool's address ${dbTarget.host}:${dbTarget.port}`;
+        })
       : skipped('listener', 'needs the database'),
   );
 
@@ -105,8 +144,18 @@ export async function runDoctor(options: DoctorOptions): Promise<CheckResult[]> 
           await redis.connect();
           const started = performance.now();
           await redis.ping();
-          return `Redis at ${redisTarget.host}:${redisTarget.port} db ${config.redis!.db}, PING ${Math.round(performance.now() - started)} ms`;
+          const ping = Math.round(performance.now() - started);
+          const server = parseInfo(await redis.info('server'));
+          const where = `${redisTarget.host}:${redisTarget.port}`;
+          if (server.redis_mode === 'cluster') {
+            throw new CheckFailure(
+              `Redis at ${where} is a node of a Redis Cluster, but nodebatch is configured for a single server`,
+              ['Set REDIS_CLUSTER_NODES to the cluster’s nodes (host:port,host:port,...).'],
+            );
+          }
+          return `Redis ${server.redis_version ?? '?'} (single) at ${where} db ${config.redis!.db}, PING ${ping} ms`;
         } catch (err) {
+          if (err instanceof CheckFailure) throw err;
           throw diagnosed(err, redisTarget);
         } finally {
           redis.disconnect();
@@ -121,7 +170,8 @@ export async function runDoctor(options: DoctorOptions): Promise<CheckResult[]> 
   results.push(
     queuePrerequisite
       ? await runCheck('queue', async () => {
-          const queue = createBatchQueue({ config, logger });
+          if (!config.redis && !fix) await requireQueueSchema(listenDb, timeoutMs);
+          const queue = createBatchQueue({ config, logger, migrate: fix });
           try {
             const counts = await withTimeout(
               queue.jobCounts(),
@@ -140,9 +190,9 @@ export async function runDoctor(options: DoctorOptions): Promise<CheckResult[]> 
   );
 
   results.push(
-    databaseOk
+    databaseOk && migrations.status === 'ok'
       ? await runCheck('notifier', async () => {
-          const runtime = await createRuntime({ config, logger, env, retention: false });
+          const runtime = await createRuntime({ config, logger, env, retention: false, migrate: false });
           try {
             const result = await runtime.notifier.verify(timeoutMs);
             const info = runtime.notifier.info;
@@ -157,39 +207,97 @@ export async function runDoctor(options: DoctorOptions): Promise<CheckResult[]> 
             await runtime.close();
           }
         })
-      : skipped('notifier', 'needs the database'),
+      : skipped('notifier', databaseOk ? 'needs the migrations applied' : 'needs the database'),
+  );
+
+  results.push(
+    config.cluster.mode === 'kubernetes'
+      ? await runCheck('kubernetes', () =>
+          withTimeout(checkKubernetes(config, env), timeoutMs, 'the Kubernetes API did not answer'),
+        )
+      : skipped('kubernetes', 'simulated cluster (NODEBATCH_CLUSTER=simulated)'),
   );
   return results;
 }
 
-/** LISTEN on a private channel and NOTIFY it: the path the postgres transport takes, on its own connection. */
+/**
+ * LISTEN on a private channel on the listener's own connection, NOTIFY
+ * through the pool's path: the two paths the postgres transport takes. Behind
+ * a transaction-mode pooler both succeed and nothing arrives, which only a
+ * round trip across two connections shows.
+ */
 async function listenRoundTrip(
-  config: NodebatchConfig,
+  pool: DatabaseConfig,
+  listener: DatabaseConfig,
   timeoutMs: number,
   diagnose: (err: unknown) => Error,
 ): Promise<string> {
-  const client = quietClient(config, timeoutMs);
+  const listen = quietClient(listener, timeoutMs);
   const channel = `nodebatch_doctor_${randomBytes(4).toString('hex')}`;
   try {
-    await client.connect();
+    await listen.connect();
   } catch (err) {
     throw diagnose(err);
   }
   try {
-    await client.query(`LISTEN ${channel}`);
-    const started = performance.now();
+    await listen.query(`LISTEN ${channel}`);
     const received = new Promise<void>((resolve) =>
-      client.on('notification', (message) => {
+      listen.on('notification', (message) => {
         if (message.channel === channel) resolve();
       }),
     );
-    await client.query('SELECT pg_notify($1, $2)', [channel, 'doctor']);
-    await withTimeout(
-      received,
-      timeoutMs,
-      () => new CheckFailure(`no NOTIFY came back on ${channel} within ${timeoutMs} ms`),
+    const started = performance.now();
+    await withClient(pool, timeoutMs, (client) =>
+      client.query('SELECT pg_notify($1, $2)', [channel, 'doctor']),
     );
+    try {
+      await withTimeout(received, timeoutMs, `no NOTIFY came back on ${channel} within ${timeoutMs} ms`);
+    } catch (err) {
+      throw diagnose(Object.assign(new Error((err as Error).message), { code: NOTIFY_NOT_DELIVERED }));
+    }
     return `LISTEN/NOTIFY round trip in ${Math.round(performance.now() - started)} ms`;
+  } finally {
+    await listen.end().catch(() => undefined);
+  }
+}
+
+/** BullMQ creates its schema on a worker's first connection; without --fix doctor only says it is missing. */
+async function requireQueueSchema(database: DatabaseConfig, timeoutMs: number): Promise<void> {
+  const { rows } = await withClient(database, timeoutMs, (client) =>
+    client.query<{ present: boolean }>('SELECT to_regnamespace($1) IS NOT NULL AS present', [
+      QUEUE_POSTGRES_SCHEMA,
+    ]),
+  );
+  if (!rows[0]?.present) {
+    throw new CheckFailure(`BullMQ's PostgreSQL schema "${QUEUE_POSTGRES_SCHEMA}" does not exist yet`, [
+      `Create it with \`${FIX_COMMAND}\`; a worker also creates it at start.`,
+    ]);
+  }
+}
+
+function describeWhere(target: ConnectionTarget): string {
+  return `${target.host}:${target.port}/${target.database} as ${target.username}`;
+}
+
+/** `key:value` lines of Redis INFO. */
+function parseInfo(text: string): Record<string, string> {
+  const fields: Record<string, string> = {};
+  for (const line of text.split(/\r?\n/)) {
+    const at = line.indexOf(':');
+    if (at > 0 && !line.startsWith('#')) fields[line.slice(0, at)] = line.slice(at + 1).trim();
+  }
+  return fields;
+}
+
+async function withClient<T>(
+  database: DatabaseConfig,
+  timeoutMs: number,
+  use: (client: pg.Client) => Promise<T>,
+): Promise<T> {
+  const client = quietClient(database, timeoutMs);
+  try {
+    await client.connect();
+    return await use(client);
   } finally {
     await client.end().catch(() => undefined);
   }
@@ -200,8 +308,8 @@ async function listenRoundTrip(
  * 'error' listener a connection dropped by the server would crash doctor
  * instead of being reported by the check.
  */
-function quietClient(config: NodebatchConfig, timeoutMs: number): pg.Client {
-  const client = new pg.Client({ ...pgPoolConfig(config.database), connectionTimeoutMillis: timeoutMs });
+function quietClient(database: DatabaseConfig, timeoutMs: number): pg.Client {
+  const client = new pg.Client({ ...pgPoolConfig(database), connectionTimeoutMillis: timeoutMs });
   client.on('error', () => undefined);
   return client;
 }
