@@ -50,6 +50,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
   const queue = createBatchQueue({ config, logger: options.logger });
   const metrics = new GatewayMetrics();
   metrics.observeNotifier(runtime.notifier.info$);
+  metrics.observeHintChecks(() => runtime.streams.hintCheckCounts());
   let app: Awaited<ReturnType<typeof buildGatewayApp>> | undefined;
   const release = async () => {
     metrics.stop();
