@@ -1,4 +1,5 @@
 import {
+  applyFence,
   InvalidEventError,
   isTerminalType,
   StaleSequenceError,
@@ -169,6 +170,8 @@ class PgEventStore implements PostgresEventStore {
             task.last_seq,
           );
         }
+        // After the ended check: a stale run's append to an ended task is told the task ended.
+        const attempt = applyFence(taskId, task?.attempt ?? 0, options.fence, validated as NewEvent[]);
         validated.forEach((event, index) => {
           if (event.type === 'TaskCreated' && lastSeq + index > 0) {
             throw new InvalidEventError(
@@ -216,7 +219,8 @@ class PgEventStore implements PostgresEventStore {
         ), summary AS (
           UPDATE tasks SET status = ${summary.status}, done = ${summary.done}, succeeded = ${summary.succeeded},
                  failed = ${summary.failed}, skipped = ${summary.skipped}, last_seq = ${summary.lastSeq},
-                 updated_at = ${summary.updatedAt}, finished_at = ${summary.finishedAt}
+                 updated_at = ${summary.updatedAt}, finished_at = ${summary.finishedAt},
+                 attempt = ${attempt}
           WHERE task_id = ${taskId}
         )
         SELECT * FROM inserted ORDER BY seq`.execute(trx);

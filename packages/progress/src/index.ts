@@ -1,6 +1,7 @@
 export * from './errors.js';
 export * from './events.js';
 export * from './store.js';
+export * from './fence.js';
 export * from './transport.js';
 export * from './task-state.js';
 export * from './reducer.js';
