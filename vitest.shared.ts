@@ -11,7 +11,8 @@ export function vitestConfig(options: { testTimeout?: number; include?: string[]
     ssr: { resolve: { conditions: ['source'], externalConditions: ['source'] } },
     test: {
       include: options.include ?? ['src/**/*.test.ts', 'test/**/*.test.ts'],
-      passWithNoTests: true,
+      // A package with a test script and no test file fails (see also scripts/run-tests.mjs).
+      passWithNoTests: false,
       testTimeout: options.testTimeout ?? 30_000,
       hookTimeout: 60_000,
       reporters: ['default', ['json', { outputFile: '.vitest/report.json' }]],

@@ -4,9 +4,10 @@
 // `N passed, N failed, N skipped` summed from Vitest's JSON reports, because
 // CI reads that line and not Vitest's own summary.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readAllowedSkips, summariseReports } from './test-reports.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const workspaceDirs = ['packages', 'services', '.']
@@ -35,34 +36,8 @@ function ensureServers() {
   return JSON.parse(result.stdout.trim().split('\n').at(-1));
 }
 
-function hasTestScript(dir) {
-  const manifest = JSON.parse(readFileSync(join(root, dir, 'package.json'), 'utf8'));
-  return Boolean(manifest.scripts?.test);
-}
-
-function summarise() {
-  let passed = 0;
-  let failed = 0;
-  let skipped = 0;
-  for (const dir of workspaceDirs.filter(hasTestScript)) {
-    const report = join(root, dir, '.vitest', 'report.json');
-    if (!existsSync(report)) {
-      console.error(`[test] ${dir}: no Vitest report was written (the runner crashed or did not start)`);
-      failed += 1;
-      continue;
-    }
-    const data = JSON.parse(readFileSync(report, 'utf8'));
-    passed += data.numPassedTests ?? 0;
-    failed += data.numFailedTests ?? 0;
-    skipped += (data.numPendingTests ?? 0) + (data.numTodoTests ?? 0);
-    // A file that failed to load reports no tests at all; count it, or a
-    // broken import would look like a green run.
-    for (const file of data.testResults ?? []) {
-      if (file.status === 'failed' && (file.assertionResults ?? []).length === 0) failed += 1;
-    }
-  }
-  return { passed, failed, skipped };
-}
+// Read first: a malformed allowlist stops the run before anything else does.
+const allowedSkips = readAllowedSkips(join(root, 'test-skips.json'));
 
 for (const dir of workspaceDirs) rmSync(join(root, dir, '.vitest'), { recursive: true, force: true });
 
@@ -84,7 +59,12 @@ const checks = [
 ];
 const tests = run('turbo', ['run', 'test', '--concurrency=2', '--continue', '--output-logs=full'], env);
 
-const { passed, failed, skipped } = summarise();
+const { passed, failed, skipped } = summariseReports({
+  root,
+  dirs: workspaceDirs,
+  allowedSkips,
+  onCi: Boolean(process.env.CI) && process.env.CI !== 'false',
+});
 const checksFailed = checks.filter((status) => status !== 0).length;
 if (checksFailed > 0) console.error(`[test] ${checksFailed} of build/typecheck/lint and format failed`);
 console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);

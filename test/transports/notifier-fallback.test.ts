@@ -24,7 +24,7 @@ import {
 
 /**
  * The notifier's start-up diagnostics and its fallback and recovery
- * (invariants 6 and 7), on a private PostgreSQL whose pg_hba.conf demands a
+ * (invariants 6 and 7, docs/invariants.md), on a private PostgreSQL whose pg_hba.conf demands a
  * password from one role, so that a wrong password can really be refused.
  */
 

@@ -18,7 +18,7 @@ import {
 } from './support.js';
 
 /**
- * Invariant 3 under fire: a subscriber gets every event of its task exactly
+ * Invariant 3 (docs/invariants.md) under fire: a subscriber gets every event of its task exactly
  * once, in order, whatever happens to the LISTEN connection and the server.
  * All on a private PostgreSQL: these tests kill connections and stop the server.
  */

@@ -85,7 +85,7 @@ describe('postgres transport through the runtime', () => {
       ),
     );
     expect(subscribers).toHaveLength(1_000);
-    // While all 1,000 are subscribed: one LISTEN connection, whatever the number of clients (invariant 5).
+    // While all 1,000 are subscribed: one LISTEN connection, whatever the number of clients (invariant 5, docs/invariants.md).
     expect(await countListeners(sharedDatabaseUrl(), db.name)).toBe(1);
     for (const taskId of tasks)
       await runtime.notifier.append(taskId, [progressEvent(1, 2), progressEvent(2, 2)]);

@@ -1,11 +1,15 @@
 import { isInKubernetes } from './kubernetes.js';
-import { CLUSTER_MODES, LOG_LEVELS, NOTIFY_TYPES, SSL_MODES } from './nodebatch-config.js';
+import { CLUSTER_MODES, LOG_LEVELS, NOTIFY_TYPES, ROLES, SSL_MODES } from './nodebatch-config.js';
 import {
   boolean,
   decimal,
+  httpUrl,
   integer,
   oneOf,
   originList,
+  prefixList,
+  roleList,
+  roleMap,
   secret,
   text,
   type ValueSchema,
@@ -14,7 +18,7 @@ import {
 export type Env = Readonly<Record<string, string | undefined>>;
 
 /** The connection URLs whose parts feed single keys; see connection-urls.ts. */
-export type UrlVariable = 'DATABASE_URL' | 'REDIS_URL';
+export type UrlVariable = 'DATABASE_URL' | 'DB_LISTEN_URL' | 'REDIS_URL';
 
 /**
  * One configuration key and every place its value may come from. Sources are
@@ -31,6 +35,11 @@ export interface ConfigField {
   default?: (env: Env) => unknown;
   /** Shown only as `set` / `not set`, never echoed in errors. */
   secret?: boolean;
+  /**
+   * Other spellings of the key in the YAML file: the snake_case keys of the
+   * replaced system's config.yaml. One file may use only one spelling per key.
+   */
+  fileAliases?: readonly string[];
 }
 
 const port = integer(1, 65535);
@@ -79,6 +88,7 @@ export const CONFIG_FIELDS: readonly ConfigField[] = [
     key: 'database.sslMode',
     env: ['DB_SSL_MODE', 'DB_SSLMODE', 'DATABASE_SSL_MODE', 'DATABASE_SSLMODE'],
     url: { variable: 'DATABASE_URL', part: 'sslmode' },
+    fileAliases: ['database.ssl_mode'],
     value: oneOf(SSL_MODES),
     // node-postgres has no opportunistic TLS, so libpq's default `prefer`
     // would be a lie; say what actually happens.
@@ -89,6 +99,40 @@ export const CONFIG_FIELDS: readonly ConfigField[] = [
     env: ['DB_POOL_MAX', 'DATABASE_POOL_MAX'],
     value: integer(1, 1000),
     default: () => 10,
+  },
+  // LISTEN does not work through a pooler in transaction mode (PgBouncer):
+  // the listener's one connection may need to reach PostgreSQL itself while
+  // the pool goes through the pooler. Each part left out is the pool's.
+  {
+    key: 'database.listenHost',
+    env: ['DB_LISTEN_HOST'],
+    url: { variable: 'DB_LISTEN_URL', part: 'host' },
+    value: text('a host name or IP address'),
+  },
+  {
+    key: 'database.listenPort',
+    env: ['DB_LISTEN_PORT'],
+    url: { variable: 'DB_LISTEN_URL', part: 'port' },
+    value: port,
+  },
+  {
+    key: 'database.listenDatabase',
+    env: [],
+    url: { variable: 'DB_LISTEN_URL', part: 'database' },
+    value: text('a database name'),
+  },
+  {
+    key: 'database.listenUsername',
+    env: [],
+    url: { variable: 'DB_LISTEN_URL', part: 'username' },
+    value: text('a user name'),
+  },
+  {
+    key: 'database.listenPassword',
+    env: [],
+    url: { variable: 'DB_LISTEN_URL', part: 'password' },
+    value: secret(),
+    secret: true,
   },
   {
     key: 'redis.host',
@@ -134,12 +178,15 @@ export const CONFIG_FIELDS: readonly ConfigField[] = [
   {
     key: 'progress.notifyType',
     env: ['PROGRESS_NOTIFY_TYPE'],
+    fileAliases: ['progress.notify_type'],
     value: oneOf(NOTIFY_TYPES),
     default: () => 'postgres',
   },
   {
     key: 'progress.pollIntervalMs',
     env: ['PROGRESS_POLL_INTERVAL'],
+    // Milliseconds there too, so the number carries over as it is.
+    fileAliases: ['progress.poll_interval'],
     value: milliseconds(10, 3_600_000),
     default: () => 1000,
   },
@@ -157,6 +204,8 @@ export const CONFIG_FIELDS: readonly ConfigField[] = [
     default: () => 8080,
   },
   { key: 'gateway.allowedOrigins', env: ['ALLOWED_ORIGINS'], value: originList(), default: () => [] },
+  // Keeps /metrics and the database host in /readyz off a public ingress.
+  { key: 'gateway.metricsPort', env: ['METRICS_PORT'], value: integer(0, 65535) },
   {
     key: 'auth.jwtSecret',
     env: ['AUTH_JWT_SECRET', 'AUTH_JWT_SECRET_FILE'],
@@ -164,6 +213,92 @@ export const CONFIG_FIELDS: readonly ConfigField[] = [
     secret: true,
   },
   { key: 'auth.disabled', env: ['AUTH_DISABLED'], value: boolean(), default: () => false },
+  { key: 'auth.jwksUrl', env: ['AUTH_JWKS_URL'], value: httpUrl('an http(s) URL of a JWKS document') },
+  { key: 'auth.issuer', env: ['AUTH_JWT_ISSUER'], value: text('the expected iss claim') },
+  { key: 'auth.audience', env: ['AUTH_JWT_AUDIENCE'], value: text('the expected aud claim') },
+  {
+    key: 'auth.maxTokenLifetimeSeconds',
+    env: ['AUTH_MAX_TOKEN_LIFETIME_SECONDS'],
+    value: integer(60, 31_536_000, 'a number of seconds'),
+    default: () => 86_400,
+  },
+  {
+    key: 'auth.clockToleranceSeconds',
+    env: ['AUTH_CLOCK_TOLERANCE_SECONDS'],
+    value: integer(0, 300, 'a number of seconds'),
+    default: () => 30,
+  },
+  { key: 'auth.userClaim', env: ['AUTH_USER_CLAIM'], value: text('a claim name'), default: () => 'sub' },
+  { key: 'auth.roleClaim', env: ['AUTH_ROLE_CLAIM'], value: text('a claim name'), default: () => 'role' },
+  { key: 'auth.groupsClaim', env: ['AUTH_GROUPS_CLAIM'], value: text('a claim name') },
+  { key: 'auth.groupRoles', env: ['AUTH_GROUP_ROLES'], value: roleMap(ROLES), default: () => ({}) },
+  // A token that says nothing about its role may only read.
+  { key: 'auth.defaultRole', env: ['AUTH_DEFAULT_ROLE'], value: oneOf(ROLES), default: () => 'viewer' },
+  { key: 'policy.cordonRole', env: ['POLICY_CORDON_ROLE'], value: oneOf(ROLES), default: () => 'operator' },
+  {
+    key: 'policy.uncordonRole',
+    env: ['POLICY_UNCORDON_ROLE'],
+    value: oneOf(ROLES),
+    default: () => 'operator',
+  },
+  // Evicting pods is what the system we replace reserved for admins.
+  { key: 'policy.drainRole', env: ['POLICY_DRAIN_ROLE'], value: oneOf(ROLES), default: () => 'admin' },
+  { key: 'policy.labelRole', env: ['POLICY_LABEL_ROLE'], value: oneOf(ROLES), default: () => 'operator' },
+  { key: 'policy.taintRole', env: ['POLICY_TAINT_ROLE'], value: oneOf(ROLES), default: () => 'operator' },
+  {
+    key: 'policy.protectedPrefixes',
+    env: ['POLICY_PROTECTED_PREFIXES'],
+    value: prefixList(),
+    default: () => ['kubernetes.io/', 'k8s.io/', 'node-role.kubernetes.io/', 'node.kubernetes.io/'],
+  },
+  {
+    key: 'policy.protectedPrefixRole',
+    env: ['POLICY_PROTECTED_PREFIX_ROLE'],
+    value: oneOf(ROLES),
+    default: () => 'admin',
+  },
+  {
+    key: 'policy.seeAllTasksRoles',
+    env: ['POLICY_SEE_ALL_TASKS_ROLES'],
+    value: roleList(ROLES),
+    default: () => ['admin'],
+  },
+  {
+    key: 'audit.retentionDays',
+    env: ['AUDIT_RETENTION_DAYS'],
+    value: integer(1, 36_500),
+    default: () => 365,
+  },
+  {
+    key: 'limits.streamsPerUser',
+    env: ['LIMIT_STREAMS_PER_USER'],
+    value: integer(1, 1_000_000),
+    default: () => 100,
+  },
+  {
+    key: 'limits.streamsTotal',
+    env: ['LIMIT_STREAMS_TOTAL'],
+    value: integer(1, 10_000_000),
+    default: () => 10_000,
+  },
+  {
+    key: 'limits.batchesPerMinute',
+    env: ['LIMIT_BATCHES_PER_MINUTE'],
+    value: integer(1, 1_000_000),
+    default: () => 60,
+  },
+  {
+    key: 'limits.cancelsPerMinute',
+    env: ['LIMIT_CANCELS_PER_MINUTE'],
+    value: integer(1, 1_000_000),
+    default: () => 120,
+  },
+  {
+    key: 'limits.subscribesPerMinute',
+    env: ['LIMIT_SUBSCRIBES_PER_MINUTE'],
+    value: integer(1, 1_000_000),
+    default: () => 600,
+  },
   {
     key: 'cluster.mode',
     env: ['NODEBATCH_CLUSTER'],
@@ -205,11 +340,27 @@ export const CONFIG_FIELDS: readonly ConfigField[] = [
     value: integer(1, 3650),
     default: () => 7,
   },
-  { key: 'log.level', env: ['LOG_LEVEL'], value: oneOf(LOG_LEVELS), default: () => 'info' },
+  {
+    key: 'log.level',
+    env: ['LOG_LEVEL'],
+    fileAliases: ['logging.level'],
+    value: oneOf(LOG_LEVELS),
+    default: () => 'info',
+  },
 ];
 
-/** Variables read besides the per-key ones. */
-const GLOBAL_ENV_VARS = ['CONFIG_FILE', 'DATABASE_URL', 'REDIS_URL'] as const;
+/**
+ * Variables read besides the per-key ones. KUBERNETES_SERVICE_HOST is set by
+ * Kubernetes in every pod: inside one, a database host left at its default
+ * earns a warning instead of a quiet dial to localhost.
+ */
+const GLOBAL_ENV_VARS = [
+  'CONFIG_FILE',
+  'DATABASE_URL',
+  'DB_LISTEN_URL',
+  'REDIS_URL',
+  'KUBERNETES_SERVICE_HOST',
+] as const;
 
 /**
  * Every environment variable nodebatch reads. Deployment tests check the

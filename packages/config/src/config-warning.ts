@@ -7,13 +7,16 @@ export type ConfigWarningCode =
   | 'KUBERNETES_DEFAULT_HOST'
   | 'SERVICE_LINK_VARIABLE'
   | 'SHADOWED_VARIABLE'
-  | 'REDIS_NOT_CONFIGURED';
+  | 'REDIS_NOT_CONFIGURED'
+  | 'IGNORED_FILE_KEY';
 
 /** Something that loads fine but is probably not what the operator meant. */
 export interface ConfigWarning {
   code: ConfigWarningCode;
   /** The environment variable the warning is about, when there is one. */
   variable?: string;
+  /** The file key the warning is about, when there is one. */
+  key?: string;
   message: string;
 }
 
@@ -96,6 +99,6 @@ export function logConfigWarnings(logger: Pick<Logger, 'warn'>, warnings: readon
   for (const warning of warnings) {
     if (logged.has(warning.message)) continue;
     logged.add(warning.message);
-    logger.warn({ code: warning.code, variable: warning.variable }, warning.message);
+    logger.warn({ code: warning.code, variable: warning.variable, key: warning.key }, warning.message);
   }
 }

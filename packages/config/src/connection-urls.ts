@@ -36,15 +36,18 @@ function host(url: URL): string | undefined {
  * present are returned, so a URL without a port leaves the port to the file
  * or the default rather than overriding it.
  */
-export function parseDatabaseUrl(value: string): UrlParts {
+export function parseDatabaseUrl(
+  value: string,
+  variable: 'DATABASE_URL' | 'DB_LISTEN_URL' = 'DATABASE_URL',
+): UrlParts {
   let url: URL;
   try {
     url = new URL(value.trim());
   } catch (error) {
-    throw new UrlParseError('DATABASE_URL', DATABASE_URL_FORM, { cause: error });
+    throw new UrlParseError(variable, DATABASE_URL_FORM, { cause: error });
   }
   if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
-    throw new UrlParseError('DATABASE_URL', DATABASE_URL_FORM);
+    throw new UrlParseError(variable, DATABASE_URL_FORM);
   }
   return {
     host: host(url),

@@ -49,6 +49,45 @@ function sslOptions(mode: SslMode): PoolConfig['ssl'] {
   }
 }
 
+/** True when DB_LISTEN_URL, DB_LISTEN_HOST or DB_LISTEN_PORT (or the file's listen keys) are set. */
+export function hasSeparateListener(database: DatabaseConfig): boolean {
+  return (
+    database.listenHost !== undefined ||
+    database.listenPort !== undefined ||
+    database.listenDatabase !== undefined ||
+    database.listenUsername !== undefined ||
+    database.listenPassword !== undefined
+  );
+}
+
+/**
+ * The database the LISTEN connection dials: the pool's, with the listen
+ * settings put over it. A pooler in transaction mode hands each transaction
+ * to any server connection, so a LISTEN made through it is registered on a
+ * connection that the notifications never reach.
+ */
+export function listenerDatabase(database: DatabaseConfig): DatabaseConfig {
+  const {
+    listenHost,
+    listenPort,
+    listenDatabase: listenName,
+    listenUsername,
+    listenPassword,
+    ...pool
+  } = database;
+  return {
+    ...pool,
+    host: listenHost ?? pool.host,
+    port: listenPort ?? pool.port,
+    database: listenName ?? pool.database,
+    username: listenUsername ?? pool.username,
+    ...(listenPassword !== undefined || pool.password !== undefined
+      ? { password: listenPassword ?? pool.password }
+      : {}),
+    poolMax: 1,
+  };
+}
+
 export function describeDatabase(database: DatabaseConfig): DatabaseDescription {
   return {
     host: database.host,

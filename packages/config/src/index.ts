@@ -10,7 +10,13 @@ export { configEntries, type ConfigEntry } from './config-entries.js';
 export { logConfigWarnings, type ConfigWarning, type ConfigWarningCode } from './config-warning.js';
 export { maskUrlPassword, parseDatabaseUrl, parseRedisUrl } from './connection-urls.js';
 export { createLogger, REDACTED_PATHS, type CreateLoggerOptions } from './create-logger.js';
-export { describeDatabase, pgPoolConfig, type DatabaseDescription } from './database.js';
+export {
+  describeDatabase,
+  hasSeparateListener,
+  listenerDatabase,
+  pgPoolConfig,
+  type DatabaseDescription,
+} from './database.js';
 export { isInKubernetes } from './kubernetes.js';
 export { loadConfig, type LoadConfigOptions, type LoadedConfig } from './load-config.js';
 export * from './nodebatch-config.js';

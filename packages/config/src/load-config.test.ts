@@ -47,7 +47,26 @@ describe('defaults', () => {
     expect(config.redis).toBeNull();
     expect(config.progress).toEqual({ notifyType: 'postgres', pollIntervalMs: 1000, fallbackAfterMs: 5000 });
     expect(config.gateway).toEqual({ port: 8080, allowedOrigins: [] });
-    expect(config.auth).toEqual({ disabled: false });
+    expect(config.auth).toEqual({
+      disabled: false,
+      maxTokenLifetimeSeconds: 86_400,
+      clockToleranceSeconds: 30,
+      userClaim: 'sub',
+      roleClaim: 'role',
+      groupRoles: {},
+      defaultRole: 'viewer',
+    });
+    expect(config.policy).toEqual({
+      cordonRole: 'operator',
+      uncordonRole: 'operator',
+      drainRole: 'admin',
+      labelRole: 'operator',
+      taintRole: 'operator',
+      protectedPrefixes: ['kubernetes.io/', 'k8s.io/', 'node-role.kubernetes.io/', 'node.kubernetes.io/'],
+      protectedPrefixRole: 'admin',
+      seeAllTasksRoles: ['admin'],
+    });
+    expect(config.audit).toEqual({ retentionDays: 365 });
     expect(config.cluster).toEqual({ mode: 'simulated', simNodes: 50, simLatencyMs: 0, simFailureRate: 0 });
     expect(config.worker).toEqual({ jobConcurrency: 4, shutdownGraceMs: 30000 });
     expect(config.queue).toEqual({ name: 'nodebatch-batches' });
@@ -156,18 +175,41 @@ describe('other environment variables', () => {
   });
 
   it('lists every variable it reads in ACCEPTED_ENV_VARS', () => {
-    for (const [variable] of cases) expect(ACCEPTED_ENV_VARS).toContain(variable);
-    for (const variable of [
-      'CONFIG_FILE',
-      'DATABASE_URL',
-      'REDIS_URL',
-      'DB_PASSWORD_FILE',
-      'REDIS_HOST',
-      'REDIS_PORT',
-      'REDIS_PASSWORD',
-      'REDIS_DB',
-    ]) {
-      expect(ACCEPTED_ENV_VARS).toContain(variable);
+    // The environment is a Proxy that records every name loadConfig looks up, over loads that take
+    // each path: nothing set, every variable above set, a URL and a password file, inside Kubernetes.
+    const read = new Set<string>();
+    const recording = (values: Record<string, string>) =>
+      new Proxy(values, {
+        get: (target, name, receiver) => {
+          if (typeof name === 'string') read.add(name);
+          return Reflect.get(target, name, receiver) as unknown;
+        },
+        has: (target, name) => {
+          if (typeof name === 'string') read.add(name);
+          return Reflect.has(target, name);
+        },
+      });
+    const dir = workdir();
+    const passwordFile = join(dir, 'password');
+    writeFileSync(passwordFile, 'secret\n');
+    const envs: Record<string, string>[] = [
+      {},
+      Object.fromEntries(cases.map(([variable, , raw]) => [variable, raw])),
+      {
+        DATABASE_URL: 'postgres://u@db.example:5433/nb',
+        REDIS_URL: 'redis://cache:6380/2',
+        DB_PASSWORD_FILE: passwordFile,
+        KUBERNETES_SERVICE_HOST: '10.0.0.1',
+        CONFIG_FILE: join(workdir('log:\n  level: warn\n'), 'config.yaml'),
+      },
+    ];
+    for (const env of envs) loadConfig({ env: recording(env), cwd: workdir() });
+    // Enumerating the environment (the look-alike warning scans every name) is not reading a variable;
+    // the names looked up are.
+    expect([...read].filter((name) => !ACCEPTED_ENV_VARS.includes(name))).toEqual([]);
+    for (const [variable] of cases) expect(read).toContain(variable);
+    for (const variable of ['CONFIG_FILE', 'DATABASE_URL', 'REDIS_URL', 'DB_PASSWORD_FILE']) {
+      expect(read).toContain(variable);
     }
   });
 });
@@ -647,5 +689,198 @@ describe('warnings', () => {
     expect(warnings).toEqual([
       expect.objectContaining({ code: 'REDIS_NOT_CONFIGURED', variable: 'REDIS_PORT' }),
     ]);
+  });
+});
+
+describe("the replaced node manager's config.yaml", () => {
+  const seedExample = [
+    'progress:',
+    '  enable_database: true',
+    '  notify_type: "postgres"  # or "redis" / "polling"',
+    '  poll_interval: 10000',
+    '',
+  ].join('\n');
+
+  it('loads the documented progress example and says which spelling set each value', () => {
+    const { config, sources, warnings } = load({}, seedExample);
+    expect(config.progress).toMatchObject({ notifyType: 'postgres', pollIntervalMs: 10000 });
+    expect(sources['progress.notifyType']).toBe('file:config.yaml#progress.notify_type');
+    expect(sources['progress.pollIntervalMs']).toBe('file:config.yaml#progress.poll_interval');
+    expect(warnings).toEqual([]);
+  });
+
+  it('reads its shared database, redis and logging keys and reports its other keys once as ignored', () => {
+    const file = [
+      'server:', //                                   1
+      '  port: "8080"', //                             2
+      '  mode: "release"', //                          3
+      'database:', //                                  4
+      '  type: "postgres"', //                         5
+      '  host: "pg.example"', //                       6
+      '  port: 6432', //                               7
+      '  database: "kube_node_mgr"', //                8
+      '  username: "mgr"', //                          9
+      '  password: "file-S3cret"', //                 10
+      '  ssl_mode: "require"', //                     11
+      '  max_open_conns: 50', //                      12
+      'redis:', //                                    13
+      '  host: "redis.example"', //                   14
+      '  port: 6380', //                              15
+      '  password: "redis-S3cret"', //                16
+      '  db: 2', //                                   17
+      'progress:', //                                 18
+      '  enable_database: true', //                   19
+      '  notify_type: "redis"', //                    20
+      '  poll_interval: 500', //                      21
+      'jwt:', //                                      22
+      '  secret: "old-secret"', //                    23
+      '  expire_time: 86400', //                      24
+      'logging:', //                                  25
+      '  format: "json"', //                          26
+      '  level: "debug"', //                          27
+      'monitoring:', //                               28
+      '  enabled: true', //                           29
+      '',
+    ].join('\n');
+    const { config, sources, warnings } = load({}, file);
+    expect(config.database).toMatchObject({
+      host: 'pg.example',
+      port: 6432,
+      database: 'kube_node_mgr',
+      username: 'mgr',
+      password: 'file-S3cret',
+      sslMode: 'require',
+    });
+    expect(config.redis).toMatchObject({
+      host: 'redis.example',
+      port: 6380,
+      password: 'redis-S3cret',
+      db: 2,
+    });
+    expect(config.progress).toMatchObject({ notifyType: 'redis', pollIntervalMs: 500 });
+    expect(config.log.level).toBe('debug');
+    expect(sources['database.sslMode']).toBe('file:config.yaml#database.ssl_mode');
+    expect(sources['log.level']).toBe('file:config.yaml#logging.level');
+    expect(sources['redis.db']).toBe('file:config.yaml#redis.db');
+    const ignored = warnings.filter((w) => w.code === 'IGNORED_FILE_KEY');
+    expect(ignored.map((w) => [w.key, w.message.split(':')[0]])).toEqual([
+      ['server', 'config.yaml line 1'],
+      ['database.type', 'config.yaml line 5'],
+      ['database.max_open_conns', 'config.yaml line 12'],
+      ['jwt', 'config.yaml line 22'],
+      ['logging.format', 'config.yaml line 26'],
+      ['monitoring', 'config.yaml line 28'],
+    ]);
+    expect(ignored.every((w) => w.message.includes('is ignored'))).toBe(true);
+    expect(JSON.stringify(warnings)).not.toContain('S3cret');
+  });
+
+  it('rejects both spellings of one key in one file, naming both lines', () => {
+    const error = errorOf(() =>
+      load({}, 'progress:\n  notifyType: polling\n  poll_interval: 500\n  notify_type: postgres\n'),
+    );
+    expect(error.message).toContain(
+      'lines 2 and 4: progress.notifyType and progress.notify_type are two spellings of one setting',
+    );
+    expect(error.issues.map((issue) => issue.key)).toEqual(['progress.notifyType']);
+  });
+
+  it('keeps a misspelling of a key it reads an error with a suggestion', () => {
+    const error = errorOf(() =>
+      load({}, 'progress:\n  notify_tpye: polling\ndatabase:\n  sslmod: require\n'),
+    );
+    expect(error.message).toContain(
+      'line 2: unknown key progress.notify_tpye (did you mean progress.notify_type?)',
+    );
+    expect(error.message).toContain('line 4: unknown key database.sslmod (did you mean database.sslMode?)');
+  });
+
+  it('validates a snake_case value like its camelCase twin, naming the key as written', () => {
+    const error = errorOf(() => load({}, 'progress:\n  poll_interval: "10s"\n  notify_type: kafka\n'));
+    expect(error.message).toContain(
+      'progress.poll_interval="10s" (from file config.yaml#progress.poll_interval line 2)',
+    );
+    expect(error.message).toContain(
+      'progress.notify_type="kafka" (from file config.yaml#progress.notify_type line 3)',
+    );
+  });
+
+  it('lets the environment outrank a snake_case key', () => {
+    const { config, sources } = load({ PROGRESS_NOTIFY_TYPE: 'polling' }, seedExample);
+    expect(config.progress.notifyType).toBe('polling');
+    expect(sources['progress.notifyType']).toBe('env:PROGRESS_NOTIFY_TYPE');
+    expect(sources['progress.pollIntervalMs']).toBe('file:config.yaml#progress.poll_interval');
+  });
+
+  it('accepts enable_database: false with a warning that it is not honoured, and rejects a non-boolean', () => {
+    const { warnings } = load({}, 'progress:\n  enable_database: false\n');
+    expect(warnings).toEqual([
+      expect.objectContaining({
+        code: 'IGNORED_FILE_KEY',
+        key: 'progress.enable_database',
+        message: expect.stringMatching(
+          /^config\.yaml line 2: progress\.enable_database is false, but nodebatch always keeps progress in the PostgreSQL event log/,
+        ),
+      }),
+    ]);
+    expect(errorOf(() => load({}, 'progress:\n  enable_database: maybe\n')).message).toContain(
+      'progress.enable_database="maybe" (from file config.yaml#progress.enable_database line 2): expected true or false',
+    );
+  });
+});
+
+describe('the LISTEN connection past a pooler', () => {
+  it('takes host, port, database, user and password of DB_LISTEN_URL, and the rest from the pool', async () => {
+    const { listenerDatabase } = await import('./database.js');
+    const { config, sources } = load({
+      DATABASE_URL: 'postgres://app:pool-S3cret@pgbouncer:6432/nodebatch',
+      DB_LISTEN_URL: 'postgres://listener:listen-S3cret@postgres-primary:5432/nodebatch',
+    });
+    expect(config.database).toMatchObject({
+      host: 'pgbouncer',
+      port: 6432,
+      listenHost: 'postgres-primary',
+      listenPort: 5432,
+      listenUsername: 'listener',
+      listenPassword: 'listen-S3cret',
+    });
+    expect(sources['database.listenHost']).toBe('url:DB_LISTEN_URL');
+    expect(listenerDatabase(config.database)).toEqual({
+      host: 'postgres-primary',
+      port: 5432,
+      database: 'nodebatch',
+      username: 'listener',
+      password: 'listen-S3cret',
+      sslMode: 'disable',
+      poolMax: 1,
+    });
+  });
+
+  it('DB_LISTEN_HOST and DB_LISTEN_PORT outrank DB_LISTEN_URL and the file keys; the pool credentials carry over', async () => {
+    const { hasSeparateListener, listenerDatabase } = await import('./database.js');
+    const { config, sources } = load(
+      { DB_PASSWORD: 'pool-S3cret', DB_LISTEN_HOST: 'direct', DB_LISTEN_URL: 'postgres://other:7000/x' },
+      'database:\n  host: pgbouncer\n  listenPort: 5433\n',
+    );
+    expect(sources['database.listenHost']).toBe('env:DB_LISTEN_HOST');
+    expect(sources['database.listenPort']).toBe('url:DB_LISTEN_URL');
+    expect(listenerDatabase(config.database)).toMatchObject({
+      host: 'direct',
+      port: 7000,
+      database: 'x',
+      username: 'postgres',
+      password: 'pool-S3cret',
+    });
+    expect(hasSeparateListener(config.database)).toBe(true);
+    expect(hasSeparateListener(load({}).config.database)).toBe(false);
+    const fromFile = load({}, 'database:\n  listenHost: direct\n  listenPort: 5433\n');
+    expect(fromFile.sources['database.listenPort']).toBe('file:config.yaml#database.listenPort');
+    expect(listenerDatabase(fromFile.config.database)).toMatchObject({ host: 'direct', port: 5433 });
+  });
+
+  it('rejects an unparsable DB_LISTEN_URL naming the variable, never echoing it', () => {
+    const error = errorOf(() => load({ DB_LISTEN_URL: 'mysql://u:hidden-S3cret@h/db' }));
+    expect(error.message).toContain('DB_LISTEN_URL (from env DB_LISTEN_URL) is not a valid URL');
+    expect(error.message).not.toContain('hidden-S3cret');
   });
 });

@@ -58,9 +58,24 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   };
 
   const file = readConfigFile({ configFile: read('CONFIG_FILE'), cwd });
+  for (const ignored of file?.ignored ?? []) {
+    warnings.push({
+      code: 'IGNORED_FILE_KEY',
+      key: ignored.key,
+      message: `${file!.label} line ${ignored.line}: ${ignored.key} is ignored: nodebatch does not use this key of the node manager it replaces${ignored.note ? ` (${ignored.note})` : ''}`,
+    });
+  }
+  if (file?.databaseDisabledLine !== undefined) {
+    warnings.push({
+      code: 'IGNORED_FILE_KEY',
+      key: 'progress.enable_database',
+      message: `${file.label} line ${file.databaseDisabledLine}: progress.enable_database is false, but nodebatch always keeps progress in the PostgreSQL event log (every replica needs it); the value is ignored`,
+    });
+  }
   const urls = new Map<UrlVariable, UrlParts>();
   for (const [variable, parse] of [
     ['DATABASE_URL', parseDatabaseUrl],
+    ['DB_LISTEN_URL', (value: string) => parseDatabaseUrl(value, 'DB_LISTEN_URL')],
     ['REDIS_URL', parseRedisUrl],
   ] as const) {
     const value = read(variable);
@@ -209,11 +224,12 @@ function findCandidate(
 
   const fromFile = context.file?.values.get(field.key);
   if (fromFile && context.file) {
+    // Named as written, so `nodebatch config` shows which spelling set it.
     return {
       raw: fromFile.value,
-      source: `file:${context.file.label}#${field.key}`,
-      label: field.key,
-      where: `file ${context.file.label}#${field.key} line ${fromFile.line}`,
+      source: `file:${context.file.label}#${fromFile.spelling}`,
+      label: fromFile.spelling,
+      where: `file ${context.file.label}#${fromFile.spelling} line ${fromFile.line}`,
     };
   }
   return undefined;

@@ -19,6 +19,16 @@ export interface DatabaseConfig {
   password?: string;
   sslMode: SslMode;
   poolMax: number;
+  /**
+   * Where the LISTEN connection goes when it must bypass a pooler
+   * (DB_LISTEN_URL, DB_LISTEN_HOST, DB_LISTEN_PORT); each part left unset is
+   * the pool's. See listenerDatabase().
+   */
+  listenHost?: string;
+  listenPort?: number;
+  listenDatabase?: string;
+  listenUsername?: string;
+  listenPassword?: string;
 }
 
 export interface RedisConfig {
@@ -38,14 +48,71 @@ export interface ProgressConfig {
   fallbackAfterMs: number;
 }
 
+/** Roles a token may carry, least to most powerful. A token's `user` is read as `operator`. */
+export const ROLES = ['viewer', 'operator', 'admin'] as const;
+export type RoleName = (typeof ROLES)[number];
+
 export interface GatewayConfig {
   port: number;
   allowedOrigins: string[];
+  /** Port of the internal listener serving /metrics and the detailed /readyz; unset: both on `port`. */
+  metricsPort?: number;
 }
 
 export interface AuthConfig {
   jwtSecret?: string;
   disabled: boolean;
+  /** OIDC: verify RS256/ES256 tokens with the keys published here. */
+  jwksUrl?: string;
+  /** Required `iss` when set. */
+  issuer?: string;
+  /** Required `aud` when set. */
+  audience?: string;
+  /** Longest accepted token lifetime (exp - iat, or exp - now without iat), seconds. */
+  maxTokenLifetimeSeconds: number;
+  /** Allowed clock difference with the issuer for exp/nbf/iat, seconds. */
+  clockToleranceSeconds: number;
+  /** Claim naming the user. */
+  userClaim: string;
+  /** Claim holding the role. */
+  roleClaim: string;
+  /** Claim holding the user's groups (a list), mapped to roles by `groupRoles`. */
+  groupsClaim?: string;
+  groupRoles: Record<string, RoleName>;
+  /** Role of a token that names none (and no mapped group). */
+  defaultRole: RoleName;
+}
+
+/** Who may do what; see the gateway's policy module. */
+export interface PolicyConfig {
+  cordonRole: RoleName;
+  uncordonRole: RoleName;
+  drainRole: RoleName;
+  labelRole: RoleName;
+  taintRole: RoleName;
+  /** Label and taint keys under these prefixes need `protectedPrefixRole`. */
+  protectedPrefixes: string[];
+  protectedPrefixRole: RoleName;
+  /** Roles that see (and may follow) every user's tasks; others see their own. */
+  seeAllTasksRoles: RoleName[];
+}
+
+export interface AuditConfig {
+  /** Audit rows older than this are deleted. */
+  retentionDays: number;
+}
+
+export interface LimitsConfig {
+  /** Open SSE streams and WebSocket connections per user, per gateway. */
+  streamsPerUser: number;
+  /** Open SSE streams and WebSocket connections per gateway. */
+  streamsTotal: number;
+  /** Batch submissions per user per minute. */
+  batchesPerMinute: number;
+  /** Cancels per user per minute. */
+  cancelsPerMinute: number;
+  /** WebSocket subscribe messages per user per minute. */
+  subscribesPerMinute: number;
 }
 
 export interface ClusterConfig {
@@ -80,6 +147,9 @@ export interface NodebatchConfig {
   progress: ProgressConfig;
   gateway: GatewayConfig;
   auth: AuthConfig;
+  policy: PolicyConfig;
+  audit: AuditConfig;
+  limits: LimitsConfig;
   cluster: ClusterConfig;
   worker: WorkerConfig;
   queue: QueueConfig;

@@ -100,3 +100,78 @@ export function originList(): ValueSchema<string[]> {
     expected: 'a comma-separated list of origins such as https://app.example.com, or *',
   };
 }
+
+/** A comma-separated list (environment) or a YAML list of non-empty strings. */
+function listOf<T extends string>(item: z.ZodType<T, string>): z.ZodType<T[]> {
+  const fromText = z.string().transform((value) =>
+    value
+      .split(',')
+      .map((part) => part.trim())
+      .filter((part) => part.length > 0),
+  );
+  return z.union([z.array(z.string()), fromText]).pipe(z.array(item));
+}
+
+export function roleList<const T extends readonly [string, ...string[]]>(roles: T): ValueSchema<T[number][]> {
+  return {
+    schema: listOf(z.string().trim().toLowerCase().pipe(z.enum(roles))),
+    expected: `a comma-separated list of roles (${roles.join(', ')})`,
+  };
+}
+
+/** Label or taint key prefixes such as `kubernetes.io/`; each must end with `/` or `.`, or be a whole key. */
+export function prefixList(): ValueSchema<string[]> {
+  return {
+    schema: listOf(
+      z
+        .string()
+        .trim()
+        .regex(/^[a-z0-9]([a-z0-9.-]*[a-z0-9./])?$/i),
+    ),
+    expected: 'a comma-separated list of label key prefixes such as kubernetes.io/,k8s.io/',
+  };
+}
+
+/**
+ * `group=role` pairs (environment: comma-separated) or a YAML mapping of
+ * group to role: how an identity provider's groups claim becomes a role.
+ */
+export function roleMap<const T extends readonly [string, ...string[]]>(
+  roles: T,
+): ValueSchema<Record<string, T[number]>> {
+  const role = z.string().trim().toLowerCase().pipe(z.enum(roles));
+  const fromText = z.string().transform((value, ctx) => {
+    const map: Record<string, string> = {};
+    for (const pair of value.split(',').map((part) => part.trim())) {
+      if (pair === '') continue;
+      const at = pair.lastIndexOf('=');
+      if (at <= 0) {
+        ctx.addIssue({ code: 'custom', message: `${JSON.stringify(pair)} is not group=role` });
+        return z.NEVER;
+      }
+      map[pair.slice(0, at).trim()] = pair.slice(at + 1);
+    }
+    return map;
+  });
+  return {
+    schema: z.union([z.record(z.string(), z.string()), fromText]).pipe(z.record(z.string().min(1), role)),
+    expected: `group=role pairs separated by commas (roles: ${roles.join(', ')})`,
+  };
+}
+
+/** An http(s) URL. */
+export function httpUrl(what = 'an http(s) URL'): ValueSchema<string> {
+  return {
+    schema: z
+      .string()
+      .trim()
+      .refine((value) => {
+        try {
+          return ['http:', 'https:'].includes(new URL(value).protocol);
+        } catch {
+          return false;
+        }
+      }),
+    expected: what,
+  };
+}

@@ -7,7 +7,7 @@ import {
 } from '@nodebatch/progress';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventTooLargeError } from './errors.js';
-import { DEFAULT_MAX_EVENT_BYTES } from './postgres-event-store.js';
+import { DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_TASK_CREATED_BYTES } from './postgres-event-store.js';
 import {
   createStoreFixture,
   nodeProgress,
@@ -103,6 +103,24 @@ describe('a rejected append writes nothing', () => {
     expect((error as Error).message).toMatch(/over the limit of 2048/);
   });
 
+  it('holds a TaskCreated listing 5,000 long node names under its own limit, and refuses one over it', async () => {
+    const nodes = Array.from(
+      { length: 5000 },
+      (_, i) => `ip-10-0-${i >> 8}-${i & 255}.eu-west-1.compute.internal`,
+    );
+    const created = { type: 'TaskCreated', data: { userId: 'alice', action: 'cordon', nodes, params: {} } };
+    expect(JSON.stringify(created.data).length).toBeGreaterThan(200_000);
+    await expect(fixture.store.append('t-5000-nodes', [created as NewEvent])).resolves.toHaveLength(1);
+    const [stored] = await fixture.store.readTask('t-5000-nodes');
+    expect((stored?.data as { nodes: string[] }).nodes).toHaveLength(5000);
+    const huge = {
+      ...created,
+      data: { ...created.data, params: { note: 'x'.repeat(DEFAULT_MAX_TASK_CREATED_BYTES) } },
+    };
+    const error = await expectRejectedWithoutWrites('t-huge', [huge as NewEvent]);
+    expect(error).toMatchObject({ type: 'TaskCreated', limitBytes: DEFAULT_MAX_TASK_CREATED_BYTES });
+  });
+
   it('appends data right at the limit', async () => {
     const overhead = JSON.stringify({ node: 'node-a', done: 1, total: 2, message: '' }).length;
     const exact = {
@@ -159,6 +177,8 @@ describe('a rejected append writes nothing', () => {
   it('rejects bad read options', async () => {
     await expect(fixture.store.readTask('t-existing', { after: -1 })).rejects.toBeInstanceOf(RangeError);
     await expect(fixture.store.readAll({ afterPosition: 1.5 })).rejects.toBeInstanceOf(RangeError);
-    await expect(fixture.store.listTasks({ before: 'soon' })).rejects.toBeInstanceOf(RangeError);
+    await expect(
+      fixture.store.listTasks({ before: { createdAt: 'soon', taskId: 't-existing' } }),
+    ).rejects.toThrow(/before.createdAt must be an ISO-8601 time/);
   });
 });

@@ -29,11 +29,26 @@ export interface EventStoreOptions {
   logger?: Logger;
   /** Largest `data` of one event, in bytes of JSON. Default 65536 (64 KiB). */
   maxEventBytes?: number;
+  /**
+   * Largest `data` of a TaskCreated event, which lists every node of the
+   * batch: 5,000 names such as ip-10-0-12-34.eu-west-1.compute.internal are
+   * about 220 KiB. Default 1 MiB ({@link DEFAULT_MAX_TASK_CREATED_BYTES}).
+   */
+  maxTaskCreatedBytes?: number;
   /** Events per readTask/readAll call when no limit is given, and the largest limit accepted. Default 1000. */
   pageSize?: number;
   /** Clock for events appended without a time and for retention. Default `() => new Date()`. */
   now?: () => Date;
 }
+
+/**
+ * Where a page of {@link PostgresEventStore.listTasks} ends: the last task of
+ * that page (a {@link TaskSummary} will do). The listing is ordered by
+ * creation time, then task id, both descending; the id makes the order total,
+ * so tasks created in the same millisecond are neither skipped nor repeated
+ * across a page boundary.
+ */
+export type TaskListCursor = Pick<TaskSummary, 'createdAt' | 'taskId'>;
 
 /** Options of {@link PostgresEventStore.listTasks}. */
 export interface ListTasksOptions {
@@ -41,8 +56,8 @@ export interface ListTasksOptions {
   status?: TaskSummaryStatus;
   /** At most this many tasks. Default 50, at most 1000. */
   limit?: number;
-  /** Only tasks created strictly before this ISO-8601 time (the `createdAt` of the last task of the previous page). */
-  before?: string;
+  /** Only the tasks that come after this one in the listing (the last task of the previous page). Default: from the newest. */
+  before?: TaskListCursor;
 }
 
 /** Options of {@link PostgresEventStore.deleteExpiredTasks}. */
@@ -86,6 +101,7 @@ export interface PostgresEventStore extends EventStore {
 }
 
 export const DEFAULT_MAX_EVENT_BYTES = 64 * 1024;
+export const DEFAULT_MAX_TASK_CREATED_BYTES = 1024 * 1024;
 export const DEFAULT_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
 const DEFAULT_RETENTION_INTERVAL_MS = 60 * 60 * 1000;
 const DEFAULT_LIST_LIMIT = 50;
@@ -109,7 +125,7 @@ const TERMINAL_TYPE_OF_STATUS: Partial<Record<string, TerminalEventType>> = {
 /**
  * Creates the store over a pool whose database `runMigrations` has prepared.
  *
- * Positions (invariant 4; the proof is in the README): an append takes its
+ * Positions (invariant 4 in docs/invariants.md; the proof is in the README): an append takes its
  * positions from a sequence, concurrently with other tasks' appends, after
  * announcing in pg_locks a floor below them (event_writer_register); readAll
  * returns only positions up to the lowest floor of any append still in flight
@@ -127,6 +143,7 @@ class PgEventStore implements PostgresEventStore {
   readonly #db: Kysely<EventStoreDatabase>;
   readonly #logger: Logger;
   readonly #maxEventBytes: number;
+  readonly #maxTaskCreatedBytes: number;
   readonly #pageSize: number;
   readonly #now: () => Date;
 
@@ -134,6 +151,7 @@ class PgEventStore implements PostgresEventStore {
     this.#db = new Kysely<EventStoreDatabase>({ dialect: new PostgresDialect({ pool: options.pool }) });
     this.#logger = options.logger ?? pino({ level: 'silent' });
     this.#maxEventBytes = options.maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES;
+    this.#maxTaskCreatedBytes = options.maxTaskCreatedBytes ?? DEFAULT_MAX_TASK_CREATED_BYTES;
     this.#pageSize = options.pageSize ?? 1000;
     this.#now = options.now ?? (() => new Date());
   }
@@ -143,7 +161,7 @@ class PgEventStore implements PostgresEventStore {
     events: readonly NewEvent[],
     options: AppendOptions = {},
   ): Promise<StoredEvent[]> {
-    const validated = validateEvents(taskId, events, this.#maxEventBytes);
+    const validated = validateEvents(taskId, events, this.#maxEventBytes, this.#maxTaskCreatedBytes);
     if (validated.length === 0) return [];
     const defaultTime = this.#now().toISOString();
     // READ COMMITTED whatever the server's default: a waiting append must read
@@ -203,7 +221,7 @@ class PgEventStore implements PostgresEventStore {
         const summary = applyToSummary(task === undefined ? null : summaryOf(task), pending, countableEnds);
         if (task === undefined) await this.#insertTask(trx, summary, options.expectedSeq);
 
-        // Announce this append to readers before taking positions (invariant 4).
+        // Announce this append to readers before taking positions (invariant 4, docs/invariants.md).
         await sql`SELECT event_writer_register()`.execute(trx);
         const batch = JSON.stringify(
           pending.map((event) => ({ type: event.type, time: event.time, data: event.data })),
@@ -354,8 +372,17 @@ class PgEventStore implements PostgresEventStore {
     let query = this.#db.selectFrom('tasks').selectAll();
     if (options.userId !== undefined) query = query.where('user_id', '=', options.userId);
     if (options.status !== undefined) query = query.where('status', '=', options.status);
-    if (options.before !== undefined)
-      query = query.where('created_at', '<', new Date(checkTime('before', options.before)));
+    const { before } = options;
+    if (before !== undefined) {
+      // A row comparison, which the (…, created_at DESC, task_id DESC) indexes answer as a range.
+      query = query.where(({ eb, refTuple, tuple }) =>
+        eb(
+          refTuple('created_at', 'task_id'),
+          '<',
+          tuple(new Date(checkTime('before.createdAt', before.createdAt)), before.taskId),
+        ),
+      );
+    }
     const rows = await query.orderBy('created_at', 'desc').orderBy('task_id', 'desc').limit(limit).execute();
     return rows.map((row) => summaryOf(row as TaskRow));
   }

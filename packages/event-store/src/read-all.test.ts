@@ -9,7 +9,7 @@ import {
 } from './test-support/store-fixture.js';
 
 /**
- * Invariant 4: positions are taken before commit, so concurrent writers commit
+ * Invariant 4 (docs/invariants.md): positions are taken before commit, so concurrent writers commit
  * out of position order. A reader that resumes after the last position it saw
  * must still get every event exactly once.
  */

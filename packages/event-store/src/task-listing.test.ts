@@ -1,5 +1,7 @@
 import type { NewEvent } from '@nodebatch/progress';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createEventStore } from './postgres-event-store.js';
 import { createStoreFixture, taskCreated, type StoreFixture } from './test-support/store-fixture.js';
 
 let fixture: StoreFixture;
@@ -134,26 +136,85 @@ describe('listTasks', () => {
   it('pages with limit and before', async () => {
     const first = await fixture.store.listTasks({ userId: 'dave', limit: 4 });
     expect(first.map((task) => task.taskId)).toEqual(['t-dave-5', 't-dave-4', 't-dave-3', 't-dave-2']);
-    const next = await fixture.store.listTasks({ userId: 'dave', limit: 4, before: first.at(-1)!.createdAt });
+    const next = await fixture.store.listTasks({ userId: 'dave', limit: 4, before: first.at(-1)! });
     expect(next.map((task) => task.taskId)).toEqual(['t-dave-1', 't-dave-0']);
   });
 
-  it('answers the user-and-status listing from its index', async () => {
-    const { pool } = fixture;
-    const client = await pool.connect();
+  it('pages through tasks created in the same millisecond without skipping or repeating one', async () => {
+    const { store } = fixture;
+    // Seven tasks, five of them created at the same instant, so that every page boundary below falls
+    // between two tasks with equal timestamps.
+    const times = [at(40), at(41), at(41), at(41), at(41), at(41), at(42)];
+    for (const [i, time] of times.entries()) {
+      await store.append(`t-frank-${i}`, [{ ...taskCreated('frank', ['n']), time }]);
+    }
+    const expected = [
+      't-frank-6',
+      't-frank-5',
+      't-frank-4',
+      't-frank-3',
+      't-frank-2',
+      't-frank-1',
+      't-frank-0',
+    ];
+    for (const limit of [1, 2, 3]) {
+      const seen: string[] = [];
+      let page = await store.listTasks({ userId: 'frank', limit });
+      while (page.length > 0) {
+        seen.push(...page.map((task) => task.taskId));
+        page = await store.listTasks({ userId: 'frank', limit, before: page.at(-1)! });
+      }
+      expect(seen, `pages of ${limit}`).toEqual(expected);
+    }
+  });
+
+  it('answers the user-and-status listing, first page and next, from its index', async () => {
+    // The statements listTasks sends, recorded on a pool of its own so that EXPLAIN plans exactly them.
+    const issued: { text: string; values: unknown[] }[] = [];
+    const pool = new pg.Pool({ connectionString: fixture.database.url, max: 1 });
+    pool.on('connect', (client) => {
+      const query = client.query.bind(client) as (text: unknown, values?: unknown) => unknown;
+      (client as { query: unknown }).query = (text: unknown, values?: unknown) => {
+        if (typeof text === 'string') issued.push({ text, values: (values as unknown[] | undefined) ?? [] });
+        return query(text, values);
+      };
+    });
     try {
-      // Tiny tables would be scanned whatever the indexes; ask what the planner does when it must choose.
-      await client.query('BEGIN');
-      await client.query('SET LOCAL enable_seqscan = off');
-      const { rows } = await client.query<{ 'QUERY PLAN': string }>(
-        `EXPLAIN SELECT * FROM tasks WHERE user_id = 'dave' AND status = 'completed' ORDER BY created_at DESC, task_id DESC LIMIT 50`,
-      );
-      const plan = rows.map((row) => row['QUERY PLAN']).join('\n');
-      expect(plan).toMatch(/Index Scan using tasks_user_status_created_idx/);
-      expect(plan).not.toMatch(/Sort/);
+      const store = createEventStore({ pool });
+      const first = await store.listTasks({ userId: 'dave', status: 'completed', limit: 2 });
+      const next = await store.listTasks({
+        userId: 'dave',
+        status: 'completed',
+        limit: 2,
+        before: first.at(-1)!,
+      });
+      expect([...first, ...next].map((task) => task.taskId)).toEqual(['t-dave-4', 't-dave-2', 't-dave-0']);
+      const listings = issued.filter(({ text }) => /from "tasks"/i.test(text));
+      expect(listings).toHaveLength(2);
+      expect(listings[1]!.text).toMatch(/\("created_at", "task_id"\) </);
+
+      const client = await fixture.pool.connect();
+      try {
+        // Tiny tables would be scanned whatever the indexes; ask what the planner does when it must choose.
+        await client.query('BEGIN');
+        await client.query('SET LOCAL enable_seqscan = off');
+        const plans: string[] = [];
+        for (const { text, values } of listings) {
+          const { rows } = await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${text}`, values);
+          plans.push(rows.map((row) => row['QUERY PLAN']).join('\n'));
+        }
+        expect(plans[0]).toMatch(/Index Scan using tasks_user_status_created_idx/);
+        // The next page starts inside an index on (…, created_at DESC, task_id DESC): the cursor is an
+        // index condition, not a filter over every older row.
+        expect(plans[1]).toMatch(/Index Scan using tasks_\w*status_created_idx/);
+        expect(plans[1]).toMatch(/Index Cond: .*ROW\(created_at, task_id\) < ROW\(/);
+        for (const plan of plans) expect(plan).not.toMatch(/Sort/);
+      } finally {
+        await client.query('ROLLBACK');
+        client.release();
+      }
     } finally {
-      await client.query('ROLLBACK');
-      client.release();
+      await pool.end();
     }
   });
 });

@@ -21,6 +21,7 @@ export function validateEvents(
   taskId: string,
   events: readonly NewEvent[],
   maxEventBytes: number,
+  maxTaskCreatedBytes = maxEventBytes,
 ): ValidatedEvent[] {
   if (!TaskIdSchema.safeParse(taskId).success) {
     throw new InvalidEventError(`task id ${JSON.stringify(taskId)} must be a string of 1 to 255 characters`);
@@ -56,8 +57,8 @@ export function validateEvents(
       time = new Date(event.time).toISOString();
     }
     const bytes = Buffer.byteLength(JSON.stringify(parsed.data), 'utf8');
-    if (bytes > maxEventBytes)
-      throw new EventTooLargeError(taskId, index, type as string, bytes, maxEventBytes);
+    const limit = type === 'TaskCreated' ? maxTaskCreatedBytes : maxEventBytes;
+    if (bytes > limit) throw new EventTooLargeError(taskId, index, type as string, bytes, limit);
     return { type: type as EventType, data: parsed.data, time };
   });
 }

@@ -9,6 +9,7 @@ import {
   TaintRefListSchema,
 } from './validation.js';
 import { toInputIssues } from './validation.js';
+import { labelSelectorProblems } from './label-selector.js';
 
 /*
  * The `params` of each batch action. The gateway checks them to answer 400 naming the field, and
@@ -47,8 +48,10 @@ export const TaintParamsSchema = z
     add: TaintListSchema.optional(),
     /** Taints to remove; without an effect, every taint with that key. */
     remove: TaintRefListSchema.optional(),
-    /** A node whose taints are copied onto each node of the batch. */
+    /** A node whose taints (except the cluster's own) are copied onto each node of the batch. */
     copyFrom: NodeNameSchema.optional(),
+    /** With copyFrom: `merge` (default) keeps the target's taints, `replace` drops them. */
+    mode: z.enum(['merge', 'replace']).optional(),
   })
   .superRefine((params, ctx) => {
     if (
@@ -58,15 +61,42 @@ export const TaintParamsSchema = z
     ) {
       ctx.addIssue({ code: 'custom', message: 'give taints to add, taints to remove or a node to copyFrom' });
     }
+    if (params.mode !== undefined && params.copyFrom === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['mode'],
+        message: 'mode applies to copyFrom only; give copyFrom',
+      });
+    }
   });
 
+/*
+ * Drain options, named as kubectl's flags. Every option that can lose data or bypass a safeguard is
+ * off unless the batch asks for it.
+ */
 export const DrainParamsSchema = z.strictObject({
-  /** Per-node time limit of the drain, seconds (1 s to 24 h); the operator's default when absent. */
+  /** Per-node time limit of the drain, seconds (1 s to 24 h); the operator's default (300) when absent. */
   timeoutSeconds: z.number().int().min(1).max(86_400).optional(),
-  /** Grace period given to each evicted pod, seconds; the pod's own when absent. */
+  /** Grace period given to each removed pod, seconds; the pod's own when absent. */
   gracePeriodSeconds: z.number().int().min(0).max(86_400).optional(),
-  /** Wait until evicted pods are gone from the node before the node counts as drained. */
-  waitForDeletion: z.boolean().optional(),
+  /** Remove pods that declare no controller (nothing recreates them). Default false. */
+  force: z.boolean().optional(),
+  /** Remove pods with emptyDir volumes (their data is lost). Default false. */
+  deleteEmptyDirData: z.boolean().optional(),
+  /** Label selector: only matching pods are removed. Default: all pods. */
+  podSelector: z
+    .string()
+    .max(1024)
+    .superRefine((selector, ctx) => {
+      for (const message of labelSelectorProblems(selector)) ctx.addIssue({ code: 'custom', message });
+    })
+    .optional(),
+  /** Delete pods instead of evicting them: bypasses PodDisruptionBudgets. Default false. */
+  disableEviction: z.boolean().optional(),
+  /** Server-side dry run: report what would be evicted and what blocks it; change nothing. Default false. */
+  dryRun: z.boolean().optional(),
+  /** Stop waiting for pods deleted longer ago than this, seconds (NotReady nodes). Default 0 = always wait. */
+  skipWaitForDeleteTimeoutSeconds: z.number().int().min(0).max(86_400).optional(),
 });
 
 export const BatchParamsSchemas = {

@@ -1,4 +1,5 @@
 import { NodebatchError } from '@nodebatch/progress';
+import { describeRefusal } from './drain-filters.js';
 
 /** One thing wrong with an input: `path` names the field (`labels["a b"]`, `params.add[0].effect`). */
 export interface InputIssue {
@@ -27,6 +28,8 @@ export type KubeErrorCode =
   | 'CONFLICT'
   | 'EVICTION_BLOCKED'
   | 'DRAIN_TIMEOUT'
+  | 'DRAIN_REFUSED'
+  | 'SOURCE_NODE_NOT_FOUND'
   | 'FORBIDDEN'
   | 'UNAUTHORIZED'
   | 'INVALID'
@@ -65,23 +68,89 @@ export class KubeOperationError extends NodebatchError {
   }
 }
 
+/** Why pods were still on the node when a drain ran out of time. */
+export type DrainTimeoutCause = 'disruption-budget' | 'slow-termination';
+
 /**
- * A drain ran out of its per-node time while pods were still blocked (usually by a
- * PodDisruptionBudget answering 429). Not retryable: the whole per-node budget was spent
- * waiting already; the node stays cordoned.
+ * A drain ran out of its per-node time while pods were still there: either their evictions were
+ * still refused by a PodDisruptionBudget (429), or they were evicted but had not terminated yet.
+ * Not retryable: the whole per-node budget was spent waiting already; the node stays cordoned.
  */
 export class DrainTimeoutError extends KubeOperationError {
-  /** `namespace/name` of every pod that was still not evicted. */
+  /** `namespace/name` of every pod still on the node (blocked and terminating). */
   readonly remainingPods: readonly string[];
+  /** Pods whose evictions a disruption budget still refused, with the budget's name when known. */
+  readonly blockedPods: readonly { pod: string; budget?: string }[];
+  /** Pods evicted but not gone yet. */
+  readonly terminatingPods: readonly string[];
 
-  constructor(node: string, timeoutMs: number, remainingPods: readonly string[], cause?: unknown) {
+  constructor(
+    node: string,
+    timeoutMs: number,
+    pods: { blocked: readonly { pod: string; budget?: string }[]; terminating: readonly string[] },
+    cause?: unknown,
+  ) {
+    const parts: string[] = [];
+    if (pods.blocked.length > 0) {
+      parts.push(
+        `a PodDisruptionBudget still refused the eviction of ${listPods(
+          pods.blocked.map((entry) => (entry.budget ? `${entry.pod} (budget ${entry.budget})` : entry.pod)),
+        )}`,
+      );
+    }
+    if (pods.terminating.length > 0) {
+      parts.push(`evicted pods were still terminating (slow termination): ${listPods(pods.terminating)}`);
+    }
     super(
-      `drain of node "${node}" timed out after ${timeoutMs} ms with ${remainingPods.length} pod(s) not evicted ` +
-        `(${remainingPods.slice(0, 10).join(', ')}${remainingPods.length > 10 ? ', ...' : ''}); ` +
-        'a PodDisruptionBudget may be blocking them; the node stays cordoned',
-      { code: 'DRAIN_TIMEOUT', operation: 'drain', node, statusCode: 429, retryable: false, cause },
+      `drain of node "${node}" did not complete within ${timeoutMs} ms: ${parts.join('; ')}; the node stays cordoned`,
+      { code: 'DRAIN_TIMEOUT', operation: 'drain', node, statusCode: undefined, retryable: false, cause },
     );
-    this.remainingPods = remainingPods;
+    this.blockedPods = pods.blocked;
+    this.terminatingPods = pods.terminating;
+    this.remainingPods = [...pods.blocked.map((entry) => entry.pod), ...pods.terminating];
+  }
+
+  /** What kept the drain: a budget when any eviction was still refused, otherwise slow termination. */
+  get timeoutCause(): DrainTimeoutCause {
+    return this.blockedPods.length > 0 ? 'disruption-budget' : 'slow-termination';
+  }
+}
+
+function listPods(pods: readonly string[]): string {
+  return `${pods.slice(0, 10).join(', ')}${pods.length > 10 ? `, ... (${pods.length} in all)` : ''}`;
+}
+
+/**
+ * A drain found pods it must not remove without being told to (kubectl's gates): pods that declare
+ * no controller (nothing recreates them; `force`) or that keep data in emptyDir volumes
+ * (`deleteEmptyDirData`). Nothing was evicted; retrying cannot help until the batch says so.
+ */
+export class DrainRefusedError extends KubeOperationError {
+  readonly refused: readonly { message: string; pods: readonly string[] }[];
+
+  constructor(node: string, refused: readonly { message: string; pods: readonly string[] }[]) {
+    super(
+      `drain of node "${node}" refused: ${describeRefusal(refused)}; no pod was evicted and the node stays cordoned`,
+      { code: 'DRAIN_REFUSED', operation: 'drain', node, retryable: false },
+    );
+    this.refused = refused;
+  }
+}
+
+/**
+ * The node whose taints a batch copies does not exist. Raised once, when the batch reads the source,
+ * so the task fails once with this message instead of each node failing alike.
+ */
+export class SourceNodeNotFoundError extends KubeOperationError {
+  constructor(node: string, options?: { cause?: unknown }) {
+    super(`the source node "${node}" to copy taints from was not found; check the name (params.copyFrom)`, {
+      code: 'SOURCE_NODE_NOT_FOUND',
+      operation: 'readTaints',
+      node,
+      statusCode: 404,
+      retryable: false,
+      ...(options?.cause === undefined ? {} : { cause: options.cause }),
+    });
   }
 }
 

@@ -7,6 +7,25 @@ export function statusOf(error: unknown): number | undefined {
   return error instanceof ApiException ? error.code : undefined;
 }
 
+/** The `details.causes` of the metav1.Status body a failed call answered with (empty when none). */
+export function statusCauses(error: unknown): { type?: string; reason?: string; message?: string }[] {
+  if (!(error instanceof ApiException)) return [];
+  let body: unknown = error.body;
+  if (typeof body === 'string') {
+    try {
+      body = JSON.parse(body);
+    } catch {
+      return [];
+    }
+  }
+  const causes = (body as { details?: { causes?: unknown } } | null)?.details?.causes;
+  return Array.isArray(causes)
+    ? causes.filter((cause): cause is { type?: string; reason?: string; message?: string } =>
+        Boolean(cause && typeof cause === 'object'),
+      )
+    : [];
+}
+
 /** The API server's own explanation (a metav1.Status `message`), when it sent one. */
 function serverMessage(error: ApiException<unknown>): string | undefined {
   let body: unknown = error.body;

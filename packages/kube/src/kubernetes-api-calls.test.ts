@@ -8,7 +8,11 @@ let fake: FakeKubeApi;
 beforeAll(async () => {
   fake = await startFakeKubeApi({
     nodes: ['node-1', 'node-2'],
-    pods: [{ name: 'web', node: 'node-1', ownerKind: 'ReplicaSet' }],
+    pods: [
+      { name: 'web', node: 'node-1', ownerKind: 'ReplicaSet' },
+      { name: 'agent', node: 'node-1', ownerKind: 'DaemonSet' },
+      { name: 'bare', node: 'node-2' },
+    ],
   });
 });
 
@@ -26,7 +30,8 @@ it('lists exactly the API calls the Kubernetes operator makes (the RBAC rules fo
   await kube.addTaints('node-1', [{ key: 'k', effect: 'NoSchedule' }]);
   await kube.removeTaints('node-1', [{ key: 'k' }]);
   await kube.copyTaints('node-2', 'node-1');
-  await kube.drain('node-1', { waitForDeletion: true });
+  await kube.drain('node-1');
+  await kube.drain('node-2', { force: true, disableEviction: true });
 
   const made = new Set(fake.requests.map((request) => describeApiCall(apiCallOfRequest(request))));
   expect([...made].sort()).toEqual(KUBERNETES_API_CALLS.map(describeApiCall).sort());

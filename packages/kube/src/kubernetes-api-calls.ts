@@ -4,7 +4,7 @@ export interface KubernetesApiCall {
   apiGroup: string;
   resource: string;
   subresource?: string;
-  verb: 'get' | 'list' | 'patch' | 'create';
+  verb: 'get' | 'list' | 'patch' | 'create' | 'delete';
 }
 
 /**
@@ -20,6 +20,12 @@ export const KUBERNETES_API_CALLS: readonly KubernetesApiCall[] = [
   { apiGroup: '', resource: 'pods', verb: 'list' },
   // drain: POST /api/v1/namespaces/{ns}/pods/{name}/eviction (a policy/v1 Eviction body)
   { apiGroup: '', resource: 'pods', subresource: 'eviction', verb: 'create' },
+  // drain: read each evicted pod until it is gone (404 or a new UID), as kubectl does
+  { apiGroup: '', resource: 'pods', verb: 'get' },
+  // drain: is the DaemonSet of a DaemonSet pod still there (an orphaned pod has no controller)
+  { apiGroup: 'apps', resource: 'daemonsets', verb: 'get' },
+  // drain with disableEviction only (explicit, bypasses PodDisruptionBudgets): DELETE the pod
+  { apiGroup: '', resource: 'pods', verb: 'delete' },
 ];
 
 /** `verb resource[/subresource]` for messages, e.g. `create pods/eviction`. */

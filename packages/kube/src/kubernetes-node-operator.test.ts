@@ -67,15 +67,24 @@ async function failure(promise: Promise<unknown>): Promise<unknown> {
 }
 
 describe('cordon, uncordon, labels', () => {
-  it('cordons and uncordons with merge patches of spec.unschedulable', async () => {
+  it('cordons and uncordons with merge patches of spec.unschedulable, saying when it was cordoned already', async () => {
     const kube = operator();
-    await kube.cordon('node-1');
+    expect(await kube.cordon('node-1')).toEqual({ alreadyCordoned: false });
     expect(fake.nodes.get('node-1')!.spec.unschedulable).toBe(true);
+    expect(await kube.cordon('node-1')).toEqual({ alreadyCordoned: true });
     await kube.uncordon('node-1');
     expect(fake.nodes.get('node-1')!.spec).not.toHaveProperty('unschedulable');
+    const removeReason = {
+      'nodebatch.io/cordon-reason': null,
+      'nodebatch.io/cordoned-by': null,
+      'nodebatch.io/cordoned-at': null,
+    };
     expect(calls()).toEqual([
+      getNode('node-1'),
       patch('node-1', { spec: { unschedulable: true } }),
-      patch('node-1', { spec: { unschedulable: null } }),
+      getNode('node-1'),
+      patch('node-1', { spec: { unschedulable: true } }),
+      patch('node-1', { spec: { unschedulable: null }, metadata: { annotations: removeReason } }),
     ]);
     expect(fake.requests.every((request) => request.authenticated)).toBe(true);
   });
@@ -105,7 +114,7 @@ describe('cordon, uncordon, labels', () => {
       operation: 'cordon',
     });
     expect((error as Error).message).toContain('nodes "node-9" not found');
-    expect(calls()).toEqual([patch('node-9', { spec: { unschedulable: true } }, 404)]);
+    expect(calls()).toEqual([getNode('node-9', 404)]);
   });
 
   it('reports a 500 as retryable without retrying it itself (the worker retries nodes)', async () => {
@@ -308,7 +317,7 @@ describe('drain', () => {
   beforeEach(() => {
     fake.addPod({ namespace: 'shop', name: 'web-1', node: 'node-1', ownerKind: 'ReplicaSet' });
     fake.addPod({ namespace: 'shop', name: 'web-2', node: 'node-1', ownerKind: 'ReplicaSet' });
-    fake.addPod({ namespace: 'shop', name: 'debug', node: 'node-1' });
+    fake.addPod({ namespace: 'shop', name: 'debug', node: 'node-1', ownerKind: 'Job' });
     fake.addPod({ namespace: 'kube-system', name: 'proxy-x1', node: 'node-1', ownerKind: 'DaemonSet' });
     fake.addPod({ namespace: 'kube-system', name: 'etcd-node-1', node: 'node-1', mirror: true });
     fake.addPod({ namespace: 'shop', name: 'web-3', node: 'node-2', ownerKind: 'ReplicaSet' });
@@ -331,14 +340,28 @@ describe('drain', () => {
       { pod: 'kube-system/proxy-x1', reason: 'daemonset' },
       { pod: 'kube-system/etcd-node-1', reason: 'mirror' },
     ]);
-    const [cordon, list, ...evictions] = calls();
+    const [cordon, list, daemonSet, ...rest] = calls();
     expect(cordon).toEqual(patch('node-1', { spec: { unschedulable: true } }));
     expect(list).toEqual({
       method: 'GET',
       path: '/api/v1/pods',
-      query: { fieldSelector: 'spec.nodeName=node-1' },
+      query: { fieldSelector: 'spec.nodeName=node-1', limit: '500' },
       status: 200,
     });
+    // The DaemonSet is looked up: an orphaned DaemonSet pod would count as having no controller.
+    expect(daemonSet).toEqual({
+      method: 'GET',
+      path: '/apis/apps/v1/namespaces/kube-system/daemonsets/proxy-x1-owner',
+      status: 200,
+    });
+    const evictions = rest.filter((request) => request.method === 'POST');
+    // Then each evicted pod is read until it is gone (404).
+    expect(
+      rest
+        .slice(evictions.length)
+        .map((request) => `${request.method} ${request.path} ${request.status}`)
+        .sort(),
+    ).toEqual(['debug', 'web-1', 'web-2'].map((name) => `GET /api/v1/namespaces/shop/pods/${name} 404`));
     expect(evictions.sort((a, b) => a.path.localeCompare(b.path))).toEqual(
       ['debug', 'web-1', 'web-2'].map((name) => ({
         method: 'POST',
@@ -353,7 +376,14 @@ describe('drain', () => {
         status: 201,
       })),
     );
-    expect(progress.map(({ done, total }) => `${done}/${total}`)).toEqual(['0/3', '1/3', '2/3', '3/3']);
+    expect(progress.map(({ done, total }) => `${done}/${total}`)).toEqual([
+      '0/3',
+      '1/3',
+      '2/3',
+      '3/3',
+      '3/3',
+    ]);
+    expect(progress.at(-1)!.message).toBe('all 3 removed pod(s) are gone');
     expect(progress[0]!.message).toBe('3 pod(s) to evict; skipped 1 DaemonSet and 1 mirror pod(s)');
     expect([...fake.pods.keys()].sort()).toEqual([
       'kube-system/etcd-node-1',
@@ -377,6 +407,16 @@ describe('drain', () => {
     expect(result.evicted).toContain('shop/web-2');
     expect(evictionsOf('shop/web-2').map((request) => request.status)).toEqual([429, 429, 429, 201]);
     expect(progress.at(-1)).toMatchObject({ done: 3, total: 3 });
+    // Each wait is visible to users, naming the pod and the budget.
+    expect(
+      progress
+        .filter((p) => p.message.includes('shop/web-2 refused'))
+        .map((p) => p.message.replace(/\d+ s$/, 'N s')),
+    ).toEqual(
+      Array(3).fill(
+        'eviction of pod shop/web-2 refused: disruption budget web-2-pdb does not allow it now; retrying in N s',
+      ),
+    );
   });
 
   it('times out when an eviction stays blocked, naming the pods left, node still cordoned', async () => {
@@ -385,8 +425,15 @@ describe('drain', () => {
     const kube = operator({ clock, evictionBackoff: { initialMs: 100, maxMs: 400 }, random: () => 1 });
     const error = await failure(kube.drain('node-1', { timeoutMs: 1_000 }));
     expect(error).toBeInstanceOf(DrainTimeoutError);
-    expect(error).toMatchObject({ code: 'DRAIN_TIMEOUT', retryable: false, remainingPods: ['shop/web-2'] });
-    expect((error as Error).message).toContain('PodDisruptionBudget');
+    expect(error).toMatchObject({
+      code: 'DRAIN_TIMEOUT',
+      retryable: false,
+      remainingPods: ['shop/web-2'],
+      timeoutCause: 'disruption-budget',
+    });
+    expect((error as Error).message).toBe(
+      'drain of node "node-1" did not complete within 1000 ms: a PodDisruptionBudget still refused the eviction of shop/web-2 (budget web-2-pdb); the node stays cordoned',
+    );
     // 100 + 200 + 400 + 300 (cut at the deadline) ms of backoff, then one last try at the deadline.
     expect(clock.sleeps).toEqual([100, 200, 400, 300]);
     expect(evictionsOf('shop/web-2').map((request) => request.status)).toEqual([429, 429, 429, 429, 429]);
@@ -454,24 +501,5 @@ describe('drain', () => {
     await vi.waitFor(() => expect(evictionsOf('shop/web-1')).toHaveLength(1), { timeout: 10_000 });
     controller.abort();
     expect(await drained).toBeInstanceOf(OperationAbortedError);
-  });
-
-  it('waits until evicted pods are gone when asked', async () => {
-    fake.setBehaviour({ deletePodsOnEviction: false });
-    let finished = false;
-    const drained = operator({ deletionPollMs: 10 })
-      .drain('node-1', { waitForDeletion: true })
-      .finally(() => {
-        finished = true;
-      });
-    await vi.waitFor(() => expect(fake.requestsTo('POST', /\/eviction$/)).toHaveLength(3), {
-      timeout: 10_000,
-    });
-    await vi.waitFor(() => expect(fake.requestsTo('GET', '/api/v1/pods').length).toBeGreaterThanOrEqual(2), {
-      timeout: 10_000,
-    });
-    expect(finished).toBe(false);
-    for (const key of ['shop/web-1', 'shop/web-2', 'shop/debug']) fake.deletePod(key);
-    expect((await drained).evicted).toHaveLength(3);
   });
 });

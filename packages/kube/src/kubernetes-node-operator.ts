@@ -1,4 +1,5 @@
 import {
+  AppsV1Api,
   CoreV1Api,
   Observable,
   PatchStrategy,
@@ -10,25 +11,24 @@ import {
   type V1Taint,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { backoffDelay, systemClock, type Clock } from './clock.js';
+import { systemClock, type Clock } from './clock.js';
+import { KubeOperationError, OperationAbortedError, SourceNodeNotFoundError } from './errors.js';
+import { statusCauses, statusOf, toKubeOperationError } from './kube-api-error.js';
 import {
-  DrainTimeoutError,
-  InvalidNodeInputError,
-  KubeOperationError,
-  OperationAbortedError,
-} from './errors.js';
-import { statusOf, toKubeOperationError } from './kube-api-error.js';
-import type {
-  DrainOptions,
-  DrainResult,
-  NodeOperator,
-  OperationOptions,
-  SkippedPod,
-  Taint,
-  TaintRef,
+  CORDON_ANNOTATIONS,
+  type CordonOptions,
+  type CordonResult,
+  type CopyTaintsOptions,
+  type DrainOptions,
+  type DrainResult,
+  type NodeOperator,
+  type OperationOptions,
+  type Taint,
+  type TaintRef,
 } from './node-operator.js';
-import { describeDrainStart } from './drain-messages.js';
-import { mergeTaints, removeTaintRefs, sameTaints } from './taints.js';
+import { cordonAnnotations, validateCordonReason } from './cordon-reason.js';
+import { drainNode, type DrainApi } from './kubernetes-drain.js';
+import { copyableTaints, isClusterManagedTaint, mergeTaints, removeTaintRefs, sameTaints } from './taints.js';
 import {
   validateLabelKeys,
   validateLabels,
@@ -50,7 +50,7 @@ export interface KubernetesNodeOperatorOptions {
   evictionServerErrorRetries?: number;
   /** Evictions in flight at once on one node. Default 5. */
   evictionConcurrency?: number;
-  /** Interval between pod listings while waiting for evicted pods to go (waitForDeletion). Default 2000. */
+  /** Interval between reads of each removed pod while waiting for it to go (kubectl: 1 s). Default 1000. */
   deletionPollMs?: number;
   /** Sent as `fieldManager` with every patch, so managedFields name who changed the node. Default 'nodebatch'. */
   fieldManager?: string;
@@ -58,18 +58,6 @@ export interface KubernetesNodeOperatorOptions {
   /** Jitter source for backoff. Default Math.random. */
   random?: () => number;
 }
-
-const MIRROR_POD_ANNOTATION = 'kubernetes.io/config.mirror';
-
-interface EvictablePod {
-  key: string;
-  namespace: string;
-  name: string;
-  uid: string | undefined;
-}
-
-/** Marks an eviction still blocked at the drain's deadline; turned into DrainTimeoutError with the pods left. */
-class EvictionDeadline extends Error {}
 
 /**
  * NodeOperator over the Kubernetes API (client-node). Cordon, uncordon and labels are merge
@@ -80,6 +68,7 @@ class EvictionDeadline extends Error {}
 export class KubernetesNodeOperator implements NodeOperator {
   readonly kind = 'kubernetes' as const;
   readonly #api: CoreV1Api;
+  readonly #apps: AppsV1Api;
   readonly #server: string | undefined;
   readonly #logger: Logger | undefined;
   readonly #conflictRetries: number;
@@ -94,6 +83,7 @@ export class KubernetesNodeOperator implements NodeOperator {
 
   constructor(options: KubernetesNodeOperatorOptions) {
     this.#api = options.kubeConfig.makeApiClient(CoreV1Api);
+    this.#apps = options.kubeConfig.makeApiClient(AppsV1Api);
     this.#server = options.kubeConfig.getCurrentCluster()?.server;
     this.#logger = options.logger?.child({ component: 'kube' });
     this.#conflictRetries = options.conflictRetries ?? 5;
@@ -101,21 +91,47 @@ export class KubernetesNodeOperator implements NodeOperator {
     this.#evictionBackoff = options.evictionBackoff ?? { initialMs: 1000, maxMs: 30_000 };
     this.#evictionServerErrorRetries = options.evictionServerErrorRetries ?? 3;
     this.#evictionConcurrency = Math.max(1, options.evictionConcurrency ?? 5);
-    this.#deletionPollMs = options.deletionPollMs ?? 2000;
+    this.#deletionPollMs = options.deletionPollMs ?? 1000;
     this.#fieldManager = options.fieldManager ?? 'nodebatch';
     this.#clock = options.clock ?? systemClock;
     this.#random = options.random ?? Math.random;
   }
 
-  async cordon(node: string, options?: OperationOptions): Promise<void> {
+  async cordon(node: string, options?: CordonOptions): Promise<CordonResult> {
     validateNodeName(node);
-    await this.#mergePatch('cordon', node, { spec: { unschedulable: true } }, options?.signal);
+    const reason = options?.reason ? validateCordonReason(options.reason) : undefined;
+    // Read first only to say whether the node was already cordoned; the patch does not depend on it.
+    const before = await this.#call('cordon', node, 'reading the node', options?.signal, (opts) =>
+      this.#api.readNode({ name: node }, opts),
+    );
+    // One patch: the cordon and who/when/why land together or not at all.
+    await this.#mergePatch(
+      'cordon',
+      node,
+      {
+        spec: { unschedulable: true },
+        ...(reason ? { metadata: { annotations: cordonAnnotations(reason, this.#clock) } } : {}),
+      },
+      options?.signal,
+      options?.dryRun ?? false,
+    );
+    return { alreadyCordoned: before.spec?.unschedulable === true };
   }
 
   async uncordon(node: string, options?: OperationOptions): Promise<void> {
     validateNodeName(node);
-    // null removes the field, as `kubectl uncordon` does (false is its default).
-    await this.#mergePatch('uncordon', node, { spec: { unschedulable: null } }, options?.signal);
+    // null removes the field, as `kubectl uncordon` does (false is its default), and the reason with it.
+    await this.#mergePatch(
+      'uncordon',
+      node,
+      {
+        spec: { unschedulable: null },
+        metadata: {
+          annotations: Object.fromEntries(Object.values(CORDON_ANNOTATIONS).map((key) => [key, null])),
+        },
+      },
+      options?.signal,
+    );
   }
 
   async addLabels(node: string, labels: Record<string, string>, options?: OperationOptions): Promise<void> {
@@ -151,193 +167,141 @@ export class KubernetesNodeOperator implements NodeOperator {
     );
   }
 
-  async copyTaints(fromNode: string, toNode: string, options?: OperationOptions): Promise<void> {
+  async readTaints(node: string, options?: OperationOptions): Promise<Taint[]> {
+    validateNodeName(node);
+    try {
+      const source = await this.#api.readNode({ name: node }, requestOptions(options?.signal));
+      // timeAdded belongs to the source's history; a copy is a new taint.
+      return (source.spec?.taints ?? []).map((taint) => toTaint(taint, false));
+    } catch (error) {
+      if (options?.signal?.aborted)
+        throw new OperationAbortedError('readTaints', node, { cause: options.signal.reason });
+      if (statusOf(error) === 404) throw new SourceNodeNotFoundError(node, { cause: error });
+      throw toKubeOperationError(error, {
+        operation: 'readTaints',
+        node,
+        what: 'reading the node',
+        server: this.#server,
+      });
+    }
+  }
+
+  async copyTaints(fromNode: string, toNode: string, options?: CopyTaintsOptions): Promise<void> {
     validateNodeName(fromNode, 'fromNode');
     validateNodeName(toNode, 'toNode');
-    const source = await this.#call(
-      'copyTaints',
-      toNode,
-      `reading source node "${fromNode}"`,
-      options?.signal,
-      (opts) => this.#api.readNode({ name: fromNode }, opts),
-    );
-    // timeAdded belongs to the source's history; the target's copy is a new taint.
-    const taints = (source.spec?.taints ?? []).map((taint) => toTaint(taint, false));
+    const taints = options?.taints ?? (await this.readTaints(fromNode, options));
+    const copied = copyableTaints(taints);
+    const mode = options?.mode ?? 'merge';
     await this.#updateTaints(
       'copyTaints',
       toNode,
-      (current) => mergeTaints(current, taints),
+      // replace keeps the cluster's own taints of the target: nodebatch never owns those.
+      (current) =>
+        mode === 'replace'
+          ? mergeTaints(
+              current.filter((taint) => isClusterManagedTaint(taint.key)),
+              copied,
+            )
+          : mergeTaints(current, copied),
       options?.signal,
     );
   }
 
   async drain(node: string, options: DrainOptions = {}): Promise<DrainResult> {
     validateNodeName(node);
-    const { signal, onProgress, gracePeriodSeconds } = options;
-    if (
-      gracePeriodSeconds !== undefined &&
-      !(Number.isInteger(gracePeriodSeconds) && gracePeriodSeconds >= 0)
-    ) {
-      throw new InvalidNodeInputError([
-        {
-          path: 'gracePeriodSeconds',
-          message: `must be a whole number of seconds >= 0, got ${gracePeriodSeconds}`,
-        },
-      ]);
-    }
-    const timeoutMs = options.timeoutMs ?? this.#drainTimeoutMs;
-    const deadline = this.#clock.now() + timeoutMs;
-
-    await this.#mergePatch('drain', node, { spec: { unschedulable: true } }, signal);
-    const pods = await this.#listPods(node, signal);
-    const skipped: SkippedPod[] = [];
-    const toEvict: EvictablePod[] = [];
-    for (const pod of pods) {
-      const key = `${pod.metadata?.namespace ?? ''}/${pod.metadata?.name ?? ''}`;
-      if (pod.metadata?.annotations?.[MIRROR_POD_ANNOTATION] !== undefined)
-        skipped.push({ pod: key, reason: 'mirror' });
-      else if (
-        pod.metadata?.ownerReferences?.some((owner) => owner.kind === 'DaemonSet' && owner.controller)
-      ) {
-        skipped.push({ pod: key, reason: 'daemonset' });
-      } else {
-        toEvict.push({
-          key,
-          namespace: pod.metadata?.namespace ?? '',
-          name: pod.metadata?.name ?? '',
-          uid: pod.metadata?.uid,
-        });
-      }
-    }
-    const total = toEvict.length;
-    onProgress?.({ done: 0, total, message: describeDrainStart(total, skipped) });
-
-    // One failed eviction stops the others: the drain has failed, no point evicting more.
-    const stop = new AbortController();
-    const combined = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
-    const queue = [...toEvict];
-    const evicted: EvictablePod[] = [];
-    let failure: unknown;
-    const runEvictions = async () => {
-      for (let pod = queue.shift(); pod && !combined.aborted; pod = queue.shift()) {
+    const { signal } = options;
+    const readFailure = (error: unknown, what: string) => {
+      if (signal?.aborted) return new OperationAbortedError('drain', node, { cause: signal.reason });
+      return toKubeOperationError(error, {
+        operation: 'drain',
+        node,
+        what,
+        target: 'other',
+        server: this.#server,
+      });
+    };
+    const api: DrainApi = {
+      cordon: async (dryRun) => {
+        await this.#mergePatch('drain', node, { spec: { unschedulable: true } }, signal, dryRun);
+      },
+      listPods: (labelSelector) => this.#listPods(node, signal, labelSelector),
+      daemonSetExists: async (namespace, name) => {
         try {
-          const outcome = await this.#evict(node, pod, { signal: combined, deadline, gracePeriodSeconds });
-          evicted.push(pod);
-          onProgress?.({
-            done: evicted.length,
-            total,
-            message: outcome === 'gone' ? `pod ${pod.key} was already gone` : `evicted pod ${pod.key}`,
-          });
+          await this.#apps.readNamespacedDaemonSet({ name, namespace }, requestOptions(signal));
+          return true;
         } catch (error) {
-          if (failure === undefined && !signal?.aborted) {
-            failure = error;
-            stop.abort(error);
-          }
+          if (statusOf(error) === 404) return false;
+          throw readFailure(error, `reading DaemonSet ${namespace}/${name}`);
         }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(this.#evictionConcurrency, total) }, runEvictions));
-
-    if (signal?.aborted) throw new OperationAbortedError('drain', node, { cause: signal.reason });
-    if (failure !== undefined) {
-      if (failure instanceof EvictionDeadline) {
-        const done = new Set(evicted.map((pod) => pod.key));
-        throw new DrainTimeoutError(
-          node,
-          timeoutMs,
-          toEvict.filter((pod) => !done.has(pod.key)).map((pod) => pod.key),
-        );
-      }
-      throw failure;
-    }
-    if (options.waitForDeletion) await this.#waitUntilGone(node, evicted, { signal, deadline, timeoutMs });
-    return { evicted: evicted.map((pod) => pod.key), skipped };
-  }
-
-  /** Evicts one pod: 'evicted', or 'gone' when the API says it no longer exists. */
-  async #evict(
-    node: string,
-    pod: EvictablePod,
-    context: { signal: AbortSignal; deadline: number; gracePeriodSeconds: number | undefined },
-  ): Promise<'evicted' | 'gone'> {
-    const body = {
-      apiVersion: 'policy/v1',
-      kind: 'Eviction',
-      metadata: { name: pod.name, namespace: pod.namespace },
-      ...(context.gracePeriodSeconds === undefined
-        ? {}
-        : { deleteOptions: { gracePeriodSeconds: context.gracePeriodSeconds } }),
-    };
-    let serverErrors = 0;
-    for (let attempt = 1; ; attempt++) {
-      try {
+      },
+      readPod: async (namespace, name) => {
+        try {
+          return await this.#api.readNamespacedPod({ name, namespace }, requestOptions(signal));
+        } catch (error) {
+          if (statusOf(error) === 404) return undefined;
+          throw readFailure(error, `reading pod ${namespace}/${name}`);
+        }
+      },
+      evict: async (pod, deleteOptions) => {
+        const body = {
+          apiVersion: 'policy/v1',
+          kind: 'Eviction',
+          metadata: { name: pod.name, namespace: pod.namespace },
+          ...(Object.keys(deleteOptions).length > 0 ? { deleteOptions } : {}),
+        };
         await this.#api.createNamespacedPodEviction(
           { name: pod.name, namespace: pod.namespace, body },
-          requestOptions(context.signal),
+          requestOptions(signal),
         );
-        return 'evicted';
-      } catch (error) {
-        if (context.signal.aborted)
-          throw new OperationAbortedError('drain', node, { cause: context.signal.reason });
-        const status = statusOf(error);
-        if (status === 404) return 'gone';
-        const blocked = status === 429;
-        const transient =
-          status !== undefined && status >= 500 && serverErrors++ < this.#evictionServerErrorRetries;
-        if (!blocked && !transient) {
-          throw toKubeOperationError(error, {
-            operation: 'drain',
-            node,
-            what: `evicting pod ${pod.key}`,
-            target: 'other',
-            server: this.#server,
-          });
-        }
-        const left = context.deadline - this.#clock.now();
-        if (left <= 0) {
-          if (blocked) throw new EvictionDeadline();
-          throw toKubeOperationError(error, {
-            operation: 'drain',
-            node,
-            what: `evicting pod ${pod.key}`,
-            target: 'other',
-          });
-        }
-        const delay = Math.min(left, backoffDelay(attempt, this.#evictionBackoff, this.#random));
-        this.#logger?.debug(
-          { node, pod: pod.key, status, attempt, delayMs: delay },
-          'eviction refused, retrying',
+      },
+      deletePod: async (pod, deleteOptions) => {
+        await this.#api.deleteNamespacedPod(
+          {
+            name: pod.name,
+            namespace: pod.namespace,
+            ...(deleteOptions.dryRun ? { dryRun: 'All' } : {}),
+            ...(deleteOptions.gracePeriodSeconds === undefined
+              ? {}
+              : { gracePeriodSeconds: deleteOptions.gracePeriodSeconds }),
+          },
+          requestOptions(signal),
         );
-        await this.#sleep('drain', node, delay, context.signal);
-      }
-    }
+      },
+      failureOf: (error) => ({ status: statusOf(error), causes: statusCauses(error) }),
+      toError: (error, what) => readFailure(error, what),
+    };
+    return drainNode(node, api, options, {
+      timeoutMs: this.#drainTimeoutMs,
+      evictionBackoff: this.#evictionBackoff,
+      evictionServerErrorRetries: this.#evictionServerErrorRetries,
+      evictionConcurrency: this.#evictionConcurrency,
+      deletionPollMs: this.#deletionPollMs,
+      clock: this.#clock,
+      random: this.#random,
+      logger: this.#logger,
+    });
   }
 
-  async #waitUntilGone(
-    node: string,
-    evicted: readonly EvictablePod[],
-    context: { signal: AbortSignal | undefined; deadline: number; timeoutMs: number },
-  ): Promise<void> {
-    for (;;) {
-      const present = new Set((await this.#listPods(node, context.signal)).map((pod) => pod.metadata?.uid));
-      const remaining = evicted.filter((pod) => pod.uid !== undefined && present.has(pod.uid));
-      if (remaining.length === 0) return;
-      const left = context.deadline - this.#clock.now();
-      if (left <= 0)
-        throw new DrainTimeoutError(
-          node,
-          context.timeoutMs,
-          remaining.map((pod) => pod.key),
-        );
-      await this.#sleep('drain', node, Math.min(left, this.#deletionPollMs), context.signal);
-    }
-  }
-
-  async #listPods(node: string, signal: AbortSignal | undefined): Promise<V1Pod[]> {
-    const list = await this.#call('drain', node, 'listing the pods on the node', signal, (opts) =>
-      this.#api.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${node}` }, opts),
-    );
-    return list.items;
+  async #listPods(node: string, signal: AbortSignal | undefined, labelSelector?: string): Promise<V1Pod[]> {
+    const items: V1Pod[] = [];
+    let next: string | undefined;
+    // Paged as kubectl does (limit + continue), so a node with thousands of pods is not one huge answer.
+    do {
+      const list = await this.#call('drain', node, 'listing the pods on the node', signal, (opts) =>
+        this.#api.listPodForAllNamespaces(
+          {
+            fieldSelector: `spec.nodeName=${node}`,
+            ...(labelSelector ? { labelSelector } : {}),
+            limit: 500,
+            ...(next ? { _continue: next } : {}),
+          },
+          opts,
+        ),
+      );
+      items.push(...list.items);
+      next = list.metadata?._continue || undefined;
+    } while (next);
+    return items;
   }
 
   /** Read, change, write back with the read resourceVersion; a 409 means re-read and try again. */
@@ -379,10 +343,11 @@ export class KubernetesNodeOperator implements NodeOperator {
     node: string,
     body: object,
     signal: AbortSignal | undefined,
+    dryRun = false,
   ): Promise<void> {
     await this.#call(operation, node, 'patching the node', signal, (opts) =>
       this.#api.patchNode(
-        { name: node, body, fieldManager: this.#fieldManager },
+        { name: node, body, fieldManager: this.#fieldManager, ...(dryRun ? { dryRun: 'All' } : {}) },
         setHeaderOptions('Content-Type', PatchStrategy.MergePatch, opts),
       ),
     );
@@ -401,15 +366,6 @@ export class KubernetesNodeOperator implements NodeOperator {
     } catch (error) {
       if (signal?.aborted) throw new OperationAbortedError(operation, node, { cause: signal.reason });
       throw toKubeOperationError(error, { operation, node, what, server: this.#server });
-    }
-  }
-
-  async #sleep(operation: string, node: string, ms: number, signal: AbortSignal | undefined): Promise<void> {
-    try {
-      await this.#clock.sleep(ms, signal);
-    } catch (error) {
-      if (signal?.aborted) throw new OperationAbortedError(operation, node, { cause: signal.reason });
-      throw error;
     }
   }
 }

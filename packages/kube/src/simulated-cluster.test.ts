@@ -92,7 +92,7 @@ describe('SimulatedCluster', () => {
         { namespace: 'kube-system', name: 'etcd-worker-a', mirror: true },
         { namespace: 'shop', name: 'web-1', ownerKind: 'ReplicaSet' },
         { namespace: 'shop', name: 'web-2', ownerKind: 'ReplicaSet' },
-        { namespace: 'shop', name: 'debug' },
+        { namespace: 'shop', name: 'debug', ownerKind: 'Job' },
       ],
     });
     const progress: DrainProgress[] = [];
@@ -111,8 +111,27 @@ describe('SimulatedCluster', () => {
     const node = cluster.getNode('worker-a')!;
     expect(node.unschedulable).toBe(true);
     expect(node.pods.map((pod) => pod.name)).toEqual(['proxy', 'etcd-worker-a']);
-    // The two ReplicaSet pods were recreated on sim-node-1 (random() = 0); the bare pod is gone.
-    expect(cluster.getNode('sim-node-1')!.pods.filter((pod) => pod.namespace === 'shop')).toHaveLength(2);
+    // The three controlled pods were recreated on sim-node-1 (random() = 0).
+    expect(cluster.getNode('sim-node-1')!.pods.filter((pod) => pod.namespace === 'shop')).toHaveLength(3);
+  });
+
+  it('refuses, as the Kubernetes operator does, a bare pod and an emptyDir pod unless told, evicting nothing', async () => {
+    const cluster = new SimulatedCluster({ nodes: 2, random: () => 0 });
+    cluster.addNode({
+      name: 'worker-b',
+      pods: [
+        { namespace: 'shop', name: 'web-1', ownerKind: 'ReplicaSet' },
+        { namespace: 'shop', name: 'bare' },
+        { namespace: 'shop', name: 'cache', ownerKind: 'ReplicaSet', emptyDir: true },
+      ],
+    });
+    await expect(cluster.drain('worker-b')).rejects.toThrow(
+      'drain of node "worker-b" refused: cannot delete Pods with local storage (use deleteEmptyDirData to override): shop/cache; ' +
+        'cannot delete Pods that declare no controller (use force to override): shop/bare; no pod was evicted and the node stays cordoned',
+    );
+    expect(cluster.getNode('worker-b')!.pods).toHaveLength(3);
+    const result = await cluster.drain('worker-b', { force: true, deleteEmptyDirData: true });
+    expect(result.evicted.sort()).toEqual(['shop/bare', 'shop/cache', 'shop/web-1']);
   });
 
   it('lets two drains of the same node run at once without recreating a pod twice', async () => {

@@ -1,17 +1,36 @@
 import type { Logger } from 'pino';
 import { backoffDelay, systemClock, type Clock } from './clock.js';
-import { DrainTimeoutError, KubeOperationError, OperationAbortedError } from './errors.js';
-import type {
-  DrainOptions,
-  DrainResult,
-  NodeOperator,
-  OperationOptions,
-  SkippedPod,
-  Taint,
-  TaintRef,
+import {
+  DrainRefusedError,
+  DrainTimeoutError,
+  KubeOperationError,
+  OperationAbortedError,
+  SourceNodeNotFoundError,
+} from './errors.js';
+import {
+  CORDON_ANNOTATIONS,
+  type CopyTaintsOptions,
+  type CordonOptions,
+  type CordonResult,
+  type DrainOptions,
+  type DrainResult,
+  type NodeOperator,
+  type OperationOptions,
+  type SkippedPod,
+  type Taint,
+  type TaintRef,
 } from './node-operator.js';
+import { cordonAnnotations, validateCordonReason } from './cordon-reason.js';
 import { describeDrainStart } from './drain-messages.js';
-import { mergeTaints, removeTaintRefs } from './taints.js';
+import {
+  MIRROR_POD_ANNOTATION,
+  podKey as candidateKey,
+  selectPodsToDrain,
+  type DrainCandidatePod,
+} from './drain-filters.js';
+import { validateDrainOptions } from './kubernetes-drain.js';
+import { matchesLabelSelector, parseLabelSelector } from './label-selector.js';
+import { copyableTaints, isClusterManagedTaint, mergeTaints, removeTaintRefs } from './taints.js';
 import {
   validateLabelKeys,
   validateLabels,
@@ -27,12 +46,18 @@ export interface SimulatedPod {
   ownerKind?: string;
   /** Mirror pods (static pods of the kubelet) cannot be evicted and are skipped by drain. */
   mirror?: boolean;
+  /** Has an emptyDir volume: drain refuses it unless deleteEmptyDirData. */
+  emptyDir?: boolean;
+  /** Pod phase; Succeeded and Failed pods are removed without the gates. Default Running. */
+  phase?: string;
+  labels?: Record<string, string>;
 }
 
 export interface SimulatedNode {
   name: string;
   unschedulable: boolean;
   labels: Record<string, string>;
+  annotations?: Record<string, string>;
   taints: Taint[];
   pods: SimulatedPod[];
 }
@@ -128,17 +153,24 @@ export class SimulatedCluster implements NodeOperator {
     this.#blockedEvictions.set(pod, times === 'forever' ? Infinity : times);
   }
 
-  async cordon(node: string, options?: OperationOptions): Promise<void> {
+  async cordon(node: string, options?: CordonOptions): Promise<CordonResult> {
     validateNodeName(node);
+    const reason = options?.reason ? validateCordonReason(options.reason) : undefined;
+    let alreadyCordoned = false;
     await this.#operate('cordon', node, options, (state) => {
+      alreadyCordoned = state.unschedulable;
+      if (options?.dryRun) return;
       state.unschedulable = true;
+      if (reason) state.annotations = { ...state.annotations, ...cordonAnnotations(reason, this.#clock) };
     });
+    return { alreadyCordoned };
   }
 
   async uncordon(node: string, options?: OperationOptions): Promise<void> {
     validateNodeName(node);
     await this.#operate('uncordon', node, options, (state) => {
       state.unschedulable = false;
+      for (const key of Object.values(CORDON_ANNOTATIONS)) delete state.annotations?.[key];
     });
   }
 
@@ -174,58 +206,120 @@ export class SimulatedCluster implements NodeOperator {
     });
   }
 
-  async copyTaints(fromNode: string, toNode: string, options?: OperationOptions): Promise<void> {
+  async readTaints(node: string, options?: OperationOptions): Promise<Taint[]> {
+    validateNodeName(node);
+    await this.#pause('readTaints', node, options?.signal, this.#latencyMs);
+    const source = this.#nodes.get(node);
+    if (!source) throw new SourceNodeNotFoundError(node);
+    return structuredClone(source.taints);
+  }
+
+  async copyTaints(fromNode: string, toNode: string, options?: CopyTaintsOptions): Promise<void> {
     validateNodeName(fromNode, 'fromNode');
     validateNodeName(toNode, 'toNode');
-    const source = this.#requireNode('copyTaints', fromNode);
-    const taints = structuredClone(source.taints);
+    const taints = copyableTaints(options?.taints ?? (await this.readTaints(fromNode, options)));
     await this.#operate('copyTaints', toNode, options, (state) => {
-      state.taints = mergeTaints(state.taints, taints);
+      state.taints =
+        options?.mode === 'replace'
+          ? mergeTaints(
+              state.taints.filter((taint) => isClusterManagedTaint(taint.key)),
+              taints,
+            )
+          : mergeTaints(state.taints, taints);
     });
   }
 
   async drain(node: string, options: DrainOptions = {}): Promise<DrainResult> {
     validateNodeName(node);
+    validateDrainOptions(options);
     const { signal, onProgress } = options;
+    const dryRun = options.dryRun ?? false;
     const timeoutMs = options.timeoutMs ?? this.#drainTimeoutMs;
     const deadline = this.#clock.now() + timeoutMs;
     await this.#operate('drain', node, options, (state) => {
-      state.unschedulable = true;
+      if (!dryRun) state.unschedulable = true;
     });
     const state = this.#requireNode('drain', node);
-    const skipped: SkippedPod[] = [];
-    const toEvict: SimulatedPod[] = [];
-    for (const pod of state.pods) {
-      if (pod.ownerKind === 'DaemonSet') skipped.push({ pod: podKey(pod), reason: 'daemonset' });
-      else if (pod.mirror) skipped.push({ pod: podKey(pod), reason: 'mirror' });
-      else toEvict.push(pod);
-    }
+    const selector = parseLabelSelector(options.podSelector ?? '');
+    const candidates = state.pods.filter((pod) => matchesLabelSelector(selector, pod.labels));
+    const selection = selectPodsToDrain(
+      candidates.map(asCandidatePod),
+      {
+        force: options.force ?? false,
+        deleteEmptyDirData: options.deleteEmptyDirData ?? false,
+        skipWaitForDeleteTimeoutSeconds: options.skipWaitForDeleteTimeoutSeconds ?? 0,
+      },
+      // The simulated cluster has no orphaned DaemonSet pods: every DaemonSet exists.
+      () => true,
+      this.#clock.now(),
+    );
+    if (selection.refused.length > 0 && !dryRun) throw new DrainRefusedError(node, selection.refused);
+    const skipped: SkippedPod[] = selection.left.map((entry) => ({ pod: entry.pod, reason: entry.reason }));
+    const toEvict = selection.remove.map((candidate) =>
+      candidates.find((pod) => podKey(pod) === candidateKey(candidate))!,
+    );
     const total = toEvict.length;
     const evicted: string[] = [];
-    onProgress?.({ done: 0, total, message: describeDrainStart(total, skipped) });
+    onProgress?.({
+      done: 0,
+      total,
+      message: `${dryRun ? '(dry run) ' : ''}${describeDrainStart(total, skipped, options.disableEviction ? 'delete' : 'evict')}`,
+    });
+    const blocked = selection.refused.flatMap((group) =>
+      group.pods.map((pod) => ({ pod, reason: `cannot delete ${group.message}` })),
+    );
     for (const pod of toEvict) {
-      await this.#evict(node, pod, { signal, deadline, timeoutMs, remaining: toEvict.slice(evicted.length) });
+      if (!dryRun) {
+        await this.#evict(node, pod, {
+          signal,
+          deadline,
+          timeoutMs,
+          remaining: toEvict.slice(evicted.length),
+          bypassBudgets: options.disableEviction ?? false,
+          onProgress: (message) => onProgress?.({ done: evicted.length, total, message }),
+        });
+      }
       evicted.push(podKey(pod));
-      onProgress?.({ done: evicted.length, total, message: `evicted pod ${podKey(pod)}` });
+      onProgress?.({
+        done: evicted.length,
+        total,
+        message: `${dryRun ? '(dry run) would evict' : 'evicted'} pod ${podKey(pod)}`,
+      });
     }
-    return { evicted, skipped };
+    return { evicted, skipped, dryRun, blocked, deleted: options.disableEviction ?? false };
   }
 
   async #evict(
     node: string,
     pod: SimulatedPod,
-    context: { signal?: AbortSignal; deadline: number; timeoutMs: number; remaining: SimulatedPod[] },
+    context: {
+      signal?: AbortSignal | undefined;
+      deadline: number;
+      timeoutMs: number;
+      remaining: SimulatedPod[];
+      bypassBudgets: boolean;
+      onProgress: (message: string) => void;
+    },
   ): Promise<void> {
     const key = podKey(pod);
     for (let attempt = 1; ; attempt++) {
       await this.#pause('drain', node, context.signal, this.#latencyMs);
-      const blocked = this.#blockedEvictions.get(key) ?? 0;
+      const blocked = context.bypassBudgets ? 0 : (this.#blockedEvictions.get(key) ?? 0);
       if (blocked <= 0) break;
       this.#blockedEvictions.set(key, blocked - 1);
       const delay = backoffDelay(attempt, this.#evictionBackoff, this.#random);
       if (this.#clock.now() + delay > context.deadline) {
-        throw new DrainTimeoutError(node, context.timeoutMs, context.remaining.map(podKey));
+        throw new DrainTimeoutError(node, context.timeoutMs, {
+          blocked: context.remaining.map((remaining) => ({
+            pod: podKey(remaining),
+            budget: `${remaining.name}-pdb`,
+          })),
+          terminating: [],
+        });
       }
+      context.onProgress(
+        `eviction of pod ${key} refused: disruption budget ${pod.name}-pdb does not allow it now; retrying in ${Math.ceil(delay / 1000)} s`,
+      );
       await this.#pause('drain', node, context.signal, delay);
     }
     const state = this.#requireNode('drain', node);
@@ -297,4 +391,30 @@ export class SimulatedCluster implements NodeOperator {
 
 function podKey(pod: SimulatedPod): string {
   return `${pod.namespace}/${pod.name}`;
+}
+
+/** A simulated pod in the shape kubectl's filters read. */
+function asCandidatePod(pod: SimulatedPod): DrainCandidatePod {
+  return {
+    metadata: {
+      name: pod.name,
+      namespace: pod.namespace,
+      ...(pod.mirror ? { annotations: { [MIRROR_POD_ANNOTATION]: 'simulated' } } : {}),
+      ...(pod.ownerKind
+        ? {
+            ownerReferences: [
+              {
+                apiVersion:
+                  pod.ownerKind === 'DaemonSet' || pod.ownerKind === 'ReplicaSet' ? 'apps/v1' : 'v1',
+                kind: pod.ownerKind,
+                name: `${pod.name}-owner`,
+                controller: true,
+              },
+            ],
+          }
+        : {}),
+    },
+    spec: { volumes: pod.emptyDir ? [{ emptyDir: {} }] : [] },
+    status: { phase: pod.phase ?? 'Running' },
+  };
 }

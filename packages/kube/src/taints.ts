@@ -37,3 +37,19 @@ export function sameTaints(a: readonly Taint[], b: readonly Taint[]): boolean {
     })
   );
 }
+
+/** Prefixes of taints the cluster sets and clears itself (node lifecycle, cloud provider). */
+export const CLUSTER_MANAGED_TAINT_PREFIXES = [
+  'node.kubernetes.io/',
+  'node.cloudprovider.kubernetes.io/',
+] as const;
+
+/** Whether the cluster manages this taint itself (copying it would fight the node controller). */
+export function isClusterManagedTaint(key: string): boolean {
+  return CLUSTER_MANAGED_TAINT_PREFIXES.some((prefix) => key.startsWith(prefix));
+}
+
+/** The taints of a source node that copyTaints carries over: all but the cluster's own. */
+export function copyableTaints(taints: readonly Taint[]): Taint[] {
+  return taints.filter((taint) => !isClusterManagedTaint(taint.key));
+}

@@ -48,7 +48,7 @@ const inMemoryTransaction: AppendTransaction = {
  *
  * Like PostgreSQL, positions are assigned before commit, and an append whose
  * hook is slow commits after later positions: readAll therefore returns only
- * positions below the lowest still-uncommitted one (invariant 4).
+ * positions below the lowest still-uncommitted one (invariant 4, docs/invariants.md).
  */
 export class InMemoryEventStore implements EventStore {
   readonly #pageSize: number;

@@ -10,7 +10,7 @@ import type { HintSource } from './transport.js';
 
 /** Options of {@link ProgressStreams}. */
 export interface ProgressStreamsOptions {
-  /** Where events are read from: the log is the truth (invariant 3). */
+  /** Where events are read from: the log is the truth (invariant 3, docs/invariants.md). */
   store: EventReader;
   /** Hints of new events (a transport, the notifier, or a LocalHintSource). */
   hints: HintSource;

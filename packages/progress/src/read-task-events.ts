@@ -36,7 +36,7 @@ export async function readTaskEvents(
   }
 }
 
-/** A task's current state: the fold of all its events, read from the store (invariant 1). */
+/** A task's current state: the fold of all its events, read from the store (invariant 1, docs/invariants.md). */
 export async function loadTaskState(
   reader: Pick<EventReader, 'readTask'>,
   taskId: string,

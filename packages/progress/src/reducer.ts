@@ -3,7 +3,7 @@ import type { NodeState, NodeStatus, TaskState, TaskStatus } from './task-state.
 import { initialTaskState } from './task-state.js';
 
 /**
- * The pure fold of a task's events into its state (invariant 1). It is lenient
+ * The pure fold of a task's events into its state (invariant 1, docs/invariants.md). It is lenient
  * by design: the log is already validated on append, and a reader must never
  * crash on history. So it ignores what cannot change the state:
  * - events of another task and seqs already folded (a replayed or duplicated event);

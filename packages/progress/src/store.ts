@@ -22,7 +22,7 @@ export interface EventReader {
   readTask(taskId: string, options?: ReadTaskOptions): Promise<StoredEvent[]>;
   /**
    * Events of every task in position order. Never returns a position while an
-   * earlier one may still commit (invariant 4): a reader that resumes after the
+   * earlier one may still commit (invariant 4, docs/invariants.md): a reader that resumes after the
    * last position it saw cannot skip a late commit.
    */
   readAll(options: ReadAllOptions): Promise<StoredEvent[]>;
@@ -40,7 +40,7 @@ export interface AppendTransaction {
 /**
  * Runs inside the append transaction after the events are written, before
  * commit: the PostgreSQL transport issues NOTIFY here, so a notification is
- * never sent for events that did not commit (invariant 1).
+ * never sent for events that did not commit (invariant 1, docs/invariants.md).
  */
 export type AppendHook = (tx: AppendTransaction, events: readonly StoredEvent[]) => Promise<void>;
 

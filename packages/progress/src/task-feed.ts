@@ -46,7 +46,7 @@ const MAX_RETRY_DELAY_MS = 5_000;
  * (ProgressStreams keeps one per watched task). Every subscriber has its own
  * cursor; the feed hands each the event right after its cursor, from a cache
  * filled by inline hint events and by store reads, so delivery is exactly
- * once and in seq order whatever order hints come in (invariant 3).
+ * once and in seq order whatever order hints come in (invariant 3, docs/invariants.md).
  *
  * What the feed knows:
  * - `knownHead`: events 1..knownHead exist (announced by a hint, or read).

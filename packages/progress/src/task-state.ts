@@ -1,7 +1,7 @@
 import type { BatchAction, StoredEventOf, TerminalEventType } from './events.js';
 
 /**
- * A task's state is the fold of its events (invariant 1); this file only
+ * A task's state is the fold of its events (invariant 1, docs/invariants.md); this file only
  * describes its shape. The fold itself is in reducer.ts.
  */
 

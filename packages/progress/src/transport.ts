@@ -7,7 +7,7 @@ export type TransportType = (typeof TRANSPORT_TYPES)[number];
 
 /**
  * A notification that a task has events up to `seq` in the store. Hints are
- * only hints (invariant 3): subscribers read what they miss from the log.
+ * only hints (invariant 3, docs/invariants.md): subscribers read what they miss from the log.
  */
 export interface Hint {
   taskId: string;
@@ -33,7 +33,7 @@ export interface HintSource {
    * who can reach the channel can send a notification.
    */
   readonly inProcess?: boolean;
-  /** Hints for watched tasks, from one shared listener per process (invariant 5). */
+  /** Hints for watched tasks, from one shared listener per process (invariant 5, docs/invariants.md). */
   readonly hints$: Observable<Hint>;
   /**
    * Emits when hints may have been missed (reconnect, resubscribe, switch of
@@ -79,7 +79,7 @@ export interface Transport extends HintSource {
   stop(): Promise<void>;
 }
 
-/** What the notifier says about itself (invariant 6); served by /readyz and doctor. */
+/** What the notifier says about itself (invariant 6, docs/invariants.md); served by /readyz and doctor. */
 export interface NotifierInfo {
   configured: TransportType;
   active: TransportType;

@@ -21,7 +21,7 @@ export const DEFAULT_POLL_BATCH_SIZE = 500;
 
 /**
  * A transport that reads the event log by global position: one loop per
- * process, one `readAll` per interval for all watched tasks (invariant 5),
+ * process, one `readAll` per interval for all watched tasks (invariant 5, docs/invariants.md),
  * whatever the number of subscribers. Hints carry the events they announce,
  * so subscribers need no query of their own.
  */

@@ -30,7 +30,7 @@ export interface ListenConnectionOptions {
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 
 /**
- * The one LISTEN connection of a process (invariant 5). Reconnects with
+ * The one LISTEN connection of a process (invariant 5, docs/invariants.md). Reconnects with
  * backoff and jitter when it dies (server restart, pg_terminate_backend,
  * network), LISTENs again, then emits `relistened$`: notifications sent while
  * it was away are lost, so every subscriber must catch up from the log.

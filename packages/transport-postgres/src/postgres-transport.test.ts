@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { createEventStore, runMigrations } from '@nodebatch/event-store';
 import type { Hint, NewEvent, StoredEvent, TransportHealth } from '@nodebatch/progress';
 import { TransportUnavailableError } from '@nodebatch/progress';
-import { createTestDatabase, uniqueName } from '@nodebatch/testkit';
+import { countingReader, createTestDatabase, uniqueName } from '@nodebatch/testkit';
 import type { TestDatabase } from '@nodebatch/testkit';
 import { createPostgresTransport } from './postgres-transport.js';
 import type { PostgresTransport, PostgresTransportOptions } from './postgres-transport.js';
@@ -125,10 +125,13 @@ describe('postgres transport', () => {
   });
 
   it('delivers a 20 KB event whole, sent by reference and read from the log once', async () => {
-    const { transport } = newTransport();
+    const counting = countingReader(store);
+    const { transport } = newTransport({ store: counting.reader });
     await transport.start();
     const taskId = uniqueName('task');
     transport.watch(taskId);
+    // Two subscribers of the same hints: the reference is still resolved with one read, not one each.
+    const other = hintsFor(transport.hints$, taskId, 2);
     // Listening before the first append: its hint may arrive before append() resolves.
     const received = hintsFor(transport.hints$, taskId, 2);
     await append(transport, taskId, [created()]);
@@ -138,6 +141,9 @@ describe('postgres transport', () => {
     expect(hints[1]).toEqual({ taskId, seq: 2, events: stored });
     const event = hints[1]?.events?.[0];
     expect(event?.type === 'NodeProgress' && event.data.message).toBe(big);
+    expect(await other).toEqual(hints);
+    // The small first event travelled inline; the big one cost exactly one read of the log.
+    expect(counting.calls).toEqual({ readTask: 1, readAll: 0, latestSeqs: 0, headPosition: 0 });
   });
 
   it('drops hints of tasks nobody watches and stops after the last unwatch', async () => {

@@ -59,7 +59,7 @@ export interface PostgresTransport extends Transport {
 
 /**
  * LISTEN/NOTIFY transport: one LISTEN connection per process shared by every
- * watcher (invariant 5); NOTIFY inside the append transaction (invariant 1);
+ * watcher (invariant 5, docs/invariants.md); NOTIFY inside the append transaction (invariant 1, docs/invariants.md);
  * payloads over PostgreSQL's limit sent by reference and read from the log.
  */
 export function createPostgresTransport(options: PostgresTransportOptions): PostgresTransport {

@@ -1,4 +1,7 @@
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { pino } from 'pino';
@@ -13,6 +16,7 @@ import type { RedisTransport, RedisTransportOptions } from './redis-transport.js
 import { countingReader, ManualScheduler } from '@nodebatch/testkit';
 
 const WAIT = { timeout: 20_000, interval: 20 };
+const PUBLISH_PROCESS = fileURLToPath(new URL('../test/fixtures/publish-process.ts', import.meta.url));
 
 let db: TestDatabase;
 let pool: pg.Pool;
@@ -108,19 +112,46 @@ async function rawClient(): Promise<Redis> {
 describe('createRedisTransport on the shared Redis', () => {
   it('carries the events of an append from one process to another, for watched tasks only', async () => {
     const channel = uniqueName('progress');
-    const publisher = newTransport({ channel });
     const subscriber = newTransport({ channel });
     const hints = collectHints(subscriber);
-    await Promise.all([publisher.start(), subscriber.start()]);
+    await subscriber.start();
     const [watched, other] = [await newTask(), await newTask()];
     subscriber.watch(watched);
 
-    await appendAndPublish(publisher, other, [progress(1)]);
-    const stored = await appendAndPublish(publisher, watched, [progress(1), progress(2)]);
-    await vi.waitFor(() => expect(hints).toHaveLength(1), WAIT);
-    expect(hints[0]).toEqual({ taskId: watched, seq: 3, events: stored });
-    expect(publisher.failedPublishes).toBe(0);
-  });
+    // The publisher is another Node.js process with its own pool, store and Redis connection.
+    const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', PUBLISH_PROCESS], {
+      env: {
+        ...process.env,
+        DATABASE_URL: db.url,
+        REDIS_HOST: sharedRedis.host,
+        REDIS_PORT: String(sharedRedis.port),
+        CHANNEL: channel,
+        APPENDS: JSON.stringify([
+          { taskId: other, events: [progress(1)] },
+          { taskId: watched, events: [progress(1), progress(2)] },
+        ]),
+      },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let output = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+    const [code] = (await once(child, 'exit')) as [number | null];
+    expect(code).toBe(0);
+    const published = JSON.parse(output.trim()) as {
+      pid: number;
+      stored: StoredEvent[][];
+      failedPublishes: number;
+    };
+    expect(published.pid).not.toBe(process.pid);
+    expect(published.failedPublishes).toBe(0);
+
+    // While the child starts, the subscriber may also hint the watched task's head (seq only) from its
+    // periodic check; the events come from the child's publish.
+    const carried = () => hints.filter((hint) => hint.events !== undefined);
+    await vi.waitFor(() => expect(carried()).toHaveLength(1), WAIT);
+    expect(carried()[0]).toEqual({ taskId: watched, seq: 3, events: published.stored[1] });
+    expect(hints.every((hint) => hint.taskId === watched)).toBe(true);
+  }, 60_000);
 
   it('delivers a 20 KB event whole, and sends a reference above the payload limit', async () => {
     const channel = uniqueName('progress');

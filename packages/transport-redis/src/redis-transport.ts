@@ -61,7 +61,7 @@ interface ConnectionState {
 
 /**
  * Redis Pub/Sub transport: one publisher and ONE subscriber connection per
- * process, shared by every watched task (invariant 5). Events are published
+ * process, shared by every watched task (invariant 5, docs/invariants.md). Events are published
  * after their append committed; because a PUBLISH can fail after the commit,
  * a position check reads the latest seq of every watched task from the store
  * (one query per interval for all of them) and hints what Pub/Sub did not.

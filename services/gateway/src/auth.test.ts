@@ -37,14 +37,18 @@ describe('createAuthenticator', () => {
     expect(lines.filter((line) => line.level === 40)).toHaveLength(1);
   });
 
-  it('reads sub and role from a valid token; role defaults to user', async () => {
+  it('reads sub and role from a valid token; user is operator, and no role is viewer', async () => {
     const { logger } = captureLogger();
     const auth = createAuthenticator({ jwtSecret: SECRET, disabled: false, logger });
     expect(await auth.authenticate(await sign({ sub: 'alice', role: 'admin' }))).toEqual({
       userId: 'alice',
       role: 'admin',
     });
-    expect(await auth.authenticate(await sign({ sub: 'bob' }))).toEqual({ userId: 'bob', role: 'user' });
+    expect(await auth.authenticate(await sign({ sub: 'carol', role: 'user' }))).toEqual({
+      userId: 'carol',
+      role: 'operator',
+    });
+    expect(await auth.authenticate(await sign({ sub: 'bob' }))).toEqual({ userId: 'bob', role: 'viewer' });
   });
 
   it('rejects a missing token, a bad signature, an expired token and bad claims without echoing the token', async () => {

@@ -2,7 +2,16 @@ import { NodeNameSchema } from '@nodebatch/kube';
 import { BatchActionSchema } from '@nodebatch/progress';
 import { z } from 'zod';
 
-const MAX_NODES = 5000;
+/** Nodes one batch may name. */
+export const MAX_NODES = 5000;
+
+/**
+ * Largest TaskCreated a batch may make, in bytes of JSON (413 above it):
+ * 5,000 names such as ip-10-0-12-34.eu-west-1.compute.internal take about
+ * 220 KiB. Below the store's TaskCreated limit (1 MiB) and an SSE client's
+ * send buffer (1 MiB), so an accepted batch can always be stored and streamed.
+ */
+export const MAX_TASK_CREATED_BYTES = 512 * 1024;
 
 /** Body of POST /api/v1/batches. */
 export const BatchRequestSchema = z

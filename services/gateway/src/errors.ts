@@ -1,12 +1,29 @@
 import { NodebatchError } from '@nodebatch/progress';
 
+/** What a GatewayError may carry besides its code, status and message. */
+export interface GatewayErrorOptions {
+  cause?: unknown;
+  /** The request field at fault (`body.nodes`, `header.last-event-id`); sent as `field`. */
+  field?: string;
+  /** Seconds a client should wait before retrying; sent as Retry-After. */
+  retryAfterSeconds?: number;
+  /** The policy rule that refused the request; sent as `rule`. */
+  rule?: string;
+}
+
 /** Base class of the gateway's own errors; `statusCode` is the HTTP status a request failing with it gets. */
 export class GatewayError extends NodebatchError {
   readonly statusCode: number;
+  readonly field: string | undefined;
+  readonly retryAfterSeconds: number | undefined;
+  readonly rule: string | undefined;
 
-  constructor(code: string, statusCode: number, message: string, options?: { cause?: unknown }) {
-    super(code, message, options);
+  constructor(code: string, statusCode: number, message: string, options: GatewayErrorOptions = {}) {
+    super(code, message, options.cause === undefined ? undefined : { cause: options.cause });
     this.statusCode = statusCode;
+    this.field = options.field;
+    this.retryAfterSeconds = options.retryAfterSeconds;
+    this.rule = options.rule;
   }
 }
 
@@ -45,10 +62,48 @@ export class TaskEndedConflictError extends GatewayError {
 
 /** The request body or query failed validation; `field` names the first offending field. */
 export class InvalidRequestError extends GatewayError {
-  readonly field: string;
+  declare readonly field: string;
 
   constructor(field: string, message: string, options?: { cause?: unknown }) {
-    super('INVALID_REQUEST', 400, `${field}: ${message}`, options);
-    this.field = field;
+    super('INVALID_REQUEST', 400, `${field}: ${message}`, { ...options, field });
+  }
+}
+
+/** The policy refused the request; the message says which rule and what it requires. */
+export class PolicyDeniedError extends GatewayError {
+  constructor(rule: string, message: string) {
+    super('FORBIDDEN', 403, message, { rule });
+  }
+}
+
+/** The task existed, but retention deleted its events; only the audit trail remembers it. */
+export class TaskGoneError extends GatewayError {
+  constructor(taskId: string) {
+    super(
+      'TASK_GONE',
+      410,
+      `task ${JSON.stringify(taskId)} ended long enough ago that its events were deleted (event retention); the audit trail keeps its outcome`,
+    );
+  }
+}
+
+/** A request over a size limit of the gateway; the message names the limit. */
+export class PayloadTooLargeError extends GatewayError {
+  constructor(field: string, message: string) {
+    super('PAYLOAD_TOO_LARGE', 413, `${field}: ${message}`, { field });
+  }
+}
+
+/** A per-user limit (streams, requests per minute) is reached. */
+export class TooManyRequestsError extends GatewayError {
+  constructor(code: string, message: string, retryAfterSeconds: number) {
+    super(code, 429, message, { retryAfterSeconds });
+  }
+}
+
+/** The gateway as a whole is at a capacity limit (streams in total). */
+export class GatewayBusyError extends GatewayError {
+  constructor(code: string, message: string, retryAfterSeconds: number) {
+    super(code, 503, message, { retryAfterSeconds });
   }
 }

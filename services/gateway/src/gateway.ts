@@ -2,9 +2,15 @@ import type { NodebatchConfig } from '@nodebatch/config';
 import { createBatchQueue, createRuntime } from '@nodebatch/runtime';
 import type { RuntimeOptions } from '@nodebatch/runtime';
 import type { Logger } from 'pino';
-import { buildGatewayApp } from './app.js';
+import { createAuditLog } from '@nodebatch/event-store';
+import type { AuditRetentionJob } from '@nodebatch/event-store';
+import type { FastifyInstance } from 'fastify';
+import { buildGatewayApp, buildInternalApp } from './app.js';
+import type { GatewayApp, InternalApp } from './app.js';
 import { createAuthenticator } from './auth.js';
+import type { AuthenticatorOptions } from './auth.js';
 import { GatewayMetrics } from './metrics.js';
+import { Policy } from './policy.js';
 import type { SseStreamOptions } from './sse-stream.js';
 import type { WebSocketSessionOptions } from './ws-session.js';
 
@@ -21,6 +27,8 @@ export interface StartGatewayOptions {
   readinessTimeoutMs?: number;
   /** Notification channels (tests use their own); defaults in createRuntime. */
   channels?: Pick<RuntimeOptions, 'postgresChannel' | 'redisChannel'>;
+  /** JWKS re-fetch cooldown after an unknown key id, ms (tests rotate keys). Default 30000. */
+  jwksCooldownMs?: number;
 }
 
 export interface GatewayHandle {
@@ -28,6 +36,8 @@ export interface GatewayHandle {
   readonly url: string;
   /** The port it listens on (the one picked when config.gateway.port is 0). */
   readonly port: number;
+  /** Base URL of the internal /metrics and /readyz listener; undefined without METRICS_PORT. */
+  readonly internalUrl: string | undefined;
   /** Ends open streams (clients resume on another replica), then closes every connection. */
   close(): Promise<void>;
 }
@@ -41,20 +51,22 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
   const { config } = options;
   const logger = options.logger.child({ component: 'gateway' });
   // Checked before any connection is opened: a gateway without auth must not come up by accident.
-  const authenticator = createAuthenticator({
-    jwtSecret: config.auth.jwtSecret,
-    disabled: config.auth.disabled,
-    logger,
-  });
+  const authenticator = createAuthenticator(authenticatorOptions(config, logger, options.jwksCooldownMs));
+  const policy = new Policy(config.policy);
   const runtime = await createRuntime({ config, logger: options.logger, ...options.channels });
   const queue = createBatchQueue({ config, logger: options.logger });
   const metrics = new GatewayMetrics();
   metrics.observeNotifier(runtime.notifier.info$);
   metrics.observeHintChecks(() => runtime.streams.hintCheckCounts());
-  let app: Awaited<ReturnType<typeof buildGatewayApp>> | undefined;
+  const audit = createAuditLog({ pool: runtime.pool, logger });
+  let auditRetention: AuditRetentionJob | undefined;
+  let app: GatewayApp | undefined;
+  let internalApp: InternalApp | undefined;
   const release = async () => {
     metrics.stop();
+    await auditRetention?.stop();
     await app?.close();
+    await internalApp?.close();
     await Promise.allSettled([queue.close()]);
     await runtime.close();
   };
@@ -66,9 +78,13 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
         notifier: runtime.notifier,
         streams: runtime.streams,
         queue,
+        audit,
       },
       authenticator,
       metrics,
+      policy,
+      limits: config.limits,
+      internalMetrics: config.gateway.metricsPort !== undefined,
       logger,
       allowedOrigins: config.gateway.allowedOrigins,
       ...(options.sse ? { sse: options.sse } : {}),
@@ -76,22 +92,67 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
       ...(options.readinessTimeoutMs ? { readinessTimeoutMs: options.readinessTimeoutMs } : {}),
     });
     await app.listen({ port: config.gateway.port, host: options.host ?? '0.0.0.0' });
+    if (config.gateway.metricsPort !== undefined) {
+      internalApp = await buildInternalApp({
+        services: { database: runtime.pool, notifier: runtime.notifier },
+        metrics,
+        logger,
+        ...(options.readinessTimeoutMs ? { readinessTimeoutMs: options.readinessTimeoutMs } : {}),
+      });
+      await internalApp.listen({ port: config.gateway.metricsPort, host: options.host ?? '0.0.0.0' });
+    }
+    auditRetention = audit.startRetentionJob({ olderThanMs: config.audit.retentionDays * 86_400_000 });
   } catch (err) {
     await release().catch((closeErr: unknown) =>
       logger.error({ err: closeErr }, 'cleanup after a failed start failed'),
     );
     throw err;
   }
-  const address = app.server.address();
-  const port = typeof address === 'object' && address ? address.port : config.gateway.port;
   const host = options.host && options.host !== '0.0.0.0' ? options.host : '127.0.0.1';
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  logger.info({ port, notifier: runtime.notifier.info, queue: queue.backend }, 'gateway listening');
+  const urlOf = (server: FastifyInstance['server'], fallback: number): { url: string; port: number } => {
+    const address = server.address();
+    const port = typeof address === 'object' && address ? address.port : fallback;
+    return { url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`, port };
+  };
+  const { url, port } = urlOf(app.server, config.gateway.port);
+  const internalUrl = internalApp
+    ? urlOf(internalApp.server, config.gateway.metricsPort ?? 0).url
+    : undefined;
+  logger.info(
+    { port, internalUrl, notifier: runtime.notifier.info, queue: queue.backend },
+    'gateway listening',
+  );
 
   let closing: Promise<void> | undefined;
   return {
     url,
     port,
+    internalUrl,
     close: () => (closing ??= release().then(() => logger.info('gateway closed'))),
+  };
+}
+
+/** The authenticator's options from the configuration's `auth` section. */
+export function authenticatorOptions(
+  config: NodebatchConfig,
+  logger: Logger,
+  jwksCooldownMs?: number,
+): AuthenticatorOptions {
+  const { auth } = config;
+  return {
+    disabled: auth.disabled,
+    jwtSecret: auth.jwtSecret,
+    jwksUrl: auth.jwksUrl,
+    issuer: auth.issuer,
+    audience: auth.audience,
+    maxTokenLifetimeSeconds: auth.maxTokenLifetimeSeconds,
+    clockToleranceSeconds: auth.clockToleranceSeconds,
+    userClaim: auth.userClaim,
+    roleClaim: auth.roleClaim,
+    groupsClaim: auth.groupsClaim,
+    groupRoles: auth.groupRoles,
+    defaultRole: auth.defaultRole,
+    ...(jwksCooldownMs === undefined ? {} : { jwksCooldownMs }),
+    logger,
   };
 }

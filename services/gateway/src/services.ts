@@ -1,6 +1,6 @@
 import type { NewEvent, NotifierInfo, StoredEvent } from '@nodebatch/progress';
 import type { Observable } from 'rxjs';
-import type { PostgresEventStore } from '@nodebatch/event-store';
+import type { AuditLog, PostgresEventStore } from '@nodebatch/event-store';
 
 /**
  * What the gateway needs from the rest of nodebatch. `createRuntime` and
@@ -14,10 +14,12 @@ export interface GatewayServices {
   notifier: GatewayNotifier;
   streams: { events$(taskId: string, options?: { after?: number }): Observable<StoredEvent> };
   queue: { enqueue(data: { taskId: string }): Promise<unknown> };
+  /** The audit trail: requests and refusals are recorded, admins read it. */
+  audit: Pick<AuditLog, 'record' | 'list' | 'acceptedTaskOwner'>;
 }
 
 /** Read side of the event log the routes use: a task's events (the truth) and the listing projection. */
-export type TaskCatalog = Pick<PostgresEventStore, 'readTask' | 'listTasks'>;
+export type TaskCatalog = Pick<PostgresEventStore, 'readTask' | 'listTasks' | 'getTask'>;
 
 export interface GatewayNotifier {
   readonly info: NotifierInfo;

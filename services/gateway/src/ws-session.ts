@@ -12,9 +12,12 @@ import type { GatewayMetrics } from './metrics.js';
 
 const taskId = z.string().min(1).max(200);
 
+/** Largest seq: seqs are PostgreSQL integers. */
+export const MAX_SEQ = 2 ** 31 - 1;
+
 /** Messages a client may send on /api/v1/progress/ws. */
 export const ClientMessageSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('subscribe'), taskId, after: z.number().int().nonnegative().optional() }),
+  z.object({ type: z.literal('subscribe'), taskId, after: z.number().int().min(0).max(MAX_SEQ).optional() }),
   z.object({ type: z.literal('unsubscribe'), taskId }),
 ]);
 export type ClientMessage = z.infer<typeof ClientMessageSchema>;
@@ -31,9 +34,19 @@ export interface WebSocketSessionOptions {
   maxBufferedBytes?: number;
   /** Tasks one connection may follow at once. Default 100. */
   maxSubscriptions?: number;
+  /**
+   * Milliseconds between pings; a peer that has not answered the previous
+   * ping by the next one is dropped (a half-open TCP connection would
+   * otherwise hold its subscriptions forever). Default 30000.
+   */
+  pingIntervalMs?: number;
 }
 
-export const WS_DEFAULTS = { maxBufferedBytes: 1024 * 1024, maxSubscriptions: 100 } as const;
+export const WS_DEFAULTS = {
+  maxBufferedBytes: 1024 * 1024,
+  maxSubscriptions: 100,
+  pingIntervalMs: 30_000,
+} as const;
 
 export interface WebSocketSessionParams {
   socket: WebSocket;
@@ -43,6 +56,8 @@ export interface WebSocketSessionParams {
   /** Rejects (TaskNotFoundError) when the principal may not see the task. */
   authorize(taskId: string, principal: Principal): Promise<void>;
   events$(taskId: string, after: number | undefined): Observable<StoredEvent>;
+  /** Per-user limit on subscribe messages: seconds to wait when over it, else 0. Default: none. */
+  takeSubscribe?(userId: string): number;
   options: Required<WebSocketSessionOptions>;
   metrics: GatewayMetrics;
   logger: Logger;
@@ -96,6 +111,16 @@ export function runWebSocketSession(params: WebSocketSessionParams): () => void 
   };
 
   const subscribe = async (id: string, after: number | undefined): Promise<void> => {
+    const wait = params.takeSubscribe?.(principal.userId) ?? 0;
+    if (wait > 0) {
+      send({
+        type: 'error',
+        code: 'RATE_LIMITED',
+        message: `too many subscribe messages (LIMIT_SUBSCRIBES_PER_MINUTE); retry in ${wait} s`,
+        taskId: id,
+      });
+      return;
+    }
     stop(id);
     if (subscriptions.size >= options.maxSubscriptions) {
       send({
@@ -152,9 +177,24 @@ export function runWebSocketSession(params: WebSocketSessionParams): () => void 
     if (ended) entry.subscription.unsubscribe();
   };
 
+  let alive = true;
+  socket.on('pong', () => (alive = true));
+  const pinger = setInterval(() => {
+    if (!alive) {
+      logger.info('dropping a WebSocket peer that did not answer a ping');
+      socket.terminate();
+      shutdown();
+      return;
+    }
+    alive = false;
+    socket.ping();
+  }, options.pingIntervalMs);
+  pinger.unref();
+
   const shutdown = (): void => {
     if (closed) return;
     closed = true;
+    clearInterval(pinger);
     for (const id of [...subscriptions.keys()]) stop(id);
   };
 

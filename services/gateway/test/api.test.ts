@@ -328,11 +328,15 @@ describe('health, readiness, metrics and the page', () => {
     const metrics = await api(gateway, 'GET', '/metrics');
     expect(metrics.status).toBe(200);
     expect(metrics.body).toMatch(/nodebatch_gateway_events_delivered_total\{kind="sse"\} [1-9]/);
-    expect(metrics.body).toContain('nodebatch_gateway_delivery_lag_seconds_bucket');
+    // Values, not names: the HELP and TYPE lines are there whatever happened.
+    expect(metrics.body).toMatch(/^nodebatch_gateway_delivery_lag_seconds_count\{kind="sse"\} [1-9]/m);
     expect(metrics.body).toMatch(
       /nodebatch_notifier_active_transport\{transport="postgres",configured="postgres"\} 1/,
     );
-    expect(metrics.body).toContain('nodebatch_notifier_fallback_transitions_total');
+    expect(metrics.body).toMatch(/^nodebatch_notifier_fallback 0$/m);
+    expect(metrics.body).toMatch(/^nodebatch_notifier_healthy 1$/m);
+    // No fallback happened: the transitions counter has no sample at all.
+    expect(metrics.body).not.toMatch(/^nodebatch_notifier_fallback_transitions_total\{/m);
     const page = await api(gateway, 'GET', '/');
     expect(page.status).toBe(200);
     expect(page.body).toContain('<title>nodebatch</title>');

@@ -20,7 +20,7 @@ afterAll(async () => {
   await server?.destroy();
 });
 
-it('/readyz answers 503 with the reason while the database is down, and 200 again once it is back', async () => {
+it('/readyz answers 503 with the reason while the database is down (the API 503 with Retry-After), and 200 again once it is back', async () => {
   const ready = await api(gateway, 'GET', '/readyz');
   expect(ready.status).toBe(200);
   expect(ready.body.database).toEqual({ ok: true });
@@ -36,6 +36,8 @@ it('/readyz answers 503 with the reason while the database is down, and 200 agai
   const listing = await api(gateway, 'GET', '/api/v1/tasks', { token: await tokenFor('alice') });
   expect(listing.status).toBe(503);
   expect(listing.body.code).toBe('DATABASE_UNAVAILABLE');
+  // Clients and proxies are told when to try again rather than hammering a database that is down.
+  expect(listing.headers.get('retry-after')).toMatch(/^[1-9]\d*$/);
 
   await server.start();
   await vi.waitFor(async () => expect((await api(gateway, 'GET', '/readyz')).status).toBe(200), {

@@ -12,7 +12,11 @@ import type { GatewayHandle, StartGatewayOptions } from '../src/gateway.js';
 export const JWT_SECRET = 'gateway-test-secret-0123456789abcdef';
 
 /** A signed HS256 token as an identity provider would issue it. */
-export function tokenFor(sub: string, role: 'admin' | 'user' = 'user', secret = JWT_SECRET): Promise<string> {
+export function tokenFor(
+  sub: string,
+  role: 'admin' | 'operator' | 'viewer' | 'user' = 'user',
+  secret = JWT_SECRET,
+): Promise<string> {
   return new SignJWT({ role })
     .setProtectedHeader({ alg: 'HS256' })
     .setSubject(sub)
@@ -62,7 +66,7 @@ export async function api(
   method: string,
   path: string,
   options: { token?: string; body?: unknown; headers?: Record<string, string> } = {},
-): Promise<{ status: number; body: ResponseBody }> {
+): Promise<{ status: number; body: ResponseBody; headers: Headers }> {
   const headers: Record<string, string> = { ...options.headers };
   if (options.token) headers.authorization = `Bearer ${options.token}`;
   if (options.body !== undefined) headers['content-type'] = 'application/json';
@@ -78,5 +82,5 @@ export async function api(
   } catch {
     // Not JSON (metrics, the page): the text is the body.
   }
-  return { status: response.status, body };
+  return { status: response.status, body, headers: response.headers };
 }

@@ -15,6 +15,7 @@ import type { WorkerHandle, WorkerRuntime } from './start-worker.js';
 import { removeQueueKeys } from './test-support/remove-queue-keys.js';
 import {
   eventsOfType,
+  expectEachNodeSucceededOnce,
   submitBatch,
   testEnv,
   waitForEnd,
@@ -104,7 +105,8 @@ function expectOneTerminal(events: readonly StoredEvent[]): void {
   expect(events.at(-1)).toBe(terminal[0]);
 }
 
-function expectAllSucceeded(state: Awaited<ReturnType<typeof waitForEnd>>['state']): void {
+function expectAllSucceeded({ state, events }: Awaited<ReturnType<typeof waitForEnd>>): void {
+  expectEachNodeSucceededOnce(events, nodes);
   expect(state.outcome?.type).toBe('TaskCompleted');
   expect(state.outcome?.data).toEqual({ succeeded: NODE_COUNT, failed: 0, skipped: 0 });
   expect(new Set(state.succeededNodes)).toEqual(new Set(nodes));
@@ -115,7 +117,7 @@ describe(`a ${NODE_COUNT}-node batch`, () => {
     const appendsBefore = appendSizes.length;
     const taskId = await submitBatch(runtime, queue, { action: 'cordon', nodes });
     const { state, events } = await waitForEnd(runtime, taskId);
-    expectAllSucceeded(state);
+    expectAllSucceeded({ state, events });
     expectOneTerminal(events);
     expect(nodes.every((node) => api.nodes.get(node)?.spec.unschedulable === true)).toBe(true);
     expect(eventsOfType(events, 'TaskStarted').map((event) => event.data)).toEqual([
@@ -147,7 +149,7 @@ describe(`a ${NODE_COUNT}-node batch`, () => {
   it('uncordons every node', async () => {
     const taskId = await submitBatch(runtime, queue, { action: 'uncordon', nodes });
     const { state, events } = await waitForEnd(runtime, taskId);
-    expectAllSucceeded(state);
+    expectAllSucceeded({ state, events });
     expectOneTerminal(events);
     expect(nodes.every((node) => !api.nodes.get(node)?.spec.unschedulable)).toBe(true);
   });
@@ -159,7 +161,7 @@ describe(`a ${NODE_COUNT}-node batch`, () => {
       params: { set: { 'nodebatch.test/pool': 'blue' } },
     });
     const { state, events } = await waitForEnd(runtime, taskId);
-    expectAllSucceeded(state);
+    expectAllSucceeded({ state, events });
     expectOneTerminal(events);
     expect(
       nodes.every((node) => api.nodes.get(node)?.metadata.labels?.['nodebatch.test/pool'] === 'blue'),
@@ -173,7 +175,7 @@ describe(`a ${NODE_COUNT}-node batch`, () => {
       params: { add: [{ key: 'nodebatch.test/maintenance', value: 'true', effect: 'NoSchedule' }] },
     });
     const { state, events } = await waitForEnd(runtime, taskId);
-    expectAllSucceeded(state);
+    expectAllSucceeded({ state, events });
     expectOneTerminal(events);
     for (const node of nodes) {
       expect(api.nodes.get(node)?.spec.taints).toContainEqual(
@@ -185,7 +187,7 @@ describe(`a ${NODE_COUNT}-node batch`, () => {
   it('drains every node, reporting each evicted pod and leaving DaemonSet pods', async () => {
     const taskId = await submitBatch(runtime, queue, { action: 'drain', nodes });
     const { state, events } = await waitForEnd(runtime, taskId);
-    expectAllSucceeded(state);
+    expectAllSucceeded({ state, events });
     expectOneTerminal(events);
     for (const node of nodes) {
       expect(api.nodes.get(node)?.spec.unschedulable).toBe(true);

@@ -2,7 +2,7 @@ import { sql, type Kysely } from 'kysely';
 
 /**
  * The event log, the task projection, and the two functions that make
- * readAll safe against late commits (invariant 4; see positions.ts).
+ * readAll safe against late commits (invariant 4 in docs/invariants.md; see positions.ts).
  * A migration never changes once released: later changes get a new file.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {

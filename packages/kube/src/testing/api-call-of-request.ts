@@ -27,6 +27,7 @@ export function apiCallOfRequest(
     GET: name ? 'get' : 'list',
     PATCH: 'patch',
     POST: 'create',
+    DELETE: 'delete',
   };
   const verb = verbs[request.method.toUpperCase()];
   if (!verb) throw new Error(`no verb for ${request.method} ${request.path} in KubernetesApiCall`);

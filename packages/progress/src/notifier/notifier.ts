@@ -65,7 +65,7 @@ export interface VerifyResult {
 
 /**
  * The one source of hints of a process, switching between the configured
- * transport and polling (invariant 6), and the one way producers append so
+ * transport and polling (invariant 6, docs/invariants.md), and the one way producers append so
  * that every append is announced on the right transport.
  */
 export interface Notifier extends HintSource {

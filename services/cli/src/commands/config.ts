@@ -32,6 +32,11 @@ export function formatJson(entries: ConfigEntry[]): string {
 function display(entry: ConfigEntry): string {
   if (entry.value === null) return entry.key === 'redis' ? 'not configured' : '-';
   if (Array.isArray(entry.value)) return entry.value.length === 0 ? '-' : entry.value.join(', ');
+  if (typeof entry.value === 'object') {
+    // A mapping such as auth.groupRoles, in the form its variable takes (group=role, …).
+    const pairs = Object.entries(entry.value as Record<string, unknown>);
+    return pairs.length === 0 ? '-' : pairs.map(([key, value]) => `${key}=${String(value)}`).join(', ');
+  }
   return String(entry.value);
 }
 

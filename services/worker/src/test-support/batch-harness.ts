@@ -4,6 +4,7 @@ import { foldTask, readTaskEvents } from '@nodebatch/progress';
 import type { BatchQueue, Runtime } from '@nodebatch/runtime';
 import { uniqueName } from '@nodebatch/testkit';
 import { filter, firstValueFrom, timeout } from 'rxjs';
+import { expect } from 'vitest';
 
 /** What a test creates a batch with: the gateway's POST /api/v1/batches, without HTTP. */
 export interface BatchRequest {
@@ -85,6 +86,28 @@ export function eventsOfType<T extends StoredEvent['type']>(
   type: T,
 ): Extract<StoredEvent, { type: T }>[] {
   return events.filter((event): event is Extract<StoredEvent, { type: T }> => event.type === type);
+}
+
+/**
+ * How many NodeSucceeded events the log holds for each node. The fold keeps
+ * the first and ignores a repeat, so "every node succeeded once" is a count
+ * over the log, not a look at the folded state.
+ */
+export function nodeSucceededCounts(events: readonly StoredEvent[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const event of eventsOfType(events, 'NodeSucceeded')) {
+    counts.set(event.data.node, (counts.get(event.data.node) ?? 0) + 1);
+  }
+  return counts;
+}
+
+/** Exactly one NodeSucceeded per node of `nodes` in the log, and none for any other node. */
+export function expectEachNodeSucceededOnce(events: readonly StoredEvent[], nodes: readonly string[]): void {
+  const counts = nodeSucceededCounts(events);
+  const wrong = [...new Set([...nodes, ...counts.keys()])]
+    .map((node) => ({ node, succeeded: counts.get(node) ?? 0 }))
+    .filter(({ node, succeeded }) => succeeded !== (nodes.includes(node) ? 1 : 0));
+  expect(wrong, 'nodes whose NodeSucceeded count in the log is not exactly one').toEqual([]);
 }
 
 /** The configuration of one test file: its own database, queue and (optionally) Redis for the queue. */

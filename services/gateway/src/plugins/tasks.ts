@@ -1,0 +1,227 @@
+import { randomUUID } from 'node:crypto';
+import { TASK_SUMMARY_STATUSES } from '@nodebatch/event-store';
+import { InvalidNodeInputError, validateBatchParams } from '@nodebatch/kube';
+import { TaskAlreadyEndedError, UnknownTaskError, loadTaskState } from '@nodebatch/progress';
+import type { FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { BatchAcceptedSchema, BatchRequestSchema, MAX_TASK_CREATED_BYTES } from '../batch-request.js';
+import type { BatchRequest } from '../batch-request.js';
+import {
+  GatewayError,
+  InvalidRequestError,
+  PayloadTooLargeError,
+  TaskEndedConflictError,
+  TaskGoneError,
+  TooManyRequestsError,
+} from '../errors.js';
+import { authorizeTask, recordAudit, refuse } from '../gateway-context.js';
+import type { GatewayContext, GatewayPlugin } from '../gateway-context.js';
+import { touchedKeys } from '../policy.js';
+
+export interface TasksPluginOptions {
+  context: GatewayContext;
+  /** Batch submissions per user per minute. */
+  batchesPerMinute: number;
+  /** Cancels per user per minute. */
+  cancelsPerMinute: number;
+}
+
+export const TaskParamsSchema = z.object({ id: z.string().min(1).max(200) });
+const ListQuerySchema = z.object({
+  status: z.enum(TASK_SUMMARY_STATUSES).optional(),
+  limit: z.coerce.number().int().positive().max(500).optional(),
+});
+
+/** Submitting batches, reading and listing tasks, cancelling. */
+export const tasksPlugin: GatewayPlugin<TasksPluginOptions> = async (app, options) => {
+  const { context } = options;
+  const { services, policy } = context;
+
+  app.post(
+    '/api/v1/batches',
+    {
+      schema: { body: BatchRequestSchema, response: { 202: BatchAcceptedSchema } },
+      config: { rateLimit: perUserRate(options.batchesPerMinute, 'LIMIT_BATCHES_PER_MINUTE', 'batches') },
+    },
+    async (request, reply) => {
+      const principal = request.principal!;
+      const body = request.body;
+      const params = checkBatchParams(body.action, body.params);
+      const described = { action: body.action, nodes: body.nodes, params };
+      const decision = policy.decideBatch(principal, body.action, touchedKeys(body.action, params));
+      if (!decision.allowed) {
+        await refuse(context, request, { ...described, rule: decision.rule, message: decision.message });
+      }
+      const created = {
+        userId: principal.userId,
+        action: body.action,
+        nodes: body.nodes,
+        params,
+        ...(body.concurrency === undefined ? {} : { concurrency: body.concurrency }),
+      };
+      // The event lists every node; refuse here, naming the limit, rather
+      // than let the store refuse it as an internal error.
+      const bytes = Buffer.byteLength(JSON.stringify(created), 'utf8');
+      if (bytes > MAX_TASK_CREATED_BYTES) {
+        throw new PayloadTooLargeError(
+          'body.nodes',
+          `the batch is ${bytes} bytes as recorded (${body.nodes.length} nodes), over the limit of ${MAX_TASK_CREATED_BYTES}; split it into smaller batches`,
+        );
+      }
+      const taskId = randomUUID();
+      await services.notifier.append(taskId, [{ type: 'TaskCreated', data: created }], { expectedSeq: 0 });
+      context.owners.remember(taskId, principal.userId);
+      try {
+        // No batch runs without its audit row (invariant 11): written before the job is queued.
+        await recordAudit(context, request, {
+          ...described,
+          taskId,
+          decision: 'allowed',
+          rule: decision.rule,
+        });
+      } catch (err) {
+        await failUnqueuedTask(
+          context,
+          request,
+          taskId,
+          'the audit trail is unavailable',
+          'AUDIT_UNAVAILABLE',
+        );
+        throw new GatewayError('AUDIT_UNAVAILABLE', 503, 'the audit trail is unavailable; try again later', {
+          cause: err,
+          retryAfterSeconds: 5,
+        });
+      }
+      try {
+        await services.queue.enqueue({ taskId });
+      } catch (err) {
+        request.log.error({ err, taskId }, 'could not enqueue a batch; marking the task failed');
+        await failUnqueuedTask(context, request, taskId, 'the job queue is unavailable', 'QUEUE_UNAVAILABLE');
+        throw new GatewayError('QUEUE_UNAVAILABLE', 503, 'the job queue is unavailable; try again later', {
+          cause: err,
+        });
+      }
+      request.log.info(
+        { taskId, userId: principal.userId, action: body.action, nodes: body.nodes.length },
+        'batch accepted',
+      );
+      return reply.code(202).send({ taskId });
+    },
+  );
+
+  app.get('/api/v1/tasks', { schema: { querystring: ListQuerySchema } }, async (request) => {
+    const principal = request.principal!;
+    const tasks = await services.tasks.listTasks({
+      ...(policy.seesAllTasks(principal) ? {} : { userId: principal.userId }),
+      ...(request.query.status ? { status: request.query.status } : {}),
+      ...(request.query.limit ? { limit: request.query.limit } : {}),
+    });
+    return { tasks };
+  });
+
+  app.get('/api/v1/tasks/:id', { schema: { params: TaskParamsSchema } }, async (request) => {
+    const taskId = request.params.id;
+    await authorizeTask(context, taskId, request.principal!);
+    try {
+      return await loadTaskState(services.tasks, taskId);
+    } catch (err) {
+      if (!(err instanceof UnknownTaskError)) throw err;
+      // Known a moment ago, gone now: retention deleted it meanwhile.
+      context.owners.forget(taskId);
+      throw new TaskGoneError(taskId);
+    }
+  });
+
+  app.post(
+    '/api/v1/tasks/:id/cancel',
+    {
+      schema: { params: TaskParamsSchema },
+      config: { rateLimit: perUserRate(options.cancelsPerMinute, 'LIMIT_CANCELS_PER_MINUTE', 'cancels') },
+    },
+    async (request, reply) => {
+      const principal = request.principal!;
+      const taskId = request.params.id;
+      const { ownerId } = await authorizeTask(context, taskId, principal);
+      const decision = policy.decideCancel(principal, ownerId);
+      if (!decision.allowed) {
+        await refuse(context, request, {
+          action: 'cancel',
+          taskId,
+          rule: decision.rule,
+          message: decision.message,
+        });
+      }
+      try {
+        await services.notifier.append(taskId, [{ type: 'CancelRequested', data: { by: principal.userId } }]);
+      } catch (err) {
+        if (err instanceof TaskAlreadyEndedError)
+          throw new TaskEndedConflictError(taskId, err.terminalType, { cause: err });
+        throw err;
+      }
+      await recordAudit(context, request, {
+        action: 'cancel',
+        taskId,
+        decision: 'allowed',
+        rule: decision.rule,
+      }).catch((err: unknown) =>
+        request.log.error({ err, taskId }, 'could not record a cancel in the audit trail'),
+      );
+      request.log.info({ taskId, by: principal.userId }, 'cancel requested');
+      return reply.code(202).send({ taskId, status: 'cancelling' });
+    },
+  );
+};
+
+/** @fastify/rate-limit settings counting per user (the route is authenticated first). */
+export function perUserRate(
+  perMinute: number,
+  setting: string,
+  what: string,
+): {
+  max: number;
+  timeWindow: number;
+  keyGenerator: (request: FastifyRequest) => string;
+  errorResponseBuilder: (request: FastifyRequest, context: { ttl: number }) => Error;
+} {
+  return {
+    max: perMinute,
+    timeWindow: 60_000,
+    keyGenerator: (request) => `user:${request.principal?.userId ?? request.ip}`,
+    errorResponseBuilder: (_request, limit) =>
+      new TooManyRequestsError(
+        'RATE_LIMITED',
+        `at most ${perMinute} ${what} per user per minute (${setting}); retry in ${Math.ceil(limit.ttl / 1000)} s`,
+        Math.ceil(limit.ttl / 1000),
+      ),
+  };
+}
+
+/** A task in the log that no worker will see: end it so nobody waits for it. */
+async function failUnqueuedTask(
+  context: GatewayContext,
+  request: FastifyRequest,
+  taskId: string,
+  error: string,
+  code: string,
+): Promise<void> {
+  await context.services.notifier
+    .append(taskId, [{ type: 'TaskFailed', data: { error, code } }])
+    .catch((appendErr: unknown) =>
+      request.log.error({ err: appendErr, taskId }, 'could not mark the task failed'),
+    );
+}
+
+/** The action's params as the worker will read them; a 400 naming the field when they are wrong. */
+function checkBatchParams(action: BatchRequest['action'], params: unknown): Record<string, unknown> {
+  try {
+    return validateBatchParams(action, params ?? {}) as Record<string, unknown>;
+  } catch (err) {
+    if (err instanceof InvalidNodeInputError) {
+      const first = err.issues[0];
+      throw new InvalidRequestError(`body.${first?.path ?? 'params'}`, first?.message ?? err.message, {
+        cause: err,
+      });
+    }
+    throw err;
+  }
+}
