@@ -39,6 +39,11 @@ function ensureServers() {
 // Read first: a malformed allowlist stops the run before anything else does.
 const allowedSkips = readAllowedSkips(join(root, 'test-skips.json'));
 
+// Says which Node.js ran the suites, at the start and again next to the summary.
+const pinnedNode = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).nodeRuntime?.version;
+const nodeLine = `[test] node ${process.version} (pinned ${pinnedNode}) at ${process.execPath}`;
+console.log(nodeLine);
+
 for (const dir of workspaceDirs) rmSync(join(root, dir, '.vitest'), { recursive: true, force: true });
 
 const servers = ensureServers();
@@ -67,5 +72,6 @@ const { passed, failed, skipped } = summariseReports({
 });
 const checksFailed = checks.filter((status) => status !== 0).length;
 if (checksFailed > 0) console.error(`[test] ${checksFailed} of build/typecheck/lint and format failed`);
+console.log(nodeLine);
 console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
 process.exit(failed > 0 || tests !== 0 || checksFailed > 0 ? 1 : 0);

@@ -1,5 +1,5 @@
-import http from 'node:http';
 import { performance } from 'node:perf_hooks';
+import { causeText, openEventStream, type EventStreamConnection } from '@nodebatch/client';
 
 /** Wall-clock now in ms with sub-ms precision (same clock as the producers' Date on this machine). */
 export const wallNow = (): number => performance.timeOrigin + performance.now();
@@ -67,7 +67,7 @@ export class SseSubscriber {
   firstArrival = 0;
   lastArrival = 0;
   error: string | undefined;
-  #request: http.ClientRequest | undefined;
+  #connection: EventStreamConnection | undefined;
   #closed = false;
 
   constructor(private readonly options: SubscriberOptions) {}
@@ -83,57 +83,47 @@ export class SseSubscriber {
     return missing;
   }
 
-  /** Resolves when the response headers arrived (the stream is open). */
-  open(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const url = new URL(this.options.url);
-      if (this.lastSeq > 0) url.searchParams.set('after', String(this.lastSeq));
-      const request = http.get(url, { headers: { accept: 'text/event-stream' } }, (response) => {
-        if (response.statusCode !== 200) {
-          response.resume();
-          reject(new Error(`GET ${url.href}: HTTP ${response.statusCode}`));
-          return;
-        }
-        resolve();
-        response.setEncoding('utf8');
-        let buffer = '';
-        response.on('data', (chunk: string) => {
-          buffer += chunk;
-          let end: number;
-          while ((end = buffer.indexOf('\n\n')) >= 0) {
-            const block = buffer.slice(0, end);
-            buffer = buffer.slice(end + 2);
-            this.#onBlock(block);
-          }
-        });
-        response.on('close', () => {
-          if (this.#closed || this.done) return;
-          // Dropped before the end (e.g. the gateway shed a slow client): resume like EventSource.
-          this.reconnects++;
-          setTimeout(() => {
-            if (!this.#closed) this.open().catch((err: unknown) => (this.error = String(err)));
-          }, 50);
-        });
-      });
-      request.on('error', (err) => {
-        if (this.#closed) return;
-        this.error = err.message;
-        reject(err);
-      });
-      this.#request = request;
-    });
+  /**
+   * Resolves when the response headers arrived (the stream is open). One
+   * connection of @nodebatch/client's openEventStream: the raw stream, neither
+   * deduplicated nor resumed by the client, so what the gateway delivers is
+   * what is counted; this class resumes after a drop itself.
+   */
+  async open(): Promise<void> {
+    const url = new URL(this.options.url);
+    if (this.lastSeq > 0) url.searchParams.set('after', String(this.lastSeq));
+    let connection: EventStreamConnection;
+    try {
+      connection = await openEventStream(url);
+    } catch (err) {
+      if (!this.#closed) this.error = causeText(err);
+      throw err;
+    }
+    this.#connection = connection;
+    void this.#read(connection);
   }
 
   close(): void {
     this.#closed = true;
-    this.#request?.destroy();
+    this.#connection?.close();
   }
 
-  #onBlock(block: string): void {
-    const index = block.indexOf('data: ');
-    if (index < 0) return; // comment or retry line
-    const lineEnd = block.indexOf('\n', index);
-    const message = this.options.parse(block.slice(index + 6, lineEnd < 0 ? undefined : lineEnd));
+  async #read(connection: EventStreamConnection): Promise<void> {
+    try {
+      for await (const message of connection.messages()) this.#onData(message.data);
+    } catch {
+      // A dropped connection: resumed below like any other end before the terminal event.
+    }
+    if (this.#closed || this.done) return;
+    // Dropped before the end (e.g. the gateway shed a slow client): resume like EventSource.
+    this.reconnects++;
+    setTimeout(() => {
+      if (!this.#closed) this.open().catch((err: unknown) => (this.error = causeText(err)));
+    }, 50);
+  }
+
+  #onData(data: string): void {
+    const message = this.options.parse(data);
     const arrival = wallNow();
     if (this.firstArrival === 0) {
       this.firstArrival = arrival;

@@ -1,5 +1,6 @@
 import {
   ConflictError,
+  ForbiddenError,
   InvalidRequestError,
   NodebatchClient,
   NotFoundError,
@@ -147,6 +148,24 @@ describe('@nodebatch/client against real gateways', () => {
     expect(again).toBeInstanceOf(ConflictError);
     expect(again).toMatchObject({ status: 409, code: 'TASK_ALREADY_ENDED' });
     expect((await client.getTask(taskId)).status).toBe('cancelled');
+  });
+
+  it('reads the audit trail as an admin; an operator gets a ForbiddenError with the rule', async () => {
+    const operator = new NodebatchClient({ url: urlOf(gatewayA), token });
+    const { taskId } = await operator.submitBatch({ action: 'cordon', nodes: ['sim-node-42'] });
+    const admin = new NodebatchClient({
+      url: urlOf(gatewayB),
+      token: await tokenFor('client-admin', 'admin'),
+    });
+    const page = await admin.listAudit({ task: taskId, limit: 10 });
+    expect(page.entries.length).toBeGreaterThan(0);
+    expect(page.entries.every((entry) => entry.taskId === taskId)).toBe(true);
+    expect(page.entries.some((entry) => entry.userId === 'client-user' && entry.decision === 'allowed')).toBe(
+      true,
+    );
+    const refused = await operator.listAudit().catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(ForbiddenError);
+    expect(refused).toMatchObject({ status: 403 });
   });
 
   it('gives up after giveUpAfterMs with an error saying how long it tried and what it saw last', async () => {

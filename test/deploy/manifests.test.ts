@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ACCEPTED_ENV_VARS } from '@nodebatch/config';
-import { KUBERNETES_API_CALLS } from '@nodebatch/kube';
+import { GATEWAY_KUBERNETES_API_CALLS, KUBERNETES_API_CALLS } from '@nodebatch/kube';
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { ClusterRole, ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import { ConfigMap, Namespace, Secret, Service, ServiceAccount } from 'kubernetes-models/v1';
 import { describe, expect, it } from 'vitest';
@@ -19,6 +20,7 @@ const models: Record<string, { validate(): void } & (new (data: object) => { val
   'v1/Service': Service,
   'apps/v1/Deployment': Deployment,
   'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
+  'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
   'rbac.authorization.k8s.io/v1/ClusterRole': ClusterRole,
   'rbac.authorization.k8s.io/v1/ClusterRoleBinding': ClusterRoleBinding,
 } as never;
@@ -150,6 +152,76 @@ describe('deploy/kubernetes manifests', () => {
     }
   });
 
+  it('meet the restricted Pod Security profile', () => {
+    for (const d of deployments) {
+      const pod = spec(d).template.spec as unknown as {
+        securityContext?: { runAsNonRoot?: boolean; seccompProfile?: { type: string } };
+        containers: { securityContext?: Record<string, unknown> }[];
+      };
+      expect(pod.securityContext, d.metadata.name).toMatchObject({
+        runAsNonRoot: true,
+        seccompProfile: { type: 'RuntimeDefault' },
+      });
+      for (const container of pod.containers) {
+        expect(container.securityContext, d.metadata.name).toMatchObject({
+          allowPrivilegeEscalation: false,
+          readOnlyRootFilesystem: true,
+          capabilities: { drop: ['ALL'] },
+        });
+      }
+    }
+  });
+
+  it('pass every secret as a mounted file (*_FILE), none as an environment value', () => {
+    const secretKeys = Object.keys(byKind('Secret')[0]?.stringData as object);
+    for (const d of deployments) {
+      const container = containersOf(d)[0]!;
+      expect(
+        (container.env ?? []).filter(
+          (e) => e.valueFrom !== undefined || /PASSWORD$|SECRET$|TOKEN$/.test(e.name),
+        ),
+        d.metadata.name,
+      ).toEqual([]);
+      const mounted = new Set(
+        (spec(d).template.spec.volumes ?? []).flatMap((v) => v.secret?.items ?? []).map((item) => item.key),
+      );
+      for (const e of (container.env ?? []).filter((e) => e.name.endsWith('_FILE'))) {
+        expect(e.value).toMatch(/^\/var\/run\/secrets\/nodebatch\//);
+        expect(mounted).toContain(e.value!.split('/').at(-1));
+      }
+    }
+    const gatewayEnv = containersOf(deployment('nodebatch-gateway'))[0]!.env!.map((e) => e.name);
+    expect(gatewayEnv).toEqual(expect.arrayContaining(['AUTH_JWT_SECRET_FILE', 'REDIS_PASSWORD_FILE']));
+    expect(secretKeys).toContain('auth-jwt-secret');
+  });
+
+  it('let only the gateway be reached, on its public port, with metrics on an internal port', () => {
+    const policies = byKind('NetworkPolicy') as unknown as {
+      spec: {
+        podSelector: { matchLabels?: Record<string, string> };
+        policyTypes: string[];
+        ingress?: { from?: unknown[]; ports?: { port: string | number }[] }[];
+      };
+    }[];
+    const denyAll = policies.find(
+      (p) => Object.keys(p.spec.podSelector.matchLabels ?? {}).length === 0 && p.spec.ingress === undefined,
+    );
+    expect(denyAll?.spec.policyTypes).toContain('Ingress');
+    const allowing = policies.filter((p) => p.spec.ingress !== undefined);
+    expect(allowing.map((p) => p.spec.podSelector.matchLabels)).toEqual([
+      { 'app.kubernetes.io/name': 'nodebatch-gateway' },
+    ]);
+    const open = allowing[0]!.spec.ingress!.filter((rule) => rule.from === undefined);
+    expect(open.flatMap((rule) => rule.ports!.map((p) => p.port))).toEqual(['http']);
+    const gateway = containersOf(deployment('nodebatch-gateway'))[0]!;
+    const metricsPort = gateway.env?.find((e) => e.name === 'METRICS_PORT')?.value;
+    expect(gateway.ports?.find((p) => p.name === 'metrics')?.containerPort).toBe(Number(metricsPort));
+    const service = byKind('Service').find((s) => s.metadata.name === 'nodebatch-gateway')!;
+    expect((service.spec as { ports: { targetPort: string }[] }).ports.map((p) => p.targetPort)).toEqual([
+      'http',
+    ]);
+  });
+
   it('grant the worker exactly the Kubernetes API calls the node operator makes', () => {
     const role = byKind('ClusterRole').find((r) => r.metadata.name === 'nodebatch-worker')!;
     const rules = role.rules as { apiGroups: string[]; resources: string[]; verbs: string[] }[];
@@ -174,5 +246,48 @@ describe('deploy/kubernetes manifests', () => {
     expect(spec(deployment('nodebatch-worker')).template['spec']['serviceAccountName']).toBe(
       'nodebatch-worker',
     );
+  });
+
+  it('grant the gateway read-only access: exactly the calls of the node inventory', () => {
+    const role = byKind('ClusterRole').find((r) => r.metadata.name === 'nodebatch-gateway')!;
+    const rules = role.rules as { apiGroups: string[]; resources: string[]; verbs: string[] }[];
+    const granted = new Set(
+      rules.flatMap((rule) =>
+        rule.apiGroups.flatMap((group) =>
+          rule.resources.flatMap((resource) => rule.verbs.map((verb) => `${group}|${resource}|${verb}`)),
+        ),
+      ),
+    );
+    expect(granted).toEqual(
+      new Set(GATEWAY_KUBERNETES_API_CALLS.map((call) => `${call.apiGroup}|${call.resource}|${call.verb}`)),
+    );
+    expect([...granted].every((entry) => /\|(get|list)$/.test(entry))).toBe(true);
+    const binding = byKind('ClusterRoleBinding').find((b) => b.metadata.name === 'nodebatch-gateway')!;
+    expect(binding.subjects).toEqual([
+      { kind: 'ServiceAccount', name: 'nodebatch-gateway', namespace: 'nodebatch' },
+    ]);
+  });
+});
+
+describe('the Dockerfile', () => {
+  const dockerfile = readFileSync(join(deployDir, '..', '..', 'Dockerfile'), 'utf8');
+  const pinned = (
+    JSON.parse(readFileSync(join(deployDir, '..', '..', 'package.json'), 'utf8')) as {
+      nodeRuntime: { version: string };
+    }
+  ).nodeRuntime.version;
+
+  it('builds and runs on the major of the pinned Node.js LTS, on the official Debian slim image', () => {
+    const bases = [...dockerfile.matchAll(/^FROM\s+(\S+)/gm)].map((match) => match[1]);
+    expect(bases.length).toBeGreaterThanOrEqual(2);
+    const major = pinned.split('.')[0];
+    for (const base of bases) expect(base).toMatch(new RegExp(`^node:${major}(\\.\\d+){0,2}-bookworm-slim$`));
+    expect(major).toBe('24');
+  });
+
+  it('builds with the pinned Node.js through the bootstrap, not the image’s own', () => {
+    const runs = dockerfile.match(/^RUN[\s\S]*?[^\\]$/m)?.[0] ?? '';
+    expect(runs).toMatch(/node scripts\/bootstrap\.mjs pnpm exec turbo run build/);
+    expect(runs).not.toMatch(/\.tools\/node_modules\/\.bin\/pnpm/);
   });
 });

@@ -2,8 +2,10 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '@nodebatch/config';
-import { openSse, startGateway } from '@nodebatch/gateway';
-import type { GatewayHandle, SseConnection } from '@nodebatch/gateway';
+import { recordEventStream } from '@nodebatch/client/testing';
+import type { EventStreamRecording } from '@nodebatch/client/testing';
+import { startGateway } from '@nodebatch/gateway';
+import type { GatewayHandle } from '@nodebatch/gateway';
 import type { NewEvent, StoredEvent, TransportType } from '@nodebatch/progress';
 import { createRuntime } from '@nodebatch/runtime';
 import type { Runtime } from '@nodebatch/runtime';
@@ -93,9 +95,9 @@ function forgedCompletion(seq: number): Omit<StoredEvent, 'taskId'> {
   };
 }
 
-async function subscribe(gateway: GatewayHandle, taskId: string): Promise<SseConnection> {
+async function subscribe(gateway: GatewayHandle, taskId: string): Promise<EventStreamRecording> {
   const token = await tokenFor('alice', 'admin');
-  return openSse(`${gateway.url}/api/v1/tasks/${taskId}/events`, {
+  return recordEventStream(`${gateway.url}/api/v1/tasks/${taskId}/events`, {
     headers: { authorization: `Bearer ${token}` },
   });
 }

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { openSse } from '@nodebatch/gateway';
-import type { SseConnection } from '@nodebatch/gateway';
+import { recordEventStream } from '@nodebatch/client/testing';
+import type { EventStreamRecording } from '@nodebatch/client/testing';
 import { createTestDatabase, sharedRedisUrl, uniqueName } from '@nodebatch/testkit';
 import type { TestDatabase } from '@nodebatch/testkit';
 import pg from 'pg';
@@ -73,9 +73,11 @@ it(`${CLIENTS} concurrent SSE clients on one gateway all get the whole task over
   expect(submitted.status).toBe(202);
   const taskId = submitted.body.taskId as string;
 
-  const streams: SseConnection[] = await Promise.all(
+  const streams: EventStreamRecording[] = await Promise.all(
     Array.from({ length: CLIENTS }, () =>
-      openSse(`${url}/api/v1/tasks/${taskId}/events`, { headers: { authorization: `Bearer ${token}` } }),
+      recordEventStream(`${url}/api/v1/tasks/${taskId}/events`, {
+        headers: { authorization: `Bearer ${token}` },
+      }),
     ),
   ).catch((err: unknown) => {
     // Show why the gateway refused, from its own log.

@@ -1,5 +1,5 @@
-import { openSse } from '@nodebatch/gateway';
-import type { SseConnection } from '@nodebatch/gateway';
+import { recordEventStream } from '@nodebatch/client/testing';
+import type { EventStreamRecording } from '@nodebatch/client/testing';
 import type { StoredEvent } from '@nodebatch/progress';
 import { createTestDatabase, sharedRedisUrl, uniqueName } from '@nodebatch/testkit';
 import type { TestDatabase } from '@nodebatch/testkit';
@@ -81,7 +81,7 @@ function watchOverWebSocket(gateway: ServiceProcess, taskId: string): Promise<St
   });
 }
 
-function seqsOf(stream: SseConnection): number[] {
+function seqsOf(stream: EventStreamRecording): number[] {
   return stream.messages.map((message) => Number(message.id));
 }
 
@@ -91,7 +91,7 @@ describe('two gateways and a worker as separate processes', () => {
   it('a batch submitted to A is seen over SSE on B and WebSocket on A: every seq once, up to the terminal event', async () => {
     const taskId = await submit(gatewayA);
     const [sse, wsEvents] = await Promise.all([
-      openSse(`${urlOf(gatewayB)}/api/v1/tasks/${taskId}/events`, {
+      recordEventStream(`${urlOf(gatewayB)}/api/v1/tasks/${taskId}/events`, {
         headers: { authorization: `Bearer ${token}` },
       }),
       watchOverWebSocket(gatewayA, taskId),
@@ -114,7 +114,7 @@ describe('two gateways and a worker as separate processes', () => {
 
   it('when gateway B dies mid-task, the client resumes on A with Last-Event-ID and gets exactly the missing events', async () => {
     const taskId = await submit(gatewayA);
-    const onB = await openSse(`${urlOf(gatewayB)}/api/v1/tasks/${taskId}/events`, {
+    const onB = await recordEventStream(`${urlOf(gatewayB)}/api/v1/tasks/${taskId}/events`, {
       headers: { authorization: `Bearer ${token}` },
     });
     await onB.waitFor((messages) => messages.length >= 5);
@@ -124,7 +124,7 @@ describe('two gateways and a worker as separate processes', () => {
     expect(before).toEqual(oneTo(before.length));
     expect(TERMINAL.has(onB.messages.at(-1)!.event)).toBe(false);
 
-    const onA = await openSse(`${urlOf(gatewayA)}/api/v1/tasks/${taskId}/events`, {
+    const onA = await recordEventStream(`${urlOf(gatewayA)}/api/v1/tasks/${taskId}/events`, {
       headers: { authorization: `Bearer ${token}`, 'last-event-id': onB.lastEventId! },
     });
     expect(await onA.ended).toBe(true);

@@ -76,20 +76,33 @@ export interface ListNodesQuery {
   [more: string]: string | number | undefined;
 }
 
-/** One entry of `GET /api/v1/audit`. */
+/** One entry of `GET /api/v1/audit`: who, from where, when, what, the policy's decision, the outcome. */
 export interface AuditEntry {
+  id: string;
+  time: string;
   [field: string]: unknown;
+}
+
+/** A page of the audit trail, newest first. */
+export interface AuditPage {
+  entries: AuditEntry[];
+  /** Pass as `before` for the next (older) page; null on the last page. */
+  nextCursor: string | null;
 }
 
 export interface ListAuditQuery {
   user?: string;
   action?: string;
   node?: string;
-  /** ISO-8601 bounds. */
+  task?: string;
+  /** ISO-8601: entries at or after. */
   since?: string;
+  /** ISO-8601: entries strictly before. */
   until?: string;
+  /** The `nextCursor` of the previous page. */
+  before?: string;
+  /** Entries per page (the gateway's default 100, at most 1000). */
   limit?: number;
-  [more: string]: string | number | undefined;
 }
 
 /** Answer of `POST /api/v1/tasks/:id/cancel`. */

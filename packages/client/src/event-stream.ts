@@ -1,14 +1,5 @@
-import { createParser } from 'eventsource-parser';
 import { GatewayUnreachableError, readApiError } from './errors.js';
-
-/** One Server-Sent Events message. */
-export interface SseMessage {
-  /** The message's `id:` (for the gateway: the event's seq); undefined when it had none. */
-  id: string | undefined;
-  /** The message's `event:`; 'message' when it had none, as in EventSource. */
-  event: string;
-  data: string;
-}
+import { SseParser, type SseMessage } from './sse-parser.js';
 
 export interface OpenEventStreamOptions {
   /** Request headers (Authorization, Last-Event-ID). */
@@ -36,8 +27,7 @@ export interface EventStreamConnection {
 
 /**
  * Opens one Server-Sent Events connection with fetch and parses it with
- * eventsource-parser (the spec's line rules: CR/LF/CRLF, a BOM, fields split
- * across chunks). Resolves once the response headers arrived; an error status
+ * SseParser. Resolves once the response headers arrived; an error status
  * rejects with the ApiError of that status, no answer with GatewayUnreachableError.
  * Works in Node 20+ and browsers.
  */
@@ -56,7 +46,6 @@ export async function openEventStream(
     response = await (options.fetch ?? fetch)(url, {
       headers: { accept: 'text/event-stream', ...options.headers },
       signal: abort.signal,
-      cache: 'no-store',
     });
   } catch (error) {
     release();
@@ -87,9 +76,8 @@ async function* readMessages(
   release: () => void,
 ): AsyncIterableIterator<SseMessage> {
   const ready: SseMessage[] = [];
-  const parser = createParser({
-    onEvent: (message) =>
-      ready.push({ id: message.id, event: message.event ?? 'message', data: message.data }),
+  const parser = new SseParser({
+    onMessage: (message) => ready.push(message),
     ...(onComment ? { onComment } : {}),
   });
   const reader = body.getReader();

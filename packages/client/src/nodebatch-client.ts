@@ -2,6 +2,7 @@ import { initialTaskState, reduceTask, type StoredEvent, type TaskState } from '
 import { scan, type Observable } from 'rxjs';
 import type {
   AuditEntry,
+  AuditPage,
   BatchAccepted,
   BatchRequest,
   CancelAccepted,
@@ -100,10 +101,15 @@ export class NodebatchClient {
     return requireArray(body, 'nodes', 'GET /api/v1/nodes') as NodeInfo[];
   }
 
-  /** The audit trail (admins). */
-  async listAudit(query: ListAuditQuery = {}): Promise<AuditEntry[]> {
-    const body = await this.#request('GET', '/api/v1/audit', { query, idempotent: true });
-    return requireArray(body, 'entries', 'GET /api/v1/audit') as AuditEntry[];
+  /** One page of the audit trail, newest first (admins); pass `nextCursor` as `before` for the next. */
+  async listAudit(query: ListAuditQuery = {}): Promise<AuditPage> {
+    const body = await this.#request('GET', '/api/v1/audit', { query: { ...query }, idempotent: true });
+    const entries = requireArray(body, 'entries', 'GET /api/v1/audit') as AuditEntry[];
+    const next = body.nextCursor;
+    if (next !== null && typeof next !== 'string') {
+      throw new InvalidResponseError('GET /api/v1/audit', '`nextCursor` is neither a string nor null');
+    }
+    return { entries, nextCursor: next };
   }
 
   /** Asks the task to stop; its TaskCancelled event follows once the worker stopped (a 409 ConflictError when it already ended). */

@@ -1,4 +1,3 @@
-import { isInKubernetes } from './kubernetes.js';
 import { CLUSTER_MODES, LOG_LEVELS, NOTIFY_TYPES, ROLES, SSL_MODES } from './nodebatch-config.js';
 import {
   boolean,
@@ -300,12 +299,31 @@ export const CONFIG_FIELDS: readonly ConfigField[] = [
     default: () => 600,
   },
   {
+    key: 'limits.maxBatchNodes',
+    env: ['LIMIT_BATCH_NODES'],
+    value: integer(1, 5000),
+    default: () => 5000,
+  },
+  {
+    key: 'limits.maxDrainConcurrency',
+    env: ['LIMIT_DRAIN_CONCURRENCY'],
+    value: integer(1, 1000),
+    default: () => 10,
+  },
+  {
+    key: 'limits.maxConcurrency',
+    env: ['LIMIT_CONCURRENCY'],
+    value: integer(1, 1000),
+    default: () => 100,
+  },
+  {
     key: 'cluster.mode',
     env: ['NODEBATCH_CLUSTER'],
     value: oneOf(CLUSTER_MODES),
-    // Inside a cluster the default is the real thing: silently simulating
-    // node operations there would report drains that never happened.
-    default: (env) => (isInKubernetes(env) ? 'kubernetes' : 'simulated'),
+    // Always the real thing unless asked: silently simulating node operations
+    // would report drains that never happened. Without a kubeconfig or a
+    // service account the worker then refuses to start, saying how to fix it.
+    default: () => 'kubernetes',
   },
   { key: 'cluster.simNodes', env: ['NODEBATCH_SIM_NODES'], value: integer(1, 100_000), default: () => 50 },
   {

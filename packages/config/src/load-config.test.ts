@@ -67,7 +67,7 @@ describe('defaults', () => {
       seeAllTasksRoles: ['admin'],
     });
     expect(config.audit).toEqual({ retentionDays: 365 });
-    expect(config.cluster).toEqual({ mode: 'simulated', simNodes: 50, simLatencyMs: 0, simFailureRate: 0 });
+    expect(config.cluster).toEqual({ mode: 'kubernetes', simNodes: 50, simLatencyMs: 0, simFailureRate: 0 });
     expect(config.worker).toEqual({ jobConcurrency: 4, shutdownGraceMs: 30000 });
     expect(config.queue).toEqual({ name: 'nodebatch-batches' });
     expect(config.eventStore).toEqual({ retentionDays: 7 });
@@ -88,10 +88,13 @@ describe('defaults', () => {
     }).toThrow(TypeError);
   });
 
-  it('defaults the cluster mode to kubernetes inside a pod', () => {
-    const { config, sources } = load({ KUBERNETES_SERVICE_HOST: '10.0.0.1', DB_HOST: 'db' });
-    expect(config.cluster.mode).toBe('kubernetes');
-    expect(sources['cluster.mode']).toBe('default');
+  it('defaults the cluster mode to kubernetes inside a pod and outside; simulated only when set', () => {
+    for (const env of [{ KUBERNETES_SERVICE_HOST: '10.0.0.1', DB_HOST: 'db' }, {}]) {
+      const { config, sources } = load(env);
+      expect(config.cluster.mode).toBe('kubernetes');
+      expect(sources['cluster.mode']).toBe('default');
+    }
+    expect(load({ NODEBATCH_CLUSTER: 'simulated' }).config.cluster.mode).toBe('simulated');
   });
 });
 

@@ -113,6 +113,12 @@ export interface LimitsConfig {
   cancelsPerMinute: number;
   /** WebSocket subscribe messages per user per minute. */
   subscribesPerMinute: number;
+  /** Most nodes one batch may name or select (a larger batch is a 400 naming the limit). */
+  maxBatchNodes: number;
+  /** Largest `concurrency` a drain batch may ask for (drains move workloads: keep it low). */
+  maxDrainConcurrency: number;
+  /** Largest `concurrency` a batch of any other action may ask for. */
+  maxConcurrency: number;
 }
 
 export interface ClusterConfig {

@@ -1,10 +1,13 @@
 import {
   applyFence,
+  checkInteger,
+  checkLogRules,
+  DEFAULT_MAX_EVENT_BYTES,
+  DEFAULT_MAX_TASK_CREATED_BYTES,
   InvalidEventError,
-  isTerminalType,
   StaleSequenceError,
-  TaskAlreadyEndedError,
   UnknownTaskError,
+  validateEvents,
   type AppendOptions,
   type AppendTransaction,
   type EventStore,
@@ -19,7 +22,6 @@ import type pg from 'pg';
 import { pino, type Logger } from 'pino';
 import type { EventRow, EventStoreDatabase, TaskRow } from './database.js';
 import { applyToSummary, type TaskSummary, type TaskSummaryStatus } from './task-summary.js';
-import { validateEvents } from './validate-events.js';
 
 /** Options of {@link createEventStore}. */
 export interface EventStoreOptions {
@@ -100,8 +102,7 @@ export interface PostgresEventStore extends EventStore {
   startRetentionJob(options?: RetentionJobOptions): RetentionJob;
 }
 
-export const DEFAULT_MAX_EVENT_BYTES = 64 * 1024;
-export const DEFAULT_MAX_TASK_CREATED_BYTES = 1024 * 1024;
+export { DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_TASK_CREATED_BYTES };
 export const DEFAULT_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
 const DEFAULT_RETENTION_INTERVAL_MS = 60 * 60 * 1000;
 const DEFAULT_LIST_LIMIT = 50;
@@ -180,31 +181,11 @@ class PgEventStore implements PostgresEventStore {
         if (options.expectedSeq !== undefined && options.expectedSeq !== lastSeq) {
           throw new StaleSequenceError(taskId, options.expectedSeq, lastSeq);
         }
-        if (task === undefined && validated[0]!.type !== 'TaskCreated') throw new UnknownTaskError(taskId);
-        if (task?.finished_at != null) {
-          throw new TaskAlreadyEndedError(
-            taskId,
-            TERMINAL_TYPE_OF_STATUS[task.status] ?? task.status,
-            task.last_seq,
-          );
-        }
-        // After the ended check: a stale run's append to an ended task is told the task ended.
+        const endedWith =
+          task?.finished_at != null ? (TERMINAL_TYPE_OF_STATUS[task.status] ?? task.status) : null;
+        checkLogRules(taskId, { lastSeq, endedWith }, validated);
+        // After the log rules: a stale run's append to an ended task is told the task ended.
         const attempt = applyFence(taskId, task?.attempt ?? 0, options.fence, validated as NewEvent[]);
-        validated.forEach((event, index) => {
-          if (event.type === 'TaskCreated' && lastSeq + index > 0) {
-            throw new InvalidEventError(
-              `task ${JSON.stringify(taskId)}, event ${index}: TaskCreated must be the task's first event (the task has ${lastSeq + index} before it)`,
-            );
-          }
-          const earlierTerminal = validated.findIndex((e, i) => i < index && isTerminalType(e.type));
-          if (earlierTerminal !== -1) {
-            throw new TaskAlreadyEndedError(
-              taskId,
-              validated[earlierTerminal]!.type,
-              lastSeq + earlierTerminal + 1,
-            );
-          }
-        });
 
         const pending = validated.map(
           (event, index) =>
@@ -490,13 +471,6 @@ function summaryOf(row: TaskRow): TaskSummary {
     updatedAt: row.updated_at.toISOString(),
     finishedAt: row.finished_at === null ? null : row.finished_at.toISOString(),
   };
-}
-
-function checkInteger(name: string, value: number, min: number): number {
-  if (!Number.isSafeInteger(value) || value < min) {
-    throw new RangeError(`${name} must be an integer of at least ${min}, got ${String(value)}`);
-  }
-  return value;
 }
 
 function checkTime(name: string, value: string): string {

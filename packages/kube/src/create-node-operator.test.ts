@@ -48,6 +48,7 @@ describe('createNodeOperator', () => {
     expect(operator).toBeInstanceOf(KubernetesNodeOperator);
     await operator.cordon('node-1');
     expect(fake.requests.map((request) => `${request.method} ${request.path} ${request.status}`)).toEqual([
+      'GET /api/v1/nodes/node-1 200',
       'PATCH /api/v1/nodes/node-1 200',
     ]);
     const logged = lines.join('');

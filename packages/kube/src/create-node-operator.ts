@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { KubernetesNodeOperator, type KubernetesNodeOperatorOptions } from './kubernetes-node-operator.js';
 import { loadKubeConfig, type LoadKubeConfigOptions } from './load-kube-config.js';
 import type { NodeOperator } from './node-operator.js';
+import { KubernetesNodeInventory, SimulatedNodeInventory, type NodeInventory } from './node-inventory.js';
 import { SimulatedCluster, type SimulatedClusterOptions } from './simulated-cluster.js';
 
 /** What the factory reads of NodebatchConfig['cluster'] (declared here so kube does not depend on config). */
@@ -55,4 +56,23 @@ export function createNodeOperator(options: CreateNodeOperatorOptions): NodeOper
     'using a Kubernetes cluster',
   );
   return new KubernetesNodeOperator({ ...options.kubernetes, kubeConfig: loaded.kubeConfig, logger });
+}
+
+/**
+ * The read-only node inventory the gateway serves, for the same cluster settings as
+ * createNodeOperator: the simulated cluster's nodes when the mode is 'simulated', otherwise the
+ * Kubernetes cluster of the kubeconfig or service account (ClusterNotConfiguredError when none).
+ */
+export function createNodeInventory(options: {
+  cluster: ClusterSettings;
+  locate?: Omit<LoadKubeConfigOptions, 'kubeconfig'>;
+  /** The name the inventory reports for the cluster. Default 'default' ('simulated' for the simulated one). */
+  name?: string;
+}): NodeInventory {
+  const { cluster } = options;
+  if (cluster.mode === 'simulated') {
+    return new SimulatedNodeInventory(new SimulatedCluster({ nodes: cluster.simNodes }), options.name);
+  }
+  const loaded = loadKubeConfig({ ...options.locate, kubeconfig: cluster.kubeconfig });
+  return new KubernetesNodeInventory(loaded.kubeConfig, options.name);
 }

@@ -18,4 +18,5 @@ export * from './label-selector.js';
 export * from './drain-filters.js';
 export { validateDrainOptions } from './kubernetes-drain.js';
 export * from './cordon-reason.js';
-export { systemClock, backoffDelay, type Clock } from './clock.js';
+export { systemClock, type Clock } from './clock.js';
+export * from './node-inventory.js';

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { backoffDelay, type Clock } from './clock.js';
+import { evictionDelay, type Clock } from './clock.js';
 import {
   DrainRefusedError,
   DrainTimeoutError,
@@ -240,7 +240,7 @@ export async function drainNode(
         }
         const left = deadline - clock.now();
         if (left <= 0) throw new DrainDeadline();
-        const delay = Math.min(left, backoffDelay(attempt, tuning.evictionBackoff, tuning.random));
+        const delay = Math.min(left, evictionDelay(attempt, tuning.evictionBackoff, tuning.random));
         onProgress?.({
           done: removed.length,
           total,

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { backoffDelay, systemClock, type Clock } from './clock.js';
+import { evictionDelay, systemClock, type Clock } from './clock.js';
 import {
   DrainRefusedError,
   DrainTimeoutError,
@@ -307,7 +307,7 @@ export class SimulatedCluster implements NodeOperator {
       const blocked = context.bypassBudgets ? 0 : (this.#blockedEvictions.get(key) ?? 0);
       if (blocked <= 0) break;
       this.#blockedEvictions.set(key, blocked - 1);
-      const delay = backoffDelay(attempt, this.#evictionBackoff, this.#random);
+      const delay = evictionDelay(attempt, this.#evictionBackoff, this.#random);
       if (this.#clock.now() + delay > context.deadline) {
         throw new DrainTimeoutError(node, context.timeoutMs, {
           blocked: context.remaining.map((remaining) => ({

@@ -20,8 +20,19 @@ export const EventDataSchemas = {
     nodes: z.array(nodeName).min(1),
     params: z.record(z.string(), z.unknown()).default({}),
     concurrency: z.number().int().positive().optional(),
+    /** Why (cordon and drain write it on the node with who and when). */
+    reason: z.string().min(1).max(1024).optional(),
+    /** The named cluster the batch runs on; absent: the only or default one. */
+    cluster: z.string().min(1).max(253).optional(),
+    /** The label selector the nodes were resolved from when the batch was accepted. */
+    selector: z.string().max(1024).optional(),
   }),
-  TaskStarted: z.object({ workerId: z.string().optional(), attempt: z.number().int().positive().default(1) }),
+  TaskStarted: z.object({
+    workerId: z.string().optional(),
+    attempt: z.number().int().positive().default(1),
+    /** What the worker ran against: a real cluster, or the simulated one (said in every result). */
+    clusterMode: z.enum(['kubernetes', 'simulated']).optional(),
+  }),
   NodeStarted: z.object({ node: nodeName, attempt: z.number().int().positive().default(1) }),
   NodeProgress: z.object({ node: nodeName, done: count, total: count, message: z.string().optional() }),
   /** A retryable failure of one attempt; the node is tried again after `delayMs`. */

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { InvalidEventError, StaleSequenceError, TaskAlreadyEndedError, UnknownTaskError } from './errors.js';
-import type { NewEvent, StoredEvent } from './events.js';
+import type { StoredEvent } from './events.js';
 import { InMemoryEventStore } from './in-memory-event-store.js';
-import { ev } from './test-support/stored-events.js';
+import { eventStoreContract } from './testing/event-store-contract.js';
+import { ev } from './testing/stored-events.js';
 
 const created = ev.created(['n1', 'n2']);
 
@@ -12,6 +12,11 @@ function gate(): { opened: Promise<void>; open: () => void } {
   const opened = new Promise<void>((resolve) => (open = resolve));
   return { opened, open };
 }
+
+eventStoreContract('InMemoryEventStore', {
+  create: (limits) =>
+    Promise.resolve({ store: new InMemoryEventStore(limits), close: () => Promise.resolve() }),
+});
 
 describe('InMemoryEventStore.append', () => {
   it('assigns seqs 1..100 without gap or duplicate to 100 concurrent appends', async () => {
@@ -38,62 +43,6 @@ describe('InMemoryEventStore.append', () => {
     expect(second?.seq).toBe(2);
     expect(Object.isFrozen(first)).toBe(true);
     expect(Object.isFrozen(first?.data)).toBe(true);
-  });
-
-  it('rejects a stale expectedSeq with StaleSequenceError and writes nothing', async () => {
-    const store = new InMemoryEventStore();
-    await store.append('t', [created], { expectedSeq: 0 });
-    await store.append('t', [ev.started()], { expectedSeq: 1 });
-    const error = await store
-      .append('t', [ev.nodeStarted('n1')], { expectedSeq: 1 })
-      .catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(StaleSequenceError);
-    expect(error).toMatchObject({ expectedSeq: 1, actualSeq: 2, code: 'STALE_SEQUENCE' });
-    expect(await store.readTask('t')).toHaveLength(2);
-  });
-
-  it('refuses anything after the terminal event, and a terminal event before the end of a batch', async () => {
-    const store = new InMemoryEventStore();
-    await store.append('t', [created, ev.started()]);
-    await expect(store.append('t', [ev.completed(0, 0), ev.nodeStarted('n1')])).rejects.toBeInstanceOf(
-      TaskAlreadyEndedError,
-    );
-    await expect(store.append('t', [ev.completed(0, 0), ev.failed()])).rejects.toMatchObject({
-      terminalType: 'TaskCompleted',
-      terminalSeq: 3,
-    });
-    expect(await store.readTask('t')).toHaveLength(2);
-    await store.append('t', [ev.cancelled(0, 0, 0)]);
-    const error = await store.append('t', [ev.failed()]).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(TaskAlreadyEndedError);
-    expect(String(error)).toContain('TaskCancelled at seq 3');
-    await expect(store.append('t', [ev.nodeSucceeded('n1')])).rejects.toBeInstanceOf(TaskAlreadyEndedError);
-    expect(await store.readTask('t')).toHaveLength(3);
-  });
-
-  it('names bad input and writes nothing of the batch', async () => {
-    const store = new InMemoryEventStore();
-    await store.append('t', [created]);
-    const bad = { type: 'NodeProgress', data: { node: 'n1', done: -1, total: 2 } } as unknown as NewEvent;
-    const error = await store.append('t', [ev.started(), bad]).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(InvalidEventError);
-    expect(String(error)).toContain('event 1 (NodeProgress)');
-    const unknownType = { type: 'NodeExploded', data: {} } as unknown as NewEvent;
-    await expect(store.append('t', [unknownType])).rejects.toThrow(/unknown type "NodeExploded"/);
-    await expect(store.append('t', [created])).rejects.toThrow(/TaskCreated must be the task's first event/);
-    await expect(store.append('t', [{ ...ev.started(), time: 'yesterday' }])).rejects.toBeInstanceOf(
-      InvalidEventError,
-    );
-    await expect(store.append('', [created])).rejects.toThrow(/task id "" must be/);
-    // Bad data is named before the log's rules are looked at, as in the PostgreSQL store.
-    await expect(store.append('unknown', [bad])).rejects.toBeInstanceOf(InvalidEventError);
-    expect(await store.readTask('t')).toHaveLength(1);
-  });
-
-  it('a task starts with TaskCreated: other events for an unknown task are refused', async () => {
-    const store = new InMemoryEventStore();
-    await expect(store.append('ghost', [ev.started()])).rejects.toBeInstanceOf(UnknownTaskError);
-    await expect(store.readTask('ghost')).rejects.toBeInstanceOf(UnknownTaskError);
   });
 
   it('runs the hook inside the append; a failing hook rolls the append back', async () => {
@@ -131,26 +80,6 @@ describe('InMemoryEventStore.append', () => {
 });
 
 describe('InMemoryEventStore reads', () => {
-  it('readTask pages by seq; latestSeqs answers for known tasks only', async () => {
-    const store = new InMemoryEventStore({ pageSize: 3 });
-    await store.append('a', [created, ...Array.from({ length: 9 }, () => ev.nodeProgress('n1', 1, 2))]);
-    await store.append('b', [created]);
-    expect((await store.readTask('a')).map((e) => e.seq)).toEqual([1, 2, 3]);
-    expect((await store.readTask('a', { after: 8, limit: 5 })).map((e) => e.seq)).toEqual([9, 10]);
-    expect(await store.readTask('a', { after: 10 })).toEqual([]);
-    // Like the PostgreSQL store, a limit above the page size gets a page.
-    expect(await store.readTask('a', { limit: 100 })).toHaveLength(3);
-    await expect(store.readTask('a', { after: -1 })).rejects.toBeInstanceOf(RangeError);
-    await expect(store.readTask('a', { limit: 0 })).rejects.toBeInstanceOf(RangeError);
-    await expect(store.readAll({ afterPosition: 1.5 })).rejects.toBeInstanceOf(RangeError);
-    expect(await store.latestSeqs(['a', 'b', 'c'])).toEqual(
-      new Map([
-        ['a', 10],
-        ['b', 1],
-      ]),
-    );
-  });
-
   it('readAll never passes over an append that commits after a later position was read', async () => {
     const store = new InMemoryEventStore();
     await store.append('slow', [created]);

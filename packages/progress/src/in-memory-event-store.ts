@@ -1,13 +1,13 @@
 import { Subject, type Observable } from 'rxjs';
-import { z } from 'zod';
+import { NodebatchError, StaleSequenceError, UnknownTaskError } from './errors.js';
 import {
-  InvalidEventError,
-  NodebatchError,
-  StaleSequenceError,
-  TaskAlreadyEndedError,
-  UnknownTaskError,
-} from './errors.js';
-import { EventDataSchemas, isTerminalType, type NewEvent, type StoredEvent } from './events.js';
+  DEFAULT_MAX_EVENT_BYTES,
+  DEFAULT_MAX_TASK_CREATED_BYTES,
+  checkInteger,
+  checkLogRules,
+  validateEvents,
+} from './event-log-rules.js';
+import { isTerminalType, type NewEvent, type StoredEvent } from './events.js';
 import { applyFence } from './fence.js';
 import type {
   AppendOptions,
@@ -23,6 +23,10 @@ export interface InMemoryEventStoreOptions {
   pageSize?: number;
   /** Clock for events appended without a time. Default `() => new Date()`. */
   now?: () => Date;
+  /** Largest `data` of one event, in bytes of JSON. Default 65536 (64 KiB), as the PostgreSQL store. */
+  maxEventBytes?: number;
+  /** Largest `data` of a TaskCreated event. Default 1 MiB, as the PostgreSQL store. */
+  maxTaskCreatedBytes?: number;
 }
 
 /** An append hook asked the in-memory store to run SQL, which it does not have. */
@@ -53,6 +57,8 @@ const inMemoryTransaction: AppendTransaction = {
 export class InMemoryEventStore implements EventStore {
   readonly #pageSize: number;
   readonly #now: () => Date;
+  readonly #maxEventBytes: number;
+  readonly #maxTaskCreatedBytes: number;
   readonly #tasks = new Map<string, StoredEvent[]>();
   /** Committed events in position order. */
   readonly #log: StoredEvent[] = [];
@@ -71,6 +77,8 @@ export class InMemoryEventStore implements EventStore {
   constructor(options: InMemoryEventStoreOptions = {}) {
     this.#pageSize = options.pageSize ?? 1000;
     this.#now = options.now ?? (() => new Date());
+    this.#maxEventBytes = options.maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES;
+    this.#maxTaskCreatedBytes = options.maxTaskCreatedBytes ?? DEFAULT_MAX_TASK_CREATED_BYTES;
   }
 
   append(taskId: string, events: readonly NewEvent[], options: AppendOptions = {}): Promise<StoredEvent[]> {
@@ -93,14 +101,19 @@ export class InMemoryEventStore implements EventStore {
     options: AppendOptions,
   ): Promise<StoredEvent[]> {
     // The PostgreSQL store's order of checks, so both fail the same way on the same input.
-    const validated = validateEvents(taskId, events);
+    const validated = validateEvents(taskId, events, this.#maxEventBytes, this.#maxTaskCreatedBytes);
     if (validated.length === 0) return [];
     const existing = this.#tasks.get(taskId) ?? [];
     const lastSeq = existing.length;
     if (options.expectedSeq !== undefined && options.expectedSeq !== lastSeq) {
       throw new StaleSequenceError(taskId, options.expectedSeq, lastSeq);
     }
-    checkLogRules(taskId, existing, validated);
+    const last = existing.at(-1);
+    checkLogRules(
+      taskId,
+      { lastSeq, endedWith: last !== undefined && isTerminalType(last.type) ? last.type : null },
+      validated,
+    );
     const attempt = applyFence(
       taskId,
       this.#attempts.get(taskId) ?? 0,
@@ -180,86 +193,6 @@ export class InMemoryEventStore implements EventStore {
     for (const position of this.#uncommitted) horizon = Math.min(horizon, position);
     return horizon;
   }
-}
-
-interface ValidatedEvent {
-  type: NewEvent['type'];
-  data: unknown;
-  time: string | undefined;
-}
-
-const TaskIdSchema = z.string().min(1).max(255);
-const TimeSchema = z.iso.datetime({ offset: true });
-
-/** Checks the task id and each event against its schema; throws before anything is written. */
-function validateEvents(taskId: string, events: readonly NewEvent[]): ValidatedEvent[] {
-  if (!TaskIdSchema.safeParse(taskId).success) {
-    throw new InvalidEventError(`task id ${JSON.stringify(taskId)} must be a string of 1 to 255 characters`);
-  }
-  return events.map((event, index) => {
-    const type: unknown = (event as { type?: unknown } | null)?.type;
-    const schema =
-      typeof type === 'string' && Object.hasOwn(EventDataSchemas, type)
-        ? (EventDataSchemas[type as NewEvent['type']] as z.ZodType)
-        : undefined;
-    if (schema === undefined) {
-      throw new InvalidEventError(
-        `task ${JSON.stringify(taskId)}, event ${index}: unknown type ${JSON.stringify(type)}`,
-      );
-    }
-    const parsed = schema.safeParse(event.data);
-    if (!parsed.success) {
-      throw new InvalidEventError(
-        `task ${JSON.stringify(taskId)}, event ${index} (${event.type}): ${z.prettifyError(parsed.error)}`,
-        { cause: parsed.error },
-      );
-    }
-    let time: string | undefined;
-    if (event.time !== undefined) {
-      if (!TimeSchema.safeParse(event.time).success) {
-        throw new InvalidEventError(
-          `task ${JSON.stringify(taskId)}, event ${index} (${event.type}): time ${JSON.stringify(event.time)} is not an ISO-8601 date-time`,
-        );
-      }
-      time = new Date(event.time).toISOString();
-    }
-    return { type: event.type, data: parsed.data, time };
-  });
-}
-
-/** The log's rules: a task starts with TaskCreated, and nothing follows its one terminal event. */
-function checkLogRules(
-  taskId: string,
-  existing: readonly StoredEvent[],
-  events: readonly ValidatedEvent[],
-): void {
-  if (existing.length === 0 && events[0]?.type !== 'TaskCreated') throw new UnknownTaskError(taskId);
-  const last = existing.at(-1);
-  if (last !== undefined && isTerminalType(last.type))
-    throw new TaskAlreadyEndedError(taskId, last.type, last.seq);
-  events.forEach((event, index) => {
-    const before = existing.length + index;
-    if (event.type === 'TaskCreated' && before > 0) {
-      throw new InvalidEventError(
-        `task ${JSON.stringify(taskId)}, event ${index}: TaskCreated must be the task's first event (the task has ${before} before it)`,
-      );
-    }
-    const earlierTerminal = events.findIndex((e, i) => i < index && isTerminalType(e.type));
-    if (earlierTerminal !== -1) {
-      throw new TaskAlreadyEndedError(
-        taskId,
-        events[earlierTerminal]!.type,
-        existing.length + earlierTerminal + 1,
-      );
-    }
-  });
-}
-
-function checkInteger(name: string, value: number, min: number): number {
-  if (!Number.isSafeInteger(value) || value < min) {
-    throw new RangeError(`${name} must be an integer of at least ${min}, got ${String(value)}`);
-  }
-  return value;
 }
 
 /** Index of the first event with a position greater than `position` (binary search). */

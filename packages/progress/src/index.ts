@@ -13,3 +13,6 @@ export * from './notifier/index.js';
 export * from './read-task-events.js';
 export * from './scheduler.js';
 export * from './watch-counts.js';
+export * from './probe-round-trip.js';
+export * from './lib.js';
+export * from './event-log-rules.js';

@@ -8,12 +8,12 @@ import { LocalHintSource } from './local-hint-source.js';
 import { ProgressStreams } from './progress-streams.js';
 import { foldTask } from './reducer.js';
 import { readTaskEvents } from './read-task-events.js';
-import { InstrumentedReader } from './test-support/instrumented-reader.js';
-import { ManualHintSource } from './test-support/manual-hint-source.js';
-import { randomInt, seededRandom } from './test-support/random.js';
-import { ev } from './test-support/stored-events.js';
-import { eventually, range, record, type Recorder } from './test-support/subscribers.js';
-import { UnreliableHintSource, type HintFaults } from './test-support/unreliable-hint-source.js';
+import { InstrumentedReader } from './testing/instrumented-reader.js';
+import { ManualHintSource } from './testing/manual-hint-source.js';
+import { randomInt, seededRandom } from './testing/random.js';
+import { ev } from './testing/stored-events.js';
+import { eventually, range, record, type Recorder } from './testing/subscribers.js';
+import { UnreliableHintSource, type HintFaults } from './testing/unreliable-hint-source.js';
 
 const TASK = 'task-d';
 

@@ -3,10 +3,10 @@ import type { StoredEvent } from './events.js';
 import { describe, expect, it } from 'vitest';
 import { InMemoryEventStore } from './in-memory-event-store.js';
 import { ProgressStreams } from './progress-streams.js';
-import { InstrumentedReader } from './test-support/instrumented-reader.js';
-import { ManualHintSource } from './test-support/manual-hint-source.js';
-import { ev, storedEvents } from './test-support/stored-events.js';
-import { eventually, range } from './test-support/subscribers.js';
+import { InstrumentedReader } from './testing/instrumented-reader.js';
+import { ManualHintSource } from './testing/manual-hint-source.js';
+import { ev, storedEvents } from './testing/stored-events.js';
+import { eventually, range } from './testing/subscribers.js';
 
 const TASK = 'task-h';
 

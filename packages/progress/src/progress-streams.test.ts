@@ -6,7 +6,7 @@ import { InMemoryEventStore } from './in-memory-event-store.js';
 import { LocalHintSource } from './local-hint-source.js';
 import { ProgressStreams } from './progress-streams.js';
 import { foldTask } from './reducer.js';
-import { ev } from './test-support/stored-events.js';
+import { ev } from './testing/stored-events.js';
 
 function setup(options: { includeEvents?: boolean } = {}) {
   const store = new InMemoryEventStore();

@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { UnknownTaskError } from './errors.js';
 import { InMemoryEventStore } from './in-memory-event-store.js';
 import { loadTaskState, readTaskEvents } from './read-task-events.js';
-import { range } from './test-support/subscribers.js';
-import { ev } from './test-support/stored-events.js';
+import { range } from './testing/subscribers.js';
+import { ev } from './testing/stored-events.js';
 
 describe('readTaskEvents', () => {
   it('reads every page even when the store returns fewer events than asked for', async () => {

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { NewEvent, StoredEvent } from './events.js';
 import { foldTask, reduceTask } from './reducer.js';
 import { initialTaskState, isTerminalStatus, type TaskState } from './task-state.js';
-import { ev, storedEvents } from './test-support/stored-events.js';
+import { ev, storedEvents } from './testing/stored-events.js';
 
 const TASK = 'task-p';
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { NewEvent, StoredEvent } from './events.js';
 import { foldTask, reduceTask } from './reducer.js';
 import { initialTaskState, type TaskState } from './task-state.js';
-import { ev, storedEvents, timeOf } from './test-support/stored-events.js';
+import { ev, storedEvents, timeOf } from './testing/stored-events.js';
 
 const TASK = 'task-1';
 

@@ -89,6 +89,8 @@ function applyEvent(state: TaskState, event: StoredEvent, owned: Owned): TaskSta
         userId: event.data.userId,
         action: event.data.action,
         params: event.data.params,
+        reason: event.data.reason ?? null,
+        cluster: event.data.cluster ?? null,
         nodes,
         total: nodes.length,
         nodeStates,
@@ -99,6 +101,7 @@ function applyEvent(state: TaskState, event: StoredEvent, owned: Owned): TaskSta
       return {
         ...markStarted(state, event.time),
         workerAttempts: state.workerAttempts + 1,
+        clusterMode: event.data.clusterMode ?? state.clusterMode,
       };
     case 'NodeStarted':
       return updateNode(state, event.data.node, event.time, owned, (node) => ({

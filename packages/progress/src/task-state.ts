@@ -71,6 +71,12 @@ export interface TaskState {
   readonly userId: string | null;
   readonly action: BatchAction | null;
   readonly params: Readonly<Record<string, unknown>>;
+  /** Why the batch was asked for (TaskCreated.reason); null when not given. */
+  readonly reason: string | null;
+  /** The named cluster of the batch; null: the only or default one. */
+  readonly cluster: string | null;
+  /** What the last worker ran against (`simulated` is never a surprise); null before it started. */
+  readonly clusterMode: 'kubernetes' | 'simulated' | null;
   readonly status: TaskStatus;
   /** The task's nodes in the order TaskCreated named them (duplicates removed). */
   readonly nodes: readonly string[];
@@ -110,6 +116,9 @@ export function initialTaskState(taskId: string): TaskState {
     userId: null,
     action: null,
     params: {},
+    reason: null,
+    cluster: null,
+    clusterMode: null,
     status: 'pending',
     nodes: [],
     total: 0,

@@ -3,7 +3,7 @@ import type { Server, Socket } from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TransportUnavailableError } from '@nodebatch/progress';
-import { sharedDatabaseUrl } from '@nodebatch/testkit';
+import { sharedDatabaseUrl, startPostgres } from '@nodebatch/testkit';
 import { diagnoseConnectionError } from './diagnostics.js';
 import type { ConnectionTarget } from './diagnostics.js';
 
@@ -125,21 +125,27 @@ describe('diagnoseConnectionError', () => {
   });
 
   it('SSL required by the client but not offered by the server', async () => {
-    const sslOff = await new pg.Client({ connectionString: sharedDatabaseUrl() });
-    await sslOff.connect();
-    const { rows } = await sslOff.query<{ ssl: string }>('SHOW ssl');
-    await sslOff.end();
-    if (rows[0]?.ssl === 'on') return; // this server offers TLS: the mismatch cannot be produced here
-    const err = await connectError({
-      host: sharedHost,
-      port: sharedPort,
-      user: 'postgres',
-      ssl: { rejectUnauthorized: false },
-    });
-    const diagnosis = diagnoseConnectionError(err, target({ sslMode: 'require' }), {});
-    expect(diagnosis.kind).toBe('ssl');
-    expect(diagnosis.summary).toContain('SSL mode require');
-  });
+    // A private server with TLS off, so the mismatch is produced whatever the shared server offers.
+    const server = await startPostgres({ settings: { ssl: 'off' } });
+    try {
+      const port = Number(new URL(server.url).port);
+      const err = await connectError({
+        host: '127.0.0.1',
+        port,
+        user: 'postgres',
+        ssl: { rejectUnauthorized: false },
+      });
+      const diagnosis = diagnoseConnectionError(
+        err,
+        target({ host: '127.0.0.1', port, sslMode: 'require' }),
+        {},
+      );
+      expect(diagnosis.kind).toBe('ssl');
+      expect(diagnosis.summary).toContain('SSL mode require');
+    } finally {
+      await server.destroy();
+    }
+  }, 600_000);
 
   it('looks through our wrapper to the driver error', async () => {
     const cause = await connectError({ host: '127.0.0.1', port: closedPort });

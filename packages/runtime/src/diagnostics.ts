@@ -1,4 +1,5 @@
 import { isInKubernetes } from '@nodebatch/config';
+import { causeChain, errorMessage } from '@nodebatch/progress';
 import type { ConnectionDiagnosis } from '@nodebatch/progress';
 
 /**
@@ -208,10 +209,7 @@ function rootCause(err: unknown): { code: string; message: string } {
   /** The innermost message: the driver's own words, without our wrappers' context. */
   let innermost: string | undefined;
   const messages: string[] = [];
-  const seen = new Set<unknown>();
-  const visit = (current: unknown): void => {
-    if (!current || typeof current !== 'object' || seen.has(current)) return;
-    seen.add(current);
+  for (const current of causeChain(err)) {
     const candidate = (current as { code?: unknown }).code;
     const text = (current as { message?: unknown }).message;
     if (typeof text === 'string' && text) {
@@ -222,10 +220,7 @@ function rootCause(err: unknown): { code: string; message: string } {
       code = candidate;
       if (typeof text === 'string' && text) message = text;
     }
-    if (current instanceof AggregateError) for (const inner of current.errors) visit(inner);
-    visit((current as { cause?: unknown }).cause);
-  };
-  visit(err);
+  }
   if (code === undefined) {
     // Some clients keep the system error only in the text ("connect ECONNREFUSED 127.0.0.1:6379"),
     // and wrap it in one without a code; the outermost message then carries it.
@@ -234,7 +229,7 @@ function rootCause(err: unknown): { code: string; message: string } {
       if (match) return { code: match[1]!, message: text };
     }
   }
-  const fallbackMessage = innermost ?? (err instanceof Error ? err.message : String(err));
+  const fallbackMessage = innermost ?? errorMessage(err);
   return {
     code: code ?? (/timeout|timed out/i.test(fallbackMessage) ? 'TIMEOUT' : 'UNKNOWN'),
     message: message ?? fallbackMessage,

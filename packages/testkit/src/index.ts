@@ -26,5 +26,3 @@ export {
   type RedisServer,
   type StartRedisOptions,
 } from './redis-server.js';
-export * from './counting-reader.js';
-export * from './manual-scheduler.js';

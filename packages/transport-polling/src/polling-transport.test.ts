@@ -17,7 +17,7 @@ import { createTestDatabase, sharedDatabaseUrl } from '@nodebatch/testkit';
 import type { TestDatabase } from '@nodebatch/testkit';
 import { createPollingTransport } from './polling-transport.js';
 import type { PollingTransportOptions } from './polling-transport.js';
-import { countingReader, ManualScheduler } from '@nodebatch/testkit';
+import { countingReader, ManualScheduler } from '@nodebatch/progress/testing';
 
 const WAIT = { timeout: 20_000, interval: 20 };
 

@@ -1,5 +1,11 @@
 import type { EventReader, Hint, StoredEvent, Transport, TransportHealth } from '@nodebatch/progress';
-import { TransportUnavailableError, WatchCounts, realScheduler } from '@nodebatch/progress';
+import {
+  TransportUnavailableError,
+  WatchCounts,
+  describeError,
+  probeRoundTrip,
+  realScheduler,
+} from '@nodebatch/progress';
 import type { ScheduledTask, Scheduler } from '@nodebatch/progress';
 import type { Logger } from 'pino';
 import { BehaviorSubject, Subject, distinctUntilChanged } from 'rxjs';
@@ -66,7 +72,7 @@ export function createPollingTransport(options: PollingTransportOptions): Transp
   }
 
   function setUnhealthy(err: unknown): void {
-    const reason = `event store query failed: ${errorMessage(err)}`;
+    const reason = `event store query failed: ${describeError(err)}`;
     if (!healthState$.value.healthy && healthState$.value.reason === reason) return;
     // One line per change of state, not one per failed poll.
     if (healthState$.value.healthy) logger.warn({ err }, 'polling unhealthy: the event store query failed');
@@ -148,7 +154,7 @@ export function createPollingTransport(options: PollingTransportOptions): Transp
       } catch (err) {
         setUnhealthy(err);
         throw new TransportUnavailableError(
-          `polling cannot start: event store query failed: ${errorMessage(err)}`,
+          `polling cannot start: event store query failed: ${describeError(err)}`,
           {
             cause: err,
           },
@@ -161,32 +167,29 @@ export function createPollingTransport(options: PollingTransportOptions): Transp
     },
 
     async probe(timeoutMs) {
-      const startedAt = scheduler.now();
-      let timeout: ScheduledTask | undefined;
+      let roundTripMs: number;
       try {
-        await new Promise<void>((resolve, reject) => {
-          timeout = scheduler.schedule(
-            () =>
-              reject(
-                new TransportUnavailableError(
-                  `polling probe: the event store did not answer within ${timeoutMs} ms`,
-                ),
-              ),
-            timeoutMs,
-          );
-          store.headPosition().then(() => resolve(), reject);
+        roundTripMs = await probeRoundTrip({
+          scheduler,
+          timeoutMs,
+          send: () => store.headPosition().then(() => undefined),
+          timeoutError: () =>
+            new TransportUnavailableError(
+              `polling probe: the event store did not answer within ${timeoutMs} ms`,
+            ),
         });
       } catch (err) {
         if (state === 'started') setUnhealthy(err);
         if (err instanceof TransportUnavailableError) throw err;
-        throw new TransportUnavailableError(`polling probe: event store query failed: ${errorMessage(err)}`, {
-          cause: err,
-        });
-      } finally {
-        timeout?.cancel();
+        throw new TransportUnavailableError(
+          `polling probe: event store query failed: ${describeError(err)}`,
+          {
+            cause: err,
+          },
+        );
       }
       if (state === 'started') setHealthy();
-      return scheduler.now() - startedAt;
+      return roundTripMs;
     },
 
     async stop() {
@@ -202,12 +205,4 @@ export function createPollingTransport(options: PollingTransportOptions): Transp
       healthState$.complete();
     },
   };
-}
-
-function errorMessage(err: unknown): string {
-  if (err instanceof Error) {
-    const code = (err as { code?: unknown }).code;
-    return typeof code === 'string' && code.length > 0 ? `${err.message} (${code})` : err.message;
-  }
-  return String(err);
 }

@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { BehaviorSubject, Subject } from 'rxjs';
 import type { Logger } from 'pino';
-import { backoffDelay } from '@nodebatch/progress';
+import { backoffDelay, describeError } from '@nodebatch/progress';
 import type { BackoffOptions, TransportHealth } from '@nodebatch/progress';
 
 /** Options of {@link ListenConnection}. */
@@ -191,17 +191,6 @@ export class ListenConnection {
     if (current.healthy === healthy && current.reason === reason) return;
     this.health.next({ healthy, reason });
   }
-}
-
-/** `code: message` of a driver or system error, for reasons and log lines. */
-export function describeError(err: unknown): string {
-  if (err instanceof Error) {
-    const code = (err as { code?: unknown }).code;
-    const message =
-      err.message || (err instanceof AggregateError ? err.errors.map(describeError).join('; ') : '');
-    return typeof code === 'string' && !message.includes(code) ? `${code}: ${message}` : message;
-  }
-  return String(err);
 }
 
 async function endQuietly(client: pg.Client): Promise<void> {

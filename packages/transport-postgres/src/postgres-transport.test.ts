@@ -6,7 +6,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { createEventStore, runMigrations } from '@nodebatch/event-store';
 import type { Hint, NewEvent, StoredEvent, TransportHealth } from '@nodebatch/progress';
 import { TransportUnavailableError } from '@nodebatch/progress';
-import { countingReader, createTestDatabase, uniqueName } from '@nodebatch/testkit';
+import { countingReader } from '@nodebatch/progress/testing';
+import { createTestDatabase, uniqueName } from '@nodebatch/testkit';
 import type { TestDatabase } from '@nodebatch/testkit';
 import { createPostgresTransport } from './postgres-transport.js';
 import type { PostgresTransport, PostgresTransportOptions } from './postgres-transport.js';

@@ -3,17 +3,24 @@ import type pg from 'pg';
 import { Subject, distinctUntilChanged } from 'rxjs';
 import type { Observable } from 'rxjs';
 import type { Logger } from 'pino';
-import { TransportUnavailableError } from '@nodebatch/progress';
+import {
+  TransportUnavailableError,
+  WatchCounts,
+  describeError,
+  probeRoundTrip,
+  realScheduler,
+} from '@nodebatch/progress';
 import type {
   AppendHook,
   BackoffOptions,
   EventReader,
   Hint,
+  Scheduler,
   StoredEvent,
   Transport,
   TransportHealth,
 } from '@nodebatch/progress';
-import { ListenConnection, describeError } from './listen-connection.js';
+import { ListenConnection } from './listen-connection.js';
 import { MalformedPayloadLog } from './malformed-payload-log.js';
 import { decodeNotification, encodeEvents, encodeProbe, peekTaskId } from './payload.js';
 import type { Notification } from './payload.js';
@@ -46,6 +53,8 @@ export interface PostgresTransportOptions {
   malformedSummaryIntervalMs?: number;
   /** Source of jitter; injectable for tests. Default Math.random. */
   random?: () => number;
+  /** Clock and timer of the probe; injectable for tests. Default: real timers. */
+  scheduler?: Scheduler;
 }
 
 export interface PostgresTransport extends Transport {
@@ -74,7 +83,8 @@ class PostgresTransportImpl implements PostgresTransport {
   readonly health$: Observable<TransportHealth>;
 
   private readonly hints = new Subject<Hint>();
-  private readonly watched = new Map<string, number>();
+  private readonly watched = new WatchCounts();
+  private readonly scheduler: Scheduler;
   private readonly probes = new Map<string, () => void>();
   private readonly instanceId = randomUUID();
   private probeCounter = 0;
@@ -89,6 +99,7 @@ class PostgresTransportImpl implements PostgresTransport {
 
   constructor(private readonly options: PostgresTransportOptions) {
     this.channel = options.channel ?? DEFAULT_CHANNEL;
+    this.scheduler = options.scheduler ?? realScheduler;
     if (Buffer.byteLength(this.channel) > 63) {
       throw new RangeError(
         `channel name "${this.channel}" is longer than PostgreSQL's 63-byte identifier limit`,
@@ -127,7 +138,9 @@ class PostgresTransportImpl implements PostgresTransport {
   };
 
   async start(): Promise<void> {
-    if (this.state !== 'new') throw new Error(`postgres transport cannot start: it is ${this.state}`);
+    if (this.state === 'stopped')
+      throw new TransportUnavailableError('the postgres transport was stopped; create a new one');
+    if (this.state !== 'new') return;
     this.state = 'starting';
     try {
       await this.listener.start();
@@ -151,13 +164,11 @@ class PostgresTransportImpl implements PostgresTransport {
   }
 
   watch(taskId: string): void {
-    this.watched.set(taskId, (this.watched.get(taskId) ?? 0) + 1);
+    this.watched.add(taskId);
   }
 
   unwatch(taskId: string): void {
-    const count = this.watched.get(taskId) ?? 0;
-    if (count <= 1) this.watched.delete(taskId);
-    else this.watched.set(taskId, count - 1);
+    this.watched.remove(taskId);
   }
 
   async probe(timeoutMs: number): Promise<number> {
@@ -167,24 +178,20 @@ class PostgresTransportImpl implements PostgresTransport {
       );
     }
     const id = `${this.instanceId}:${++this.probeCounter}`;
-    const started = performance.now();
-    let timer: NodeJS.Timeout | undefined;
-    const arrived = new Promise<void>((resolve, reject) => {
-      this.probes.set(id, resolve);
-      timer = setTimeout(
-        () =>
-          reject(
-            new TransportUnavailableError(
-              `probe sent on channel ${this.channel} did not come back through LISTEN within ${timeoutMs} ms`,
-            ),
-          ),
-        timeoutMs,
-      );
-    });
+    const arrived = new Promise<void>((resolve) => this.probes.set(id, resolve));
     try {
-      await this.options.pool.query('SELECT pg_notify($1, $2)', [this.channel, encodeProbe(id)]);
-      await arrived;
-      return performance.now() - started;
+      return await probeRoundTrip({
+        scheduler: this.scheduler,
+        timeoutMs,
+        send: async () => {
+          await this.options.pool.query('SELECT pg_notify($1, $2)', [this.channel, encodeProbe(id)]);
+          await arrived;
+        },
+        timeoutError: () =>
+          new TransportUnavailableError(
+            `probe sent on channel ${this.channel} did not come back through LISTEN within ${timeoutMs} ms`,
+          ),
+      });
     } catch (err) {
       if (err instanceof TransportUnavailableError) throw err;
       throw new TransportUnavailableError(
@@ -194,7 +201,6 @@ class PostgresTransportImpl implements PostgresTransport {
         },
       );
     } finally {
-      clearTimeout(timer);
       this.probes.delete(id);
     }
   }

@@ -13,7 +13,7 @@ import { createTestDatabase, sharedRedisUrl, uniqueName } from '@nodebatch/testk
 import type { TestDatabase } from '@nodebatch/testkit';
 import { createRedisTransport } from './redis-transport.js';
 import type { RedisTransport, RedisTransportOptions } from './redis-transport.js';
-import { countingReader, ManualScheduler } from '@nodebatch/testkit';
+import { countingReader, ManualScheduler } from '@nodebatch/progress/testing';
 
 const WAIT = { timeout: 20_000, interval: 20 };
 const PUBLISH_PROCESS = fileURLToPath(new URL('../test/fixtures/publish-process.ts', import.meta.url));

@@ -1,6 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { EventReader, Hint, StoredEvent, Transport, TransportHealth } from '@nodebatch/progress';
-import { TransportUnavailableError, WatchCounts, realScheduler } from '@nodebatch/progress';
+import {
+  TransportUnavailableError,
+  WatchCounts,
+  describeError,
+  probeRoundTrip,
+  realScheduler,
+} from '@nodebatch/progress';
 import type { ScheduledTask, Scheduler } from '@nodebatch/progress';
 import type { RedisOptions } from 'ioredis';
 import { Redis } from 'ioredis';
@@ -195,7 +201,7 @@ export function createRedisTransport(options: RedisTransportOptions): RedisTrans
     ['publisher', publisher],
   ] as const) {
     connection.on('error', (err: Error) => {
-      connections[name].lastError = errorMessage(err);
+      connections[name].lastError = describeError(err);
     });
     connection.on('close', () => {
       connections[name].up = false;
@@ -219,7 +225,7 @@ export function createRedisTransport(options: RedisTransportOptions): RedisTrans
       },
       (err: unknown) => {
         // The connection dropped again; the next 'ready' subscribes again.
-        connections.subscriber.lastError = errorMessage(err);
+        connections.subscriber.lastError = describeError(err);
       },
     );
   });
@@ -291,7 +297,7 @@ export function createRedisTransport(options: RedisTransportOptions): RedisTrans
         // No reconnect loop behind a transport that failed to start.
         await disconnectAll();
         const cause =
-          connections.subscriber.lastError ?? connections.publisher.lastError ?? errorMessage(err);
+          connections.subscriber.lastError ?? connections.publisher.lastError ?? describeError(err);
         healthState$.next({ healthy: false, reason: `redis at ${target} unavailable: ${cause}` });
         throw new TransportUnavailableError(`redis transport cannot connect to ${target}: ${cause}`, {
           cause: err,
@@ -323,38 +329,34 @@ export function createRedisTransport(options: RedisTransportOptions): RedisTrans
 
     async probe(timeoutMs) {
       const id = randomUUID();
-      const startedAt = scheduler.now();
-      let timeout: ScheduledTask | undefined;
       try {
-        await new Promise<void>((resolve, reject) => {
-          pendingProbes.set(id, resolve);
-          timeout = scheduler.schedule(
-            () =>
-              reject(
-                new TransportUnavailableError(
-                  `redis probe on channel ${channel} at ${target} did not come back within ${timeoutMs} ms`,
-                ),
-              ),
-            timeoutMs,
-          );
-          publisher.publish(channel, encodeProbe(id)).then(
-            () => undefined,
-            (err: unknown) =>
-              reject(
-                new TransportUnavailableError(
-                  `redis probe could not be published to ${target}: ${errorMessage(err)}`,
-                  {
-                    cause: err,
-                  },
-                ),
-              ),
-          );
+        return await probeRoundTrip({
+          scheduler,
+          timeoutMs,
+          timeoutError: () =>
+            new TransportUnavailableError(
+              `redis probe on channel ${channel} at ${target} did not come back within ${timeoutMs} ms`,
+            ),
+          send: () =>
+            new Promise<void>((resolve, reject) => {
+              pendingProbes.set(id, resolve);
+              publisher.publish(channel, encodeProbe(id)).then(
+                () => undefined,
+                (err: unknown) =>
+                  reject(
+                    new TransportUnavailableError(
+                      `redis probe could not be published to ${target}: ${describeError(err)}`,
+                      {
+                        cause: err,
+                      },
+                    ),
+                  ),
+              );
+            }),
         });
       } finally {
         pendingProbes.delete(id);
-        timeout?.cancel();
       }
-      return scheduler.now() - startedAt;
     },
 
     async stop() {
@@ -395,14 +397,4 @@ async function close(connection: Redis): Promise<void> {
 function describeTarget(redis: RedisOptions): string {
   if (redis.path) return redis.path;
   return `${redis.host ?? 'localhost'}:${redis.port ?? 6379}`;
-}
-
-function errorMessage(err: unknown): string {
-  if (err instanceof Error) {
-    const code = (err as { code?: unknown }).code;
-    return typeof code === 'string' && code.length > 0 && !err.message.includes(code)
-      ? `${err.message} (${code})`
-      : err.message;
-  }
-  return String(err);
 }

@@ -1,9 +1,12 @@
 import { Command } from 'commander';
+import { registerAuditCommand } from './commands/audit.js';
+import { registerBatchCommands } from './commands/batch.js';
 import { registerConfigCommand } from './commands/config.js';
 import { registerDemoCommand } from './commands/demo.js';
 import { registerDoctorCommand } from './commands/doctor.js';
 import { registerGatewayCommand } from './commands/gateway.js';
 import { registerMigrateCommand } from './commands/migrate.js';
+import { registerTaskCommands } from './commands/tasks.js';
 import { registerWorkerCommand } from './commands/worker.js';
 
 /**
@@ -21,5 +24,8 @@ export function createProgram(): Command {
   registerMigrateCommand(program);
   registerDoctorCommand(program);
   registerDemoCommand(program);
+  registerBatchCommands(program);
+  registerTaskCommands(program);
+  registerAuditCommand(program);
   return program;
 }

@@ -23,6 +23,8 @@ import { healthPlugin } from './plugins/health.js';
 import { pagePlugin } from './plugins/page.js';
 import { streamsPlugin } from './plugins/streams.js';
 import { tasksPlugin } from './plugins/tasks.js';
+import { nodesPlugin } from './plugins/nodes.js';
+import type { ClusterDirectory } from './batch-targets.js';
 import type { GatewayServices } from './services.js';
 import { SSE_DEFAULTS } from './sse-stream.js';
 import type { SseStreamOptions } from './sse-stream.js';
@@ -54,6 +56,8 @@ export interface GatewayAppOptions {
   ws?: WebSocketSessionOptions;
   /** Milliseconds /readyz waits for the database. Default 2000. */
   readinessTimeoutMs?: number;
+  /** The clusters batches may name and their node inventories. */
+  clusters: ClusterDirectory;
 }
 
 /** The gateway's Fastify instance, with zod schemas as its type provider. */
@@ -113,8 +117,11 @@ export async function buildGatewayApp(options: GatewayAppOptions): Promise<Gatew
     detail: options.internalMetrics ? 'public' : 'detailed',
   });
   await app.register(pagePlugin);
+  await app.register(nodesPlugin, { clusters: options.clusters });
   await app.register(tasksPlugin, {
     context,
+    clusters: options.clusters,
+    batchLimits: limits,
     batchesPerMinute: limits.batchesPerMinute,
     cancelsPerMinute: limits.cancelsPerMinute,
   });

@@ -11,6 +11,8 @@ import { createAuthenticator } from './auth.js';
 import type { AuthenticatorOptions } from './auth.js';
 import { GatewayMetrics } from './metrics.js';
 import { Policy } from './policy.js';
+import { ClusterNotConfiguredError, createNodeInventory, type NodeInventory } from '@nodebatch/kube';
+import type { ClusterDirectory } from './batch-targets.js';
 import type { SseStreamOptions } from './sse-stream.js';
 import type { WebSocketSessionOptions } from './ws-session.js';
 
@@ -29,6 +31,8 @@ export interface StartGatewayOptions {
   channels?: Pick<RuntimeOptions, 'postgresChannel' | 'redisChannel'>;
   /** JWKS re-fetch cooldown after an unknown key id, ms (tests rotate keys). Default 30000. */
   jwksCooldownMs?: number;
+  /** The node inventory of the cluster. Default: createNodeInventory for config.cluster (none when no credentials). */
+  nodes?: NodeInventory;
 }
 
 export interface GatewayHandle {
@@ -56,6 +60,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
   const runtime = await createRuntime({ config, logger: options.logger, ...options.channels });
   const queue = createBatchQueue({ config, logger: options.logger });
   const metrics = new GatewayMetrics();
+  const clusters = clusterDirectory(options.nodes ?? readOnlyInventory(config, logger));
   metrics.observeNotifier(runtime.notifier.info$);
   metrics.observeHintChecks(() => runtime.streams.hintCheckCounts());
   const audit = createAuditLog({ pool: runtime.pool, logger });
@@ -84,6 +89,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
       metrics,
       policy,
       limits: config.limits,
+      clusters,
       internalMetrics: config.gateway.metricsPort !== undefined,
       logger,
       allowedOrigins: config.gateway.allowedOrigins,
@@ -155,4 +161,21 @@ export function authenticatorOptions(
     ...(jwksCooldownMs === undefined ? {} : { jwksCooldownMs }),
     logger,
   };
+}
+
+/** The cluster's inventory, or undefined (logged once) when the gateway has no credentials for it. */
+function readOnlyInventory(config: NodebatchConfig, logger: Logger): NodeInventory | undefined {
+  try {
+    return createNodeInventory({ cluster: config.cluster });
+  } catch (err) {
+    if (!(err instanceof ClusterNotConfiguredError)) throw err;
+    logger.warn({ err }, 'no cluster credentials: GET /api/v1/nodes and selector batches answer 503');
+    return undefined;
+  }
+}
+
+/** One cluster, named as its inventory names it ('default' without one). */
+function clusterDirectory(inventory: NodeInventory | undefined): ClusterDirectory {
+  const name = inventory?.cluster ?? 'default';
+  return { names: [name], inventory: (wanted) => (wanted === name ? inventory : undefined) };
 }

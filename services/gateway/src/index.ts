@@ -5,7 +5,6 @@ export * from './errors.js';
 export * from './gateway.js';
 export * from './metrics.js';
 export * from './services.js';
-export * from './sse-client.js';
 export * from './sse-stream.js';
 export * from './ws-session.js';
 export * from './bounded-writer.js';

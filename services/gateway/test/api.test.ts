@@ -5,7 +5,8 @@ import type { TestDatabase } from '@nodebatch/testkit';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import type { GatewayHandle } from '../src/gateway.js';
-import { SseStatusError, openSse } from '../src/sse-client.js';
+import { ApiError } from '@nodebatch/client';
+import { recordEventStream } from '@nodebatch/client/testing';
 import type { ResponseBody } from './support.js';
 import { api, startProducer, startTestGateway, testConfig, tokenFor } from './support.js';
 
@@ -77,7 +78,7 @@ describe('authentication and ownership', () => {
     expect(response.body.code).toBe('UNAUTHENTICATED');
     expect(JSON.stringify(response.body)).not.toContain(forged);
     const taskId = await finishedTask();
-    await expect(openSse(`${gateway.url}/api/v1/tasks/${taskId}/events`)).rejects.toMatchObject({
+    await expect(recordEventStream(`${gateway.url}/api/v1/tasks/${taskId}/events`)).rejects.toMatchObject({
       status: 401,
     });
   });
@@ -86,11 +87,11 @@ describe('authentication and ownership', () => {
     const taskId = await finishedTask(alice);
     expect((await api(gateway, 'GET', `/api/v1/tasks/${taskId}`, { token: bob })).status).toBe(404);
     expect((await api(gateway, 'POST', `/api/v1/tasks/${taskId}/cancel`, { token: bob })).status).toBe(404);
-    const refused = await openSse(`${gateway.url}/api/v1/tasks/${taskId}/events`, {
+    const refused = await recordEventStream(`${gateway.url}/api/v1/tasks/${taskId}/events`, {
       headers: { authorization: `Bearer ${bob}` },
     }).catch((err: unknown) => err);
-    expect(refused).toBeInstanceOf(SseStatusError);
-    expect((refused as SseStatusError).status).toBe(404);
+    expect(refused).toBeInstanceOf(ApiError);
+    expect((refused as ApiError).status).toBe(404);
     const unknown = await api(gateway, 'GET', '/api/v1/tasks/no-such-task', { token: bob });
     expect(unknown.status).toBe(404);
     expect(unknown.body.code).toBe('TASK_NOT_FOUND');
@@ -127,10 +128,10 @@ describe('authentication and ownership', () => {
 
   it('takes the token from ?token= or the cookie on stream routes only', async () => {
     const taskId = await finishedTask(alice);
-    const byQuery = await openSse(`${gateway.url}/api/v1/tasks/${taskId}/events?token=${alice}`);
+    const byQuery = await recordEventStream(`${gateway.url}/api/v1/tasks/${taskId}/events?token=${alice}`);
     expect(await byQuery.ended).toBe(true);
     expect(byQuery.messages).toHaveLength(9);
-    const byCookie = await openSse(`${gateway.url}/api/v1/tasks/${taskId}/events`, {
+    const byCookie = await recordEventStream(`${gateway.url}/api/v1/tasks/${taskId}/events`, {
       headers: { cookie: `nodebatch_token=${alice}` },
     });
     expect(await byCookie.ended).toBe(true);
@@ -180,10 +181,10 @@ describe('POST /api/v1/batches', () => {
 describe('SSE /api/v1/tasks/:id/events', () => {
   it('sends every event with id = seq and event = type, then ends after the terminal event', async () => {
     const taskId = await finishedTask();
-    const stream = await openSse(`${gateway.url}/api/v1/tasks/${taskId}/events`, {
+    const stream = await recordEventStream(`${gateway.url}/api/v1/tasks/${taskId}/events`, {
       headers: { authorization: `Bearer ${alice}` },
     });
-    expect(stream.headers['content-type']).toMatch(/^text\/event-stream/);
+    expect(stream.headers.get('content-type')).toMatch(/^text\/event-stream/);
     expect(await stream.ended).toBe(true);
     expect(seqs(stream.messages)).toEqual(range(1, 9));
     expect(stream.messages.at(-1)?.event).toBe('TaskCompleted');
@@ -194,16 +195,18 @@ describe('SSE /api/v1/tasks/:id/events', () => {
   it('resumes after Last-Event-ID or ?after=N with exactly the events after it', async () => {
     const taskId = await finishedTask();
     const auth = { authorization: `Bearer ${alice}` };
-    const byHeader = await openSse(`${gateway.url}/api/v1/tasks/${taskId}/events`, {
+    const byHeader = await recordEventStream(`${gateway.url}/api/v1/tasks/${taskId}/events`, {
       headers: { ...auth, 'last-event-id': '3' },
     });
     await byHeader.ended;
     expect(seqs(byHeader.messages)).toEqual(range(4, 9));
-    const byQuery = await openSse(`${gateway.url}/api/v1/tasks/${taskId}/events?after=7`, { headers: auth });
+    const byQuery = await recordEventStream(`${gateway.url}/api/v1/tasks/${taskId}/events?after=7`, {
+      headers: auth,
+    });
     await byQuery.ended;
     expect(seqs(byQuery.messages)).toEqual(range(8, 9));
     // EventSource reconnects to its first URL with the newer Last-Event-ID: the header wins.
-    const both = await openSse(`${gateway.url}/api/v1/tasks/${taskId}/events?after=2`, {
+    const both = await recordEventStream(`${gateway.url}/api/v1/tasks/${taskId}/events?after=2`, {
       headers: { ...auth, 'last-event-id': '8' },
     });
     await both.ended;
@@ -215,7 +218,7 @@ describe('SSE /api/v1/tasks/:id/events', () => {
 
   it('delivers live events as they are appended and sends heartbeats while idle', async () => {
     const taskId = await submit(alice);
-    const stream = await openSse(`${gateway.url}/api/v1/tasks/${taskId}/events`, {
+    const stream = await recordEventStream(`${gateway.url}/api/v1/tasks/${taskId}/events`, {
       headers: { authorization: `Bearer ${alice}` },
     });
     await stream.waitFor((m) => m.length === 1);

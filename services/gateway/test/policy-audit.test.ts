@@ -5,7 +5,7 @@ import type { TestDatabase } from '@nodebatch/testkit';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GatewayHandle } from '../src/gateway.js';
-import { openSse } from '../src/sse-client.js';
+import { recordEventStream } from '@nodebatch/client/testing';
 import type { ResponseBody } from './support.js';
 import { JWT_SECRET, api, startProducer, startTestGateway, testConfig, tokenFor } from './support.js';
 
@@ -176,7 +176,7 @@ describe('tokens', () => {
       headers: { cookie: `nodebatch_token=${operator}` },
     });
     expect(cancel.status).toBe(401);
-    const stream = await openSse(`${gateway.url}/api/v1/tasks/${taskId}/events`, {
+    const stream = await recordEventStream(`${gateway.url}/api/v1/tasks/${taskId}/events`, {
       headers: { cookie: `nodebatch_token=${operator}` },
     });
     await stream.waitFor((messages) => messages.length === 1);

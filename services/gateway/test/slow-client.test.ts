@@ -6,7 +6,7 @@ import type { TestDatabase } from '@nodebatch/testkit';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import type { GatewayHandle } from '../src/gateway.js';
-import { openSse } from '../src/sse-client.js';
+import { recordEventStream } from '@nodebatch/client/testing';
 import { api, startProducer, startTestGateway, testConfig, tokenFor } from './support.js';
 
 let db: TestDatabase;
@@ -130,7 +130,7 @@ it('disconnects an SSE client that stops reading once its buffer fills; it resum
   let after = firstIds.at(-1)!;
   let ended = false;
   for (let round = 0; round < 20 && !ended; round++) {
-    const resumed = await openSse(`${gateway.url}/api/v1/tasks/${taskId}/events`, {
+    const resumed = await recordEventStream(`${gateway.url}/api/v1/tasks/${taskId}/events`, {
       headers: { authorization: `Bearer ${token}`, 'last-event-id': String(after) },
     });
     ended = await resumed.ended;

@@ -1,4 +1,4 @@
-import type { NodeOperator } from '@nodebatch/kube';
+import type { CordonReason, NodeOperator } from '@nodebatch/kube';
 import { KubeOperationError, OperationAbortedError, validateBatchParams } from '@nodebatch/kube';
 import type { BatchAction, EventReader, NewEvent, TaskState } from '@nodebatch/progress';
 import {
@@ -7,18 +7,20 @@ import {
   SupersededAttemptError,
   TaskAlreadyEndedError,
   UnknownTaskError,
+  errorMessage,
   foldTask,
   loadTaskState,
   readTaskEvents,
+  sleep,
 } from '@nodebatch/progress';
 import type { Logger } from 'pino';
 import { filter, take } from 'rxjs';
 import { DEFAULT_ACTION_CONCURRENCY, batchConcurrency } from './action-concurrency.js';
 import { createEventBatcher } from './event-batcher.js';
 import type { AppendEvents } from './event-batcher.js';
-import { runNodeAction } from './node-action.js';
-import type { PreparedAction } from './node-action.js';
-import { DEFAULT_NODE_RETRY_POLICY, delay, retryDelayMs } from './node-retry-policy.js';
+import { prepareBatch, runNodeAction } from './node-action.js';
+import type { BatchPreparation, PreparedAction } from './node-action.js';
+import { DEFAULT_NODE_RETRY_POLICY, retryDelayMs } from './node-retry-policy.js';
 import type { NodeRetryPolicy } from './node-retry-policy.js';
 import type { TaskEventFeed } from './task-events.js';
 
@@ -89,10 +91,6 @@ export function decideTerminalEvent(state: TaskState): NewEvent | null {
   return null;
 }
 
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
 /**
  * Runs (or resumes) one batch task from its log: folds the events, runs the
  * nodes not yet finished with the batch's concurrency, and appends exactly one
@@ -109,6 +107,7 @@ export async function runBatchTask(
   const retry = options.retry ?? DEFAULT_NODE_RETRY_POLICY;
   const logger = deps.logger.child({ taskId });
   const startedAt = Date.now();
+  let reason: CordonReason | undefined;
 
   let initial: TaskState;
   let requestedConcurrency: number | undefined;
@@ -117,6 +116,9 @@ export async function runBatchTask(
     initial = foldTask(taskId, events);
     const created = events.find((event) => event.type === 'TaskCreated');
     requestedConcurrency = created?.type === 'TaskCreated' ? created.data.concurrency : undefined;
+    if (created?.type === 'TaskCreated' && created.data.reason !== undefined) {
+      reason = { reason: created.data.reason, by: created.data.userId };
+    }
   } catch (err) {
     if (err instanceof UnknownTaskError) {
       // No TaskCreated: there is nothing to run and nowhere to record a failure.
@@ -230,7 +232,9 @@ export async function runBatchTask(
     // TaskStarted first and alone: once it committed no earlier run can append, so the log read
     // after it says exactly which nodes are left (a stale run may have finished some meanwhile).
     try {
-      await fencedAppend(taskId, [{ type: 'TaskStarted', data: { workerId, attempt } }]);
+      await fencedAppend(taskId, [
+        { type: 'TaskStarted', data: { workerId, attempt, clusterMode: operator.kind } },
+      ]);
     } catch (err) {
       if (err instanceof SupersededAttemptError) return 'finished';
       if (err instanceof TaskAlreadyEndedError) return 'finished';
@@ -258,6 +262,20 @@ export async function runBatchTask(
     );
 
     const nodeSignal = AbortSignal.any([cancel.signal, halt, superseded.signal]);
+    let preparation: BatchPreparation;
+    try {
+      preparation = await prepareBatch(operator, prepared, remaining, { signal: nodeSignal, reason, logger });
+    } catch (err) {
+      if (halt.aborted || cancel.signal.aborted || superseded.signal.aborted) {
+        await batcher.flush();
+        return await end(decideTerminalEvent);
+      }
+      // Fails the task once (a missing copy source), not each node alike.
+      logger.warn({ err }, 'batch preparation failed; the task fails');
+      await batcher.flush();
+      const code = err instanceof NodebatchError ? err.code : 'PREPARATION_FAILED';
+      return await end(() => ({ type: 'TaskFailed', data: { error: errorMessage(err), code } }));
+    }
     const runNode = async (node: string): Promise<void> => {
       let nodeAttempt = (current.nodeStates[node]?.attempts ?? 0) + 1;
       emit({ type: 'NodeStarted', data: { node, attempt: nodeAttempt } });
@@ -265,6 +283,8 @@ export async function runBatchTask(
         try {
           const message = await runNodeAction(operator, prepared, node, {
             signal: nodeSignal,
+            reason,
+            preparation,
             onProgress: (progress) => emit({ type: 'NodeProgress', data: { node, ...progress } }),
           });
           emit({ type: 'NodeSucceeded', data: message === undefined ? { node } : { node, message } });
@@ -292,7 +312,8 @@ export async function runBatchTask(
               type: 'NodeRetrying',
               data: { node, attempt: nodeAttempt, error: errorMessage(err), delayMs },
             });
-            await delay(delayMs, nodeSignal);
+            // An abort ends the wait early; the checks below decide what follows.
+            await sleep(delayMs, nodeSignal).catch(() => undefined);
             if (halt.aborted || superseded.signal.aborted) return;
             if (!cancel.signal.aborted) {
               nodeAttempt += 1;

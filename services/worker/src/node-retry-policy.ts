@@ -1,3 +1,5 @@
+import { backoffDelay } from '@nodebatch/progress';
+
 /**
  * How a node operation that failed with a retryable error (5xx, 429 on a
  * patch, a lost connection) is tried again. Non-retryable failures (404, an
@@ -28,23 +30,9 @@ export function retryDelayMs(
   failedAttempt: number,
   random: () => number = Math.random,
 ): number {
-  const exponential = policy.baseDelayMs * 2 ** (failedAttempt - 1);
-  const capped = Math.min(policy.maxDelayMs, exponential);
-  return Math.round(capped * (1 - 0.2 * random()));
-}
-
-/** Resolves after `ms`, or at once when `signal` aborts (the caller checks the signal). */
-export function delay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const onAbort = () => {
-      clearTimeout(timer);
-      resolve();
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
+  return backoffDelay(
+    failedAttempt - 1,
+    { minDelayMs: policy.baseDelayMs, maxDelayMs: policy.maxDelayMs, jitter: 0.2 },
+    random,
+  );
 }

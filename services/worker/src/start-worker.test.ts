@@ -121,7 +121,7 @@ describe(`a ${NODE_COUNT}-node batch`, () => {
     expectOneTerminal(events);
     expect(nodes.every((node) => api.nodes.get(node)?.spec.unschedulable === true)).toBe(true);
     expect(eventsOfType(events, 'TaskStarted').map((event) => event.data)).toEqual([
-      { workerId: worker.id, attempt: 1 },
+      { workerId: worker.id, attempt: 1, clusterMode: 'kubernetes' },
     ]);
     expect(eventsOfType(events, 'NodeStarted')).toHaveLength(NODE_COUNT);
 
@@ -198,9 +198,144 @@ describe(`a ${NODE_COUNT}-node batch`, () => {
     const started = logLines.find((line) => line.taskId === taskId && line.msg === 'task started');
     expect(started).toMatchObject({ action: 'drain', concurrency: 2 });
     const progress = eventsOfType(events, 'NodeProgress');
-    expect(progress.filter((event) => event.data.done === 1 && event.data.total === 1)).toHaveLength(
-      NODE_COUNT,
+    expect(
+      progress.filter((event) => event.data.done === 1 && event.data.message?.startsWith('evicted pod')),
+    ).toHaveLength(NODE_COUNT);
+  });
+});
+
+describe('drain and taint batches as a cluster owner expects', () => {
+  it('cordons every node of a drain batch, with the reason, before the first eviction', async () => {
+    const batch = ['order-1', 'order-2', 'order-3'];
+    for (const node of batch) {
+      api.addNode(node);
+      api.addPod({ name: `${node}-app`, node, ownerKind: 'ReplicaSet' });
+    }
+    api.clearRequests();
+    const taskId = await submitBatch(runtime, queue, {
+      action: 'drain',
+      nodes: batch,
+      concurrency: 1,
+      reason: 'kernel 6.9 rollout',
+    });
+    const { state, events } = await waitForEnd(runtime, taskId);
+    expect(state.outcome?.data).toEqual({ succeeded: 3, failed: 0, skipped: 0 });
+    expect(state.reason).toBe('kernel 6.9 rollout');
+    const writes = api.requests
+      .filter((request) => request.method === 'PATCH' || request.method === 'POST')
+      .map((request) => `${request.method} ${request.path}`);
+    const firstEviction = writes.findIndex((write) => write.startsWith('POST'));
+    // The batch's first writes cordon every node; each drain then cordons again (idempotent) on its own.
+    expect(writes.slice(0, 3).sort()).toEqual(batch.map((node) => `PATCH /api/v1/nodes/${node}`));
+    expect(firstEviction).toBeGreaterThan(3);
+    expect(writes.slice(3, firstEviction)).toEqual(['PATCH /api/v1/nodes/order-1']);
+    expect(api.requestsTo('PATCH', '/api/v1/nodes/order-2')[0]!.body).toEqual({
+      spec: { unschedulable: true },
+      metadata: {
+        annotations: {
+          'nodebatch.io/cordon-reason': 'kernel 6.9 rollout',
+          'nodebatch.io/cordoned-by': 'tester',
+          'nodebatch.io/cordoned-at': expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+        },
+      },
+    });
+    expect(eventsOfType(events, 'NodeSucceeded').map((event) => event.data.message)).toEqual(
+      batch.map(() => '1 pod(s) evicted and gone, 0 left (DaemonSet, mirror or long-terminating)'),
     );
+  });
+
+  it('fails a drained node with a bare pod and an emptyDir pod without evicting either, saying why', async () => {
+    api.addNode('gated-1');
+    api.addPod({ namespace: 'shop', name: 'bare', node: 'gated-1' });
+    api.addPod({
+      namespace: 'shop',
+      name: 'scratch',
+      node: 'gated-1',
+      ownerKind: 'ReplicaSet',
+      emptyDir: true,
+    });
+    const taskId = await submitBatch(runtime, queue, { action: 'drain', nodes: ['gated-1'] });
+    const { state } = await waitForEnd(runtime, taskId);
+    expect(state.failedNodes).toEqual([
+      expect.objectContaining({
+        node: 'gated-1',
+        code: 'DRAIN_REFUSED',
+        retryable: false,
+        error:
+          'drain of node "gated-1" refused: cannot delete Pods with local storage (use deleteEmptyDirData to override): shop/scratch; ' +
+          'cannot delete Pods that declare no controller (use force to override): shop/bare; no pod was evicted and the node stays cordoned',
+      }),
+    ]);
+    expect(api.requestsTo('POST', /\/pods\/(bare|scratch)\/eviction$/)).toEqual([]);
+    expect(api.pods.has('shop/bare') && api.pods.has('shop/scratch')).toBe(true);
+  });
+
+  it('shows each disruption budget wait as NodeProgress naming the pod and the budget', async () => {
+    api.addNode('budget-1');
+    api.addPod({
+      namespace: 'shop',
+      name: 'db-0',
+      node: 'budget-1',
+      ownerKind: 'StatefulSet',
+      labels: { app: 'db' },
+    });
+    api.addDisruptionBudget({ name: 'db-pdb', namespace: 'shop', selector: 'app=db', refusals: 1 });
+    const taskId = await submitBatch(runtime, queue, { action: 'drain', nodes: ['budget-1'] });
+    const { state, events } = await waitForEnd(runtime, taskId);
+    expect(state.outcome?.data).toEqual({ succeeded: 1, failed: 0, skipped: 0 });
+    expect(eventsOfType(events, 'NodeProgress').map((event) => event.data.message)).toContainEqual(
+      expect.stringMatching(
+        /^eviction of pod shop\/db-0 refused: disruption budget db-pdb does not allow it now; retrying in \d+ s$/,
+      ),
+    );
+  });
+
+  it('dry run: reports what would be evicted and what blocks it, and changes nothing', async () => {
+    api.addNode('dry-1');
+    api.addPod({ namespace: 'shop', name: 'web', node: 'dry-1', ownerKind: 'ReplicaSet' });
+    api.addPod({ namespace: 'shop', name: 'loner', node: 'dry-1' });
+    const before = structuredClone(api.nodes.get('dry-1'));
+    const taskId = await submitBatch(runtime, queue, {
+      action: 'drain',
+      nodes: ['dry-1'],
+      params: { dryRun: true },
+    });
+    const { state, events } = await waitForEnd(runtime, taskId);
+    expect(state.outcome?.data).toEqual({ succeeded: 1, failed: 0, skipped: 0 });
+    expect(eventsOfType(events, 'NodeSucceeded')[0]!.data.message).toBe(
+      'dry run: 1 pod(s) would be evicted; blocked: shop/loner (cannot delete Pods that declare no controller (use force to override))',
+    );
+    expect(api.nodes.get('dry-1')).toEqual(before);
+    expect(api.pods.has('shop/web') && api.pods.has('shop/loner')).toBe(true);
+  });
+
+  it('copies taints from a source read once per batch, and fails the task once when the source is missing', async () => {
+    api.addNode({ name: 'tmpl', taints: [{ key: 'pool', value: 'gpu', effect: 'NoSchedule' }] });
+    const targets = ['copy-1', 'copy-2', 'copy-3'];
+    for (const node of targets) api.addNode(node);
+    api.clearRequests();
+    const taskId = await submitBatch(runtime, queue, {
+      action: 'taint',
+      nodes: targets,
+      params: { copyFrom: 'tmpl' },
+    });
+    const { state } = await waitForEnd(runtime, taskId);
+    expect(state.outcome?.data).toEqual({ succeeded: 3, failed: 0, skipped: 0 });
+    expect(api.requestsTo('GET', '/api/v1/nodes/tmpl')).toHaveLength(1);
+    for (const node of targets)
+      expect(api.nodes.get(node)!.spec.taints).toEqual([{ key: 'pool', value: 'gpu', effect: 'NoSchedule' }]);
+
+    const missing = await submitBatch(runtime, queue, {
+      action: 'taint',
+      nodes: targets,
+      params: { copyFrom: 'no-such-template' },
+    });
+    const ended = await waitForEnd(runtime, missing);
+    expect(ended.state.outcome).toMatchObject({
+      type: 'TaskFailed',
+      data: { code: 'SOURCE_NODE_NOT_FOUND', error: expect.stringContaining('"no-such-template"') },
+    });
+    expect(eventsOfType(ended.events, 'NodeFailed')).toEqual([]);
   });
 });
 

@@ -1,4 +1,5 @@
-import { openEventStream, type OpenEventStreamOptions, type SseMessage } from '../event-stream.js';
+import { openEventStream, type OpenEventStreamOptions } from '../event-stream.js';
+import type { SseMessage } from '../sse-parser.js';
 
 /**
  * For tests of the gateway's stream itself: one connection recorded as it

@@ -1,2 +1,1 @@
-export * from './backoff.js';
 export * from './notifier.js';

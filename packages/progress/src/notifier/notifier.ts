@@ -12,8 +12,8 @@ import type {
   TransportHealth,
   TransportType,
 } from '../transport.js';
-import { backoffDelay } from './backoff.js';
-import type { BackoffOptions } from './backoff.js';
+import { backoffDelay, causeChain, errorMessage } from '../lib.js';
+import type { BackoffOptions } from '../lib.js';
 
 /** What went wrong when a transport could not start, and what to check; see diagnoseConnectionError in runtime. */
 export interface ConnectionDiagnosis {
@@ -190,7 +190,7 @@ class SwitchingNotifier implements Notifier {
     } catch (err) {
       this.state = 'new';
       this.logger.error({ err }, 'notifier cannot start: the event store does not answer');
-      throw new EventStoreUnavailableError(`the event store does not answer: ${messageOf(err)}`, {
+      throw new EventStoreUnavailableError(`the event store does not answer: ${errorMessage(err)}`, {
         cause: err,
       });
     }
@@ -241,7 +241,7 @@ class SwitchingNotifier implements Notifier {
       const roundTripMs = await active.probe(timeoutMs);
       return { ...base, transport: active.type, ok: true, roundTripMs, error: null };
     } catch (err) {
-      return { ...base, transport: active.type, ok: false, roundTripMs: null, error: messageOf(err) };
+      return { ...base, transport: active.type, ok: false, roundTripMs: null, error: errorMessage(err) };
     }
   }
 
@@ -403,7 +403,7 @@ class SwitchingNotifier implements Notifier {
     } catch (err) {
       await polling.stop().catch(() => undefined);
       if (this.isStopped()) return;
-      const unavailable = `${reason}; polling cannot start either: ${messageOf(err)}`;
+      const unavailable = `${reason}; polling cannot start either: ${errorMessage(err)}`;
       if (this.info.healthy || !this.pollingFailureReported) {
         this.logger.error(
           { err, reason },
@@ -536,7 +536,7 @@ class SwitchingNotifier implements Notifier {
         transport: this.configured,
         target: this.options.describeTarget?.(this.configured),
         code: diagnosis.code,
-        error: messageOf(err),
+        error: errorMessage(err),
         checklist: diagnosis.checklist,
       },
       `${this.configured} notifier cannot start: ${diagnosis.summary}`,
@@ -545,7 +545,7 @@ class SwitchingNotifier implements Notifier {
 
   private diagnose(err: unknown): ConnectionDiagnosis {
     if (this.options.diagnose) return this.options.diagnose(err, this.configured);
-    return { code: codeOf(err) ?? 'UNKNOWN', summary: messageOf(err), checklist: [] };
+    return { code: codeOf(err) ?? 'UNKNOWN', summary: errorMessage(err), checklist: [] };
   }
 
   private applyWatches(transport: Transport): void {
@@ -572,16 +572,11 @@ class SwitchingNotifier implements Notifier {
   }
 }
 
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
 /** The first `code` along the cause chain: a TransportUnavailableError wraps the driver's error. */
 function codeOf(err: unknown): string | undefined {
-  for (let current: unknown = err, depth = 0; current && depth < 5; depth += 1) {
+  for (const current of causeChain(err)) {
     const code = (current as { code?: unknown }).code;
     if (typeof code === 'string' && code !== 'TRANSPORT_UNAVAILABLE') return code;
-    current = (current as { cause?: unknown }).cause;
   }
   return undefined;
 }

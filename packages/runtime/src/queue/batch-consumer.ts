@@ -1,6 +1,7 @@
 import type { NodebatchConfig } from '@nodebatch/config';
 import { UnrecoverableError, WaitingError, Worker, createPostgresBackend } from 'bullmq';
 import type { Job, WorkerOptions } from 'bullmq';
+import { withTimeout } from '@nodebatch/progress';
 import type { Logger } from 'pino';
 import { BatchJobDataSchema } from './batch-job-data.js';
 import { connectionErrorLogger } from './connection-error-log.js';
@@ -183,25 +184,15 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
     backend,
     name,
     async ready(timeoutMs = 30_000) {
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          const cause = lastError ? `: ${lastError.message}` : '';
-          reject(
-            new QueueUnavailableError(
-              `the batch queue did not become ready within ${timeoutMs} ms on ${JSON.stringify(
-                describeQueueBackend(config),
-              )}${cause}`,
-              { cause: lastError },
-            ),
-          );
-        }, timeoutMs);
+      await withTimeout(worker.waitUntilReady(), timeoutMs, () => {
+        const cause = lastError ? `: ${lastError.message}` : '';
+        return new QueueUnavailableError(
+          `the batch queue did not become ready within ${timeoutMs} ms on ${JSON.stringify(
+            describeQueueBackend(config),
+          )}${cause}`,
+          { cause: lastError },
+        );
       });
-      try {
-        await Promise.race([worker.waitUntilReady(), timedOut]);
-      } finally {
-        clearTimeout(timer);
-      }
     },
     close: (closeOptions) => worker.close(closeOptions?.force ?? false),
   };

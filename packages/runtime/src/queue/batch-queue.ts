@@ -1,5 +1,5 @@
 import type { NodebatchConfig } from '@nodebatch/config';
-import { NodebatchError } from '@nodebatch/progress';
+import { NodebatchError, withTimeout } from '@nodebatch/progress';
 import { Queue, createPostgresBackend } from 'bullmq';
 import type { JobsOptions } from 'bullmq';
 import type { Logger } from 'pino';
@@ -114,24 +114,19 @@ export function createBatchQueue(options: BatchQueueOptions): BatchQueue {
         });
       }
       const { taskId } = parsed.data;
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          const cause = lastError ? `: ${lastError.message}` : '';
-          reject(
-            new QueueUnavailableError(
-              `could not enqueue task ${taskId} within ${enqueueTimeoutMs} ms on ${target()}${cause}`,
-              { cause: lastError },
-            ),
-          );
-        }, enqueueTimeoutMs);
-      });
       try {
         // The job id is the task id, so an add that completes after the timeout is still the one job.
-        await Promise.race([
+        await withTimeout(
           queue.add(BATCH_JOB_NAME, parsed.data, { ...BATCH_JOB_OPTIONS, jobId: taskId }),
-          timedOut,
-        ]);
+          enqueueTimeoutMs,
+          () => {
+            const cause = lastError ? `: ${lastError.message}` : '';
+            return new QueueUnavailableError(
+              `could not enqueue task ${taskId} within ${enqueueTimeoutMs} ms on ${target()}${cause}`,
+              { cause: lastError },
+            );
+          },
+        );
       } catch (err) {
         if (err instanceof QueueUnavailableError) throw err;
         throw new QueueUnavailableError(
@@ -140,8 +135,6 @@ export function createBatchQueue(options: BatchQueueOptions): BatchQueue {
             cause: err,
           },
         );
-      } finally {
-        clearTimeout(timer);
       }
     },
     async jobCounts() {

@@ -1,17 +1,17 @@
 import { join } from 'node:path';
 import { createServer } from 'node:net';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { createLogger, loadConfig, type LoadedConfig } from '@nodebatch/config';
-import { initialTaskState, reduceTask } from '@nodebatch/progress';
+import { NodebatchClient } from '@nodebatch/client';
+import { BATCH_ACTIONS, initialTaskState, reduceTask, type BatchAction } from '@nodebatch/progress';
 import { ChildGroup } from '../demo/child-processes.js';
 import type { EmbeddedDatabase } from '../demo/embedded-database.js';
 import { ProgressBar } from '../demo/progress-bar.js';
-import { streamTaskEvents } from '../demo/sse-client.js';
 
 interface DemoOptions {
   serve: boolean;
   nodes: number;
-  action: string;
+  action: BatchAction;
   latency: number;
   concurrency: number;
   dataDir: string;
@@ -25,7 +25,7 @@ export function registerDemoCommand(program: Command): void {
     )
     .option('--serve', 'keep everything running for the browser until Ctrl-C', false)
     .option('--nodes <n>', 'how many nodes the batch drains', (v) => parsePositive(v, '--nodes'), 40)
-    .option('--action <action>', 'the batch action', 'drain')
+    .addOption(new Option('--action <action>', 'the batch action').choices(BATCH_ACTIONS).default('drain'))
     .option('--concurrency <n>', 'nodes drained at once', (v) => parsePositive(v, '--concurrency'), 4)
     .option('--latency <ms>', 'simulated latency per operation', (v) => parsePositive(v, '--latency'), 50)
     .option('--data-dir <dir>', 'where the embedded database and the logs live', '.data')
@@ -122,22 +122,36 @@ async function runDemo(options: DemoOptions): Promise<number> {
     await Promise.all(gateways.map((g) => waitReady(g.url, abort.signal)));
 
     const nodes = Array.from({ length: options.nodes }, (_, i) => `sim-node-${i + 1}`);
-    const taskId = await submitBatch(
-      a.url,
-      { action: options.action, nodes, concurrency: options.concurrency },
-      abort.signal,
-    );
+    const { taskId } = await new NodebatchClient({ url: a.url }).submitBatch({
+      action: options.action,
+      nodes,
+      concurrency: options.concurrency,
+    });
     out.write(`submitted ${options.action} of ${nodes.length} nodes to gateway-a: task ${taskId}\n`);
     out.write(`watching it on gateway-b (${b.url}) over Server-Sent Events:\n`);
 
     const bar = new ProgressBar(out);
     const seqs: number[] = [];
     let state = initialTaskState(taskId);
-    for await (const event of streamTaskEvents(b.url, taskId, { signal: abort.signal })) {
-      seqs.push(event.seq);
-      state = reduceTask(state, event);
-      bar.render(state, options.action);
-    }
+    await new Promise<void>((resolve, reject) => {
+      const subscription = new NodebatchClient({ url: b.url }).watchTask(taskId).subscribe({
+        next: (event) => {
+          seqs.push(event.seq);
+          state = reduceTask(state, event);
+          bar.render(state, options.action);
+        },
+        error: reject,
+        complete: resolve,
+      });
+      abort.signal.addEventListener(
+        'abort',
+        () => {
+          subscription.unsubscribe();
+          reject(new Error('interrupted'));
+        },
+        { once: true },
+      );
+    });
     bar.finish();
     const contiguous = seqs.every((seq, i) => seq === i + 1);
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
@@ -184,22 +198,6 @@ async function waitReady(url: string, signal: AbortSignal, timeoutMs = 60_000): 
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
   throw new Error(`${url} was not ready within ${timeoutMs / 1000}s (last answer: ${last})`);
-}
-
-async function submitBatch(
-  url: string,
-  batch: { action: string; nodes: string[]; concurrency: number },
-  signal: AbortSignal,
-): Promise<string> {
-  const response = await fetch(new URL('/api/v1/batches', url), {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(batch),
-    signal,
-  });
-  if (response.status !== 202)
-    throw new Error(`POST /api/v1/batches: HTTP ${response.status} ${await response.text()}`);
-  return ((await response.json()) as { taskId: string }).taskId;
 }
 
 function freePort(): Promise<number> {

@@ -10,6 +10,7 @@ import {
   type NodebatchConfig,
 } from '@nodebatch/config';
 import { runMigrations } from '@nodebatch/event-store';
+import { withTimeout } from '@nodebatch/progress';
 import {
   createBatchQueue,
   createRuntime,
@@ -122,7 +123,11 @@ export async function runDoctor(options: DoctorOptions): Promise<CheckResult[]> 
       ? await runCheck('queue', async () => {
           const queue = createBatchQueue({ config, logger });
           try {
-            const counts = await withTimeout(queue.jobCounts(), timeoutMs, 'the queue did not answer');
+            const counts = await withTimeout(
+              queue.jobCounts(),
+              timeoutMs,
+              () => new CheckFailure('the queue did not answer'),
+            );
             const summary = Object.entries(counts)
               .map(([state, n]) => `${n} ${state}`)
               .join(', ');
@@ -179,7 +184,11 @@ async function listenRoundTrip(
       }),
     );
     await client.query('SELECT pg_notify($1, $2)', [channel, 'doctor']);
-    await withTimeout(received, timeoutMs, `no NOTIFY came back on ${channel} within ${timeoutMs} ms`);
+    await withTimeout(
+      received,
+      timeoutMs,
+      () => new CheckFailure(`no NOTIFY came back on ${channel} within ${timeoutMs} ms`),
+    );
     return `LISTEN/NOTIFY round trip in ${Math.round(performance.now() - started)} ms`;
   } finally {
     await client.end().catch(() => undefined);
@@ -195,14 +204,4 @@ function quietClient(config: NodebatchConfig, timeoutMs: number): pg.Client {
   const client = new pg.Client({ ...pgPoolConfig(config.database), connectionTimeoutMillis: timeoutMs });
   client.on('error', () => undefined);
   return client;
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new CheckFailure(message)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
 }

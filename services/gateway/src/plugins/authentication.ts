@@ -8,6 +8,8 @@ export const TOKEN_COOKIE = 'nodebatch_token';
 declare module 'fastify' {
   interface FastifyRequest {
     principal: Principal | null;
+    /** Where the token came from: a browser's EventSource can only use `query` or `cookie`. */
+    tokenSource: 'header' | 'query' | 'cookie' | null;
   }
   interface FastifyContextConfig {
     /** Stream routes: EventSource and browsers' WebSocket cannot set headers, so the token may come as ?token= or cookie. */
@@ -28,6 +30,7 @@ export interface AuthenticationPluginOptions {
 export const authenticationPlugin = fp(
   async (app: FastifyInstance, options: AuthenticationPluginOptions): Promise<void> => {
     app.decorateRequest('principal', null);
+    app.decorateRequest('tokenSource', null);
     app.addHook('onRequest', async (request) => {
       const config = request.routeOptions.config;
       if (config.public || request.routeOptions.url === undefined) return;
@@ -35,17 +38,23 @@ export const authenticationPlugin = fp(
       // cross-site form's POST: it is accepted on GET streams only, and every
       // state-changing route needs the Authorization header.
       const urlOrCookie = (config.tokenInUrlOrCookie ?? false) && request.method === 'GET';
-      request.principal = await options.authenticator.authenticate(bearerToken(request, urlOrCookie));
+      const { token, source } = bearerToken(request, urlOrCookie);
+      request.tokenSource = source;
+      request.principal = await options.authenticator.authenticate(token);
     });
   },
   { name: 'nodebatch-authentication', dependencies: ['@fastify/cookie'] },
 );
 
-function bearerToken(request: FastifyRequest, urlOrCookie: boolean): string | undefined {
+function bearerToken(
+  request: FastifyRequest,
+  urlOrCookie: boolean,
+): { token: string | undefined; source: FastifyRequest['tokenSource'] } {
   const header = request.headers.authorization;
-  if (header) return /^Bearer\s+(\S+)$/i.exec(header)?.[1];
-  if (!urlOrCookie) return undefined;
+  if (header) return { token: /^Bearer\s+(\S+)$/i.exec(header)?.[1], source: 'header' };
+  if (!urlOrCookie) return { token: undefined, source: null };
   const query = request.query as { token?: unknown } | undefined;
-  if (typeof query?.token === 'string' && query.token) return query.token;
-  return request.cookies[TOKEN_COOKIE];
+  if (typeof query?.token === 'string' && query.token) return { token: query.token, source: 'query' };
+  const cookie = request.cookies[TOKEN_COOKIE];
+  return { token: cookie, source: cookie === undefined ? null : 'cookie' };
 }

@@ -1,3 +1,4 @@
+import { causeChain } from '@nodebatch/progress';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
@@ -81,7 +82,8 @@ function sendError(error: unknown, request: FastifyRequest, reply: FastifyReply)
 
 /** Connection refused/lost/timed out, or PostgreSQL shutting down (57P0x) or a connection exception (08xxx). */
 export function isDatabaseUnavailable(error: unknown): boolean {
-  for (let current = error, depth = 0; current instanceof Error && depth < 5; depth++) {
+  for (const current of causeChain(error)) {
+    if (!(current instanceof Error)) continue;
     const code = (current as { code?: unknown }).code;
     if (
       typeof code === 'string' &&
@@ -90,7 +92,6 @@ export function isDatabaseUnavailable(error: unknown): boolean {
       return true;
     }
     if (/timeout exceeded when trying to connect|Connection terminated/i.test(current.message)) return true;
-    current = current.cause;
   }
   return false;
 }

@@ -1,3 +1,4 @@
+import { withTimeout } from '@nodebatch/progress';
 import type { FastifyInstance } from 'fastify';
 import type { GatewayServices } from '../services.js';
 import type { GatewayMetrics } from '../metrics.js';
@@ -46,18 +47,4 @@ export async function healthPlugin(app: FastifyInstance, options: HealthPluginOp
   app.get('/metrics', { config: { public: true } }, async (_request, reply) => {
     return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
-}
-
-async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_resolve, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }

@@ -124,16 +124,17 @@ export const streamsPlugin: GatewayPlugin<StreamsPluginOptions> = async (app, op
 
 /**
  * Last-Event-ID as a seq. A value that is not one is a 400 naming the header,
- * except from a browser: its EventSource only echoes ids we sent, so a bad one
- * came from something in between, and the safe answer is the whole stream
- * (delivery is exactly-once per connection, the page folds from the start).
+ * except from a browser's EventSource (it cannot set headers, so it carries
+ * its token in the URL or a cookie): it only echoes ids we sent and cannot be
+ * told to change, so a bad one came from something in between, and the safe
+ * answer is the whole stream (the page folds from the start).
  */
 function lastEventId(request: FastifyRequest): number | undefined {
   const value = request.headers['last-event-id'];
   const text = (Array.isArray(value) ? value[0] : value)?.trim();
   if (text === undefined || text === '') return undefined;
   if (/^\d{1,10}$/.test(text) && Number(text) <= MAX_SEQ) return Number(text);
-  if (request.headers['sec-fetch-mode'] !== undefined) return 0;
+  if (request.tokenSource === 'query' || request.tokenSource === 'cookie') return 0;
   throw new InvalidRequestError('header.last-event-id', `expected an integer 0-${MAX_SEQ} (a seq)`);
 }
 

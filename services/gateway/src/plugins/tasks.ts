@@ -17,9 +17,20 @@ import {
 import { authorizeTask, recordAudit, refuse } from '../gateway-context.js';
 import type { GatewayContext, GatewayPlugin } from '../gateway-context.js';
 import { touchedKeys } from '../policy.js';
+import {
+  checkBatchLimits,
+  requireInventory,
+  resolveCluster,
+  type BatchLimits,
+  type ClusterDirectory,
+} from '../batch-targets.js';
 
 export interface TasksPluginOptions {
   context: GatewayContext;
+  /** The clusters batches may name, and their inventories (selector resolution). */
+  clusters: ClusterDirectory;
+  /** Largest batch and per-action concurrency. */
+  batchLimits: BatchLimits;
   /** Batch submissions per user per minute. */
   batchesPerMinute: number;
   /** Cancels per user per minute. */
@@ -47,7 +58,11 @@ export const tasksPlugin: GatewayPlugin<TasksPluginOptions> = async (app, option
       const principal = request.principal!;
       const body = request.body;
       const params = checkBatchParams(body.action, body.params);
-      const described = { action: body.action, nodes: body.nodes, params };
+      const cluster = resolveCluster(options.clusters, body.cluster);
+      // A selector is resolved now, once: the task records the names, so what runs is what was accepted.
+      const nodes = body.nodes ?? (await resolveSelectorOrRefuse(options.clusters, cluster, body.selector!));
+      checkBatchLimits(options.batchLimits, body.action, nodes.length, body.concurrency);
+      const described = { action: body.action, nodes, params };
       const decision = policy.decideBatch(principal, body.action, touchedKeys(body.action, params));
       if (!decision.allowed) {
         await refuse(context, request, { ...described, rule: decision.rule, message: decision.message });
@@ -55,9 +70,12 @@ export const tasksPlugin: GatewayPlugin<TasksPluginOptions> = async (app, option
       const created = {
         userId: principal.userId,
         action: body.action,
-        nodes: body.nodes,
+        nodes,
         params,
         ...(body.concurrency === undefined ? {} : { concurrency: body.concurrency }),
+        ...(body.reason === undefined ? {} : { reason: body.reason }),
+        ...(body.cluster === undefined ? {} : { cluster }),
+        ...(body.selector === undefined ? {} : { selector: body.selector }),
       };
       // The event lists every node; refuse here, naming the limit, rather
       // than let the store refuse it as an internal error.
@@ -65,7 +83,7 @@ export const tasksPlugin: GatewayPlugin<TasksPluginOptions> = async (app, option
       if (bytes > MAX_TASK_CREATED_BYTES) {
         throw new PayloadTooLargeError(
           'body.nodes',
-          `the batch is ${bytes} bytes as recorded (${body.nodes.length} nodes), over the limit of ${MAX_TASK_CREATED_BYTES}; split it into smaller batches`,
+          `the batch is ${bytes} bytes as recorded (${nodes.length} nodes), over the limit of ${MAX_TASK_CREATED_BYTES}; split it into smaller batches`,
         );
       }
       const taskId = randomUUID();
@@ -102,7 +120,7 @@ export const tasksPlugin: GatewayPlugin<TasksPluginOptions> = async (app, option
         });
       }
       request.log.info(
-        { taskId, userId: principal.userId, action: body.action, nodes: body.nodes.length },
+        { taskId, userId: principal.userId, action: body.action, nodes: nodes.length, cluster },
         'batch accepted',
       );
       return reply.code(202).send({ taskId });
@@ -209,6 +227,22 @@ async function failUnqueuedTask(
     .catch((appendErr: unknown) =>
       request.log.error({ err: appendErr, taskId }, 'could not mark the task failed'),
     );
+}
+
+/** The nodes a selector matches now; a 400 naming the selector when it matches none. */
+async function resolveSelectorOrRefuse(
+  clusters: ClusterDirectory,
+  cluster: string,
+  selector: string,
+): Promise<string[]> {
+  const nodes = await requireInventory(clusters, cluster).resolveSelector(selector);
+  if (nodes.length === 0) {
+    throw new InvalidRequestError(
+      'body.selector',
+      `selector ${JSON.stringify(selector)} matches no node of cluster ${JSON.stringify(cluster)}`,
+    );
+  }
+  return nodes;
 }
 
 /** The action's params as the worker will read them; a 400 naming the field when they are wrong. */

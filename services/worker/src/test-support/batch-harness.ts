@@ -12,6 +12,7 @@ export interface BatchRequest {
   nodes: string[];
   params?: Record<string, unknown>;
   concurrency?: number;
+  reason?: string;
 }
 
 /** Appends TaskCreated (as the gateway does) and enqueues the job; returns the task id. */
@@ -29,6 +30,7 @@ export async function submitBatch(
       nodes: request.nodes,
       params: request.params ?? {},
       ...(request.concurrency !== undefined && { concurrency: request.concurrency }),
+      ...(request.reason !== undefined && { reason: request.reason }),
     },
   };
   await runtime.notifier.append(taskId, [created], { expectedSeq: 0 });

@@ -1,4 +1,4 @@
-import type { ScheduledTask, Scheduler } from '@nodebatch/progress';
+import type { ScheduledTask, Scheduler } from '../scheduler.js';
 
 /**
  * A scheduler driven by the test: a transport loop's next tick runs when the

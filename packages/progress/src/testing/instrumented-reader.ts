@@ -1,13 +1,17 @@
 import type { StoredEvent } from '../events.js';
 import type { EventReader, ReadAllOptions, ReadTaskOptions } from '../store.js';
 
+export type ReaderMethod = 'readTask' | 'readAll' | 'latestSeqs' | 'headPosition';
+
 /**
  * An EventReader in front of a real store that counts and can slow or fail
- * reads, to observe how subscribers use the store: how many reads, how many
- * at once, and what they do when reads fail.
+ * reads, to observe how subscribers and transports use the store: how many
+ * queries, how many at once, and what they do when reads fail.
  */
 export class InstrumentedReader implements EventReader {
   readonly #inner: EventReader;
+  /** Calls per method, counted as they reach this reader. */
+  readonly calls: Record<ReaderMethod, number> = { readTask: 0, readAll: 0, latestSeqs: 0, headPosition: 0 };
   readTaskCalls: { taskId: string; after: number; limit: number | undefined }[] = [];
   latestSeqsCalls = 0;
   inFlight = 0;
@@ -24,6 +28,7 @@ export class InstrumentedReader implements EventReader {
   }
 
   async readTask(taskId: string, options: ReadTaskOptions = {}): Promise<StoredEvent[]> {
+    this.calls.readTask++;
     this.readTaskCalls.push({ taskId, after: options.after ?? 0, limit: options.limit });
     this.inFlight++;
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
@@ -42,15 +47,36 @@ export class InstrumentedReader implements EventReader {
   }
 
   readAll(options: ReadAllOptions): Promise<StoredEvent[]> {
+    this.calls.readAll++;
     return this.#inner.readAll(options);
   }
 
   latestSeqs(taskIds: readonly string[]): Promise<Map<string, number>> {
+    this.calls.latestSeqs++;
     this.latestSeqsCalls++;
     return this.#inner.latestSeqs(taskIds);
   }
 
   headPosition(): Promise<number> {
+    this.calls.headPosition++;
     return this.#inner.headPosition();
   }
+}
+
+/**
+ * The real store with a count of the queries made through it, so tests can
+ * assert how many queries a poll costs without server-side statistics.
+ */
+export function countingReader(store: EventReader): {
+  reader: EventReader;
+  calls: Record<ReaderMethod, number>;
+  total(): number;
+} {
+  const reader = new InstrumentedReader(store);
+  const { calls } = reader;
+  return {
+    reader,
+    calls,
+    total: () => calls.readTask + calls.readAll + calls.latestSeqs + calls.headPosition,
+  };
 }

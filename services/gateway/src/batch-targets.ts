@@ -1,0 +1,68 @@
+import type { BatchAction } from '@nodebatch/progress';
+import type { NodeInventory } from '@nodebatch/kube';
+import { GatewayError, InvalidRequestError } from './errors.js';
+
+/** Limits the operator of the service sets on batches (config `limits`). */
+export interface BatchLimits {
+  /** Most nodes in one batch (LIMIT_BATCH_NODES). */
+  maxBatchNodes: number;
+  /** Largest concurrency of a drain (LIMIT_DRAIN_CONCURRENCY). */
+  maxDrainConcurrency: number;
+  /** Largest concurrency of the other actions (LIMIT_CONCURRENCY). */
+  maxConcurrency: number;
+}
+
+/** The clusters the gateway knows, by name, with the inventory of each (when it can read it). */
+export interface ClusterDirectory {
+  /** Known names; the first is the default. */
+  readonly names: readonly string[];
+  inventory(name: string): NodeInventory | undefined;
+}
+
+/** The cluster a batch names, or the default; a 400 naming the known ones when unknown. */
+export function resolveCluster(directory: ClusterDirectory, requested: string | undefined): string {
+  const name = requested ?? directory.names[0];
+  if (name === undefined || !directory.names.includes(name)) {
+    throw new InvalidRequestError(
+      'body.cluster',
+      `unknown cluster ${JSON.stringify(requested)}; known clusters: ${directory.names.join(', ') || '(none)'}`,
+    );
+  }
+  return name;
+}
+
+/** The inventory of a cluster, or a 503 saying how to configure access to it. */
+export function requireInventory(directory: ClusterDirectory, cluster: string): NodeInventory {
+  const inventory = directory.inventory(cluster);
+  if (!inventory) {
+    throw new GatewayError(
+      'CLUSTER_NOT_CONFIGURED',
+      503,
+      `the gateway cannot read cluster ${JSON.stringify(cluster)}: give it a kubeconfig (KUBECONFIG, ~/.kube/config) or a service account with the read-only nodebatch-gateway role, or set NODEBATCH_CLUSTER=simulated`,
+    );
+  }
+  return inventory;
+}
+
+/** Checks a batch against the limits; a 400 naming the limit, never a silent clamp. */
+export function checkBatchLimits(
+  limits: BatchLimits,
+  action: BatchAction,
+  nodeCount: number,
+  concurrency: number | undefined,
+): void {
+  if (nodeCount > limits.maxBatchNodes) {
+    throw new InvalidRequestError(
+      'body.nodes',
+      `${nodeCount} nodes is over the limit of ${limits.maxBatchNodes} per batch (LIMIT_BATCH_NODES); split the batch`,
+    );
+  }
+  const max = action === 'drain' ? limits.maxDrainConcurrency : limits.maxConcurrency;
+  const setting = action === 'drain' ? 'LIMIT_DRAIN_CONCURRENCY' : 'LIMIT_CONCURRENCY';
+  if (concurrency !== undefined && concurrency > max) {
+    throw new InvalidRequestError(
+      'body.concurrency',
+      `${concurrency} is over the limit of ${max} for ${action} (${setting})`,
+    );
+  }
+}
