@@ -1,4 +1,4 @@
-import type { ColumnType } from 'kysely';
+import type { ColumnType, Generated } from 'kysely';
 
 /** Row types of the tables migrations/ creates, as node-postgres returns them. */
 
@@ -26,6 +26,8 @@ export interface TasksTable {
   failed: number;
   skipped: number;
   last_seq: number;
+  /** The highest TaskStarted attempt: the fence of appends (migration 0003). */
+  attempt: Generated<number>;
   created_at: Timestamp;
   updated_at: Timestamp;
   finished_at: ColumnType<Date | null, Date | string | null, Date | string | null>;
@@ -57,6 +59,7 @@ export type TaskRow = {
   failed: number;
   skipped: number;
   last_seq: number;
+  attempt: number;
   created_at: Date;
   updated_at: Date;
   finished_at: Date | null;

@@ -1,4 +1,5 @@
 import {
+  applyFence,
   checkInteger,
   checkLogRules,
   DEFAULT_MAX_EVENT_BYTES,
@@ -183,6 +184,8 @@ class PgEventStore implements PostgresEventStore {
         const endedWith =
           task?.finished_at != null ? (TERMINAL_TYPE_OF_STATUS[task.status] ?? task.status) : null;
         checkLogRules(taskId, { lastSeq, endedWith }, validated);
+        // After the log rules: a stale run's append to an ended task is told the task ended.
+        const attempt = applyFence(taskId, task?.attempt ?? 0, options.fence, validated as NewEvent[]);
 
         const pending = validated.map(
           (event, index) =>
@@ -215,7 +218,8 @@ class PgEventStore implements PostgresEventStore {
         ), summary AS (
           UPDATE tasks SET status = ${summary.status}, done = ${summary.done}, succeeded = ${summary.succeeded},
                  failed = ${summary.failed}, skipped = ${summary.skipped}, last_seq = ${summary.lastSeq},
-                 updated_at = ${summary.updatedAt}, finished_at = ${summary.finishedAt}
+                 updated_at = ${summary.updatedAt}, finished_at = ${summary.finishedAt},
+                 attempt = ${attempt}
           WHERE task_id = ${taskId}
         )
         SELECT * FROM inserted ORDER BY seq`.execute(trx);

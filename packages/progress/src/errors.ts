@@ -80,3 +80,28 @@ export class TaskAlreadyEndedError extends NodebatchError {
     this.terminalSeq = terminalSeq;
   }
 }
+
+/**
+ * An append carried the fence of a worker's run (the attempt of its
+ * TaskStarted) but a later run has started since: the job was taken over,
+ * typically after the first worker stalled past its queue lock. The stale
+ * worker must stop (invariant 9); the new run owns the task.
+ */
+export class SupersededAttemptError extends NodebatchError {
+  readonly taskId: string;
+  /** The attempt the refused append belongs to. */
+  readonly fence: number;
+  /** The attempt of the latest TaskStarted in the log. */
+  readonly currentAttempt: number;
+
+  constructor(taskId: string, fence: number, currentAttempt: number, options?: { cause?: unknown }) {
+    super(
+      'SUPERSEDED_ATTEMPT',
+      `task ${JSON.stringify(taskId)}: append of attempt ${fence} refused, attempt ${currentAttempt} has started since; this run lost the task and must stop`,
+      options,
+    );
+    this.taskId = taskId;
+    this.fence = fence;
+    this.currentAttempt = currentAttempt;
+  }
+}

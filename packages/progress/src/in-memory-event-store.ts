@@ -8,6 +8,7 @@ import {
   validateEvents,
 } from './event-log-rules.js';
 import { isTerminalType, type NewEvent, type StoredEvent } from './events.js';
+import { applyFence } from './fence.js';
 import type {
   AppendOptions,
   AppendTransaction,
@@ -63,6 +64,8 @@ export class InMemoryEventStore implements EventStore {
   readonly #log: StoredEvent[] = [];
   /** Positions handed to appends that have not committed or rolled back yet. */
   readonly #uncommitted = new Set<number>();
+  /** The highest TaskStarted attempt of each task, for fenced appends. */
+  readonly #attempts = new Map<string, number>();
   /** Tail of each task's append queue: appends to one task run one at a time. */
   readonly #taskQueues = new Map<string, Promise<unknown>>();
   readonly #committed = new Subject<readonly StoredEvent[]>();
@@ -111,6 +114,12 @@ export class InMemoryEventStore implements EventStore {
       { lastSeq, endedWith: last !== undefined && isTerminalType(last.type) ? last.type : null },
       validated,
     );
+    const attempt = applyFence(
+      taskId,
+      this.#attempts.get(taskId) ?? 0,
+      options.fence,
+      validated as NewEvent[],
+    );
     const time = this.#now().toISOString();
     const stored = validated.map(
       (event, index) =>
@@ -133,6 +142,7 @@ export class InMemoryEventStore implements EventStore {
     // Commit: the task's events become visible at once, in the log in position order.
     for (const event of stored) this.#uncommitted.delete(event.position);
     if (existing.length === 0) this.#tasks.set(taskId, existing);
+    this.#attempts.set(taskId, attempt);
     for (const event of stored) existing.push(event);
     insertByPosition(this.#log, stored);
     this.#committed.next(stored);

@@ -26,6 +26,8 @@ export class LocalHintSource implements HintSource {
   readonly #watchCounts = new Map<string, number>();
   readonly #includeEvents: boolean;
   readonly #storeSubscription: Subscription | null;
+  /** Hints come from appends in this process: their events are the stored ones. */
+  readonly inProcess = true;
 
   readonly hints$: Observable<Hint> = this.#hints.asObservable();
   readonly resync$: Observable<void> = this.#resync.asObservable();

@@ -1,6 +1,7 @@
 import { pino, type Logger } from 'pino';
 import { Observable, scan, type Subscription } from 'rxjs';
 import type { StoredEvent } from './events.js';
+import { HintChecks, type HintCheckCounts } from './hint-check.js';
 import { reduceTask } from './reducer.js';
 import type { EventReader } from './store.js';
 import { TaskFeed, type TaskCursor, type TaskFeedSettings } from './task-feed.js';
@@ -30,6 +31,13 @@ export interface ProgressStreamsOptions {
   readRetries?: number;
   /** Delay before the first retry, doubled each time up to 5 s. Default 200 ms. */
   readRetryDelayMs?: number;
+  /**
+   * Unverified inline events (hints from other processes) a task holds at
+   * most while they wait for the store read that checks them. Default 1000.
+   */
+  maxUnverifiedEvents?: number;
+  /** At most one warning about dropped inline events per this many ms. Default 10,000. */
+  hintWarningIntervalMs?: number;
 }
 
 /** Options of {@link ProgressStreams.events$}. */
@@ -51,13 +59,20 @@ export class ProgressStreams {
   readonly #logger: Logger;
   readonly #settings: TaskFeedSettings;
   readonly #feeds = new Map<string, TaskFeed>();
+  readonly #checks: HintChecks;
   #upstream: Subscription | null = null;
 
   constructor(options: ProgressStreamsOptions) {
     this.#store = options.store;
     this.#hints = options.hints;
     this.#logger = (options.logger ?? pino({ level: 'silent' })).child({ component: 'progress-streams' });
+    this.#checks = new HintChecks({
+      logger: this.#logger,
+      logIntervalMs: nonNegativeInteger('hintWarningIntervalMs', options.hintWarningIntervalMs ?? 10_000),
+    });
     this.#settings = {
+      checks: this.#checks,
+      maxUnverified: positiveInteger('maxUnverifiedEvents', options.maxUnverifiedEvents ?? 1000),
       store: this.#store,
       logger: this.#logger,
       readPageSize: positiveInteger('readPageSize', options.readPageSize ?? 500),
@@ -92,6 +107,11 @@ export class ProgressStreams {
   /** The task's state folded from its first event, emitted after each event; completes with the task. */
   state$(taskId: string): Observable<TaskState> {
     return this.events$(taskId).pipe(scan(reduceTask, initialTaskState(taskId)));
+  }
+
+  /** What became of the inline events of hints (invariant 8): taken, matched, or dropped and why. */
+  hintCheckCounts(): HintCheckCounts {
+    return this.#checks.counts();
   }
 
   /** Tasks that have at least one subscriber in this process. */
@@ -130,8 +150,11 @@ export class ProgressStreams {
   /** One subscription to the hint source for all tasks, routed by task id. */
   #ensureUpstream(): void {
     if (this.#upstream !== null) return;
+    // Only events that never left this process, or that it read from the log, are taken as they are;
+    // the rest is checked against the log (invariant 8).
+    const inProcess = this.#hints.inProcess === true;
     const upstream = this.#hints.hints$.subscribe({
-      next: (hint) => this.#feeds.get(hint.taskId)?.onHint(hint),
+      next: (hint) => this.#feeds.get(hint.taskId)?.onHint(hint, inProcess || hint.readFromLog === true),
       error: (error: unknown) => this.#upstreamFailed(error),
     });
     upstream.add(

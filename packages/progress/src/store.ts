@@ -50,6 +50,14 @@ export interface AppendOptions {
   expectedSeq?: number;
   /** Called inside the transaction; its failure rolls the append back. */
   hook?: AppendHook;
+  /**
+   * The attempt of the TaskStarted of the run this append belongs to. The
+   * append is refused with SupersededAttemptError when a later run started
+   * (see applyFence): a worker that lost its job cannot write (invariant 9).
+   * Default: no fence (producers that are not a run: cancel requests, the
+   * dead-job handler).
+   */
+  fence?: number;
 }
 
 /** The write side of the event log. */

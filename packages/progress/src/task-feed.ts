@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Subscriber } from 'rxjs';
 import { isTerminalType, type StoredEvent } from './events.js';
+import { sameStoredEvent, type HintChecks } from './hint-check.js';
 import type { EventReader } from './store.js';
 import type { Hint } from './transport.js';
 
@@ -12,6 +13,15 @@ export interface TaskFeedSettings {
   maxConcurrentReads: number;
   readRetries: number;
   readRetryDelayMs: number;
+  checks: HintChecks;
+  /** Unverified inline events a task holds at most while they wait for a store read. */
+  maxUnverified: number;
+}
+
+/** An inline event not yet compared with the log, and the #tick when it arrived. */
+interface UnverifiedEvent {
+  readonly event: StoredEvent;
+  readonly tick: number;
 }
 
 /** One subscriber's place in the task: the seq of the last event it was given. */
@@ -53,6 +63,8 @@ export class TaskFeed {
   readonly #cursors = new Set<TaskCursor>();
   readonly #cache = new Map<number, StoredEvent>();
   readonly #reads = new Set<StoreRead>();
+  /** Inline events of unauthenticated hints, by seq: compared with the store's when a read returns. */
+  readonly #unverified = new Map<number, UnverifiedEvent>();
   #evictedUpTo = 0;
   #knownHead = 0;
   /** Highest seq of an event the feed has held: whether the event at knownHead is terminal is known only when it reached it. */
@@ -93,11 +105,24 @@ export class TaskFeed {
     this.#cursors.delete(cursor);
   }
 
-  onHint(hint: Hint): void {
+  /**
+   * A hint announces events up to its seq. Its inline events are delivered as
+   * they are only when `trusted` (authenticated, or from this process);
+   * otherwise they are held until a store read shows whether the log has
+   * them, and subscribers get the stored events (invariant 8).
+   */
+  onHint(hint: Hint, trusted: boolean): void {
     if (this.#disposed) return;
     const cap = this.#terminalSeq ?? Number.POSITIVE_INFINITY;
     if (hint.seq > this.#knownHead && hint.seq <= cap) this.#raiseHead(hint.seq);
-    if (hint.events) this.#addEvents(hint.events);
+    if (hint.events) {
+      if (trusted) {
+        this.#settings.checks.trusted(hint.events.length);
+        this.#addEvents(hint.events);
+      } else {
+        this.#holdUnverified(hint.events);
+      }
+    }
     this.#pump();
   }
 
@@ -114,6 +139,7 @@ export class TaskFeed {
     if (this.#retryTimer !== null) clearTimeout(this.#retryTimer);
     this.#retryTimer = null;
     this.#cache.clear();
+    this.#unverified.clear();
   }
 
   /** Sends the given error to every subscriber (the store said the task is unknown, or reads kept failing). */
@@ -139,6 +165,54 @@ export class TaskFeed {
       if (event.seq > this.#highestSeen) this.#highestSeen = event.seq;
       if (event.seq > lowest) this.#cache.set(event.seq, event);
     }
+  }
+
+  #holdUnverified(events: readonly StoredEvent[]): void {
+    const lowest = this.#lowestCursor();
+    for (const event of events) {
+      // Below every cursor the event would be delivered to nobody: nothing to check.
+      if (event.taskId !== this.taskId || event.seq <= lowest || this.#cache.has(event.seq)) continue;
+      if (this.#unverified.size >= this.#settings.maxUnverified && !this.#unverified.has(event.seq)) {
+        this.#reject(event, 'overflow');
+        continue;
+      }
+      this.#unverified.set(event.seq, { event, tick: this.#tick });
+    }
+  }
+
+  /**
+   * Compares held inline events with what a read returned. `head` is the
+   * task's last seq when the read reached it: an inline event above it that
+   * arrived before the read was issued is not in the log (a notification is
+   * sent only after its append committed).
+   */
+  #checkUnverified(read: StoreRead, events: readonly StoredEvent[], head: number | null): void {
+    if (this.#unverified.size === 0) return;
+    let matched = 0;
+    for (const stored of events) {
+      const held = this.#unverified.get(stored.seq);
+      if (held === undefined) continue;
+      this.#unverified.delete(stored.seq);
+      if (sameStoredEvent(held.event, stored)) matched++;
+      else this.#reject(held.event, 'differs-from-log');
+    }
+    if (matched > 0) this.#settings.checks.matched(matched);
+    if (head === null) return;
+    for (const [seq, held] of this.#unverified) {
+      if (seq > head && held.tick < read.tick) {
+        this.#unverified.delete(seq);
+        this.#reject(held.event, 'not-in-log');
+      }
+    }
+  }
+
+  #reject(event: StoredEvent, reason: 'differs-from-log' | 'not-in-log' | 'overflow'): void {
+    this.#settings.checks.rejected({
+      taskId: this.taskId,
+      seq: event.seq,
+      claimedType: String(event.type),
+      reason,
+    });
   }
 
   #raiseHead(seq: number): void {
@@ -195,8 +269,11 @@ export class TaskFeed {
     const lowest = this.#lowestCursor();
     if (lowest === Number.POSITIVE_INFINITY) {
       this.#cache.clear();
+      this.#unverified.clear();
       return;
     }
+    // Held events every cursor has passed were delivered from the store and compared on the way.
+    for (const seq of this.#unverified.keys()) if (seq <= lowest) this.#unverified.delete(seq);
     if (lowest <= this.#evictedUpTo) return;
     if (lowest - this.#evictedUpTo > this.#cache.size) {
       for (const seq of this.#cache.keys()) if (seq <= lowest) this.#cache.delete(seq);
@@ -281,6 +358,7 @@ export class TaskFeed {
     this.#reads.delete(read);
     if (this.#disposed) return;
     this.#failures = 0;
+    this.#checkUnverified(read, events, head);
     this.#addEvents(events);
     if (head !== null) {
       if (head < this.#knownHead && this.#headRaiseTick < read.tick) this.#contradicted(head);
@@ -301,10 +379,12 @@ export class TaskFeed {
    * a real event is announced again by the next hint or resync.
    */
   #contradicted(head: number): void {
-    this.#logger.warn(
-      { taskId: this.taskId, announcedSeq: this.#knownHead, storeSeq: head },
-      'a hint announced events the event store does not have; following the store',
-    );
+    // Rate-limited: anyone who reaches the channel can send such hints.
+    this.#settings.checks.falseAnnouncement({
+      taskId: this.taskId,
+      announcedSeq: this.#knownHead,
+      storeSeq: head,
+    });
     this.#knownHead = Math.max(head, this.#highestSeen);
   }
 

@@ -15,10 +15,24 @@ export interface Hint {
   seq: number;
   /** The announced events when they fit in the message; absent when sent by reference. */
   events?: readonly StoredEvent[];
+  /**
+   * True when this process read `events` from the event log itself (the
+   * polling transport, a reference resolved by the transport): they are the
+   * stored events and are delivered without a check. Set only by code in
+   * this process, never copied from a received message (invariant 8).
+   */
+  readFromLog?: boolean;
 }
 
 /** Where subscribers get their hints: a transport, or the notifier that switches between them. */
 export interface HintSource {
+  /**
+   * True only when hints never leave this process (LocalHintSource): their
+   * inline events are delivered as they are. Otherwise (the default) inline
+   * events are announcements to check against the log (invariant 8): anyone
+   * who can reach the channel can send a notification.
+   */
+  readonly inProcess?: boolean;
   /** Hints for watched tasks, from one shared listener per process (invariant 5, docs/invariants.md). */
   readonly hints$: Observable<Hint>;
   /**

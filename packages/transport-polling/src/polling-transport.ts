@@ -89,7 +89,7 @@ export function createPollingTransport(options: PollingTransportOptions): Transp
     }
     for (const [taskId, taskEvents] of byTask) {
       const last = taskEvents[taskEvents.length - 1]!;
-      hints$.next({ taskId, seq: last.seq, events: taskEvents });
+      hints$.next({ taskId, seq: last.seq, events: taskEvents, readFromLog: true });
     }
   }
 

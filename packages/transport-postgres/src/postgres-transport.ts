@@ -276,7 +276,7 @@ class PostgresTransportImpl implements PostgresTransport {
       // Not fatal: the hint goes out without events and each subscriber reads the log itself.
       this.logger.debug({ err, taskId, seq }, 'could not read events announced by reference');
     }
-    this.emit(events ? { taskId, seq, events } : { taskId, seq });
+    this.emit(events ? { taskId, seq, events, readFromLog: true } : { taskId, seq });
   }
 
   private emit(hint: Hint): void {

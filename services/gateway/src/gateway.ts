@@ -62,6 +62,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
   const metrics = new GatewayMetrics();
   const clusters = clusterDirectory(options.nodes ?? readOnlyInventory(config, logger));
   metrics.observeNotifier(runtime.notifier.info$);
+  metrics.observeHintChecks(() => runtime.streams.hintCheckCounts());
   const audit = createAuditLog({ pool: runtime.pool, logger });
   let auditRetention: AuditRetentionJob | undefined;
   let app: GatewayApp | undefined;

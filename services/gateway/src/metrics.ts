@@ -1,5 +1,5 @@
-import type { NotifierInfo, StoredEvent } from '@nodebatch/progress';
-import { TRANSPORT_TYPES } from '@nodebatch/progress';
+import type { HintCheckCounts, NotifierInfo, StoredEvent } from '@nodebatch/progress';
+import { HINT_REJECTION_REASONS, TRANSPORT_TYPES } from '@nodebatch/progress';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Observable, Subscription } from 'rxjs';
 
@@ -100,6 +100,37 @@ export class GatewayMetrics {
 
   streamClosed(kind: StreamKind): void {
     this.activeStreams.dec({ kind });
+  }
+
+  /**
+   * Exposes what became of the inline events of notifications (invariant 8),
+   * read from the progress streams at each scrape.
+   */
+  observeHintChecks(counts: () => HintCheckCounts): void {
+    new Counter({
+      name: 'nodebatch_progress_hint_events_total',
+      help: 'Inline events of progress notifications: trusted (authenticated or read from the log here), matched (checked against the log) or rejected (dropped; subscribers got the stored event)',
+      labelNames: ['outcome', 'reason'] as const,
+      registers: [this.registry],
+      collect() {
+        const current = counts();
+        this.reset();
+        this.inc({ outcome: 'trusted', reason: '' }, current.trusted);
+        this.inc({ outcome: 'matched', reason: '' }, current.matched);
+        for (const reason of HINT_REJECTION_REASONS) {
+          this.inc({ outcome: 'rejected', reason }, current.rejected[reason]);
+        }
+      },
+    });
+    new Counter({
+      name: 'nodebatch_progress_false_announcements_total',
+      help: 'Notifications that announced a seq the event log did not have when read afterwards',
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        this.inc(counts().falseAnnouncements);
+      },
+    });
   }
 
   slowClientDisconnected(kind: StreamKind): void {

@@ -4,6 +4,7 @@ import type { BatchAction, EventReader, NewEvent, TaskState } from '@nodebatch/p
 import {
   NodebatchError,
   StaleSequenceError,
+  SupersededAttemptError,
   TaskAlreadyEndedError,
   UnknownTaskError,
   errorMessage,
@@ -133,6 +134,26 @@ export async function runBatchTask(
   const action = initial.action;
   if (!action) throw new UnknownTaskError(taskId);
 
+  // The fence of this run (invariant 9): every append below carries it, and once a later
+  // run has appended its TaskStarted the store refuses them with SupersededAttemptError.
+  const attempt = initial.workerAttempts + 1;
+  const superseded = new AbortController();
+  const fencedAppend: AppendEvents = async (id, events, appendOptions) => {
+    try {
+      return await append(id, events, { ...appendOptions, fence: attempt });
+    } catch (err) {
+      if (err instanceof SupersededAttemptError && !superseded.signal.aborted) {
+        // Once: every later append of this run fails the same way.
+        logger.warn(
+          { attempt, currentAttempt: err.currentAttempt, workerId },
+          'this run lost the task: a later attempt started (its job lock expired and another worker took it over); stopping its node operations',
+        );
+        superseded.abort(err);
+      }
+      throw err;
+    }
+  };
+
   /** Appends the terminal event decided on the latest log; retried when someone appended in between. */
   const end = async (decide: (state: TaskState) => NewEvent | null): Promise<BatchTaskOutcome> => {
     for (;;) {
@@ -154,10 +175,11 @@ export async function runBatchTask(
         throw new UnfinishedTaskError(taskId, unfinished);
       }
       try {
-        await append(taskId, [terminal], { expectedSeq: state.lastSeq });
+        await fencedAppend(taskId, [terminal], { expectedSeq: state.lastSeq });
       } catch (err) {
         if (err instanceof StaleSequenceError) continue;
         if (err instanceof TaskAlreadyEndedError) return 'finished';
+        if (err instanceof SupersededAttemptError) return 'finished';
         throw err;
       }
       // A cancelled batch of thousands of nodes would put every name in the line: count them instead.
@@ -195,7 +217,7 @@ export async function runBatchTask(
 
   const batcher = createEventBatcher({
     taskId,
-    append,
+    append: fencedAppend,
     ...(options.flushDelayMs !== undefined && { flushDelayMs: options.flushDelayMs }),
     ...(options.maxBatchEvents !== undefined && { maxBatchEvents: options.maxBatchEvents }),
   });
@@ -207,34 +229,44 @@ export async function runBatchTask(
   try {
     if (cancel.signal.aborted) return await end(decideTerminalEvent);
 
-    const remaining = initial.nodes.filter((node) => !isNodeFinished(initial, node));
+    // TaskStarted first and alone: once it committed no earlier run can append, so the log read
+    // after it says exactly which nodes are left (a stale run may have finished some meanwhile).
+    try {
+      await fencedAppend(taskId, [
+        { type: 'TaskStarted', data: { workerId, attempt, clusterMode: operator.kind } },
+      ]);
+    } catch (err) {
+      if (err instanceof SupersededAttemptError) return 'finished';
+      if (err instanceof TaskAlreadyEndedError) return 'finished';
+      throw err;
+    }
+    const current = await loadTaskState(store, taskId);
+    if (current.outcome) return await end(decideTerminalEvent);
+    if (current.cancelRequest) cancel.abort();
+    const remaining = current.nodes.filter((node) => !isNodeFinished(current, node));
     const concurrency = batchConcurrency(
       action,
       requestedConcurrency,
       options.concurrencyByAction ?? DEFAULT_ACTION_CONCURRENCY,
     );
-    emit({
-      type: 'TaskStarted',
-      data: { workerId, attempt: initial.workerAttempts + 1, clusterMode: operator.kind },
-    });
     logger.info(
       {
         action,
         nodes: initial.total,
         remaining: remaining.length,
         concurrency,
-        attempt: initial.workerAttempts + 1,
+        attempt,
         workerId,
       },
       'task started',
     );
 
-    const nodeSignal = AbortSignal.any([cancel.signal, halt]);
+    const nodeSignal = AbortSignal.any([cancel.signal, halt, superseded.signal]);
     let preparation: BatchPreparation;
     try {
       preparation = await prepareBatch(operator, prepared, remaining, { signal: nodeSignal, reason, logger });
     } catch (err) {
-      if (halt.aborted || cancel.signal.aborted) {
+      if (halt.aborted || cancel.signal.aborted || superseded.signal.aborted) {
         await batcher.flush();
         return await end(decideTerminalEvent);
       }
@@ -245,8 +277,8 @@ export async function runBatchTask(
       return await end(() => ({ type: 'TaskFailed', data: { error: errorMessage(err), code } }));
     }
     const runNode = async (node: string): Promise<void> => {
-      let attempt = (initial.nodeStates[node]?.attempts ?? 0) + 1;
-      emit({ type: 'NodeStarted', data: { node, attempt } });
+      let nodeAttempt = (current.nodeStates[node]?.attempts ?? 0) + 1;
+      emit({ type: 'NodeStarted', data: { node, attempt: nodeAttempt } });
       for (let triesHere = 1; ; triesHere++) {
         try {
           const message = await runNodeAction(operator, prepared, node, {
@@ -258,8 +290,9 @@ export async function runBatchTask(
           emit({ type: 'NodeSucceeded', data: message === undefined ? { node } : { node, message } });
           return;
         } catch (err) {
-          // Abandoned at the end of the grace period: no event, the next worker redoes the node.
-          if (halt.aborted) return;
+          // Abandoned at the end of the grace period, or the run lost the task: no event,
+          // the next (or the current) run redoes the node.
+          if (halt.aborted || superseded.signal.aborted) return;
           if (cancel.signal.aborted && err instanceof OperationAbortedError) {
             emit({
               type: 'NodeFailed',
@@ -275,13 +308,16 @@ export async function runBatchTask(
           const retryable = err instanceof KubeOperationError && err.retryable;
           if (retryable && triesHere < retry.maxAttempts && !cancel.signal.aborted) {
             const delayMs = retryDelayMs(retry, triesHere);
-            emit({ type: 'NodeRetrying', data: { node, attempt, error: errorMessage(err), delayMs } });
+            emit({
+              type: 'NodeRetrying',
+              data: { node, attempt: nodeAttempt, error: errorMessage(err), delayMs },
+            });
             // An abort ends the wait early; the checks below decide what follows.
             await sleep(delayMs, nodeSignal).catch(() => undefined);
-            if (halt.aborted) return;
+            if (halt.aborted || superseded.signal.aborted) return;
             if (!cancel.signal.aborted) {
-              attempt += 1;
-              emit({ type: 'NodeStarted', data: { node, attempt } });
+              nodeAttempt += 1;
+              emit({ type: 'NodeStarted', data: { node, attempt: nodeAttempt } });
               continue;
             }
           }
@@ -290,7 +326,7 @@ export async function runBatchTask(
             type: 'NodeFailed',
             data: { node, error: errorMessage(err), retryable, ...(code !== undefined && { code }) },
           });
-          logger.warn({ node, attempt, err }, 'node failed');
+          logger.warn({ node, attempt: nodeAttempt, err }, 'node failed');
           return;
         }
       }
@@ -304,7 +340,13 @@ export async function runBatchTask(
       }
     };
     await Promise.all(Array.from({ length: Math.min(concurrency, remaining.length) }, lane));
-    await batcher.flush();
+    try {
+      await batcher.flush();
+    } catch (err) {
+      // Logged once by fencedAppend; the new run owns the task and this job's lock is gone.
+      if (err instanceof SupersededAttemptError) return 'finished';
+      throw err;
+    }
     return await end(decideTerminalEvent);
   } finally {
     cancelWatch.unsubscribe();

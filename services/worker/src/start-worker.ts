@@ -4,7 +4,9 @@ import type { NodebatchConfig } from '@nodebatch/config';
 import type { NodeOperator } from '@nodebatch/kube';
 import { createNodeOperator } from '@nodebatch/kube';
 import type { BatchAction, EventReader } from '@nodebatch/progress';
+import { TaskAlreadyEndedError, UnknownTaskError } from '@nodebatch/progress';
 import { createBatchConsumer, createRuntime, describeQueueBackend } from '@nodebatch/runtime';
+import type { DeadBatchJob } from '@nodebatch/runtime';
 import type { Logger } from 'pino';
 import { runBatchTask } from './batch-task-runner.js';
 import type { AppendEvents } from './event-batcher.js';
@@ -83,6 +85,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
     config,
     logger,
     ...options.queue,
+    onDeadJob: (dead) => endDeadTask(deps.append, dead, logger),
     processor: async ({ taskId }) => {
       if (shutdown.signal.aborted) return 'handed-back';
       return runBatchTask(deps, {
@@ -137,4 +140,31 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
       return closing;
     },
   };
+}
+
+/** TaskFailed.error is shown to users: a stack of BullMQ internals is cut short. */
+const MAX_DEAD_REASON_CHARS = 2000;
+
+/**
+ * A job that will not run again leaves its task running forever unless the
+ * log says it ended: TaskFailed with the code and the last error, so every
+ * stream ends. Unfenced (no run owns the task any more); a task that ended
+ * meanwhile, or was never created, is left as it is.
+ */
+export async function endDeadTask(append: AppendEvents, dead: DeadBatchJob, logger: Logger): Promise<void> {
+  try {
+    await append(dead.taskId, [
+      {
+        type: 'TaskFailed',
+        data: { error: dead.reason.slice(0, MAX_DEAD_REASON_CHARS), code: dead.code },
+      },
+    ]);
+    logger.warn(
+      { taskId: dead.taskId, code: dead.code },
+      'task ended with TaskFailed: its job failed for good',
+    );
+  } catch (err) {
+    if (err instanceof TaskAlreadyEndedError || err instanceof UnknownTaskError) return;
+    throw err;
+  }
 }

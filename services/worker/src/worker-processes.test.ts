@@ -1,8 +1,4 @@
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { createLogger, loadConfig } from '@nodebatch/config';
 import type { NodebatchConfig } from '@nodebatch/config';
 import { createBatchQueue, createRuntime } from '@nodebatch/runtime';
@@ -13,6 +9,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startWorker } from './start-worker.js';
 import { removeQueueKeys } from './test-support/remove-queue-keys.js';
 import type { WorkerHandle } from './start-worker.js';
+import { spawnWorker as spawnWorkerProcess, stopWorker } from './test-support/worker-process.js';
+import type { WorkerProcess } from './test-support/worker-process.js';
 import {
   eventsOfType,
   expectEachNodeSucceededOnce,
@@ -30,9 +28,6 @@ import {
  * killed in the middle.
  */
 
-const REPO_ROOT = fileURLToPath(new URL('../../..', import.meta.url));
-/** `nodebatch worker` from the sources, as a deployment runs it (the built CLI runs the same code). */
-const CLI = fileURLToPath(new URL('../../cli/src/main.ts', import.meta.url));
 const NODE_COUNT = 200;
 const nodes = Array.from({ length: NODE_COUNT }, (_, i) => `sim-node-${i + 1}`);
 const logger = createLogger({ level: 'silent' });
@@ -45,61 +40,11 @@ const CLUSTER_ENV = {
 const LOCK_DURATION_MS = 2000;
 const STALLED_INTERVAL_MS = 500;
 
-interface WorkerProcess {
-  child: ChildProcess;
-  id: string;
-  output: string[];
+function spawnWorker(env: Record<string, string>, lockDurationMs = LOCK_DURATION_MS): Promise<WorkerProcess> {
+  return spawnWorkerProcess(env, { lockDurationMs, stalledIntervalMs: STALLED_INTERVAL_MS });
 }
 
-async function spawnWorker(
-  env: Record<string, string>,
-  lockDurationMs = LOCK_DURATION_MS,
-): Promise<WorkerProcess> {
-  const child = spawn(
-    process.execPath,
-    [
-      '--conditions=source',
-      '--import',
-      'tsx',
-      CLI,
-      'worker',
-      '--lock-duration-ms',
-      String(lockDurationMs),
-      '--stalled-interval-ms',
-      String(STALLED_INTERVAL_MS),
-    ],
-    {
-      cwd: REPO_ROOT,
-      env: { ...process.env, LOG_LEVEL: 'warn', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  const output: string[] = [];
-  child.stderr?.on('data', (chunk: Buffer) => output.push(chunk.toString()));
-  const lines = createInterface({ input: child.stdout! });
-  const id = await new Promise<string>((resolve, reject) => {
-    lines.on('line', (line) => {
-      output.push(line);
-      try {
-        const parsed = JSON.parse(line) as { workerId?: string };
-        if (parsed.workerId) resolve(parsed.workerId);
-      } catch {
-        // Not a JSON line: kept in `output` for the failure message.
-      }
-    });
-    child.once('exit', (code) =>
-      reject(new Error(`worker exited with ${code} before it was ready:\n${output.join('\n')}`)),
-    );
-  });
-  return { child, id, output };
-}
-
-async function stop(worker: WorkerProcess): Promise<void> {
-  if (worker.child.exitCode !== null || worker.child.signalCode !== null) return;
-  const exited = once(worker.child, 'exit');
-  worker.child.kill('SIGTERM');
-  await exited;
-}
+const stop = stopWorker;
 
 describe.each([
   { backend: 'redis', redisUrl: sharedRedisUrl() },

@@ -1,6 +1,7 @@
 import type { Migration, MigrationProvider } from 'kysely/migration';
 import * as eventLog from './0001-event-log.js';
 import * as nodeEndIndex from './0002-node-end-index.js';
+import * as taskAttempt from './0003-task-attempt.js';
 import * as auditLog from './0004-audit-log.js';
 
 /**
@@ -10,6 +11,7 @@ import * as auditLog from './0004-audit-log.js';
 export const EVENT_STORE_MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001-event-log': eventLog,
   '0002-node-end-index': nodeEndIndex,
+  '0003-task-attempt': taskAttempt,
   '0004-audit-log': auditLog,
 };
 

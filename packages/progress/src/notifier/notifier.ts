@@ -3,7 +3,7 @@ import type { Observable, Subscription } from 'rxjs';
 import type { Logger } from 'pino';
 import { NodebatchError } from '../errors.js';
 import type { NewEvent, StoredEvent } from '../events.js';
-import type { AppendHook, EventStore } from '../store.js';
+import type { AppendHook, AppendOptions, EventStore } from '../store.js';
 import type {
   Hint,
   HintSource,
@@ -81,7 +81,7 @@ export interface Notifier extends HintSource {
   append(
     taskId: string,
     events: readonly NewEvent[],
-    options?: { expectedSeq?: number },
+    options?: Pick<AppendOptions, 'expectedSeq' | 'fence'>,
   ): Promise<StoredEvent[]>;
 }
 
@@ -248,7 +248,7 @@ class SwitchingNotifier implements Notifier {
   async append(
     taskId: string,
     events: readonly NewEvent[],
-    options: { expectedSeq?: number } = {},
+    options: Pick<AppendOptions, 'expectedSeq' | 'fence'> = {},
   ): Promise<StoredEvent[]> {
     // The configured transport announces even while this process reads by polling:
     // other replicas may still listen on it, and their clients must not freeze.
@@ -264,6 +264,7 @@ class SwitchingNotifier implements Notifier {
           };
     const stored = await this.options.store.append(taskId, events, {
       ...(options.expectedSeq === undefined ? {} : { expectedSeq: options.expectedSeq }),
+      ...(options.fence === undefined ? {} : { fence: options.fence }),
       ...(hook ? { hook } : {}),
     });
     for (const transport of announcers) {

@@ -30,6 +30,24 @@ export interface BatchJobContext {
 
 export type BatchJobProcessor = (data: BatchJobData, context: BatchJobContext) => Promise<BatchJobOutcome>;
 
+/** Why a job will not run again. */
+export type DeadJobCode = 'INVALID_JOB_DATA' | 'JOB_ATTEMPTS_EXHAUSTED' | 'JOB_STALLED_TOO_OFTEN';
+
+/** A job that failed for good: its task must be ended, or it would stay running forever. */
+export interface DeadBatchJob {
+  jobId: string;
+  /** The task the job ran: its data's taskId, else the job id (they are the same for every job we enqueue). */
+  taskId: string;
+  code: DeadJobCode;
+  /** The last error, as BullMQ reported it. */
+  reason: string;
+}
+
+/** Job data failed BatchJobDataSchema: retrying cannot fix it. */
+export class InvalidJobDataError extends UnrecoverableError {
+  readonly code = 'INVALID_JOB_DATA';
+}
+
 export interface BatchConsumerOptions {
   config: NodebatchConfig;
   logger: Logger;
@@ -50,6 +68,13 @@ export interface BatchConsumerOptions {
    * stops a job that kills every worker that takes it.
    */
   maxStalledCount?: number;
+  /**
+   * Called once for each job that failed for good (invalid data, attempts
+   * exhausted, stalled more than maxStalledCount times), after BullMQ moved
+   * it to the failed set. The worker ends the task with TaskFailed here.
+   * Default: only logged.
+   */
+  onDeadJob?: (dead: DeadBatchJob) => Promise<void>;
 }
 
 /** The worker side of the batch queue. */
@@ -90,7 +115,7 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
     if (!parsed.success) {
       // Retrying cannot fix bad data: fail the job once, with the reason.
       logger.error({ jobId: job.id, issues: parsed.error.issues }, 'invalid batch job data; job failed');
-      throw new UnrecoverableError(`invalid batch job data: ${parsed.error.message}`);
+      throw new InvalidJobDataError(`invalid batch job data: ${parsed.error.message}`);
     }
     const outcome = await processor(parsed.data, {
       jobId: job.id ?? parsed.data.taskId,
@@ -135,9 +160,24 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
     logger.warn({ jobId }, 'job stalled (its worker stopped renewing the lock); it will run again'),
   );
   worker.on('failed', (job: Job<BatchJobData> | undefined, err: Error) => {
-    if (job && !(err instanceof UnrecoverableError)) {
-      logger.error({ err, jobId: job.id, attemptsMade: job.attemptsMade }, 'batch job failed');
+    if (!job) return;
+    const dead = deadJobOf(job, err);
+    if (dead === null) {
+      logger.error(
+        { err, jobId: job.id, attemptsMade: job.attemptsMade },
+        'batch job failed; it will run again',
+      );
+      return;
     }
+    logger.error(
+      { err, jobId: dead.jobId, taskId: dead.taskId, code: dead.code, attemptsMade: job.attemptsMade },
+      'batch job failed for good; ending its task with TaskFailed',
+    );
+    options
+      .onDeadJob?.(dead)
+      .catch((hookErr: unknown) =>
+        logger.error({ err: hookErr, taskId: dead.taskId }, 'could not end the task of a dead job'),
+      );
   });
 
   return {
@@ -156,4 +196,28 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
     },
     close: (closeOptions) => worker.close(closeOptions?.force ?? false),
   };
+}
+
+/** BullMQ's message for a job that stalled more than maxStalledCount times. */
+const STALLED_TOO_OFTEN = /stalled more than allowable limit/i;
+
+/** The job as a dead job when it will not run again, else null (BullMQ retries it). */
+export function deadJobOf(
+  job: Pick<Job, 'id' | 'data' | 'attemptsMade' | 'opts'>,
+  err: Error,
+): DeadBatchJob | null {
+  const data: unknown = job.data;
+  const dataTaskId =
+    typeof data === 'object' && data !== null && typeof (data as { taskId?: unknown }).taskId === 'string'
+      ? (data as { taskId: string }).taskId
+      : undefined;
+  const taskId = dataTaskId ?? job.id;
+  if (taskId === undefined || taskId === '') return null;
+  const base = { jobId: job.id ?? taskId, taskId, reason: err.message };
+  if (err instanceof InvalidJobDataError) return { ...base, code: 'INVALID_JOB_DATA' };
+  if (STALLED_TOO_OFTEN.test(err.message)) return { ...base, code: 'JOB_STALLED_TOO_OFTEN' };
+  if (err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1)) {
+    return { ...base, code: 'JOB_ATTEMPTS_EXHAUSTED' };
+  }
+  return null;
 }

@@ -1,0 +1,152 @@
+import type { Logger } from 'pino';
+import type { StoredEvent } from './events.js';
+
+/**
+ * Invariant 8: a notification can announce events, never define them. An
+ * inline event from another process is delivered only when it is
+ * authenticated (see hint-authenticator.ts) or identical to the stored one;
+ * the rest is dropped here, counted and logged at a limited rate, and the
+ * subscribers get the real events from the store.
+ */
+
+/** Why an inline event of a hint was not delivered. */
+export type HintRejectionReason =
+  /** The store holds a different event at that seq (a forged or corrupted hint). */
+  | 'differs-from-log'
+  /** The store, read after the hint arrived, has no event at that seq. */
+  | 'not-in-log'
+  /** The hint carried an authentication tag that does not match its events. */
+  | 'bad-signature'
+  /** More unverified events were waiting than a task may hold; the oldest surplus is dropped. */
+  | 'overflow';
+
+export const HINT_REJECTION_REASONS: readonly HintRejectionReason[] = [
+  'differs-from-log',
+  'not-in-log',
+  'bad-signature',
+  'overflow',
+];
+
+/** One inline event that did not reach any subscriber. */
+export interface HintRejection {
+  taskId: string;
+  seq: number;
+  /** The type the hint claimed; a string because a forged hint may claim anything. */
+  claimedType: string;
+  reason: HintRejectionReason;
+}
+
+/** Counts of inline events since the process started, by outcome. */
+export interface HintCheckCounts {
+  /** Inline events taken without a store read: authenticated, or from a source inside this process. */
+  trusted: number;
+  /** Unauthenticated inline events that matched the stored event at their seq. */
+  matched: number;
+  /** Inline events dropped, by reason. */
+  rejected: Record<HintRejectionReason, number>;
+  /** Hints that announced a seq the store, read afterwards, did not have. */
+  falseAnnouncements: number;
+}
+
+/**
+ * Whether two events are the same stored event. Key order in `data` does not
+ * matter (a JSON column and a parsed payload may order keys differently);
+ * every other difference does.
+ */
+export function sameStoredEvent(a: StoredEvent, b: StoredEvent): boolean {
+  return (
+    a.taskId === b.taskId &&
+    a.seq === b.seq &&
+    a.position === b.position &&
+    a.type === b.type &&
+    a.time === b.time &&
+    canonicalJson(a.data) === canonicalJson(b.data)
+  );
+}
+
+/**
+ * JSON with object keys sorted at every level: the same value gives the same
+ * text whatever order its keys were built in. Used to compare events and as
+ * the signed bytes of an authenticated hint.
+ */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, item]) => item !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([key, item]) => `${JSON.stringify(key)}:${canonicalJson(item)}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+/** Options of {@link HintChecks}. */
+export interface HintChecksOptions {
+  logger: Logger;
+  /** At most one warning per this many milliseconds; the others are counted in the next one. Default 10,000. */
+  logIntervalMs?: number;
+  /** Milliseconds on a monotonic clock; injectable for tests. Default performance.now(). */
+  now?: () => number;
+}
+
+/**
+ * Counts what became of inline events and logs rejections at a limited rate:
+ * someone flooding the channel with forged hints must not flood the log too.
+ */
+export class HintChecks {
+  readonly #logger: Logger;
+  readonly #logIntervalMs: number;
+  readonly #now: () => number;
+  readonly #counts: HintCheckCounts = {
+    trusted: 0,
+    matched: 0,
+    rejected: { 'differs-from-log': 0, 'not-in-log': 0, 'bad-signature': 0, overflow: 0 },
+    falseAnnouncements: 0,
+  };
+  #lastLogAt: number | null = null;
+  #suppressed = 0;
+
+  constructor(options: HintChecksOptions) {
+    this.#logger = options.logger;
+    this.#logIntervalMs = options.logIntervalMs ?? 10_000;
+    this.#now = options.now ?? (() => performance.now());
+  }
+
+  /** A copy of the counts. */
+  counts(): HintCheckCounts {
+    return { ...this.#counts, rejected: { ...this.#counts.rejected } };
+  }
+
+  trusted(count: number): void {
+    this.#counts.trusted += count;
+  }
+
+  matched(count: number): void {
+    this.#counts.matched += count;
+  }
+
+  rejected(rejection: HintRejection): void {
+    this.#counts.rejected[rejection.reason]++;
+    this.#warn(
+      rejection,
+      'dropped an inline event of a progress notification that does not match the event log; subscribers get the stored event instead',
+    );
+  }
+
+  /** A hint announced `announcedSeq`; the store, asked afterwards, had only up to `storeSeq`. */
+  falseAnnouncement(details: { taskId: string; announcedSeq: number; storeSeq: number }): void {
+    this.#counts.falseAnnouncements++;
+    this.#warn(details, 'a hint announced events the event store does not have; following the store');
+  }
+
+  #warn(details: object, message: string): void {
+    const now = this.#now();
+    if (this.#lastLogAt !== null && now - this.#lastLogAt < this.#logIntervalMs) {
+      this.#suppressed++;
+      return;
+    }
+    this.#logger.warn({ ...details, suppressedSinceLastWarning: this.#suppressed }, message);
+    this.#lastLogAt = now;
+    this.#suppressed = 0;
+  }
+}
