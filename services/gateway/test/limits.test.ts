@@ -6,8 +6,8 @@ import type { TestDatabase } from '@nodebatch/testkit';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import type { GatewayHandle } from '../src/gateway.js';
-import { openSse } from '../src/sse-client.js';
-import type { SseConnection } from '../src/sse-client.js';
+import { recordEventStream as openSse } from '@nodebatch/client/testing';
+import type { EventStreamRecording as SseConnection } from '@nodebatch/client/testing';
 import type { ResponseBody } from './support.js';
 import { api, startProducer, startTestGateway, testConfig, tokenFor } from './support.js';
 
