@@ -10,7 +10,7 @@ import {
   nodeProgress,
   taskCreated,
   type StoreFixture,
-} from './test-support/store-fixture.js';
+} from './testing/store-fixture.js';
 
 /** Invariant 9 on both stores: a run's appends carry its attempt, and a later run fences them off. */
 
