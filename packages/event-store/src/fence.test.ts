@@ -5,12 +5,7 @@ import {
   type NewEvent,
 } from '@nodebatch/progress';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  createStoreFixture,
-  nodeProgress,
-  taskCreated,
-  type StoreFixture,
-} from './testing/store-fixture.js';
+import { createStoreFixture, nodeProgress, taskCreated, type StoreFixture } from './testing/store-fixture.js';
 
 /** Invariant 9 on both stores: a run's appends carry its attempt, and a later run fences them off. */
 
