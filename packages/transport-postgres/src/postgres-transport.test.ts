@@ -139,7 +139,7 @@ describe('postgres transport', () => {
     const big = 'é'.repeat(10_000); // 20,000 bytes in UTF-8
     const stored = await append(transport, taskId, [progress(1, big)]);
     const hints = await received;
-    expect(hints[1]).toEqual({ taskId, seq: 2, events: stored });
+    expect(hints[1]).toEqual({ taskId, seq: 2, events: stored, readFromLog: true });
     const event = hints[1]?.events?.[0];
     expect(event?.type === 'NodeProgress' && event.data.message).toBe(big);
     expect(await other).toEqual(hints);
