@@ -15,6 +15,7 @@ import {
   spawnService,
   tokenFor,
 } from '../gateway/services.js';
+import { machineNpmConfig } from '../deploy/node-runtime.js';
 import type { ServiceProcess } from '../gateway/services.js';
 
 const run = promisify(execFile);
@@ -73,7 +74,11 @@ it('installs from pnpm pack tarballs into a plain npm project and follows a task
     join(app, 'package.json'),
     JSON.stringify({ name: 'consumer', private: true, type: 'module' }),
   );
-  await run('npm', ['install', '--no-audit', '--no-fund', ...files], { cwd: app, timeout: 300_000 });
+  await run('npm', ['install', '--no-audit', '--no-fund', ...files], {
+    cwd: app,
+    timeout: 300_000,
+    env: { ...process.env, ...machineNpmConfig() },
+  });
   await writeFile(join(app, 'follow.mjs'), CONSUMER_SCRIPT);
 
   const token = await tokenFor('outside-user');

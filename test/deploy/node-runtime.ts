@@ -1,5 +1,6 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
 
 export const repoRoot = join(import.meta.dirname, '..', '..');
 
@@ -43,4 +44,25 @@ export function installedNodes(): { pinned: InstalledNode; oldest: InstalledNode
     throw new Error(`${file} names no pinned and oldest Node.js: run \`node scripts/bootstrap.mjs install\``);
   }
   return { pinned: info.pinned, oldest: info.oldest };
+}
+
+/**
+ * The npm settings of this machine for an npm that runs on the pinned Node.js.
+ * npm looks for its global npmrc next to the Node.js that runs it, so under
+ * `.tools/` it would miss the machine's (a registry, a proxy's CA file) and a
+ * user's install would not be reproduced. The machine's npm, run with the
+ * machine's PATH (without `.tools/`), says where that file is.
+ */
+export function machineNpmConfig(): Record<string, string> {
+  const tools = join(repoRoot, '.tools');
+  const machinePath = (process.env.PATH ?? '')
+    .split(delimiter)
+    .filter((dir) => dir !== '' && !dir.startsWith(tools))
+    .join(delimiter);
+  const result = spawnSync('npm', ['config', 'get', 'globalconfig'], {
+    env: { ...process.env, PATH: machinePath },
+    encoding: 'utf8',
+  });
+  const file = result.status === 0 ? result.stdout.trim() : '';
+  return file && existsSync(file) ? { npm_config_globalconfig: file } : {};
 }

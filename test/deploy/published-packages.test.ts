@@ -6,6 +6,7 @@ import { createTestDatabase, type TestDatabase } from '@nodebatch/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   installedNodes,
+  machineNpmConfig,
   publishedPackages,
   readManifest,
   repoRoot,
@@ -16,6 +17,7 @@ const INSTALL_TIMEOUT_MS = 900_000;
 const pnpmEntry = join(repoRoot, '.tools', 'node_modules', 'pnpm', 'bin', 'pnpm.cjs');
 const nodes = installedNodes();
 const packages = publishedPackages();
+const npmConfig = machineNpmConfig();
 const workDir = mkdtempSync(join(tmpdir(), 'nodebatch-packed-'));
 
 /**
@@ -30,7 +32,7 @@ function outsideEnv(node: InstalledNode, extra: Record<string, string> = {}): No
     if (!/^npm_/i.test(key) || /^npm_config_(registry|cache)$/i.test(key)) env[key] = value;
   }
   env.PATH = [dirname(node.execPath), process.env.PATH ?? ''].join(delimiter);
-  return { ...env, ...extra };
+  return { ...env, ...npmConfig, ...extra };
 }
 
 function runIn(cwd: string, command: string, args: string[], env: NodeJS.ProcessEnv) {
