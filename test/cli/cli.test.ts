@@ -177,6 +177,18 @@ describe('nodebatch without a terminal', { timeout: 480_000 }, () => {
     expect(cancel.stderr()).toContain('TASK_ALREADY_ENDED');
   });
 
+  it('lists the nodes a label selector picks, as a table and as JSON', async () => {
+    const json = runCli(['nodes', '-l', 'kubernetes.io/hostname=sim-node-3', '--output', 'json'], cliEnv);
+    const text = runCli(['nodes', '-l', 'kubernetes.io/hostname in (sim-node-3,sim-node-4)'], cliEnv);
+    expect(await json.exited, json.stderr()).toBe(0);
+    const listed = JSON.parse(json.stdout()) as { name: string }[];
+    expect(listed.map((node) => node.name)).toEqual(['sim-node-3']);
+    expect(await text.exited, text.stderr()).toBe(0);
+    const [header, ...rows] = linesOf(text.stdout());
+    expect(header).toMatch(/^NAME\s+READY\s+SCHEDULABLE/);
+    expect(rows.map((row) => row.split(/\s+/)[0]).sort()).toEqual(['sim-node-3', 'sim-node-4']);
+  });
+
   it('refuses what it cannot read with exit 2 and a message naming it', async () => {
     const noSpecs = runCli(['label', 'sim-node-1'], cliEnv);
     const badTaint = runCli(['taint', 'sim-node-1', 'dedicated=gpu'], cliEnv);
