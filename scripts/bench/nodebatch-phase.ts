@@ -79,6 +79,9 @@ export async function runNodebatchPhase(
     PROGRESS_POLL_INTERVAL: String(options.pollIntervalMs),
     QUEUE_NAME: queueName,
     AUTH_DISABLED: 'true',
+    // Every subscriber and batch is the same anonymous user; the per-user caps would end the run early.
+    LIMIT_STREAMS_PER_USER: '1000000',
+    LIMIT_BATCHES_PER_MINUTE: '1000000',
     NODEBATCH_CLUSTER: 'simulated',
     NODEBATCH_SIM_NODES: String(maxNodes),
     NODEBATCH_SIM_FAILURE_RATE: '0',

@@ -29,6 +29,8 @@ beforeAll(async () => {
     QUEUE_NAME: uniqueName('e2e_many_q'),
     NODEBATCH_SIM_LATENCY_MS: '200',
     WORKER_SHUTDOWN_GRACE_MS: '1000',
+    // One user opens every stream here; the per-user cap (100 by default) is tested in the gateway's limits test.
+    LIMIT_STREAMS_PER_USER: String(CLIENTS),
   });
   worker = await spawnService('worker', env);
   // The worker's own listener, counted before the gateway adds its one.
