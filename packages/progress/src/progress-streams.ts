@@ -26,7 +26,9 @@ export interface ProgressStreamsOptions {
   maxConcurrentReads?: number;
   /**
    * Failed store reads retried (UnknownTaskError is not retried) before the
-   * task's subscribers get the error. Default 5.
+   * task's subscribers get the error. Default 10: with the doubling delay
+   * below that is about 30 s of retries, so a database restart (a held hint
+   * may need a read while it is down) does not end its subscribers' streams.
    */
   readRetries?: number;
   /** Delay before the first retry, doubled each time up to 5 s. Default 200 ms. */
@@ -77,7 +79,7 @@ export class ProgressStreams {
       logger: this.#logger,
       readPageSize: positiveInteger('readPageSize', options.readPageSize ?? 500),
       maxConcurrentReads: positiveInteger('maxConcurrentReads', options.maxConcurrentReads ?? 4),
-      readRetries: nonNegativeInteger('readRetries', options.readRetries ?? 5),
+      readRetries: nonNegativeInteger('readRetries', options.readRetries ?? 10),
       readRetryDelayMs: nonNegativeInteger('readRetryDelayMs', options.readRetryDelayMs ?? 200),
     };
   }
