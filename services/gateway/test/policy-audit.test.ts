@@ -1,3 +1,5 @@
+import { KubernetesNodeInventory } from '@nodebatch/kube';
+import { startFakeKubeApi, type FakeKubeApi } from '@nodebatch/kube/testing';
 import type { NewEvent } from '@nodebatch/progress';
 import type { Runtime } from '@nodebatch/runtime';
 import { createTestDatabase } from '@nodebatch/testkit';
@@ -10,6 +12,8 @@ import type { ResponseBody } from './support.js';
 import { JWT_SECRET, api, startProducer, startTestGateway, testConfig, tokenFor } from './support.js';
 
 let db: TestDatabase;
+/** The cluster the gateway reads (selectors, copy sources): `prod`. */
+let fake: FakeKubeApi;
 let gateway: GatewayHandle;
 let producer: Runtime;
 let viewer: string;
@@ -22,7 +26,15 @@ beforeAll(async () => {
   // Viewers may follow every task here (policy.seeAllTasksRoles), which cancel must not follow.
   const config = testConfig(db.url, { POLICY_SEE_ALL_TASKS_ROLES: 'admin,viewer' });
   producer = await startProducer(config);
-  gateway = await startTestGateway(config);
+  fake = await startFakeKubeApi({
+    nodes: [
+      { name: 'node-a' },
+      { name: 'node-b', taints: [{ key: 'team.example.com/batch', value: 'yes', effect: 'NoSchedule' }] },
+      { name: 'gpu-1', labels: { pool: 'gpu' } },
+      { name: 'gpu-2', labels: { pool: 'gpu' } },
+    ],
+  });
+  gateway = await startTestGateway(config, { nodes: new KubernetesNodeInventory(fake.kubeConfig(), 'prod') });
   [viewer, operator, otherOperator, admin] = await Promise.all([
     tokenFor('vera', 'viewer'),
     tokenFor('otto', 'user'),
@@ -34,6 +46,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await gateway?.close();
   await producer?.close();
+  await fake?.close();
   await db?.drop();
 });
 
@@ -215,6 +228,56 @@ describe('audit trail', () => {
         'node-e': { status: 'succeeded' },
         'node-f': { status: 'failed', error: 'eviction blocked' },
       },
+    });
+  });
+
+  it('records the reason, selector and cluster on the rows of an accepted, a refused and a cancelled batch', async () => {
+    const accepted = await post(operator, { action: 'cordon', selector: 'pool=gpu', reason: 'firmware' });
+    expect(accepted.status).toBe(202);
+    const taskId = accepted.body.taskId as string;
+    const refused = await post(viewer, {
+      action: 'cordon',
+      selector: 'pool=gpu',
+      reason: 'curious',
+      cluster: 'prod',
+    });
+    expect(refused.status).toBe(403);
+    const cancel = await api(gateway, 'POST', `/api/v1/tasks/${taskId}/cancel`, {
+      token: operator,
+      body: { reason: 'wrong pool' },
+    });
+    expect(cancel.status).toBe(202);
+    const gpuNodes = ['gpu-1', 'gpu-2'];
+    const [cancelRow, acceptedRow] = await auditOf(`task=${taskId}`);
+    expect(acceptedRow).toMatchObject({
+      action: 'cordon',
+      decision: 'allowed',
+      nodes: gpuNodes,
+      selector: 'pool=gpu',
+      reason: 'firmware',
+      cluster: 'prod',
+    });
+    expect(cancelRow).toMatchObject({
+      action: 'cancel',
+      userId: 'otto',
+      decision: 'allowed',
+      nodes: gpuNodes,
+      selector: 'pool=gpu',
+      reason: 'wrong pool',
+      cluster: 'prod',
+    });
+    const refusedRow = (await auditOf('user=vera&action=cordon')).find((row) => row.reason === 'curious');
+    expect(refusedRow).toMatchObject({
+      decision: 'denied',
+      rule: 'policy.cordonRole',
+      nodes: gpuNodes,
+      selector: 'pool=gpu',
+      cluster: 'prod',
+    });
+    const events = await producer.store.readTask(taskId);
+    expect(events.find((event) => event.type === 'CancelRequested')?.data).toEqual({
+      by: 'otto',
+      reason: 'wrong pool',
     });
   });
 
