@@ -29,7 +29,15 @@ beforeAll(async () => {
   fake = await startFakeKubeApi({
     nodes: [
       { name: 'node-a' },
-      { name: 'node-b', taints: [{ key: 'team.example.com/batch', value: 'yes', effect: 'NoSchedule' }] },
+      {
+        name: 'node-b',
+        taints: [
+          { key: 'team.example.com/batch', value: 'yes', effect: 'NoSchedule' },
+          // The cluster's own: never copied, so it does not make a copy protected.
+          { key: 'node.kubernetes.io/unschedulable', effect: 'NoSchedule' },
+        ],
+      },
+      { name: 'cp-1', taints: [{ key: 'node-role.kubernetes.io/control-plane', effect: 'NoSchedule' }] },
       { name: 'gpu-1', labels: { pool: 'gpu' } },
       { name: 'gpu-2', labels: { pool: 'gpu' } },
     ],
@@ -141,6 +149,49 @@ describe('roles and policy', () => {
       ).status,
     ).toBe(202);
     expect((await api(gateway, 'GET', '/api/v1/tasks', { token: viewer })).status).toBe(200);
+  });
+
+  it('refuses a non-admin a copy of taints that carries or drops protected keys, reading the nodes at submission', async () => {
+    const before = await taskCount();
+    const fromControlPlane = await post(operator, {
+      action: 'taint',
+      nodes: ['node-a'],
+      params: { copyFrom: 'cp-1' },
+    });
+    expect(fromControlPlane.status).toBe(403);
+    expect(fromControlPlane.body).toMatchObject({ code: 'FORBIDDEN', rule: 'policy.protectedPrefixes' });
+    expect(fromControlPlane.body.message).toMatch(
+      /role operator may not copy from node "cp-1" the taint "node-role\.kubernetes\.io\/control-plane".*need admin/,
+    );
+    // replace drops the target's own taints: the control-plane taint of cp-1 would go.
+    const ontoControlPlane = await post(operator, {
+      action: 'taint',
+      nodes: ['cp-1'],
+      params: { copyFrom: 'node-b', mode: 'replace' },
+    });
+    expect(ontoControlPlane.status).toBe(403);
+    expect(ontoControlPlane.body.message).toMatch(
+      /may not change the taint "node-role\.kubernetes\.io\/control-plane"/,
+    );
+    const missing = await post(operator, {
+      action: 'taint',
+      nodes: ['node-a'],
+      params: { copyFrom: 'gone-1' },
+    });
+    expect(missing.status).toBe(400);
+    expect(missing.body).toMatchObject({ field: 'body.params.copyFrom' });
+    expect(missing.body.message).toMatch(/"gone-1" .* is not in cluster "prod"/);
+    expect(await taskCount()).toBe(before);
+    const denied = (await auditOf('user=otto&action=taint')).filter((row) => row.decision === 'denied');
+    expect(denied.map((row) => row.nodes)).toEqual(expect.arrayContaining([['node-a'], ['cp-1']]));
+
+    // node-b's own taint is not protected and its cluster-managed one is never copied; an admin copies anything.
+    expect(
+      (await post(operator, { action: 'taint', nodes: ['node-a'], params: { copyFrom: 'node-b' } })).status,
+    ).toBe(202);
+    expect(
+      (await post(admin, { action: 'taint', nodes: ['node-a'], params: { copyFrom: 'cp-1' } })).status,
+    ).toBe(202);
   });
 
   it('shows a viewer given all tasks every task, but lets only the owner or an admin cancel', async () => {

@@ -16,6 +16,7 @@ import {
 } from '../errors.js';
 import { authorizeTask, recordAudit, refuse } from '../gateway-context.js';
 import type { GatewayContext, GatewayPlugin } from '../gateway-context.js';
+import { copiedTaintKeys } from '../copied-taints.js';
 import { touchedKeys } from '../policy.js';
 import {
   checkBatchLimits,
@@ -76,7 +77,18 @@ export const tasksPlugin: GatewayPlugin<TasksPluginOptions> = async (app, option
         selector: body.selector,
         reason: body.reason,
       };
-      const decision = policy.decideBatch(principal, body.action, touchedKeys(body.action, params));
+      const keys = touchedKeys(body.action, params);
+      if (
+        body.action === 'taint' &&
+        typeof params.copyFrom === 'string' &&
+        !policy.mayTouchProtectedKeys(principal)
+      ) {
+        const copy = { copyFrom: params.copyFrom, mode: params.mode as 'merge' | 'replace' | undefined };
+        const copied = await copiedTaintKeys(requireInventory(options.clusters, cluster), copy, nodes);
+        keys.copiedTaints = copied.copiedTaints;
+        keys.taints.push(...copied.taints);
+      }
+      const decision = policy.decideBatch(principal, body.action, keys);
       if (!decision.allowed) {
         await refuse(context, request, { ...described, rule: decision.rule, message: decision.message });
       }
