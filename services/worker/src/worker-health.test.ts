@@ -66,43 +66,31 @@ describe('the worker health endpoint', () => {
     expect((await fetch(`${worker.healthUrl}/metrics`)).status).toBe(404);
   });
 
-  it('is not ready while Redis (the queue) is down, stays live, and is ready again when Redis is back', async () => {
-    await redis.stop();
-    await vi.waitFor(
-      async () => {
-        const { status, body } = await probe('/readyz');
-        expect(status).toBe(503);
-        expect(body.checks.queue?.ok).toBe(false);
-        expect(body.reason).toMatch(/^queue: /);
-      },
-      { timeout: 20_000, interval: 200 },
-    );
-    expect((await probe('/healthz')).status).toBe(200);
-    await redis.start();
-    await vi.waitFor(async () => expect((await probe('/readyz')).status).toBe(200), {
-      timeout: 30_000,
-      interval: 200,
-    });
-  });
-
-  it('is not ready while PostgreSQL (the event log) is down, stays live, and is ready again when it is back', async () => {
-    await postgres.stop();
-    await vi.waitFor(
-      async () => {
-        const { status, body } = await probe('/readyz');
-        expect(status).toBe(503);
-        expect(body.checks.database?.ok).toBe(false);
-        expect(body.reason).toMatch(/database: /);
-      },
-      { timeout: 20_000, interval: 200 },
-    );
-    expect((await probe('/healthz')).status).toBe(200);
-    await postgres.start();
-    await vi.waitFor(async () => expect((await probe('/readyz')).status).toBe(200), {
-      timeout: 30_000,
-      interval: 200,
-    });
-  });
+  it.each([
+    { server: 'Redis', what: 'the queue', check: 'queue' },
+    { server: 'PostgreSQL', what: 'the event log', check: 'database' },
+  ] as const)(
+    'is not ready while $server ($what) is down, stays live, and is ready again when it is back',
+    async ({ server: name, check }) => {
+      const server = name === 'Redis' ? redis : postgres;
+      await server.stop();
+      await vi.waitFor(
+        async () => {
+          const { status, body } = await probe('/readyz');
+          expect(status).toBe(503);
+          expect(body.checks[check]?.ok).toBe(false);
+          expect(body.reason).toMatch(new RegExp(`(^|; )${check}: `));
+        },
+        { timeout: 20_000, interval: 200 },
+      );
+      expect((await probe('/healthz')).status).toBe(200);
+      await server.start();
+      await vi.waitFor(async () => expect((await probe('/readyz')).status).toBe(200), {
+        timeout: 30_000,
+        interval: 200,
+      });
+    },
+  );
 
   it('is not live after the event loop was held too long, and live again once the stall is past', async () => {
     const heldUntil = Date.now() + MAX_LOOP_DELAY_MS + 500;
