@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { causeText, openEventStream, type EventStreamConnection } from '@nodebatch/client';
 
 /** Wall-clock now in ms with sub-ms precision (same clock as the producers' Date on this machine). */
-export const wallNow = (): number => performance.timeOrigin + performance.now();
+const wallNow = (): number => performance.timeOrigin + performance.now();
 
 /** Append-to-client latencies of every delivery, in ms, kept compactly. */
 export class LatencyRecorder {
@@ -37,7 +37,7 @@ export interface SseMessage {
   terminal: boolean;
 }
 
-export interface SubscriberOptions {
+interface SubscriberOptions {
   /** Full URL of the stream, without the resume parameter. */
   url: string;
   parse(data: string): SseMessage;

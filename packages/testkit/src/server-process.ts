@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { ServerUser } from './server-user.js';
 
-export interface ServerProcessOptions {
+interface ServerProcessOptions {
   /** Shown in errors, e.g. `PostgreSQL on port 54012`. */
   description: string;
   command: string;

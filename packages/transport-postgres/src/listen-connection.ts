@@ -5,7 +5,7 @@ import { backoffDelay, describeError } from '@nodebatch/progress';
 import type { BackoffOptions, TransportHealth } from '@nodebatch/progress';
 
 /** Options of {@link ListenConnection}. */
-export interface ListenConnectionOptions {
+interface ListenConnectionOptions {
   /** Where to connect; a dedicated client, never one from the pool (a pooled client would be handed to others). */
   connection: pg.ClientConfig;
   channel: string;
@@ -27,7 +27,7 @@ export interface ListenConnectionOptions {
 }
 
 /** Default connect timeout of the listener: without one an unreachable host hangs for minutes. */
-export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 
 /**
  * The one LISTEN connection of a process (invariant 5, docs/invariants.md). Reconnects with

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
-export interface ChildSpec {
+interface ChildSpec {
   /** Short name used in messages and as the log file name, e.g. `gateway-a`. */
   name: string;
   /** The nodebatch command, e.g. `['worker']`. */
@@ -11,7 +11,7 @@ export interface ChildSpec {
 }
 
 /** A child exited before it was asked to. */
-export class ChildExitedError extends Error {
+class ChildExitedError extends Error {
   constructor(name: string, code: number | null, signal: NodeJS.Signals | null, logPath: string) {
     super(`${name} exited unexpectedly (code ${code}, signal ${signal}); see its log at ${logPath}`);
     this.name = 'ChildExitedError';
