@@ -222,14 +222,18 @@ export class KubernetesNodeInventory implements NodeInventory {
 export class SimulatedNodeInventory implements NodeInventory {
   readonly simulated = true;
 
+  readonly #simulation: SimulatedCluster;
+
   constructor(
-    private readonly simulation: SimulatedCluster,
+    simulation: SimulatedCluster,
     readonly cluster = 'simulated',
-  ) {}
+  ) {
+    this.#simulation = simulation;
+  }
 
   #summaries(): NodeSummary[] {
-    return this.simulation.listNodes().map((name) => {
-      const node = this.simulation.getNode(name)!;
+    return this.#simulation.listNodes().map((name) => {
+      const node = this.#simulation.getNode(name)!;
       const reason = cordonReasonOf(node.annotations);
       return {
         name,

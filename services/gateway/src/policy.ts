@@ -4,7 +4,7 @@ import type { Principal, Role } from './auth.js';
 import { roleAtLeast } from './auth.js';
 
 /** What the policy said about one request, as the audit trail records it. */
-export interface PolicyDecision {
+interface PolicyDecision {
   allowed: boolean;
   /** The configuration key of the rule that decided, e.g. `policy.drainRole`. */
   rule: string;
@@ -13,7 +13,7 @@ export interface PolicyDecision {
 }
 
 /** The label and taint keys a batch touches, for the protected-prefix rule. */
-export interface TouchedKeys {
+interface TouchedKeys {
   labels: string[];
   taints: string[];
   /** A copyFrom batch: the taint keys it copies from its source node (see copiedTaintKeys). */

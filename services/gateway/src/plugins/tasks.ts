@@ -26,7 +26,7 @@ import {
   type ClusterDirectory,
 } from '../batch-targets.js';
 
-export interface TasksPluginOptions {
+interface TasksPluginOptions {
   context: GatewayContext;
   /** The clusters batches may name, and their inventories (selector resolution). */
   clusters: ClusterDirectory;
@@ -216,7 +216,7 @@ export const tasksPlugin: GatewayPlugin<TasksPluginOptions> = async (app, option
 };
 
 /** @fastify/rate-limit settings counting per user (the route is authenticated first). */
-export function perUserRate(
+function perUserRate(
   perMinute: number,
   setting: string,
   what: string,
