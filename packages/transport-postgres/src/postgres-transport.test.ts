@@ -7,11 +7,10 @@ import { createEventStore, runMigrations } from '@nodebatch/event-store';
 import type { Hint, NewEvent, StoredEvent, TransportHealth } from '@nodebatch/progress';
 import { TransportUnavailableError } from '@nodebatch/progress';
 import { countingReader } from '@nodebatch/progress/testing';
-import { createTestDatabase, uniqueName } from '@nodebatch/testkit';
+import { createTestDatabase, startTcpProxy, uniqueName } from '@nodebatch/testkit';
 import type { TestDatabase } from '@nodebatch/testkit';
 import { createPostgresTransport } from './postgres-transport.js';
 import type { PostgresTransport, PostgresTransportOptions } from './postgres-transport.js';
-import { startTcpProxy } from './test-support/tcp-proxy.js';
 
 const WAIT_MS = 15_000;
 
