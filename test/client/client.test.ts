@@ -154,6 +154,15 @@ describe('@nodebatch/client against real gateways', () => {
     expect(refused).toMatchObject({ status: 403 });
   });
 
+  it('lists every node of the cluster across the pages the gateway serves', async () => {
+    const client = new NodebatchClient({ url: urlOf(gatewayA), token });
+    // 60 simulated nodes, 25 per request: three pages.
+    const nodes = await client.listNodes({ limit: 25 });
+    expect(nodes.map((node) => node.name).sort()).toEqual(
+      Array.from({ length: 60 }, (_, i) => `sim-node-${i + 1}`).sort(),
+    );
+  });
+
   it('gives up after giveUpAfterMs with an error saying how long it tried and what it saw last', async () => {
     const nowhere = `http://127.0.0.1:${await freePort()}`;
     const client = new NodebatchClient({
