@@ -143,8 +143,9 @@ export function onConfiguredTransport(runtime: Runtime, timeoutMs = 60_000): Pro
 /**
  * Publishes a task of 300 events while the notifier of `runtime` is on the
  * polling fallback, holding the publisher half way until the notifier has
- * tried `configured` again and failed: every event arrives, announced by
- * polling alone. `lines` are the runtime's log lines, at debug level.
+ * tried `configured` again and failed: the notifier never leaves polling, and
+ * every event arrives, announced by polling alone. `lines` are the runtime's
+ * log lines, at debug level.
  */
 export async function expectStaysOnPolling(
   runtime: Runtime,
@@ -153,26 +154,38 @@ export async function expectStaysOnPolling(
 ): Promise<void> {
   const total = 300;
   const taskId = `stays-on-polling-${Date.now()}`;
+  const left: NotifierInfo[] = [];
+  const watching = runtime.notifier.info$.subscribe((info) => {
+    if (info.active !== 'polling' || !info.fallback) left.push(info);
+  });
   await runtime.notifier.append(taskId, [created()], { expectedSeq: 0 });
   const received = collectSeqs(runtime.streams, taskId, 60_000);
   const observed = recordHints(runtime, taskId);
   const failedRetries = () => lines.filter((line) => line.msg === `${configured} still unavailable`).length;
   const retriesBefore = failedRetries();
-  await publish({
-    append: (id, events, options) => runtime.notifier.append(id, events, options),
-    latestSeq: async (id) => (await runtime.store.latestSeqs([id])).get(id) ?? 0,
-    taskId,
-    total,
-    async onAppended(seq) {
-      if (seq < total / 2 || failedRetries() > retriesBefore) return;
-      await vi.waitFor(() => expect(failedRetries()).toBeGreaterThan(retriesBefore), {
-        timeout: 30_000,
-        interval: 50,
-      });
-    },
-  });
-  expect(await received).toEqual(range(1, total));
-  observed.stop();
+  try {
+    await publish({
+      append: (id, events, options) => runtime.notifier.append(id, events, options),
+      latestSeq: async (id) => (await runtime.store.latestSeqs([id])).get(id) ?? 0,
+      taskId,
+      total,
+      async onAppended(seq) {
+        if (seq < total / 2) return;
+        // Until a retry failed, or the notifier switched (reported at once below).
+        await vi.waitFor(
+          () => {
+            if (left.length === 0) expect(failedRetries()).toBeGreaterThan(retriesBefore);
+          },
+          { timeout: 30_000, interval: 50 },
+        );
+      },
+    });
+    expect(left).toEqual([]);
+    expect(await received).toEqual(range(1, total));
+  } finally {
+    watching.unsubscribe();
+    observed.stop();
+  }
   expect(observed.hints.length).toBeGreaterThan(0);
   expect(observed.hints.filter((hint) => hint.pushed || hint.active !== 'polling')).toEqual([]);
   expect(runtime.notifier.info).toMatchObject({ configured, active: 'polling', fallback: true });
