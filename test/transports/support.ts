@@ -331,10 +331,9 @@ export async function publish(options: PublishOptions): Promise<void> {
     const size = 1 + ((batchNumber * 7 + 3) % maxBatch);
     batchNumber += 1;
     const events = range(seq + 1, Math.min(total, seq + size)).map((s) => eventAt(s, total));
+    let stored: StoredEvent[];
     try {
-      const stored = await options.append(taskId, events, { expectedSeq: seq });
-      seq = stored[stored.length - 1]!.seq;
-      await options.onAppended?.(seq);
+      stored = await options.append(taskId, events, { expectedSeq: seq });
     } catch (err) {
       options.logger?.debug({ err, seq }, 'append failed; asking the log where it stands');
       await new Promise((resolve) => setTimeout(resolve, 100));
@@ -343,6 +342,10 @@ export async function publish(options: PublishOptions): Promise<void> {
       } catch {
         // Still down: the next append with the same expectedSeq tells us.
       }
+      continue;
     }
+    seq = stored[stored.length - 1]!.seq;
+    // Outside the retry: a gate that fails (a fault that did not happen) fails the publisher.
+    await options.onAppended?.(seq);
   }
 }
