@@ -15,6 +15,7 @@ import {
   publish,
   range,
   recordHints,
+  throughRuntime,
   spawnPublisher,
   terminateListeners,
   withClient,
@@ -89,8 +90,7 @@ function publishThrough(
   onAppended: (seq: number) => void | Promise<void>,
 ): Promise<void> {
   return publish({
-    append: (id, events, options) => runtime.notifier.append(id, events, options),
-    latestSeq: async (id) => (await runtime.store.latestSeqs([id])).get(id) ?? 0,
+    ...throughRuntime(runtime),
     taskId,
     total: TOTAL,
     onAppended,

@@ -13,6 +13,7 @@ import {
   publish,
   range,
   recordHints,
+  throughRuntime,
 } from './support.js';
 
 /**
@@ -58,8 +59,7 @@ describe('redis transport through the runtime', () => {
       const restarts: { stoppedAt: number; recoveredAt: number }[] = [];
       let starting: Promise<void> | null = null;
       await publish({
-        append: (id, events, options) => runtime.notifier.append(id, events, options),
-        latestSeq: async (id) => (await runtime.store.latestSeqs([id])).get(id) ?? 0,
+        ...throughRuntime(runtime),
         taskId,
         total: 10_000,
         async onAppended(seq) {

@@ -165,8 +165,7 @@ export async function expectStaysOnPolling(
   const retriesBefore = failedRetries();
   try {
     await publish({
-      append: (id, events, options) => runtime.notifier.append(id, events, options),
-      latestSeq: async (id) => (await runtime.store.latestSeqs([id])).get(id) ?? 0,
+      ...throughRuntime(runtime),
       taskId,
       total,
       async onAppended(seq) {
@@ -299,6 +298,14 @@ export function eventAt(seq: number, total: number): NewEvent {
   if (seq === 1) return created();
   if (seq === total) return completed();
   return progressEvent(seq, total);
+}
+
+/** How {@link publish} appends through a runtime's notifier and asks its log where a task stands. */
+export function throughRuntime(runtime: Runtime): Pick<PublishOptions, 'append' | 'latestSeq'> {
+  return {
+    append: (id, events, options) => runtime.notifier.append(id, events, options),
+    latestSeq: async (id) => (await runtime.store.latestSeqs([id])).get(id) ?? 0,
+  };
 }
 
 export interface PublishOptions {

@@ -17,7 +17,7 @@ const FALLBACK_AFTER_MS = 1_000;
 const PROBE_TIMEOUT_MS = 500;
 const RETRY = { minDelayMs: 100, maxDelayMs: 800 };
 const SILENT: ProbeScript = { kind: 'silent' };
-const ANSWER: ProbeScript = { kind: 'answer', ms: 5 };
+const ANSWER = { kind: 'answer', ms: 5 } as const satisfies ProbeScript;
 
 interface Harness {
   notifier: Notifier;
@@ -74,6 +74,17 @@ async function advance(ms: number): Promise<void> {
 
 const onPrimary = (info: NotifierInfo) => info.active === 'postgres' && info.healthy && !info.fallback;
 const onPolling = (info: NotifierInfo) => info.active === 'polling' && info.healthy && info.fallback;
+
+/** A notifier that started on its configured transport, then fell back when that transport lost health. */
+async function fallenBack(): Promise<{ h: Harness; primary: ScriptedTransport }> {
+  const h = harness(() => new ScriptedTransport('postgres', { probes: [ANSWER] }));
+  await startFor(h.notifier, ANSWER.ms);
+  const primary = h.primaries[0]!;
+  primary.setHealth(false);
+  await advance(FALLBACK_AFTER_MS);
+  expect(onPolling(h.notifier.info)).toBe(true);
+  return { h, primary };
+}
 
 beforeEach(() => {
   vi.useFakeTimers();
@@ -144,12 +155,7 @@ describe('notifier state machine', () => {
   });
 
   it('during recovery, probes at once on each return to health, one probe at a time, and stays on polling while they time out', async () => {
-    const h = harness(() => new ScriptedTransport('postgres', { probes: [ANSWER] }));
-    await startFor(h.notifier, ANSWER.ms);
-    const primary = h.primaries[0]!;
-    primary.setHealth(false);
-    await advance(FALLBACK_AFTER_MS);
-    expect(onPolling(h.notifier.info)).toBe(true);
+    const { h, primary } = await fallenBack();
     const probesAtFallback = primary.probes.length;
 
     primary.scriptProbes(SILENT);
@@ -176,12 +182,7 @@ describe('notifier state machine', () => {
   });
 
   it('does not call a transport healthy whose health was lost while its recovery probe was in flight', async () => {
-    const h = harness(() => new ScriptedTransport('postgres', { probes: [ANSWER] }));
-    await startFor(h.notifier, ANSWER.ms);
-    const primary = h.primaries[0]!;
-    primary.setHealth(false);
-    await advance(FALLBACK_AFTER_MS);
-    expect(onPolling(h.notifier.info)).toBe(true);
+    const { h, primary } = await fallenBack();
 
     // The probe comes back after 50 ms; 10 ms after it was sent, the transport loses its connection again.
     primary.scriptProbes({ kind: 'answer', ms: 50 });
