@@ -130,6 +130,15 @@ describe('@nodebatch/client against real gateways', () => {
     expect(events.map((event) => event.seq)).toEqual(oneTo(events.length));
     expect(events.at(-1)?.type).toBe('TaskCancelled');
     expect(events.filter((event) => event.type === 'CancelRequested')).toHaveLength(1);
+    // The worker, another process, stopped: no more than the one node it may have been starting
+    // as the cancel arrived (concurrency 1) began after it, and most nodes were never touched.
+    const cancelledAt = events.findIndex((event) => event.type === 'CancelRequested');
+    const startedAfter = events.slice(cancelledAt).filter((event) => event.type === 'NodeStarted');
+    expect(startedAfter.length).toBeLessThanOrEqual(1);
+    const outcome = events.at(-1)!;
+    expect(outcome.type === 'TaskCancelled' && outcome.data.notStarted.length).toBeGreaterThan(
+      NODES.length / 2,
+    );
     const again = await client.cancelTask(taskId).catch((error: unknown) => error);
     expect(again).toBeInstanceOf(ConflictError);
     expect(again).toMatchObject({ status: 409, code: 'TASK_ALREADY_ENDED' });

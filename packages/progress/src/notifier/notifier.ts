@@ -446,8 +446,17 @@ class SwitchingNotifier implements Notifier {
     const primaryActive = this.#active !== null && this.#active === this.#primary;
     // Back by itself (a reconnect inside the fallback window): nothing to do.
     if (primaryActive && this.#primaryHealth.healthy) return;
-    const outcome = await this.#tryPrimary();
+    let outcome = await this.#tryPrimary();
     if (this.#isStopped()) return;
+    if (outcome.ok && !this.#primaryHealth.healthy) {
+      // The probe came back, but the transport lost its connection while it was in flight: switching
+      // now would report a dead transport healthy, with no fallback timer to notice (invariant 6).
+      // Its next return to health probes again at once.
+      outcome = {
+        ok: false,
+        err: new Error(`${this.#configured} became unhealthy during the probe: ${this.#primaryHealth.reason}`),
+      };
+    }
     if (outcome.ok) {
       const polling = this.#fallback;
       this.#fallback = null;
