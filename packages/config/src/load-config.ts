@@ -131,10 +131,13 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
       continue;
     }
     const shown = field.secret ? '<hidden>' : JSON.stringify(candidate.raw);
+    const explained = field.value.explain?.(parsed.error);
     issues.push({
       key: field.key,
       source: candidate.where,
-      message: `${candidate.label}=${shown} (from ${candidate.where}): expected ${field.value.expected}`,
+      message: explained
+        ? `${candidate.label} (from ${candidate.where}): ${explained}; expected ${field.value.expected}`
+        : `${candidate.label}=${shown} (from ${candidate.where}): expected ${field.value.expected}`,
     });
   }
   if (!redisConfigured) sources.redis = 'default';
