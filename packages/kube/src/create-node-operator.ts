@@ -12,10 +12,14 @@ export interface ClusterSettings {
   simLatencyMs: number;
   simFailureRate: number;
   kubeconfig?: string;
+  /** The kubeconfig context; default: the file's current one. */
+  context?: string;
 }
 
 export interface CreateNodeOperatorOptions {
   cluster: ClusterSettings;
+  /** The cluster's name in the configuration, for logs. */
+  name?: string;
   logger: Logger;
   /** Where to look for a kubeconfig or service account besides `cluster.kubeconfig` (tests). */
   locate?: Omit<LoadKubeConfigOptions, 'kubeconfig'>;
@@ -50,9 +54,14 @@ export function createNodeOperator(options: CreateNodeOperatorOptions): NodeOper
       logger,
     });
   }
-  const loaded = loadKubeConfig({ ...options.locate, kubeconfig: cluster.kubeconfig });
+  const loaded = loadKubeConfig({ ...options.locate, ...kubeconfigOf(cluster) });
   logger.info(
-    { cluster: 'kubernetes', source: loaded.source, server: loaded.server },
+    {
+      cluster: 'kubernetes',
+      ...(options.name && { name: options.name }),
+      source: loaded.source,
+      server: loaded.server,
+    },
     'using a Kubernetes cluster',
   );
   return new KubernetesNodeOperator({ ...options.kubernetes, kubeConfig: loaded.kubeConfig, logger });
@@ -73,6 +82,14 @@ export function createNodeInventory(options: {
   if (cluster.mode === 'simulated') {
     return new SimulatedNodeInventory(new SimulatedCluster({ nodes: cluster.simNodes }), options.name);
   }
-  const loaded = loadKubeConfig({ ...options.locate, kubeconfig: cluster.kubeconfig });
+  const loaded = loadKubeConfig({ ...options.locate, ...kubeconfigOf(cluster) });
   return new KubernetesNodeInventory(loaded.kubeConfig, options.name);
+}
+
+/** Where loadKubeConfig looks for a cluster's credentials. */
+function kubeconfigOf(cluster: ClusterSettings): Pick<LoadKubeConfigOptions, 'kubeconfig' | 'context'> {
+  return {
+    kubeconfig: cluster.kubeconfig,
+    ...(cluster.context === undefined ? {} : { context: cluster.context }),
+  };
 }
