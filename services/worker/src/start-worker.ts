@@ -2,13 +2,14 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { NodebatchConfig } from '@nodebatch/config';
 import type { NodeOperator } from '@nodebatch/kube';
-import { createNodeOperator } from '@nodebatch/kube';
 import type { BatchAction, EventReader } from '@nodebatch/progress';
 import { TaskAlreadyEndedError, UnknownTaskError } from '@nodebatch/progress';
 import { createBatchConsumer, createRuntime, describeQueueBackend } from '@nodebatch/runtime';
+import type { BatchConsumer } from '@nodebatch/runtime';
 import type { DeadBatchJob } from '@nodebatch/runtime';
 import type { Logger } from 'pino';
 import { runBatchTask } from './batch-task-runner.js';
+import { clusterOperators } from './cluster-operators.js';
 import type { AppendEvents } from './event-batcher.js';
 import type { NodeRetryPolicy } from './node-retry-policy.js';
 import type { TaskEventFeed } from './task-events.js';
@@ -32,7 +33,10 @@ export interface WorkerQueueOptions {
 export interface StartWorkerOptions {
   config: NodebatchConfig;
   logger: Logger;
-  /** Default: createNodeOperator for config.cluster (a Kubernetes cluster or the simulated one). */
+  /**
+   * The operator of the default (or only) cluster; the worker then serves that cluster alone.
+   * Default: one operator per configured cluster it has credentials for (see clusterOperators).
+   */
   operator?: NodeOperator;
   /** Default: createRuntime({ config, logger }), closed with the worker. A given runtime is not closed. */
   runtime?: WorkerRuntime;
@@ -65,7 +69,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
   const { config } = options;
   const id = options.id ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const logger = options.logger.child({ component: 'worker', workerId: id });
-  const operator = options.operator ?? createNodeOperator({ cluster: config.cluster, logger });
+  const clusters = clusterOperators(config, logger, options.operator);
   const ownRuntime = options.runtime ? undefined : await createRuntime({ config, logger });
   const runtime: WorkerRuntime | undefined = options.runtime ?? ownRuntime;
   if (!runtime) throw new Error('unreachable: a runtime was given or created');
@@ -77,40 +81,56 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
     append: ((taskId, events, appendOptions) =>
       runtime.notifier.append(taskId, events, appendOptions)) satisfies AppendEvents,
     feed: runtime.streams,
-    operator,
     logger,
   };
 
-  const consumer = createBatchConsumer({
-    config,
-    logger,
-    ...options.queue,
-    onDeadJob: (dead) => endDeadTask(deps.append, dead, logger),
-    processor: async ({ taskId }) => {
-      if (shutdown.signal.aborted) return 'handed-back';
-      return runBatchTask(deps, {
-        taskId,
-        workerId: id,
-        shutdown: shutdown.signal,
-        halt: halt.signal,
-        ...(options.retry && { retry: options.retry }),
-        ...(options.concurrencyByAction && { concurrencyByAction: options.concurrencyByAction }),
-        ...(options.flushDelayMs !== undefined && { flushDelayMs: options.flushDelayMs }),
-        ...(options.maxBatchEvents !== undefined && { maxBatchEvents: options.maxBatchEvents }),
-      });
-    },
-  });
+  // One consumer per cluster queue: a worker takes only the batches of clusters it can reach.
+  const consumers: BatchConsumer[] = clusters.map(({ name, operator }) =>
+    createBatchConsumer({
+      config,
+      logger,
+      cluster: name,
+      ...options.queue,
+      onDeadJob: (dead) => endDeadTask(deps.append, dead, logger),
+      processor: async ({ taskId }) => {
+        if (shutdown.signal.aborted) return 'handed-back';
+        return runBatchTask(
+          { ...deps, operator, cluster: name },
+          {
+            taskId,
+            workerId: id,
+            shutdown: shutdown.signal,
+            halt: halt.signal,
+            ...(options.retry && { retry: options.retry }),
+            ...(options.concurrencyByAction && { concurrencyByAction: options.concurrencyByAction }),
+            ...(options.flushDelayMs !== undefined && { flushDelayMs: options.flushDelayMs }),
+            ...(options.maxBatchEvents !== undefined && { maxBatchEvents: options.maxBatchEvents }),
+          },
+        );
+      },
+    }),
+  );
+  const closeConsumers = async (force: boolean): Promise<void> => {
+    await Promise.all(consumers.map((consumer) => consumer.close({ force })));
+  };
   try {
-    await consumer.ready();
+    await Promise.all(consumers.map((consumer) => consumer.ready()));
   } catch (err) {
-    await consumer.close({ force: true }).catch(() => undefined);
+    await closeConsumers(true).catch(() => undefined);
     await ownRuntime?.close();
     throw err;
   }
-  logger.info(
-    { ...describeQueueBackend(config), cluster: operator.kind, jobConcurrency: config.worker.jobConcurrency },
-    'worker started',
-  );
+  for (const [index, { name, operator }] of clusters.entries()) {
+    logger.info(
+      {
+        ...describeQueueBackend(config, consumers[index]!.name),
+        cluster: name,
+        clusterMode: operator.kind,
+        jobConcurrency: config.worker.jobConcurrency,
+      },
+      'worker started',
+    );
+  }
 
   let closing: Promise<void> | undefined;
   const close = async (graceMs: number): Promise<void> => {
@@ -121,10 +141,10 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
       logger.warn(
         'running jobs did not hand back in time; dropping them (they resume elsewhere after their lock expires)',
       );
-      consumer.close({ force: true }).catch((err: unknown) => logger.warn({ err }, 'forced close failed'));
+      closeConsumers(true).catch((err: unknown) => logger.warn({ err }, 'forced close failed'));
     }, graceMs + HAND_BACK_MARGIN_MS);
     try {
-      await consumer.close();
+      await closeConsumers(false);
     } finally {
       clearTimeout(haltTimer);
       clearTimeout(forceTimer);
