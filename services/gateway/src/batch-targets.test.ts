@@ -8,16 +8,6 @@ const directory = (names: string[], defaultName?: string): ClusterDirectory => (
   inventory: () => undefined,
 });
 
-function refusal(run: () => unknown): string {
-  try {
-    run();
-  } catch (error) {
-    expect(error).toBeInstanceOf(InvalidRequestError);
-    return (error as Error).message;
-  }
-  throw new Error('expected an InvalidRequestError');
-}
-
 describe('resolveCluster', () => {
   it('takes the named cluster, else the default one', () => {
     expect(resolveCluster(directory(['prod', 'lab'], 'prod'), 'lab')).toBe('lab');
@@ -25,10 +15,12 @@ describe('resolveCluster', () => {
   });
 
   it('refuses an unknown cluster, and a batch naming none when no cluster is the default, naming the known ones', () => {
-    expect(refusal(() => resolveCluster(directory(['prod', 'lab'], 'prod'), 'north'))).toBe(
-      'body.cluster: unknown cluster "north"; known clusters: prod, lab',
-    );
-    expect(refusal(() => resolveCluster(directory(['east', 'west']), undefined))).toBe(
+    const unknown = () => resolveCluster(directory(['prod', 'lab'], 'prod'), 'north');
+    expect(unknown).toThrow(InvalidRequestError);
+    expect(unknown).toThrow('body.cluster: unknown cluster "north"; known clusters: prod, lab');
+    const unnamed = () => resolveCluster(directory(['east', 'west']), undefined);
+    expect(unnamed).toThrow(InvalidRequestError);
+    expect(unnamed).toThrow(
       'body.cluster: name the cluster: none of the configured clusters is the default; known clusters: east, west',
     );
   });
