@@ -171,7 +171,9 @@ describe('nodebatch without a terminal', { timeout: 480_000 }, () => {
     const cancel = runCli(['cancel', taskId], cliEnv);
     expect(await tasks.exited, tasks.stderr()).toBe(0);
     expect(linesOf(tasks.stdout())[0]).toMatch(/^TASK\s+ACTION\s+STATUS\s+DONE/);
-    expect(tasks.stdout()).toMatch(new RegExp(`${taskId}\\s+cordon\\s+completed\\s+1/1`));
+    expect(tasks.stdout()).toMatch(
+      new RegExp(`${taskId}\\s+cordon\\s+completed\\s+1/1\\s.*\\sdefault$`, 'm'),
+    );
     expect(await one.exited).toBe(0);
     expect(one.stdout()).toBe(
       `task ${taskId} completed (simulated): 1 succeeded, 0 failed, 0 skipped of 1\n`,

@@ -133,6 +133,10 @@ describe('several named clusters', () => {
     expect(patchesOf(east, 'shared-1')).toHaveLength(1);
     const started = (await lastEvents(westTask)).find((event) => event.type === 'TaskStarted');
     expect(started?.data).toMatchObject({ cluster: 'west', clusterMode: 'kubernetes' });
+    const listed = await client.listTasks();
+    expect(
+      listed.filter((task) => [westTask, eastTask].includes(task.taskId)).map((task) => task.cluster),
+    ).toEqual(['east', 'west']);
   });
 
   it('records a batch on the simulated cluster as simulated, in its events and the task', async () => {
