@@ -111,6 +111,15 @@ describe('cluster.clusters', () => {
     ]);
   });
 
+  it('refuses NODEBATCH_CLUSTER=simulated beside a cluster list rather than guess which cluster to simulate', () => {
+    expect(messageOf({ NODEBATCH_CLUSTER: 'simulated', NODEBATCH_CLUSTERS: 'prod;context=prod' })).toBe(
+      'invalid configuration: cluster.mode="simulated" (from env NODEBATCH_CLUSTER) applies only without cluster.clusters (from env NODEBATCH_CLUSTERS); give the listed clusters that should be simulated mode: simulated instead',
+    );
+    expect(
+      load({ NODEBATCH_CLUSTER: 'kubernetes', NODEBATCH_CLUSTERS: 'prod' }).config.cluster.clusters,
+    ).toHaveLength(1);
+  });
+
   it('has no default among several unless one is marked', () => {
     const { config } = load({ NODEBATCH_CLUSTERS: 'a;context=a,b;context=b' });
     expect(clusterTargets(config.cluster).map((target) => target.isDefault)).toEqual([false, false]);

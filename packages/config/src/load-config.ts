@@ -150,6 +150,15 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
       message: `progress.notifyType="redis" (from ${where}) needs Redis: set REDIS_URL or REDIS_HOST, or choose postgres or polling`,
     });
   }
+  if (values.get('cluster.mode') === 'simulated' && values.has('cluster.clusters')) {
+    // Asked to simulate, with real clusters listed: never guess which one was meant.
+    const where = describeSource(sources['cluster.mode'] ?? 'default');
+    issues.push({
+      key: 'cluster.mode',
+      source: where,
+      message: `cluster.mode="simulated" (from ${where}) applies only without cluster.clusters (from ${describeSource(sources['cluster.clusters'] ?? 'default')}); give the listed clusters that should be simulated mode: simulated instead`,
+    });
+  }
   if (issues.length > 0) throw new ConfigError(issues);
 
   if (isInKubernetes(env) && sources['database.host'] === 'default') {
