@@ -18,8 +18,6 @@ export interface ClusterSettings {
 
 export interface CreateNodeOperatorOptions {
   cluster: ClusterSettings;
-  /** The cluster's name in the configuration, for logs. */
-  name?: string;
   logger: Logger;
   /** Where to look for a kubeconfig or service account besides `cluster.kubeconfig` (tests). */
   locate?: Omit<LoadKubeConfigOptions, 'kubeconfig'>;
@@ -39,7 +37,7 @@ export function createNodeOperator(options: CreateNodeOperatorOptions): NodeOper
   if (cluster.mode === 'simulated') {
     logger.info(
       {
-        cluster: 'simulated',
+        clusterMode: 'simulated',
         nodes: cluster.simNodes,
         latencyMs: cluster.simLatencyMs,
         failureRate: cluster.simFailureRate,
@@ -56,12 +54,7 @@ export function createNodeOperator(options: CreateNodeOperatorOptions): NodeOper
   }
   const loaded = loadKubeConfig({ ...options.locate, ...kubeconfigOf(cluster) });
   logger.info(
-    {
-      cluster: 'kubernetes',
-      ...(options.name && { name: options.name }),
-      source: loaded.source,
-      server: loaded.server,
-    },
+    { clusterMode: 'kubernetes', source: loaded.source, server: loaded.server },
     'using a Kubernetes cluster',
   );
   return new KubernetesNodeOperator({ ...options.kubernetes, kubeConfig: loaded.kubeConfig, logger });

@@ -6,6 +6,8 @@ import type { Logger } from 'pino';
 export interface ClusterOperator {
   name: string;
   operator: NodeOperator;
+  /** The logger of its consumer and tasks (with `cluster: name` when clusters are listed). */
+  logger: Logger;
 }
 
 /**
@@ -24,23 +26,21 @@ export function clusterOperators(
   const targets = clusterTargets(config.cluster);
   if (given) {
     const target = targets.find((candidate) => candidate.isDefault) ?? targets[0]!;
-    return [{ name: target.name, operator: given }];
+    return [{ name: target.name, operator: given, logger }];
   }
   if (!config.cluster.clusters) {
     const [only] = targets;
-    return [{ name: only!.name, operator: createNodeOperator({ cluster: only!, logger }) }];
+    return [{ name: only!.name, operator: createNodeOperator({ cluster: only!, logger }), logger }];
   }
   const served: ClusterOperator[] = [];
   const missing: string[] = [];
   for (const target of targets) {
+    const clusterLogger = logger.child({ cluster: target.name });
     try {
       served.push({
         name: target.name,
-        operator: createNodeOperator({
-          cluster: target,
-          name: target.name,
-          logger: logger.child({ cluster: target.name }),
-        }),
+        operator: createNodeOperator({ cluster: target, logger: clusterLogger }),
+        logger: clusterLogger,
       });
     } catch (err) {
       if (!(err instanceof ClusterNotConfiguredError)) throw err;

@@ -85,17 +85,17 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
   };
 
   // One consumer per cluster queue: a worker takes only the batches of clusters it can reach.
-  const consumers: BatchConsumer[] = clusters.map(({ name, operator }) =>
+  const consumers: BatchConsumer[] = clusters.map(({ name, operator, logger: clusterLogger }) =>
     createBatchConsumer({
       config,
-      logger,
+      logger: clusterLogger,
       cluster: name,
       ...options.queue,
       onDeadJob: (dead) => endDeadTask(deps.append, dead, logger),
       processor: async ({ taskId }) => {
         if (shutdown.signal.aborted) return 'handed-back';
         return runBatchTask(
-          { ...deps, operator, cluster: name },
+          { ...deps, operator, cluster: name, logger: clusterLogger },
           {
             taskId,
             workerId: id,
