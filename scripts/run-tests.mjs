@@ -61,6 +61,8 @@ const env = {
 const checks = [
   run('turbo', ['run', 'build', 'typecheck', 'lint', '--output-logs=errors-only'], env),
   run('prettier', ['--check', '--log-level=warn', '.'], env),
+  // Exports that nothing imports (outside a package's public entry points) are dead code.
+  run('knip', ['--include', 'exports,types', '--no-progress'], env),
 ];
 const tests = run('turbo', ['run', 'test', '--concurrency=2', '--continue', '--output-logs=full'], env);
 
@@ -71,7 +73,7 @@ const { passed, failed, skipped } = summariseReports({
   onCi: Boolean(process.env.CI) && process.env.CI !== 'false',
 });
 const checksFailed = checks.filter((status) => status !== 0).length;
-if (checksFailed > 0) console.error(`[test] ${checksFailed} of build/typecheck/lint and format failed`);
+if (checksFailed > 0) console.error(`[test] ${checksFailed} of build/typecheck/lint, format and dead-export checks failed`);
 console.log(nodeLine);
 console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
 process.exit(failed > 0 || tests !== 0 || checksFailed > 0 ? 1 : 0);

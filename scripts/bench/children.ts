@@ -13,7 +13,7 @@ export interface BenchChild {
   waitForLine(key: string, timeoutMs: number): Promise<Record<string, unknown>>;
 }
 
-export class ChildStartError extends Error {
+class ChildStartError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'ChildStartError';

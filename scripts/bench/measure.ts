@@ -38,7 +38,7 @@ export interface RunResult {
   paceMs: number;
 }
 
-export interface SubscriberGroup {
+interface SubscriberGroup {
   subscribers: SseSubscriber[];
   latency: LatencyRecorder;
   /** Append time of the earliest timed event, ms since the epoch. */

@@ -23,7 +23,7 @@ export interface IdleResult {
   idleTxPerSecWithSubscribers: number;
 }
 
-export interface PhaseResult {
+interface PhaseResult {
   transport: TransportName;
   runs: RunResult[];
   idle?: IdleResult;

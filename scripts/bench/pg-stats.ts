@@ -10,24 +10,27 @@ export class DatabaseLoad {
   #peakConnections = 0;
   #timer: NodeJS.Timeout | undefined;
 
-  constructor(
-    private readonly admin: pg.Client,
-    private readonly database: string,
-  ) {}
+  readonly #admin: pg.Client;
+  readonly #database: string;
+
+  constructor(admin: pg.Client, database: string) {
+    this.#admin = admin;
+    this.#database = database;
+  }
 
   async commits(): Promise<number> {
-    await this.admin.query('SELECT pg_stat_clear_snapshot()');
-    const result = await this.admin.query<{ xact_commit: string }>(
+    await this.#admin.query('SELECT pg_stat_clear_snapshot()');
+    const result = await this.#admin.query<{ xact_commit: string }>(
       'SELECT xact_commit FROM pg_stat_database WHERE datname = $1',
-      [this.database],
+      [this.#database],
     );
     return Number(result.rows[0]?.xact_commit ?? 0);
   }
 
   async connections(): Promise<number> {
-    const result = await this.admin.query<{ count: string }>(
+    const result = await this.#admin.query<{ count: string }>(
       'SELECT count(*) FROM pg_stat_activity WHERE datname = $1',
-      [this.database],
+      [this.#database],
     );
     return Number(result.rows[0]?.count ?? 0);
   }

@@ -32,7 +32,7 @@ const num = (value: number | undefined, digits = 0): string =>
     : value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
 /** The raw round trip a transport's latency is compared with (polling has none: its floor is the interval). */
-export function rawFloorFor(results: BenchResults, run: RunResult): RoundTrip | undefined {
+function rawFloorFor(results: BenchResults, run: RunResult): RoundTrip | undefined {
   if (run.transport === 'postgres') return results.rawFloor.pgNotify;
   if (run.transport === 'redis' || run.transport === 'bullmq') return results.rawFloor.redisPublish;
   return undefined;

@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { causeText, openEventStream, type EventStreamConnection } from '@nodebatch/client';
 
 /** Wall-clock now in ms with sub-ms precision (same clock as the producers' Date on this machine). */
-export const wallNow = (): number => performance.timeOrigin + performance.now();
+const wallNow = (): number => performance.timeOrigin + performance.now();
 
 /** Append-to-client latencies of every delivery, in ms, kept compactly. */
 export class LatencyRecorder {
@@ -37,7 +37,7 @@ export interface SseMessage {
   terminal: boolean;
 }
 
-export interface SubscriberOptions {
+interface SubscriberOptions {
   /** Full URL of the stream, without the resume parameter. */
   url: string;
   parse(data: string): SseMessage;
@@ -70,7 +70,11 @@ export class SseSubscriber {
   #connection: EventStreamConnection | undefined;
   #closed = false;
 
-  constructor(private readonly options: SubscriberOptions) {}
+  readonly #options: SubscriberOptions;
+
+  constructor(options: SubscriberOptions) {
+    this.#options = options;
+  }
 
   get done(): boolean {
     return this.terminalSeq > 0;
@@ -90,7 +94,7 @@ export class SseSubscriber {
    * what is counted; this class resumes after a drop itself.
    */
   async open(): Promise<void> {
-    const url = new URL(this.options.url);
+    const url = new URL(this.#options.url);
     if (this.lastSeq > 0) url.searchParams.set('after', String(this.lastSeq));
     let connection: EventStreamConnection;
     try {
@@ -123,11 +127,11 @@ export class SseSubscriber {
   }
 
   #onData(data: string): void {
-    const message = this.options.parse(data);
+    const message = this.#options.parse(data);
     const arrival = wallNow();
     if (this.firstArrival === 0) {
       this.firstArrival = arrival;
-      this.options.onFirst?.();
+      this.#options.onFirst?.();
     }
     this.lastArrival = arrival;
     const { seq } = message;
@@ -142,10 +146,10 @@ export class SseSubscriber {
       this.received++;
     }
     if (seq > this.lastSeq) this.lastSeq = seq;
-    if (seq > this.options.untimedUpTo) this.options.latency?.add(arrival - message.time);
+    if (seq > this.#options.untimedUpTo) this.#options.latency?.add(arrival - message.time);
     if (message.terminal && this.terminalSeq === 0) {
       this.terminalSeq = seq;
-      this.options.onDone?.();
+      this.#options.onDone?.();
     }
   }
 }

@@ -16,16 +16,16 @@ import {
 import { aptInstaller, type PackageInstaller } from './package-installer.js';
 
 /** How a server was found: configured, already listening, or the project's own (reused or started now). */
-export type ServiceOrigin = 'configured' | 'listening' | 'project' | 'project-started';
+type ServiceOrigin = 'configured' | 'listening' | 'project' | 'project-started';
 
-export interface EnsuredServices {
+interface EnsuredServices {
   databaseUrl: string;
   redisUrl: string;
   postgres: ServiceOrigin;
   redis: ServiceOrigin;
 }
 
-export interface EnsureServicesOptions {
+interface EnsureServicesOptions {
   /** The checkout; project-owned servers live under its .data/. */
   projectDir: string;
   /** Reads NODEBATCH_TEST_DATABASE_URL and NODEBATCH_TEST_REDIS_URL. Default: process.env. */

@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 
 /** Whether a server answers as the tests need it to, and if not, why. */
-export type ProbeResult = { ok: true } | { ok: false; listening: boolean; reason: string };
+type ProbeResult = { ok: true } | { ok: false; listening: boolean; reason: string };
 
 const NOT_LISTENING = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENOTFOUND', 'EADDRNOTAVAIL']);
 

@@ -18,12 +18,12 @@ import { probePostgres, probeRedis } from './probe.js';
  * `.data/test-services.json` so that the next run reuses them and `--stop`
  * stops exactly these and nothing else.
  */
-export interface ProjectServicesState {
+interface ProjectServicesState {
   postgres?: { dataDir: string; port: number };
   redis?: { dir: string; port: number };
 }
 
-export function stateFile(projectDir: string): string {
+function stateFile(projectDir: string): string {
   return join(projectDir, '.data', 'test-services.json');
 }
 
@@ -65,7 +65,7 @@ function shellQuote(value: string): string {
   return `'${value.replace(/'/g, `'\\''`)}'`;
 }
 
-export interface PostgresBinaries {
+interface PostgresBinaries {
   binDir: string;
   /** Set when we are root: PostgreSQL runs as this user. */
   user?: ServerUser;

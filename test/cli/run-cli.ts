@@ -6,10 +6,10 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = fileURLToPath(new URL('../../services/cli/src/main.ts', import.meta.url));
 
 /** `nodebatch ARGS` from source, as a user's shell runs it. */
-export const CLI_COMMAND = [process.execPath, '--conditions=source', '--import', 'tsx', CLI];
+const CLI_COMMAND = [process.execPath, '--conditions=source', '--import', 'tsx', CLI];
 
 /** A running `nodebatch` command whose output is collected as it comes. */
-export interface CliRun {
+interface CliRun {
   readonly child: ChildProcess;
   /** stdout so far (for a run in a pseudo-terminal: everything the terminal showed). */
   stdout(): string;

@@ -110,6 +110,20 @@ describe('deploy/kubernetes manifests', () => {
     expect(spec(deployment('nodebatch-gateway')).template.metadata.labels).toMatchObject(selectorOf(service));
   });
 
+  it('probe the worker on /healthz and /readyz, on the port WORKER_HEALTH_PORT opens', () => {
+    const worker = containersOf(deployment('nodebatch-worker'))[0]!;
+    expect(worker.livenessProbe?.httpGet?.path).toBe('/healthz');
+    expect(worker.readinessProbe?.httpGet?.path).toBe('/readyz');
+    const healthPort = worker.env?.find((e) => e.name === 'WORKER_HEALTH_PORT')?.value;
+    expect(healthPort).toBeDefined();
+    for (const probe of [worker.livenessProbe, worker.readinessProbe]) {
+      const port = probe?.httpGet?.port;
+      const containerPort =
+        typeof port === 'number' ? port : worker.ports?.find((p) => p.name === port)?.containerPort;
+      expect(String(containerPort)).toBe(healthPort);
+    }
+  });
+
   it('set only environment variables the configuration accepts, the database ones by their DB_* names', () => {
     const configMaps = new Map(
       byKind('ConfigMap').map((c) => [c.metadata.name, c.data as Record<string, string>]),

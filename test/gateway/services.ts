@@ -119,7 +119,7 @@ export function serviceEnv(databaseUrl: string, extra: Record<string, string> = 
 
 /** A parsed JSON response body; tests read its fields directly. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- test assertions read arbitrary fields
-export type ResponseBody = any;
+type ResponseBody = any;
 
 export async function postJson(
   url: string,

@@ -34,12 +34,6 @@ export function configFor(databaseUrl: string, env: Record<string, string> = {})
   return loadConfig({ env: { DATABASE_URL: databaseUrl, ...env }, cwd: '/nonexistent' }).config;
 }
 
-export function withDatabase(serverUrl: string, database: string): string {
-  const url = new URL(serverUrl);
-  url.pathname = `/${database}`;
-  return url.toString();
-}
-
 export async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
@@ -103,7 +97,7 @@ export function range(from: number, to: number): number[] {
 }
 
 /** The process that appends in the two-process tests; see fixtures/publisher.ts. */
-export interface PublisherProcess {
+interface PublisherProcess {
   readonly child: ChildProcess;
   /** Resolves when the publisher reports having appended at least `seq`. */
   reached(seq: number): Promise<void>;
@@ -152,13 +146,13 @@ export function spawnPublisher(env: Record<string, string>): PublisherProcess {
 }
 
 /** The event with this seq in a task of `total` events: created, progress..., completed. */
-export function eventAt(seq: number, total: number): NewEvent {
+function eventAt(seq: number, total: number): NewEvent {
   if (seq === 1) return created();
   if (seq === total) return completed();
   return progressEvent(seq, total);
 }
 
-export interface PublishOptions {
+interface PublishOptions {
   append(taskId: string, events: NewEvent[], options: { expectedSeq: number }): Promise<StoredEvent[]>;
   latestSeq(taskId: string): Promise<number>;
   taskId: string;

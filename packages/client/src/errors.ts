@@ -1,4 +1,4 @@
-import { NodebatchError } from '@nodebatch/progress';
+import { NodebatchError, describeCauses } from '@nodebatch/progress';
 
 /**
  * Errors of the client. An answer of the gateway with an error status becomes
@@ -76,7 +76,11 @@ export class GatewayUnreachableError extends NodebatchError {
   readonly url: string;
 
   constructor(url: string, request: string, options?: { cause?: unknown }) {
-    super('GATEWAY_UNREACHABLE', `${request}: no answer from ${url}: ${causeText(options?.cause)}`, options);
+    super(
+      'GATEWAY_UNREACHABLE',
+      `${request}: no answer from ${url}: ${describeCauses(options?.cause)}`,
+      options,
+    );
     this.url = url;
   }
 }
@@ -121,7 +125,7 @@ export class WatchGaveUpError extends NodebatchError {
     super(
       'WATCH_GAVE_UP',
       `gave up following task ${progress.taskId} after trying for ${(triedForMs / 1000).toFixed(1)} s ` +
-        `(${attempts} attempts on ${urls.join(', ')}); ${last}; the last error: ${causeText(cause)}`,
+        `(${attempts} attempts on ${urls.join(', ')}); ${last}; the last error: ${describeCauses(cause)}`,
       { cause },
     );
     this.taskId = progress.taskId;
@@ -190,19 +194,4 @@ function parseRetryAfter(value: string | null): number | undefined {
   if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
   const date = Date.parse(value);
   return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
-}
-
-/** A cause's message with its own causes (fetch's "fetch failed" hides the useful part in `cause`). */
-export function causeText(error: unknown): string {
-  const parts: string[] = [];
-  for (let current = error, depth = 0; current !== undefined && depth < 4; depth++) {
-    if (current instanceof Error) {
-      if (!parts.includes(current.message)) parts.push(current.message);
-      current = current.cause;
-    } else {
-      parts.push(String(current));
-      break;
-    }
-  }
-  return parts.join(': ') || 'unknown error';
 }

@@ -35,7 +35,11 @@ export class SseParser {
   #event = '';
   #id: string | undefined;
 
-  constructor(private readonly callbacks: SseParserCallbacks) {}
+  readonly #callbacks: SseParserCallbacks;
+
+  constructor(callbacks: SseParserCallbacks) {
+    this.#callbacks = callbacks;
+  }
 
   feed(chunk: string): void {
     let text = chunk;
@@ -72,7 +76,7 @@ export class SseParser {
   #line(line: string): void {
     if (line === '') return this.#dispatch();
     if (line.startsWith(':')) {
-      this.callbacks.onComment?.(line.slice(1).replace(/^ /, ''));
+      this.#callbacks.onComment?.(line.slice(1).replace(/^ /, ''));
       return;
     }
     const colon = line.indexOf(':');
@@ -90,7 +94,7 @@ export class SseParser {
         if (!value.includes('\u0000')) this.#id = value;
         break;
       case 'retry':
-        if (/^\d+$/.test(value)) this.callbacks.onRetry?.(Number(value));
+        if (/^\d+$/.test(value)) this.#callbacks.onRetry?.(Number(value));
         break;
       default:
       // Unknown fields are ignored, as the spec says.
@@ -99,7 +103,7 @@ export class SseParser {
 
   #dispatch(): void {
     if (this.#hasData) {
-      this.callbacks.onMessage({
+      this.#callbacks.onMessage({
         id: this.#id,
         event: this.#event || 'message',
         data: this.#data.join('\n'),

@@ -9,11 +9,15 @@ export type TokenProvider = string | (() => string | Promise<string>);
 export class TokenSource {
   #current: Promise<string | undefined> | undefined;
 
-  constructor(private readonly provider: TokenProvider | undefined) {}
+  readonly #provider: TokenProvider | undefined;
+
+  constructor(provider: TokenProvider | undefined) {
+    this.#provider = provider;
+  }
 
   /** Whether a 401 is worth one more try with a new token. */
   get refreshable(): boolean {
-    return typeof this.provider === 'function';
+    return typeof this.#provider === 'function';
   }
 
   /** The token to send; undefined when none is configured. */
@@ -33,7 +37,7 @@ export class TokenSource {
   }
 
   #fetch(): Promise<string | undefined> {
-    const provider = this.provider;
+    const provider = this.#provider;
     if (provider === undefined || typeof provider === 'string') return Promise.resolve(provider);
     const pending = Promise.resolve().then(provider);
     // A provider that failed is asked again next time rather than failing every later request.

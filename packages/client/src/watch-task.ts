@@ -1,4 +1,4 @@
-import { StoredEventSchema, isTerminalType, type StoredEvent } from '@nodebatch/progress';
+import { StoredEventSchema, describeCauses, isTerminalType, type StoredEvent } from '@nodebatch/progress';
 import { Observable, type Subscriber } from 'rxjs';
 import { backoffDelay, sleep, type BackoffOptions } from './backoff.js';
 import {
@@ -8,7 +8,6 @@ import {
   ServerError,
   UnauthenticatedError,
   WatchGaveUpError,
-  causeText,
   type WatchProgress,
 } from './errors.js';
 import { openEventStream } from './event-stream.js';
@@ -198,7 +197,7 @@ function parseEvent(data: string, taskId: string, path: string): StoredEvent {
   try {
     json = JSON.parse(data);
   } catch (error) {
-    throw new InvalidResponseError(`GET ${path}`, `an event that is not JSON: ${causeText(error)}`, {
+    throw new InvalidResponseError(`GET ${path}`, `an event that is not JSON: ${describeCauses(error)}`, {
       cause: error,
     });
   }

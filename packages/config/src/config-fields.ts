@@ -354,6 +354,8 @@ export const CONFIG_FIELDS: readonly ConfigField[] = [
     value: milliseconds(0, 3_600_000),
     default: () => 30_000,
   },
+  // The worker's /healthz and /readyz (Kubernetes probes); no listener unless asked for.
+  { key: 'worker.healthPort', env: ['WORKER_HEALTH_PORT'], value: integer(0, 65535) },
   { key: 'queue.name', env: ['QUEUE_NAME'], value: text('a queue name'), default: () => 'nodebatch-batches' },
   {
     key: 'eventStore.retentionDays',

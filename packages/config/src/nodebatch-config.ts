@@ -151,6 +151,8 @@ export interface NamedClusterConfig {
 export interface WorkerConfig {
   jobConcurrency: number;
   shutdownGraceMs: number;
+  /** Port of the worker's /healthz and /readyz (WORKER_HEALTH_PORT); unset: no health listener. */
+  healthPort?: number;
 }
 
 export interface QueueConfig {

@@ -19,7 +19,7 @@ export interface MigrationsOutcome {
 
 /** Tables of the migrator, named for this package so other packages' migrators cannot collide. */
 export const MIGRATION_TABLE = 'event_store_migrations';
-export const MIGRATION_LOCK_TABLE = 'event_store_migrations_lock';
+const MIGRATION_LOCK_TABLE = 'event_store_migrations_lock';
 
 /** Key of the transaction-level advisory lock that serializes concurrent runMigrations. */
 const MIGRATION_LOCK_KEY = '4702631095170342913';

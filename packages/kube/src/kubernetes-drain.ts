@@ -49,7 +49,7 @@ export interface PodRef {
   uid: string | undefined;
 }
 
-export interface DrainTuning {
+interface DrainTuning {
   timeoutMs: number;
   evictionBackoff: { initialMs: number; maxMs: number };
   evictionServerErrorRetries: number;

@@ -80,10 +80,21 @@ describe('node inventory', () => {
     expect(await inventory.resolveSelector('pool=none')).toEqual([]);
   });
 
+  it('reads the taints of named nodes, leaving out the ones the cluster does not have', async () => {
+    const taints = await inventory.nodeTaints(['gpu-1', 'gpu-2', 'gone-1']);
+    expect(taints).toEqual(
+      new Map([
+        ['gpu-1', [{ key: 'gpu', value: 'true', effect: 'NoSchedule' }]],
+        ['gpu-2', []],
+      ]),
+    );
+  });
+
   it('makes only the read-only calls the gateway role grants', async () => {
     fake.clearRequests();
     await inventory.listNodes();
     await inventory.resolveSelector('pool=gpu');
+    await inventory.nodeTaints(['gpu-1']);
     const made = new Set(fake.requests.map((request) => describeApiCall(apiCallOfRequest(request))));
     expect([...made].sort()).toEqual(GATEWAY_KUBERNETES_API_CALLS.map(describeApiCall).sort());
   });

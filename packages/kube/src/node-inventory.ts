@@ -57,6 +57,8 @@ export interface NodeInventory {
   listNodes(query?: NodeListQuery): Promise<NodeListPage>;
   /** Names of the nodes a label selector matches, sorted. InvalidNodeInputError on a bad selector. */
   resolveSelector(selector: string): Promise<string[]>;
+  /** The taints of the named nodes, by name; a node the cluster does not have is absent. */
+  nodeTaints(names: readonly string[]): Promise<Map<string, Taint[]>>;
 }
 
 /** The requests KubernetesNodeInventory makes; the gateway's read-only ClusterRole grants exactly these. */
@@ -207,20 +209,31 @@ export class KubernetesNodeInventory implements NodeInventory {
     checkedSelector(selector, 'selector');
     return (await this.#allNodes(selector)).map((node) => node.metadata?.name ?? '').sort();
   }
+
+  async nodeTaints(names: readonly string[]): Promise<Map<string, Taint[]>> {
+    const wanted = new Set(names);
+    // One listing (paged) rather than a read per node: the role grants list, and a batch may name thousands.
+    const nodes = (await this.#allNodes(undefined)).filter((node) => wanted.has(node.metadata?.name ?? ''));
+    return new Map(nodes.map((node) => [node.metadata?.name ?? '', summarize(node, 0).taints]));
+  }
 }
 
 /** The simulated cluster's inventory (the demo): the same shape, `simulated: true`. */
 export class SimulatedNodeInventory implements NodeInventory {
   readonly simulated = true;
 
+  readonly #simulation: SimulatedCluster;
+
   constructor(
-    private readonly simulation: SimulatedCluster,
+    simulation: SimulatedCluster,
     readonly cluster = 'simulated',
-  ) {}
+  ) {
+    this.#simulation = simulation;
+  }
 
   #summaries(): NodeSummary[] {
-    return this.simulation.listNodes().map((name) => {
-      const node = this.simulation.getNode(name)!;
+    return this.#simulation.listNodes().map((name) => {
+      const node = this.#simulation.getNode(name)!;
       const reason = cordonReasonOf(node.annotations);
       return {
         name,
@@ -247,5 +260,14 @@ export class SimulatedNodeInventory implements NodeInventory {
       .filter((node) => matchesLabelSelector(requirements, node.labels))
       .map((node) => node.name)
       .sort();
+  }
+
+  async nodeTaints(names: readonly string[]): Promise<Map<string, Taint[]>> {
+    const taints = new Map<string, Taint[]>();
+    for (const name of names) {
+      const node = this.#simulation.getNode(name);
+      if (node) taints.set(name, node.taints);
+    }
+    return taints;
   }
 }

@@ -3,7 +3,7 @@
  * the same, causes are walked the same way and retries back off alike
  * wherever they happen:
  * - error description: {@link errorMessage}, {@link describeError}
- * - cause chain: {@link causeChain}
+ * - cause chain: {@link causeChain}, {@link describeCauses}
  * - timeout: {@link withTimeout}, {@link TimeoutError}
  * - backoff: {@link backoffDelay}, {@link BackoffOptions}
  * - sleep: {@link sleep}
@@ -47,6 +47,21 @@ export function* causeChain(err: unknown): Generator<object, void, undefined> {
     yield* visit((current as { cause?: unknown }).cause);
   }
   yield* visit(err);
+}
+
+/**
+ * Every distinct message along the cause chain, joined by ": " — for errors
+ * such as fetch's "fetch failed" whose useful part is in `cause`.
+ */
+export function describeCauses(err: unknown): string {
+  if (err === undefined || err === null) return 'unknown error';
+  if (typeof err !== 'object') return String(err);
+  const parts: string[] = [];
+  for (const current of causeChain(err)) {
+    const message = current instanceof Error ? describeError(current) : String(current);
+    if (message && !parts.includes(message)) parts.push(message);
+  }
+  return parts.join(': ') || 'unknown error';
 }
 
 /** Something did not finish in the time it was given. */

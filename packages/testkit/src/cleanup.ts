@@ -15,7 +15,7 @@ interface Owner {
 }
 
 /** What the exit handler must do for one live private server. */
-export interface Disposable {
+interface Disposable {
   /** The server's temp dir, removed with it. */
   readonly dir: string;
   disposeNow(): void;

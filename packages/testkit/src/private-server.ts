@@ -4,7 +4,7 @@ import { freePort } from './free-port.js';
 import type { ServerProcess } from './server-process.js';
 
 /** How one kind of private server is launched; see {@link startPrivateServer}. */
-export interface PrivateServerSpec {
+interface PrivateServerSpec {
   /** The server's temp dir, already created: removed by destroy() and by the cleanup at exit. */
   dir: string;
   /** For messages, e.g. `PostgreSQL in /tmp/…`. */

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { ServerUser } from './server-user.js';
 
-export interface ServerProcessOptions {
+interface ServerProcessOptions {
   /** Shown in errors, e.g. `PostgreSQL on port 54012`. */
   description: string;
   command: string;
@@ -32,25 +32,23 @@ const KEPT_LINES = 40;
  */
 export class ServerProcess {
   readonly pid: number;
-  private readonly child: ChildProcess;
-  private readonly lines: string[] = [];
-  private exitCode: number | null | undefined;
-  private readonly exited: Promise<void>;
+  readonly #lines: string[] = [];
+  #exitCode: number | null | undefined;
+  readonly #exited: Promise<void>;
 
   private constructor(child: ChildProcess) {
-    this.child = child;
     this.pid = child.pid ?? -1;
-    this.exited = new Promise((resolve) => {
+    this.#exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
-        this.exitCode = code ?? (signal ? -1 : null);
+        this.#exitCode = code ?? (signal ? -1 : null);
         resolve();
       });
     });
     for (const stream of [child.stdout, child.stderr]) {
       if (!stream) continue;
       createInterface({ input: stream }).on('line', (line) => {
-        this.lines.push(line);
-        if (this.lines.length > KEPT_LINES) this.lines.shift();
+        this.#lines.push(line);
+        if (this.#lines.length > KEPT_LINES) this.#lines.shift();
       });
     }
   }
@@ -86,7 +84,7 @@ export class ServerProcess {
       const onData = (chunk: Buffer) => {
         if (
           options.readyPattern.test(chunk.toString('utf8')) ||
-          server.lines.some((line) => options.readyPattern.test(line))
+          server.#lines.some((line) => options.readyPattern.test(line))
         )
           finish();
       };
@@ -99,10 +97,10 @@ export class ServerProcess {
           }),
         ),
       );
-      void server.exited.then(() =>
+      void server.#exited.then(() =>
         finish(
           new ServerStartError(
-            `${options.description} exited (code ${server.exitCode}) before it was ready; last output:\n${server.recentOutput()}`,
+            `${options.description} exited (code ${server.#exitCode}) before it was ready; last output:\n${server.recentOutput()}`,
           ),
         ),
       );
@@ -113,11 +111,11 @@ export class ServerProcess {
   }
 
   get running(): boolean {
-    return this.exitCode === undefined;
+    return this.#exitCode === undefined;
   }
 
   recentOutput(): string {
-    return this.lines.join('\n');
+    return this.#lines.join('\n');
   }
 
   /** Sends `signal` to the server's main process and waits until it has exited. */
@@ -129,14 +127,14 @@ export class ServerProcess {
       // already gone
     }
     const timer = setTimeout(() => this.killNow(), timeoutMs);
-    await this.exited;
+    await this.#exited;
     clearTimeout(timer);
   }
 
   /** SIGKILL to the whole process group, and waits until the main process has exited. */
   async kill(): Promise<void> {
     this.killNow();
-    await this.exited;
+    await this.#exited;
   }
 
   /** Synchronous SIGKILL of the group; safe to call from a process `exit` handler. */

@@ -5,7 +5,7 @@ import { backoffDelay, describeError } from '@nodebatch/progress';
 import type { BackoffOptions, TransportHealth } from '@nodebatch/progress';
 
 /** Options of {@link ListenConnection}. */
-export interface ListenConnectionOptions {
+interface ListenConnectionOptions {
   /** Where to connect; a dedicated client, never one from the pool (a pooled client would be handed to others). */
   connection: pg.ClientConfig;
   channel: string;
@@ -27,7 +27,7 @@ export interface ListenConnectionOptions {
 }
 
 /** Default connect timeout of the listener: without one an unreachable host hangs for minutes. */
-export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 
 /**
  * The one LISTEN connection of a process (invariant 5, docs/invariants.md). Reconnects with
@@ -36,75 +36,78 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
  * it was away are lost, so every subscriber must catch up from the log.
  */
 export class ListenConnection {
-  private readonly health = new BehaviorSubject<TransportHealth>({ healthy: false, reason: 'not started' });
-  private readonly relistened = new Subject<void>();
-  readonly health$ = this.health.asObservable();
-  readonly relistened$ = this.relistened.asObservable();
+  readonly #health = new BehaviorSubject<TransportHealth>({ healthy: false, reason: 'not started' });
+  readonly #relistened = new Subject<void>();
+  readonly health$ = this.#health.asObservable();
+  readonly relistened$ = this.#relistened.asObservable();
 
-  private client: pg.Client | null = null;
-  private stopped = false;
-  private reconnectTimer: NodeJS.Timeout | null = null;
-  private heartbeatTimer: NodeJS.Timeout | null = null;
-  private heartbeatInFlight = false;
-  private readonly heartbeatIntervalMs: number;
-  private readonly heartbeatTimeoutMs: number;
+  #client: pg.Client | null = null;
+  #stopped = false;
+  #reconnectTimer: NodeJS.Timeout | null = null;
+  #heartbeatTimer: NodeJS.Timeout | null = null;
+  #heartbeatInFlight = false;
+  readonly #heartbeatIntervalMs: number;
+  readonly #heartbeatTimeoutMs: number;
 
-  constructor(private readonly options: ListenConnectionOptions) {
-    this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? 10_000;
-    this.heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 5_000;
+  readonly #options: ListenConnectionOptions;
+
+  constructor(options: ListenConnectionOptions) {
+    this.#options = options;
+    this.#heartbeatIntervalMs = options.heartbeatIntervalMs ?? 10_000;
+    this.#heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 5_000;
   }
 
   get healthy(): boolean {
-    return this.health.value.healthy;
+    return this.#health.value.healthy;
   }
 
   get reason(): string | null {
-    return this.health.value.reason;
+    return this.#health.value.reason;
   }
 
   /** Connects and LISTENs once; rejects with the driver's error (the caller decides what it means). */
   async start(): Promise<void> {
-    if (this.stopped) throw new Error('listen connection was stopped');
-    const client = await this.connect();
-    if (this.stopped) {
+    if (this.#stopped) throw new Error('listen connection was stopped');
+    const client = await this.#connect();
+    if (this.#stopped) {
       await endQuietly(client);
       return;
     }
-    this.adopt(client);
+    this.#adopt(client);
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
-    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
-    this.reconnectTimer = null;
-    this.heartbeatTimer = null;
-    const client = this.client;
-    this.client = null;
-    this.setHealth(false, 'stopped');
-    this.health.complete();
-    this.relistened.complete();
+    this.#stopped = true;
+    if (this.#reconnectTimer) clearTimeout(this.#reconnectTimer);
+    if (this.#heartbeatTimer) clearInterval(this.#heartbeatTimer);
+    this.#reconnectTimer = null;
+    this.#heartbeatTimer = null;
+    const client = this.#client;
+    this.#client = null;
+    this.#setHealth(false, 'stopped');
+    this.#health.complete();
+    this.#relistened.complete();
     if (client) await endQuietly(client);
   }
 
-  private async connect(): Promise<pg.Client> {
+  async #connect(): Promise<pg.Client> {
     const client = new pg.Client({
       connectionTimeoutMillis: DEFAULT_CONNECT_TIMEOUT_MS,
       keepAlive: true,
       application_name: 'nodebatch-listener',
-      ...this.options.connection,
+      ...this.#options.connection,
     });
     // Attached before connect: an 'error' without a listener would crash the process.
-    client.on('error', (err) => this.lost(client, err));
-    client.on('end', () => this.lost(client, new Error('connection ended')));
+    client.on('error', (err) => this.#lost(client, err));
+    client.on('end', () => this.#lost(client, new Error('connection ended')));
     client.on('notification', (message) => {
-      if (client === this.client && message.channel === this.options.channel) {
-        this.options.onNotification(message.payload ?? '');
+      if (client === this.#client && message.channel === this.#options.channel) {
+        this.#options.onNotification(message.payload ?? '');
       }
     });
     try {
       await client.connect();
-      await client.query(`LISTEN ${client.escapeIdentifier(this.options.channel)}`);
+      await client.query(`LISTEN ${client.escapeIdentifier(this.#options.channel)}`);
     } catch (err) {
       await endQuietly(client);
       throw err;
@@ -112,84 +115,84 @@ export class ListenConnection {
     return client;
   }
 
-  private adopt(client: pg.Client): void {
-    this.client = client;
-    this.setHealth(true, null);
-    if (!this.heartbeatTimer) {
-      this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.heartbeatIntervalMs);
-      this.heartbeatTimer.unref();
+  #adopt(client: pg.Client): void {
+    this.#client = client;
+    this.#setHealth(true, null);
+    if (!this.#heartbeatTimer) {
+      this.#heartbeatTimer = setInterval(() => void this.#heartbeat(), this.#heartbeatIntervalMs);
+      this.#heartbeatTimer.unref();
     }
   }
 
-  private async heartbeat(): Promise<void> {
-    const client = this.client;
-    if (!client || this.heartbeatInFlight) return;
-    this.heartbeatInFlight = true;
+  async #heartbeat(): Promise<void> {
+    const client = this.#client;
+    if (!client || this.#heartbeatInFlight) return;
+    this.#heartbeatInFlight = true;
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([
         client.query('SELECT 1'),
         new Promise((_, reject) => {
           timer = setTimeout(
-            () => reject(new Error(`heartbeat got no answer within ${this.heartbeatTimeoutMs} ms`)),
-            this.heartbeatTimeoutMs,
+            () => reject(new Error(`heartbeat got no answer within ${this.#heartbeatTimeoutMs} ms`)),
+            this.#heartbeatTimeoutMs,
           );
         }),
       ]);
     } catch (err) {
-      this.lost(client, err);
+      this.#lost(client, err);
     } finally {
       clearTimeout(timer);
-      this.heartbeatInFlight = false;
+      this.#heartbeatInFlight = false;
     }
   }
 
   /** Idempotent: a dying client emits 'error' and 'end', and a heartbeat may fail too. */
-  private lost(client: pg.Client, err: unknown): void {
-    if (client !== this.client || this.stopped) return;
-    this.client = null;
+  #lost(client: pg.Client, err: unknown): void {
+    if (client !== this.#client || this.#stopped) return;
+    this.#client = null;
     const reason = `listener connection lost: ${describeError(err)}`;
-    this.options.logger.warn({ err, channel: this.options.channel }, reason);
-    this.setHealth(false, reason);
+    this.#options.logger.warn({ err, channel: this.#options.channel }, reason);
+    this.#setHealth(false, reason);
     void endQuietly(client);
-    this.scheduleReconnect(0);
+    this.#scheduleReconnect(0);
   }
 
-  private scheduleReconnect(attempt: number): void {
-    if (this.stopped) return;
-    const delay = backoffDelay(attempt, this.options.reconnect, this.options.random);
-    this.reconnectTimer = setTimeout(() => void this.reconnect(attempt), delay);
+  #scheduleReconnect(attempt: number): void {
+    if (this.#stopped) return;
+    const delay = backoffDelay(attempt, this.#options.reconnect, this.#options.random);
+    this.#reconnectTimer = setTimeout(() => void this.#reconnect(attempt), delay);
   }
 
-  private async reconnect(attempt: number): Promise<void> {
-    this.reconnectTimer = null;
+  async #reconnect(attempt: number): Promise<void> {
+    this.#reconnectTimer = null;
     let client: pg.Client;
     try {
-      client = await this.connect();
+      client = await this.#connect();
     } catch (err) {
-      if (this.stopped) return;
+      if (this.#stopped) return;
       // Logged at debug: the loss itself was logged once, and health$ carries the current reason.
-      this.options.logger.debug({ err, attempt }, 'listener reconnect failed');
-      this.setHealth(false, `listener cannot reconnect: ${describeError(err)}`);
-      this.scheduleReconnect(attempt + 1);
+      this.#options.logger.debug({ err, attempt }, 'listener reconnect failed');
+      this.#setHealth(false, `listener cannot reconnect: ${describeError(err)}`);
+      this.#scheduleReconnect(attempt + 1);
       return;
     }
-    if (this.stopped) {
+    if (this.#stopped) {
       await endQuietly(client);
       return;
     }
-    this.adopt(client);
-    this.options.logger.info(
-      { channel: this.options.channel, attempts: attempt + 1 },
+    this.#adopt(client);
+    this.#options.logger.info(
+      { channel: this.#options.channel, attempts: attempt + 1 },
       'listener reconnected',
     );
-    this.relistened.next();
+    this.#relistened.next();
   }
 
-  private setHealth(healthy: boolean, reason: string | null): void {
-    const current = this.health.value;
+  #setHealth(healthy: boolean, reason: string | null): void {
+    const current = this.#health.value;
     if (current.healthy === healthy && current.reason === reason) return;
-    this.health.next({ healthy, reason });
+    this.#health.next({ healthy, reason });
   }
 }
 

@@ -7,49 +7,57 @@ import type { Logger } from 'pino';
  * periodic summary.
  */
 export class MalformedPayloadLog {
-  private total = 0;
-  private unreported = 0;
-  private summaryTimer: NodeJS.Timeout | null = null;
+  #total = 0;
+  #unreported = 0;
+  #summaryTimer: NodeJS.Timeout | null = null;
+
+  readonly #logger: Logger;
+  readonly #channel: string;
+  readonly #summaryIntervalMs: number;
 
   constructor(
-    private readonly logger: Logger,
-    private readonly channel: string,
+    logger: Logger,
+    channel: string,
     /** Minimum time between two summaries, in ms. */
-    private readonly summaryIntervalMs: number,
-  ) {}
+    summaryIntervalMs: number,
+  ) {
+    this.#logger = logger;
+    this.#channel = channel;
+    this.#summaryIntervalMs = summaryIntervalMs;
+  }
 
   get count(): number {
-    return this.total;
+    return this.#total;
   }
 
   record(payload: string, error: string): void {
-    this.total += 1;
-    if (this.total === 1) {
-      this.logger.warn(
-        { channel: this.channel, error, payload: snippet(payload) },
-        `ignoring a malformed payload on channel ${this.channel}; later ones are counted and summarised`,
+    this.#total += 1;
+    if (this.#total === 1) {
+      this.#logger.warn(
+        { channel: this.#channel, error, payload: snippet(payload) },
+        `ignoring a malformed payload on channel ${this.#channel}; later ones are counted and summarised`,
       );
       return;
     }
-    this.unreported += 1;
-    if (!this.summaryTimer) {
-      this.summaryTimer = setTimeout(() => this.summarise(), this.summaryIntervalMs);
-      this.summaryTimer.unref();
+    this.#unreported += 1;
+    if (!this.#summaryTimer) {
+      this.#summaryTimer = setTimeout(() => this.#summarise(), this.#summaryIntervalMs);
+      this.#summaryTimer.unref();
     }
   }
 
   stop(): void {
-    if (this.summaryTimer) clearTimeout(this.summaryTimer);
-    this.summaryTimer = null;
+    if (this.#summaryTimer) clearTimeout(this.#summaryTimer);
+    this.#summaryTimer = null;
   }
 
-  private summarise(): void {
-    this.summaryTimer = null;
-    this.logger.warn(
-      { channel: this.channel, malformedPayloads: this.total, sinceLastReport: this.unreported },
-      `ignored ${this.unreported} more malformed payloads on channel ${this.channel}`,
+  #summarise(): void {
+    this.#summaryTimer = null;
+    this.#logger.warn(
+      { channel: this.#channel, malformedPayloads: this.#total, sinceLastReport: this.#unreported },
+      `ignored ${this.#unreported} more malformed payloads on channel ${this.#channel}`,
     );
-    this.unreported = 0;
+    this.#unreported = 0;
   }
 }
 

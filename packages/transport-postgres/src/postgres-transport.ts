@@ -92,54 +92,57 @@ class PostgresTransportImpl implements PostgresTransport {
   readonly resync$: Observable<void>;
   readonly health$: Observable<TransportHealth>;
 
-  private readonly hints = new Subject<Hint>();
-  private readonly watched = new WatchCounts();
-  private readonly scheduler: Scheduler;
-  private readonly probes = new Map<string, () => void>();
-  private readonly instanceId = randomUUID();
-  private probeCounter = 0;
-  private readonly listener: ListenConnection;
-  private readonly malformed: MalformedPayloadLog;
-  private readonly logger: Logger;
-  private state: 'new' | 'starting' | 'started' | 'stopped' = 'new';
+  readonly #hints = new Subject<Hint>();
+  readonly #watched = new WatchCounts();
+  readonly #scheduler: Scheduler;
+  readonly #probes = new Map<string, () => void>();
+  readonly #instanceId = randomUUID();
+  #probeCounter = 0;
+  readonly #listener: ListenConnection;
+  readonly #malformed: MalformedPayloadLog;
+  readonly #logger: Logger;
+  #state: 'new' | 'starting' | 'started' | 'stopped' = 'new';
 
   /** Notifications wait here while one before them is being resolved from the store, to keep their order. */
-  private readonly queue: string[] = [];
-  private draining = false;
+  readonly #queue: string[] = [];
+  #draining = false;
 
-  constructor(private readonly options: PostgresTransportOptions) {
+  readonly #options: PostgresTransportOptions;
+
+  constructor(options: PostgresTransportOptions) {
+    this.#options = options;
     this.channel = options.channel ?? DEFAULT_CHANNEL;
-    this.scheduler = options.scheduler ?? realScheduler;
+    this.#scheduler = options.scheduler ?? realScheduler;
     if (Buffer.byteLength(this.channel) > 63) {
       throw new RangeError(
         `channel name "${this.channel}" is longer than PostgreSQL's 63-byte identifier limit`,
       );
     }
-    this.logger = options.logger.child({ transport: 'postgres' });
-    this.malformed = new MalformedPayloadLog(
-      this.logger,
+    this.#logger = options.logger.child({ transport: 'postgres' });
+    this.#malformed = new MalformedPayloadLog(
+      this.#logger,
       this.channel,
       options.malformedSummaryIntervalMs ?? 60_000,
     );
-    this.listener = new ListenConnection({
+    this.#listener = new ListenConnection({
       connection: options.connection,
       channel: this.channel,
-      logger: this.logger,
+      logger: this.#logger,
       reconnect: { ...DEFAULT_RECONNECT, ...options.reconnect },
       heartbeatIntervalMs: options.heartbeatIntervalMs,
       heartbeatTimeoutMs: options.heartbeatTimeoutMs,
       random: options.random,
-      onNotification: (payload) => this.enqueue(payload),
+      onNotification: (payload) => this.#enqueue(payload),
     });
-    this.hints$ = this.hints.asObservable();
-    this.resync$ = this.listener.relistened$;
-    this.health$ = this.listener.health$.pipe(
+    this.hints$ = this.#hints.asObservable();
+    this.resync$ = this.#listener.relistened$;
+    this.health$ = this.#listener.health$.pipe(
       distinctUntilChanged((a, b) => a.healthy === b.healthy && a.reason === b.reason),
     );
   }
 
   get malformedPayloads(): number {
-    return this.malformed.count;
+    return this.#malformed.count;
   }
 
   readonly inTransaction: AppendHook = async (tx, events) => {
@@ -148,53 +151,53 @@ class PostgresTransportImpl implements PostgresTransport {
   };
 
   async start(): Promise<void> {
-    if (this.state === 'stopped')
+    if (this.#state === 'stopped')
       throw new TransportUnavailableError('the postgres transport was stopped; create a new one');
-    if (this.state !== 'new') return;
-    this.state = 'starting';
+    if (this.#state !== 'new') return;
+    this.#state = 'starting';
     try {
-      await this.listener.start();
+      await this.#listener.start();
     } catch (err) {
       await this.stop();
       throw new TransportUnavailableError(
-        `cannot LISTEN on channel ${this.channel} at ${describeTarget(this.options.connection)}: ${describeError(err)}`,
+        `cannot LISTEN on channel ${this.channel} at ${describeTarget(this.#options.connection)}: ${describeError(err)}`,
         { cause: err },
       );
     }
-    if (this.state === 'starting') this.state = 'started';
-    this.logger.debug({ channel: this.channel }, 'listening');
+    if (this.#state === 'starting') this.#state = 'started';
+    this.#logger.debug({ channel: this.channel }, 'listening');
   }
 
   async stop(): Promise<void> {
-    if (this.state === 'stopped') return;
-    this.state = 'stopped';
-    this.malformed.stop();
-    await this.listener.stop();
-    this.hints.complete();
+    if (this.#state === 'stopped') return;
+    this.#state = 'stopped';
+    this.#malformed.stop();
+    await this.#listener.stop();
+    this.#hints.complete();
   }
 
   watch(taskId: string): void {
-    this.watched.add(taskId);
+    this.#watched.add(taskId);
   }
 
   unwatch(taskId: string): void {
-    this.watched.remove(taskId);
+    this.#watched.remove(taskId);
   }
 
   async probe(timeoutMs: number): Promise<number> {
-    if (this.state !== 'started' || !this.listener.healthy) {
+    if (this.#state !== 'started' || !this.#listener.healthy) {
       throw new TransportUnavailableError(
-        `postgres transport is not listening: ${this.listener.reason ?? this.state}`,
+        `postgres transport is not listening: ${this.#listener.reason ?? this.#state}`,
       );
     }
-    const id = `${this.instanceId}:${++this.probeCounter}`;
-    const arrived = new Promise<void>((resolve) => this.probes.set(id, resolve));
+    const id = `${this.#instanceId}:${++this.#probeCounter}`;
+    const arrived = new Promise<void>((resolve) => this.#probes.set(id, resolve));
     try {
       return await probeRoundTrip({
-        scheduler: this.scheduler,
+        scheduler: this.#scheduler,
         timeoutMs,
         send: async () => {
-          await this.options.pool.query('SELECT pg_notify($1, $2)', [this.channel, encodeProbe(id)]);
+          await this.#options.pool.query('SELECT pg_notify($1, $2)', [this.channel, encodeProbe(id)]);
           await arrived;
         },
         timeoutError: () =>
@@ -211,76 +214,76 @@ class PostgresTransportImpl implements PostgresTransport {
         },
       );
     } finally {
-      this.probes.delete(id);
+      this.#probes.delete(id);
     }
   }
 
-  private enqueue(payload: string): void {
-    this.queue.push(payload);
-    if (!this.draining) void this.drain();
+  #enqueue(payload: string): void {
+    this.#queue.push(payload);
+    if (!this.#draining) void this.#drain();
   }
 
-  private async drain(): Promise<void> {
-    this.draining = true;
+  async #drain(): Promise<void> {
+    this.#draining = true;
     try {
-      for (let payload = this.queue.shift(); payload !== undefined; payload = this.queue.shift()) {
-        const pending = this.handle(payload);
+      for (let payload = this.#queue.shift(); payload !== undefined; payload = this.#queue.shift()) {
+        const pending = this.#handle(payload);
         if (pending) await pending;
       }
     } finally {
-      this.draining = false;
+      this.#draining = false;
     }
   }
 
   /** Synchronous for all but reference notifications, which read the store once for every subscriber. */
-  private handle(payload: string): Promise<void> | undefined {
+  #handle(payload: string): Promise<void> | undefined {
     const peeked = peekTaskId(payload);
     if ('error' in peeked) {
-      this.malformed.record(payload, peeked.error);
+      this.#malformed.record(payload, peeked.error);
       return undefined;
     }
     // Every replica sees every task's notifications: drop what nobody here watches before validating it.
-    if (peeked.taskId !== undefined && !this.watched.has(peeked.taskId)) return undefined;
+    if (peeked.taskId !== undefined && !this.#watched.has(peeked.taskId)) return undefined;
     const decoded = decodeNotification(peeked.json);
     if (!decoded.ok) {
-      this.malformed.record(payload, decoded.error);
+      this.#malformed.record(payload, decoded.error);
       // A readable task and seq still say the log may have news: a hint without events costs one read.
       if (decoded.taskId !== undefined && decoded.seq !== undefined) {
-        this.emit({ taskId: decoded.taskId, seq: decoded.seq });
+        this.#emit({ taskId: decoded.taskId, seq: decoded.seq });
       }
       return undefined;
     }
-    return this.dispatch(decoded.notification);
+    return this.#dispatch(decoded.notification);
   }
 
-  private dispatch(notification: Notification): Promise<void> | undefined {
+  #dispatch(notification: Notification): Promise<void> | undefined {
     switch (notification.kind) {
       case 'probe':
-        this.probes.get(notification.probe)?.();
+        this.#probes.get(notification.probe)?.();
         return undefined;
       case 'events':
-        this.emit({ taskId: notification.taskId, seq: notification.seq, events: notification.events });
+        this.#emit({ taskId: notification.taskId, seq: notification.seq, events: notification.events });
         return undefined;
       case 'reference':
-        return this.resolveReference(notification);
+        return this.#resolveReference(notification);
     }
   }
 
-  private async resolveReference(reference: { taskId: string; seq: number; from: number }): Promise<void> {
+  async #resolveReference(reference: { taskId: string; seq: number; from: number }): Promise<void> {
     const { taskId, seq, from } = reference;
     let events: StoredEvent[] | undefined;
     try {
-      const read = await this.options.store.readTask(taskId, { after: from - 1, limit: seq - from + 1 });
+      const read = await this.#options.store.readTask(taskId, { after: from - 1, limit: seq - from + 1 });
       if (read.length === seq - from + 1 && read[0]?.seq === from) events = read;
     } catch (err) {
       // Not fatal: the hint goes out without events and each subscriber reads the log itself.
-      this.logger.debug({ err, taskId, seq }, 'could not read events announced by reference');
+      this.#logger.debug({ err, taskId, seq }, 'could not read events announced by reference');
     }
-    this.emit(events ? { taskId, seq, events, readFromLog: true } : { taskId, seq });
+    this.#emit(events ? { taskId, seq, events, readFromLog: true } : { taskId, seq });
   }
 
-  private emit(hint: Hint): void {
-    if (this.watched.has(hint.taskId)) this.hints.next(hint);
+  #emit(hint: Hint): void {
+    if (this.#watched.has(hint.taskId)) this.#hints.next(hint);
   }
 }
 

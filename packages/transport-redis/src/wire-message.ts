@@ -6,7 +6,7 @@ import { z } from 'zod';
  * What travels on the Pub/Sub channel. Other programs may publish on the same
  * channel, so every message is validated before it becomes a hint.
  */
-export type WireMessage =
+type WireMessage =
   /** The events of one append, inline. */
   | { v: 1; kind: 'events'; taskId: string; seq: number; events: readonly StoredEvent[] }
   /** An append too large to carry: subscribers read its events from the store. */
@@ -27,11 +27,11 @@ const EnvelopeSchema = z.discriminatedUnion('kind', [
   z.object({ v: z.literal(1), kind: z.literal('probe'), id: z.string().min(1) }),
 ]);
 
-export type Envelope = z.infer<typeof EnvelopeSchema>;
+type Envelope = z.infer<typeof EnvelopeSchema>;
 
 const EventListSchema = z.array(StoredEventSchema);
 
-export type Decoded<T> = { ok: true; value: T } | { ok: false; problem: string };
+type Decoded<T> = { ok: true; value: T } | { ok: false; problem: string };
 
 export function decodeEnvelope(message: string): Decoded<Envelope> {
   let json: unknown;

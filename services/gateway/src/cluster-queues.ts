@@ -9,7 +9,7 @@ import {
 import type { Logger } from 'pino';
 
 /** The producer side of every cluster's batch queue: a batch goes to the queue of its cluster. */
-export interface ClusterQueues {
+interface ClusterQueues {
   readonly backend: QueueBackendKind;
   /** Enqueues the task on its cluster's queue (see batchQueueName); errors as BatchQueue.enqueue. */
   enqueue(data: BatchJobData, cluster: string): Promise<void>;

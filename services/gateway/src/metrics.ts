@@ -11,95 +11,95 @@ export type StreamKind = 'sse' | 'ws';
  */
 export class GatewayMetrics {
   readonly registry = new Registry();
-  private readonly eventsDelivered = new Counter({
+  readonly #eventsDelivered = new Counter({
     name: 'nodebatch_gateway_events_delivered_total',
     help: 'Progress events written to clients',
     labelNames: ['kind'] as const,
     registers: [this.registry],
   });
-  private readonly activeStreams = new Gauge({
+  readonly #activeStreams = new Gauge({
     name: 'nodebatch_gateway_active_streams',
     help: 'Open progress streams (SSE responses, WebSocket task subscriptions)',
     labelNames: ['kind'] as const,
     registers: [this.registry],
   });
-  private readonly slowClients = new Counter({
+  readonly #slowClients = new Counter({
     name: 'nodebatch_gateway_slow_client_disconnects_total',
     help: 'Clients disconnected because their send buffer filled',
     labelNames: ['kind'] as const,
     registers: [this.registry],
   });
-  private readonly deliveryLag = new Histogram({
+  readonly #deliveryLag = new Histogram({
     name: 'nodebatch_gateway_delivery_lag_seconds',
     help: 'Time from an event being appended (its time) to it being written to a client',
     labelNames: ['kind'] as const,
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [this.registry],
   });
-  private readonly notifierActive = new Gauge({
+  readonly #notifierActive = new Gauge({
     name: 'nodebatch_notifier_active_transport',
     help: '1 for the transport the notifier currently uses, 0 for the others',
     labelNames: ['transport', 'configured'] as const,
     registers: [this.registry],
   });
-  private readonly notifierHealthy = new Gauge({
+  readonly #notifierHealthy = new Gauge({
     name: 'nodebatch_notifier_healthy',
     help: '1 when the active transport is healthy',
     registers: [this.registry],
   });
-  private readonly notifierFallback = new Gauge({
+  readonly #notifierFallback = new Gauge({
     name: 'nodebatch_notifier_fallback',
     help: '1 when the notifier runs on a fallback transport instead of the configured one',
     registers: [this.registry],
   });
-  private readonly fallbackTransitions = new Counter({
+  readonly #fallbackTransitions = new Counter({
     name: 'nodebatch_notifier_fallback_transitions_total',
     help: 'Changes between the configured transport and a fallback',
     labelNames: ['to'] as const,
     registers: [this.registry],
   });
-  private notifierSubscription: Subscription | undefined;
+  #notifierSubscription: Subscription | undefined;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
     for (const kind of ['sse', 'ws'] as const) {
-      this.activeStreams.set({ kind }, 0);
-      this.eventsDelivered.inc({ kind }, 0);
-      this.slowClients.inc({ kind }, 0);
+      this.#activeStreams.set({ kind }, 0);
+      this.#eventsDelivered.inc({ kind }, 0);
+      this.#slowClients.inc({ kind }, 0);
     }
   }
 
   /** Follows the notifier's state until stop(). */
   observeNotifier(info$: Observable<NotifierInfo>): void {
     let previous: NotifierInfo | undefined;
-    this.notifierSubscription = info$.subscribe((info) => {
+    this.#notifierSubscription = info$.subscribe((info) => {
       for (const transport of TRANSPORT_TYPES) {
-        this.notifierActive.set(
+        this.#notifierActive.set(
           { transport, configured: info.configured },
           transport === info.active ? 1 : 0,
         );
       }
-      this.notifierHealthy.set(info.healthy ? 1 : 0);
-      this.notifierFallback.set(info.fallback ? 1 : 0);
+      this.#notifierHealthy.set(info.healthy ? 1 : 0);
+      this.#notifierFallback.set(info.fallback ? 1 : 0);
       if (previous && previous.fallback !== info.fallback) {
-        this.fallbackTransitions.inc({ to: info.fallback ? 'fallback' : 'configured' });
+        this.#fallbackTransitions.inc({ to: info.fallback ? 'fallback' : 'configured' });
       }
       previous = info;
     });
   }
 
   delivered(kind: StreamKind, event: StoredEvent, now = Date.now()): void {
-    this.eventsDelivered.inc({ kind });
+    this.#eventsDelivered.inc({ kind });
     const lagSeconds = (now - Date.parse(event.time)) / 1000;
-    if (Number.isFinite(lagSeconds)) this.deliveryLag.observe({ kind }, Math.max(0, lagSeconds));
+    if (Number.isFinite(lagSeconds)) this.#deliveryLag.observe({ kind }, Math.max(0, lagSeconds));
   }
 
   streamOpened(kind: StreamKind): void {
-    this.activeStreams.inc({ kind });
+    this.#activeStreams.inc({ kind });
   }
 
   streamClosed(kind: StreamKind): void {
-    this.activeStreams.dec({ kind });
+    this.#activeStreams.dec({ kind });
   }
 
   /**
@@ -134,10 +134,10 @@ export class GatewayMetrics {
   }
 
   slowClientDisconnected(kind: StreamKind): void {
-    this.slowClients.inc({ kind });
+    this.#slowClients.inc({ kind });
   }
 
   stop(): void {
-    this.notifierSubscription?.unsubscribe();
+    this.#notifierSubscription?.unsubscribe();
   }
 }

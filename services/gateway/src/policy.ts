@@ -4,7 +4,7 @@ import type { Principal, Role } from './auth.js';
 import { roleAtLeast } from './auth.js';
 
 /** What the policy said about one request, as the audit trail records it. */
-export interface PolicyDecision {
+interface PolicyDecision {
   allowed: boolean;
   /** The configuration key of the rule that decided, e.g. `policy.drainRole`. */
   rule: string;
@@ -16,6 +16,8 @@ export interface PolicyDecision {
 export interface TouchedKeys {
   labels: string[];
   taints: string[];
+  /** A copyFrom batch: the taint keys it copies from its source node (see copiedTaintKeys). */
+  copiedTaints?: { from: string; keys: string[] } | undefined;
 }
 
 /**
@@ -38,22 +40,28 @@ export class Policy {
     if (!roleAtLeast(principal.role, required)) {
       return refuse(rule, `role ${principal.role} may not ${action}: ${rule} requires ${required}`);
     }
-    const protectedRole = this.#config.protectedPrefixRole;
-    if (!roleAtLeast(principal.role, protectedRole)) {
-      for (const [kind, list] of [
-        ['label', keys.labels],
-        ['taint', keys.taints],
+    if (!this.mayTouchProtectedKeys(principal)) {
+      const copied = keys.copiedTaints;
+      for (const [what, list] of [
+        ['change the label', keys.labels],
+        ['change the taint', keys.taints],
+        [`copy from node ${JSON.stringify(copied?.from)} the taint`, copied?.keys ?? []],
       ] as const) {
         const key = list.find((candidate) => this.isProtected(candidate));
         if (key !== undefined) {
           return refuse(
             'policy.protectedPrefixes',
-            `role ${principal.role} may not change the ${kind} ${JSON.stringify(key)}: keys under ${this.#config.protectedPrefixes.join(', ')} need ${protectedRole} (policy.protectedPrefixRole)`,
+            `role ${principal.role} may not ${what} ${JSON.stringify(key)}: keys under ${this.#config.protectedPrefixes.join(', ')} need ${this.#config.protectedPrefixRole} (policy.protectedPrefixRole)`,
           );
         }
       }
     }
     return { allowed: true, rule, message: '' };
+  }
+
+  /** May `principal` change label and taint keys under the protected prefixes? */
+  mayTouchProtectedKeys(principal: Principal): boolean {
+    return roleAtLeast(principal.role, this.#config.protectedPrefixRole);
   }
 
   /** May `principal` see every user's tasks (rather than only their own)? */
@@ -110,7 +118,7 @@ function refuse(rule: string, message: string): PolicyDecision {
   return { allowed: false, rule, message };
 }
 
-/** The label and taint keys named by a batch's params (copied taints are resolved by the worker). */
+/** The label and taint keys named by a batch's params (copied taints: see copiedTaintKeys). */
 export function touchedKeys(action: BatchAction, params: Record<string, unknown>): TouchedKeys {
   const labels: string[] = [];
   const taints: string[] = [];

@@ -1,6 +1,6 @@
 import { GatewayBusyError, TooManyRequestsError } from './errors.js';
 
-export interface StreamLimiterOptions {
+interface StreamLimiterOptions {
   /** Open streams (SSE responses, WebSocket connections) one user may hold on this gateway. */
   perUser: number;
   /** Open streams on this gateway, all users together. */

@@ -26,6 +26,7 @@ beforeAll(async () => {
     LIMIT_STREAMS_TOTAL: '3',
     LIMIT_BATCHES_PER_MINUTE: '20',
     LIMIT_SUBSCRIBES_PER_MINUTE: '3',
+    LIMIT_CANCELS_PER_MINUTE: '3',
     METRICS_PORT: '0',
   });
   producer = await startProducer(config);
@@ -205,6 +206,28 @@ describe('connection caps and rates', () => {
         })
       ).status,
     ).toBe(202);
+  });
+
+  it('limits cancels per user per minute with 429 and Retry-After, and writes nothing for the limited one', async () => {
+    const [canceller, other] = await Promise.all([tokenFor('canceller'), tokenFor('other-canceller')]);
+    const taskIds = [await submit(canceller), await submit(canceller), await submit(canceller)];
+    const cancel = (token: string, taskId: string) =>
+      api(gateway, 'POST', `/api/v1/tasks/${taskId}/cancel`, { token });
+    for (const taskId of taskIds) expect((await cancel(canceller, taskId)).status).toBe(202);
+    const limited = await cancel(canceller, taskIds[0]!);
+    expect(limited.status).toBe(429);
+    expect(limited.body).toMatchObject({ code: 'RATE_LIMITED' });
+    expect(limited.body.message).toMatch(
+      /at most 3 cancels per user per minute \(LIMIT_CANCELS_PER_MINUTE\)/,
+    );
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+    // Nothing was written for the limited cancel: each task has one CancelRequested.
+    for (const taskId of taskIds) {
+      const events = await producer.store.readTask(taskId);
+      expect(events.filter((event) => event.type === 'CancelRequested')).toHaveLength(1);
+    }
+    // The limit is per user: another user's cancel (of a task not theirs: 404) is still answered.
+    expect((await cancel(other, taskIds[0]!)).status).toBe(404);
   });
 
   it('drops a WebSocket peer that stops answering pings', async () => {

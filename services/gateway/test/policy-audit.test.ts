@@ -1,3 +1,5 @@
+import { KubernetesNodeInventory } from '@nodebatch/kube';
+import { startFakeKubeApi, type FakeKubeApi } from '@nodebatch/kube/testing';
 import type { NewEvent } from '@nodebatch/progress';
 import type { Runtime } from '@nodebatch/runtime';
 import { createTestDatabase } from '@nodebatch/testkit';
@@ -10,6 +12,8 @@ import type { ResponseBody } from './support.js';
 import { JWT_SECRET, api, startProducer, startTestGateway, testConfig, tokenFor } from './support.js';
 
 let db: TestDatabase;
+/** The cluster the gateway reads (selectors, copy sources): `prod`. */
+let fake: FakeKubeApi;
 let gateway: GatewayHandle;
 let producer: Runtime;
 let viewer: string;
@@ -22,7 +26,23 @@ beforeAll(async () => {
   // Viewers may follow every task here (policy.seeAllTasksRoles), which cancel must not follow.
   const config = testConfig(db.url, { POLICY_SEE_ALL_TASKS_ROLES: 'admin,viewer' });
   producer = await startProducer(config);
-  gateway = await startTestGateway(config);
+  fake = await startFakeKubeApi({
+    nodes: [
+      { name: 'node-a' },
+      {
+        name: 'node-b',
+        taints: [
+          { key: 'team.example.com/batch', value: 'yes', effect: 'NoSchedule' },
+          // The cluster's own: never copied, so it does not make a copy protected.
+          { key: 'node.kubernetes.io/unschedulable', effect: 'NoSchedule' },
+        ],
+      },
+      { name: 'cp-1', taints: [{ key: 'node-role.kubernetes.io/control-plane', effect: 'NoSchedule' }] },
+      { name: 'gpu-1', labels: { pool: 'gpu' } },
+      { name: 'gpu-2', labels: { pool: 'gpu' } },
+    ],
+  });
+  gateway = await startTestGateway(config, { nodes: new KubernetesNodeInventory(fake.kubeConfig(), 'prod') });
   [viewer, operator, otherOperator, admin] = await Promise.all([
     tokenFor('vera', 'viewer'),
     tokenFor('otto', 'user'),
@@ -34,6 +54,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await gateway?.close();
   await producer?.close();
+  await fake?.close();
   await db?.drop();
 });
 
@@ -130,6 +151,49 @@ describe('roles and policy', () => {
     expect((await api(gateway, 'GET', '/api/v1/tasks', { token: viewer })).status).toBe(200);
   });
 
+  it('refuses a non-admin a copy of taints that carries or drops protected keys, reading the nodes at submission', async () => {
+    const before = await taskCount();
+    const fromControlPlane = await post(operator, {
+      action: 'taint',
+      nodes: ['node-a'],
+      params: { copyFrom: 'cp-1' },
+    });
+    expect(fromControlPlane.status).toBe(403);
+    expect(fromControlPlane.body).toMatchObject({ code: 'FORBIDDEN', rule: 'policy.protectedPrefixes' });
+    expect(fromControlPlane.body.message).toMatch(
+      /role operator may not copy from node "cp-1" the taint "node-role\.kubernetes\.io\/control-plane".*need admin/,
+    );
+    // replace drops the target's own taints: the control-plane taint of cp-1 would go.
+    const ontoControlPlane = await post(operator, {
+      action: 'taint',
+      nodes: ['cp-1'],
+      params: { copyFrom: 'node-b', mode: 'replace' },
+    });
+    expect(ontoControlPlane.status).toBe(403);
+    expect(ontoControlPlane.body.message).toMatch(
+      /may not change the taint "node-role\.kubernetes\.io\/control-plane"/,
+    );
+    const missing = await post(operator, {
+      action: 'taint',
+      nodes: ['node-a'],
+      params: { copyFrom: 'gone-1' },
+    });
+    expect(missing.status).toBe(400);
+    expect(missing.body).toMatchObject({ field: 'body.params.copyFrom' });
+    expect(missing.body.message).toMatch(/"gone-1" .* is not in cluster "prod"/);
+    expect(await taskCount()).toBe(before);
+    const denied = (await auditOf('user=otto&action=taint')).filter((row) => row.decision === 'denied');
+    expect(denied.map((row) => row.nodes)).toEqual(expect.arrayContaining([['node-a'], ['cp-1']]));
+
+    // node-b's own taint is not protected and its cluster-managed one is never copied; an admin copies anything.
+    expect(
+      (await post(operator, { action: 'taint', nodes: ['node-a'], params: { copyFrom: 'node-b' } })).status,
+    ).toBe(202);
+    expect(
+      (await post(admin, { action: 'taint', nodes: ['node-a'], params: { copyFrom: 'cp-1' } })).status,
+    ).toBe(202);
+  });
+
   it('shows a viewer given all tasks every task, but lets only the owner or an admin cancel', async () => {
     const taskId = (await post(operator, { action: 'cordon', nodes: ['node-c'] })).body.taskId as string;
     expect((await api(gateway, 'GET', `/api/v1/tasks/${taskId}`, { token: viewer })).status).toBe(200);
@@ -215,6 +279,56 @@ describe('audit trail', () => {
         'node-e': { status: 'succeeded' },
         'node-f': { status: 'failed', error: 'eviction blocked' },
       },
+    });
+  });
+
+  it('records the reason, selector and cluster on the rows of an accepted, a refused and a cancelled batch', async () => {
+    const accepted = await post(operator, { action: 'cordon', selector: 'pool=gpu', reason: 'firmware' });
+    expect(accepted.status).toBe(202);
+    const taskId = accepted.body.taskId as string;
+    const refused = await post(viewer, {
+      action: 'cordon',
+      selector: 'pool=gpu',
+      reason: 'curious',
+      cluster: 'prod',
+    });
+    expect(refused.status).toBe(403);
+    const cancel = await api(gateway, 'POST', `/api/v1/tasks/${taskId}/cancel`, {
+      token: operator,
+      body: { reason: 'wrong pool' },
+    });
+    expect(cancel.status).toBe(202);
+    const gpuNodes = ['gpu-1', 'gpu-2'];
+    const [cancelRow, acceptedRow] = await auditOf(`task=${taskId}`);
+    expect(acceptedRow).toMatchObject({
+      action: 'cordon',
+      decision: 'allowed',
+      nodes: gpuNodes,
+      selector: 'pool=gpu',
+      reason: 'firmware',
+      cluster: 'prod',
+    });
+    expect(cancelRow).toMatchObject({
+      action: 'cancel',
+      userId: 'otto',
+      decision: 'allowed',
+      nodes: gpuNodes,
+      selector: 'pool=gpu',
+      reason: 'wrong pool',
+      cluster: 'prod',
+    });
+    const refusedRow = (await auditOf('user=vera&action=cordon')).find((row) => row.reason === 'curious');
+    expect(refusedRow).toMatchObject({
+      decision: 'denied',
+      rule: 'policy.cordonRole',
+      nodes: gpuNodes,
+      selector: 'pool=gpu',
+      cluster: 'prod',
+    });
+    const events = await producer.store.readTask(taskId);
+    expect(events.find((event) => event.type === 'CancelRequested')?.data).toEqual({
+      by: 'otto',
+      reason: 'wrong pool',
     });
   });
 

@@ -25,7 +25,7 @@ export function tokenFor(
     .sign(new TextEncoder().encode(secret));
 }
 
-export function testLogger(): Logger {
+function testLogger(): Logger {
   return pino({ level: process.env.NODEBATCH_TEST_LOG_LEVEL ?? 'silent' });
 }
 

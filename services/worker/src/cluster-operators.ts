@@ -3,7 +3,7 @@ import { ClusterNotConfiguredError, createNodeOperator, type NodeOperator } from
 import type { Logger } from 'pino';
 
 /** A cluster this worker runs batches on: its configured name and the operator that reaches it. */
-export interface ClusterOperator {
+interface ClusterOperator {
   name: string;
   operator: NodeOperator;
   /** The logger of its consumer and tasks (with `cluster: name` when clusters are listed). */

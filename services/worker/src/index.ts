@@ -5,3 +5,4 @@ export * from './node-action.js';
 export * from './node-retry-policy.js';
 export * from './start-worker.js';
 export * from './task-events.js';
+export * from './worker-health.js';

@@ -13,6 +13,13 @@ import { clusterOperators } from './cluster-operators.js';
 import type { AppendEvents } from './event-batcher.js';
 import type { NodeRetryPolicy } from './node-retry-policy.js';
 import type { TaskEventFeed } from './task-events.js';
+import { createWorkerHealth, startHealthServer } from './worker-health.js';
+import type {
+  HealthServer,
+  WorkerHealth,
+  WorkerHealthOptions,
+  WorkerHealthSources,
+} from './worker-health.js';
 
 /** The parts of a Runtime (from @nodebatch/runtime) the worker uses. */
 export interface WorkerRuntime {
@@ -50,10 +57,20 @@ export interface StartWorkerOptions {
   /** Event batching, see EventBatcherOptions. Defaults 5 ms and 100 events. */
   flushDelayMs?: number;
   maxBatchEvents?: number;
+  /**
+   * The liveness and readiness probes, see WorkerHealthOptions. They are
+   * served over HTTP on `port` (default config.worker.healthPort; none when
+   * that is unset) at `host` (default 0.0.0.0).
+   */
+  health?: WorkerHealthOptions & { port?: number; host?: string };
 }
 
 export interface WorkerHandle {
   readonly id: string;
+  /** What the probes report. */
+  readonly health: WorkerHealth;
+  /** Base URL of /healthz and /readyz; undefined without a health port. */
+  readonly healthUrl: string | undefined;
   /**
    * Stops taking jobs, lets in-flight nodes finish within `graceMs` (default
    * config.worker.shutdownGraceMs), then hands the unfinished tasks back to the
@@ -120,6 +137,32 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
     await ownRuntime?.close();
     throw err;
   }
+  let stopping = false;
+  const health = createWorkerHealth(
+    {
+      consumer: allConsumers(consumers),
+      readEventLog: () => runtime.store.headPosition(),
+      stopping: () => stopping,
+    },
+    options.health,
+  );
+  const healthPort = options.health?.port ?? config.worker.healthPort;
+  let healthServer: HealthServer | undefined;
+  try {
+    if (healthPort !== undefined) {
+      healthServer = await startHealthServer({
+        health,
+        port: healthPort,
+        ...(options.health?.host !== undefined && { host: options.health.host }),
+        logger,
+      });
+    }
+  } catch (err) {
+    health.stop();
+    await closeConsumers(true).catch(() => undefined);
+    await ownRuntime?.close();
+    throw err;
+  }
   for (const [index, { name, operator }] of clusters.entries()) {
     logger.info(
       {
@@ -127,6 +170,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
         cluster: name,
         clusterMode: operator.kind,
         jobConcurrency: config.worker.jobConcurrency,
+        healthUrl: healthServer?.url,
       },
       'worker started',
     );
@@ -135,6 +179,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
   let closing: Promise<void> | undefined;
   const close = async (graceMs: number): Promise<void> => {
     logger.info({ graceMs }, 'worker stopping: no new jobs; in-flight nodes may finish');
+    stopping = true;
     shutdown.abort();
     const haltTimer = setTimeout(() => halt.abort(), graceMs);
     const forceTimer = setTimeout(() => {
@@ -148,6 +193,8 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
     } finally {
       clearTimeout(haltTimer);
       clearTimeout(forceTimer);
+      health.stop();
+      await healthServer?.close();
       await ownRuntime?.close();
     }
     logger.info('worker stopped');
@@ -155,9 +202,24 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
 
   return {
     id,
+    health,
+    healthUrl: healthServer?.url,
     close(closeOptions) {
       closing ??= close(closeOptions?.graceMs ?? config.worker.shutdownGraceMs);
       return closing;
+    },
+  };
+}
+
+/** The consumers of every cluster as the probes see one: running while all run, ready while all answer. */
+function allConsumers(consumers: readonly BatchConsumer[]): WorkerHealthSources['consumer'] {
+  return {
+    get running() {
+      return consumers.every((consumer) => consumer.running);
+    },
+    async check(timeoutMs) {
+      const checks = await Promise.all(consumers.map((consumer) => consumer.check(timeoutMs)));
+      return checks.find((check) => !check.ok) ?? { ok: true };
     },
   };
 }

@@ -105,138 +105,141 @@ class SwitchingNotifier implements Notifier {
   readonly resync$: Observable<void>;
   readonly info$: Observable<NotifierInfo>;
 
-  private readonly hints = new Subject<Hint>();
-  private readonly resync = new Subject<void>();
-  private readonly infoState: BehaviorSubject<NotifierInfo>;
-  private readonly logger: Logger;
-  private readonly configured: TransportType;
-  private readonly fallbackAfterMs: number;
-  private readonly probeTimeoutMs: number;
-  private readonly retry: BackoffOptions;
-  private readonly now: () => Date;
+  readonly #hints = new Subject<Hint>();
+  readonly #resync = new Subject<void>();
+  readonly #infoState: BehaviorSubject<NotifierInfo>;
+  readonly #logger: Logger;
+  readonly #configured: TransportType;
+  readonly #fallbackAfterMs: number;
+  readonly #probeTimeoutMs: number;
+  readonly #retry: BackoffOptions;
+  readonly #now: () => Date;
 
   /** Watch counts of the process; each transport is told once per task (first watch / last unwatch). */
-  private readonly watches = new Map<string, number>();
+  readonly #watches = new Map<string, number>();
   /** The latest instance of the configured type: started, reconnecting, or failed to start. */
-  private primary: Transport | null = null;
-  private primaryStarted = false;
-  private primaryHealth: TransportHealth = { healthy: false, reason: 'not started' };
-  private primarySubscription: Subscription | null = null;
+  #primary: Transport | null = null;
+  #primaryStarted = false;
+  #primaryHealth: TransportHealth = { healthy: false, reason: 'not started' };
+  #primarySubscription: Subscription | null = null;
   /** The polling transport while it is active as a fallback. */
-  private fallback: Transport | null = null;
-  private active: Transport | null = null;
-  private activeSubscription: Subscription | null = null;
+  #fallback: Transport | null = null;
+  #active: Transport | null = null;
+  #activeSubscription: Subscription | null = null;
 
-  private state: 'new' | 'starting' | 'started' | 'stopped' = 'new';
-  private fallbackTimer: NodeJS.Timeout | null = null;
-  private retryTimer: NodeJS.Timeout | null = null;
-  private retryAttempt = 0;
+  #state: 'new' | 'starting' | 'started' | 'stopped' = 'new';
+  #fallbackTimer: NodeJS.Timeout | null = null;
+  #retryTimer: NodeJS.Timeout | null = null;
+  #retryAttempt = 0;
   /** Transitions run one at a time: a switch must finish before the next one looks at the state. */
-  private transitions: Promise<void> = Promise.resolve();
-  private readonly failingAfterCommit = new Set<Transport>();
+  #transitions: Promise<void> = Promise.resolve();
+  readonly #failingAfterCommit = new Set<Transport>();
   /** Whether "polling cannot start either" was logged for the current outage. */
-  private pollingFailureReported = false;
+  #pollingFailureReported = false;
 
-  constructor(private readonly options: NotifierOptions) {
-    this.configured = options.configured;
-    this.logger = options.logger.child({ component: 'notifier', configured: options.configured });
-    this.fallbackAfterMs = options.fallbackAfterMs ?? DEFAULT_FALLBACK_AFTER_MS;
-    this.probeTimeoutMs = options.probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS;
-    this.retry = { ...DEFAULT_RETRY, ...options.retry };
-    this.now = options.now ?? (() => new Date());
-    this.infoState = new BehaviorSubject<NotifierInfo>({
-      configured: this.configured,
-      active: this.configured,
+  readonly #options: NotifierOptions;
+
+  constructor(options: NotifierOptions) {
+    this.#options = options;
+    this.#configured = options.configured;
+    this.#logger = options.logger.child({ component: 'notifier', configured: options.configured });
+    this.#fallbackAfterMs = options.fallbackAfterMs ?? DEFAULT_FALLBACK_AFTER_MS;
+    this.#probeTimeoutMs = options.probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS;
+    this.#retry = { ...DEFAULT_RETRY, ...options.retry };
+    this.#now = options.now ?? (() => new Date());
+    this.#infoState = new BehaviorSubject<NotifierInfo>({
+      configured: this.#configured,
+      active: this.#configured,
       healthy: false,
       fallback: false,
       reason: 'not started',
-      since: this.now().toISOString(),
+      since: this.#now().toISOString(),
     });
-    this.hints$ = this.hints.asObservable();
-    this.resync$ = this.resync.asObservable();
-    this.info$ = this.infoState.asObservable();
+    this.hints$ = this.#hints.asObservable();
+    this.resync$ = this.#resync.asObservable();
+    this.info$ = this.#infoState.asObservable();
   }
 
   get info(): NotifierInfo {
-    return this.infoState.value;
+    return this.#infoState.value;
   }
 
   // ---- HintSource -------------------------------------------------------
 
   watch(taskId: string): void {
-    const count = this.watches.get(taskId) ?? 0;
-    this.watches.set(taskId, count + 1);
-    if (count === 0) for (const transport of this.liveTransports()) transport.watch(taskId);
+    const count = this.#watches.get(taskId) ?? 0;
+    this.#watches.set(taskId, count + 1);
+    if (count === 0) for (const transport of this.#liveTransports()) transport.watch(taskId);
   }
 
   unwatch(taskId: string): void {
-    const count = this.watches.get(taskId);
+    const count = this.#watches.get(taskId);
     if (count === undefined) return;
     if (count > 1) {
-      this.watches.set(taskId, count - 1);
+      this.#watches.set(taskId, count - 1);
       return;
     }
-    this.watches.delete(taskId);
-    for (const transport of this.liveTransports()) transport.unwatch(taskId);
+    this.#watches.delete(taskId);
+    for (const transport of this.#liveTransports()) transport.unwatch(taskId);
   }
 
   // ---- lifecycle ---------------------------------------------------------
 
   async start(): Promise<void> {
-    if (this.state !== 'new') throw new Error(`the notifier cannot start: it is ${this.state}`);
-    this.state = 'starting';
+    if (this.#state !== 'new') throw new Error(`the notifier cannot start: it is ${this.#state}`);
+    this.#state = 'starting';
     try {
-      await this.options.store.headPosition();
+      await this.#options.store.headPosition();
     } catch (err) {
-      this.state = 'new';
-      this.logger.error({ err }, 'notifier cannot start: the event store does not answer');
+      this.#state = 'new';
+      this.#logger.error({ err }, 'notifier cannot start: the event store does not answer');
       throw new EventStoreUnavailableError(`the event store does not answer: ${errorMessage(err)}`, {
         cause: err,
       });
     }
-    await this.serialized(async () => {
-      if (this.configured === 'polling') {
-        await this.startConfiguredPolling();
+    await this.#serialized(async () => {
+      if (this.#configured === 'polling') {
+        await this.#startConfiguredPolling();
         return;
       }
-      const outcome = await this.tryPrimary();
-      if (this.isStopped()) return;
+      const outcome = await this.#tryPrimary();
+      if (this.#isStopped()) return;
       if (outcome.ok) {
-        this.activateVerifiedPrimary(outcome.roundTripMs);
+        this.#activateVerifiedPrimary(outcome.roundTripMs);
         return;
       }
-      this.logStartFailure(outcome.err);
-      await this.switchToFallback(this.diagnose(outcome.err).summary);
+      this.#logStartFailure(outcome.err);
+      await this.#switchToFallback(this.#diagnose(outcome.err).summary);
     });
-    if (this.state === 'starting') this.state = 'started';
+    if (this.#state === 'starting') this.#state = 'started';
   }
 
   async stop(): Promise<void> {
-    if (this.state === 'stopped') return;
-    this.state = 'stopped';
-    this.clearFallbackTimer();
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.retryTimer = null;
-    await this.transitions.catch(() => undefined);
-    this.activeSubscription?.unsubscribe();
-    this.primarySubscription?.unsubscribe();
-    const transports = this.liveTransports();
-    this.primary = null;
-    this.fallback = null;
-    this.active = null;
+    if (this.#state === 'stopped') return;
+    this.#state = 'stopped';
+    this.#clearFallbackTimer();
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    this.#retryTimer = null;
+    await this.#transitions.catch(() => undefined);
+    this.#activeSubscription?.unsubscribe();
+    this.#primarySubscription?.unsubscribe();
+    const transports = this.#liveTransports();
+    this.#primary = null;
+    this.#fallback = null;
+    this.#active = null;
     await Promise.allSettled(transports.map((transport) => transport.stop()));
-    this.hints.complete();
-    this.resync.complete();
-    this.infoState.complete();
+    this.#hints.complete();
+    this.#resync.complete();
+    this.#infoState.complete();
   }
 
   // ---- verify and append -------------------------------------------------
 
-  async verify(timeoutMs = this.probeTimeoutMs): Promise<VerifyResult> {
+  async verify(timeoutMs = this.#probeTimeoutMs): Promise<VerifyResult> {
     const info = this.info;
-    const active = this.active;
-    const base = { transport: info.active, configured: this.configured, fallback: info.fallback };
-    if (!active) return { ...base, ok: false, roundTripMs: null, error: `notifier is ${this.state}` };
+    const active = this.#active;
+    const base = { transport: info.active, configured: this.#configured, fallback: info.fallback };
+    if (!active) return { ...base, ok: false, roundTripMs: null, error: `notifier is ${this.#state}` };
     try {
       const roundTripMs = await active.probe(timeoutMs);
       return { ...base, transport: active.type, ok: true, roundTripMs, error: null };
@@ -252,7 +255,7 @@ class SwitchingNotifier implements Notifier {
   ): Promise<StoredEvent[]> {
     // The configured transport announces even while this process reads by polling:
     // other replicas may still listen on it, and their clients must not freeze.
-    const announcers = [...new Set([this.primary, this.active].filter((t): t is Transport => t !== null))];
+    const announcers = [...new Set([this.#primary, this.#active].filter((t): t is Transport => t !== null))];
     const hooks = announcers
       .map((t) => t.inTransaction)
       .filter((hook): hook is AppendHook => hook !== undefined);
@@ -262,22 +265,22 @@ class SwitchingNotifier implements Notifier {
         : async (tx, stored) => {
             for (const each of hooks) await each(tx, stored);
           };
-    const stored = await this.options.store.append(taskId, events, {
+    const stored = await this.#options.store.append(taskId, events, {
       ...(options.expectedSeq === undefined ? {} : { expectedSeq: options.expectedSeq }),
       ...(options.fence === undefined ? {} : { fence: options.fence }),
       ...(hook ? { hook } : {}),
     });
     for (const transport of announcers) {
       // A primary that never started has no connection to publish on (a NOTIFY needs none: it rides the append).
-      if (!transport.afterCommit || (transport === this.primary && !this.primaryStarted)) continue;
+      if (!transport.afterCommit || (transport === this.#primary && !this.#primaryStarted)) continue;
       try {
         await transport.afterCommit(stored);
-        this.failingAfterCommit.delete(transport);
+        this.#failingAfterCommit.delete(transport);
       } catch (err) {
         // The events are committed; subscribers of this transport catch up by their position check.
-        if (!this.failingAfterCommit.has(transport)) {
-          this.failingAfterCommit.add(transport);
-          this.logger.warn(
+        if (!this.#failingAfterCommit.has(transport)) {
+          this.#failingAfterCommit.add(transport);
+          this.#logger.warn(
             { err, transport: transport.type, taskId },
             `${transport.type} could not announce committed events; subscribers will catch up from the log`,
           );
@@ -289,104 +292,104 @@ class SwitchingNotifier implements Notifier {
 
   // ---- transitions -------------------------------------------------------
 
-  private async startConfiguredPolling(): Promise<void> {
-    const polling = this.options.pollTransport();
-    this.primary = polling;
-    this.applyWatches(polling);
+  async #startConfiguredPolling(): Promise<void> {
+    const polling = this.#options.pollTransport();
+    this.#primary = polling;
+    this.#applyWatches(polling);
     await polling.start();
-    const roundTripMs = await polling.probe(this.probeTimeoutMs);
-    this.primaryStarted = true;
-    this.primaryHealth = { healthy: true, reason: null };
-    this.activate(polling, { healthy: true, fallback: false, reason: 'polling configured, verified' });
-    this.watchPrimaryHealth(polling);
-    this.logger.info({ active: 'polling', roundTripMs }, 'polling configured, verified');
+    const roundTripMs = await polling.probe(this.#probeTimeoutMs);
+    this.#primaryStarted = true;
+    this.#primaryHealth = { healthy: true, reason: null };
+    this.#activate(polling, { healthy: true, fallback: false, reason: 'polling configured, verified' });
+    this.#watchPrimaryHealth(polling);
+    this.#logger.info({ active: 'polling', roundTripMs }, 'polling configured, verified');
   }
 
   /** Starts (if needed) and probes the configured transport. */
-  private async tryPrimary(): Promise<{ ok: true; roundTripMs: number } | { ok: false; err: unknown }> {
-    if (!this.primary || !this.primaryStarted) {
-      if (this.primary) await this.primary.stop().catch(() => undefined);
-      this.primaryStarted = false;
+  async #tryPrimary(): Promise<{ ok: true; roundTripMs: number } | { ok: false; err: unknown }> {
+    if (!this.#primary || !this.#primaryStarted) {
+      if (this.#primary) await this.#primary.stop().catch(() => undefined);
+      this.#primaryStarted = false;
       let transport: Transport;
       try {
         // Creation may throw too, e.g. redis configured without a Redis address.
-        transport = this.options.createTransport(this.configured);
+        transport = this.#options.createTransport(this.#configured);
       } catch (err) {
         return { ok: false, err };
       }
-      this.primary = transport;
-      this.applyWatches(transport);
+      this.#primary = transport;
+      this.#applyWatches(transport);
       try {
         await transport.start();
       } catch (err) {
         return { ok: false, err };
       }
-      if (this.isStopped()) return { ok: false, err: new Error('stopped') };
-      this.primaryStarted = true;
-      this.watchPrimaryHealth(transport);
+      if (this.#isStopped()) return { ok: false, err: new Error('stopped') };
+      this.#primaryStarted = true;
+      this.#watchPrimaryHealth(transport);
     }
     try {
-      return { ok: true, roundTripMs: await this.primary.probe(this.probeTimeoutMs) };
+      return { ok: true, roundTripMs: await this.#primary.probe(this.#probeTimeoutMs) };
     } catch (err) {
       return { ok: false, err };
     }
   }
 
-  private watchPrimaryHealth(transport: Transport): void {
-    this.primarySubscription?.unsubscribe();
-    this.primarySubscription = transport.health$.subscribe((health) => {
-      if (transport !== this.primary) return;
-      this.primaryHealth = health;
-      this.onPrimaryHealth(health);
+  #watchPrimaryHealth(transport: Transport): void {
+    this.#primarySubscription?.unsubscribe();
+    this.#primarySubscription = transport.health$.subscribe((health) => {
+      if (transport !== this.#primary) return;
+      this.#primaryHealth = health;
+      this.#onPrimaryHealth(health);
     });
   }
 
-  private onPrimaryHealth(health: TransportHealth): void {
-    if (this.isStopped() || this.state === 'new') return;
-    const primaryActive = this.active !== null && this.active === this.primary;
+  #onPrimaryHealth(health: TransportHealth): void {
+    if (this.#isStopped() || this.#state === 'new') return;
+    const primaryActive = this.#active !== null && this.#active === this.#primary;
     if (!primaryActive) {
       // In fallback: a transport that says it is back gets a round trip at once, not after the backoff.
-      if (health.healthy && this.active) this.scheduleRecovery(0);
+      if (health.healthy && this.#active) this.#scheduleRecovery(0);
       return;
     }
     if (health.healthy) {
-      this.clearFallbackTimer();
+      this.#clearFallbackTimer();
       if (!this.info.healthy) {
-        this.setInfo({ healthy: true, reason: 'reconnected' });
-        this.logger.info({ active: this.configured }, `${this.configured} notifier healthy again`);
+        this.#setInfo({ healthy: true, reason: 'reconnected' });
+        this.#logger.info({ active: this.#configured }, `${this.#configured} notifier healthy again`);
       }
       return;
     }
     if (this.info.healthy || this.info.reason !== health.reason) {
       const wasHealthy = this.info.healthy;
-      this.setInfo({ healthy: false, reason: health.reason });
+      this.#setInfo({ healthy: false, reason: health.reason });
       if (wasHealthy) {
-        this.logger.warn(
-          { reason: health.reason, fallbackAfterMs: this.fallbackAfterMs },
-          this.configured === 'polling'
+        this.#logger.warn(
+          { reason: health.reason, fallbackAfterMs: this.#fallbackAfterMs },
+          this.#configured === 'polling'
             ? `polling unhealthy: ${health.reason}`
-            : `${this.configured} notifier unhealthy: ${health.reason}; polling takes over in ${this.fallbackAfterMs} ms unless it recovers`,
+            : `${this.#configured} notifier unhealthy: ${health.reason}; polling takes over in ${this.#fallbackAfterMs} ms unless it recovers`,
         );
       }
     }
-    if (this.configured !== 'polling' && !this.fallbackTimer) {
-      this.fallbackTimer = setTimeout(() => {
-        this.fallbackTimer = null;
-        void this.serialized(async () => {
-          if (this.isStopped() || this.active !== this.primary || this.primaryHealth.healthy) return;
-          await this.switchToFallback(this.primaryHealth.reason ?? 'unhealthy');
+    if (this.#configured !== 'polling' && !this.#fallbackTimer) {
+      this.#fallbackTimer = setTimeout(() => {
+        this.#fallbackTimer = null;
+        void this.#serialized(async () => {
+          if (this.#isStopped() || this.#active !== this.#primary || this.#primaryHealth.healthy) return;
+          await this.#switchToFallback(this.#primaryHealth.reason ?? 'unhealthy');
         });
-      }, this.fallbackAfterMs);
-      this.fallbackTimer.unref();
+      }, this.#fallbackAfterMs);
+      this.#fallbackTimer.unref();
     }
   }
 
   /** Polling takes over; the configured transport keeps being retried. Runs inside `serialized`. */
-  private async switchToFallback(reason: string): Promise<void> {
-    this.clearFallbackTimer();
-    await this.startFallback(reason);
-    this.retryAttempt = 0;
-    this.scheduleRecovery(backoffDelay(0, this.retry));
+  async #switchToFallback(reason: string): Promise<void> {
+    this.#clearFallbackTimer();
+    await this.#startFallback(reason);
+    this.#retryAttempt = 0;
+    this.#scheduleRecovery(backoffDelay(0, this.#retry));
   }
 
   /**
@@ -394,76 +397,76 @@ class SwitchingNotifier implements Notifier {
    * cannot start (the database is down too), the notifier says so and the
    * recovery loop tries again.
    */
-  private async startFallback(reason: string): Promise<void> {
-    if (this.fallback) return;
-    const polling = this.options.pollTransport();
-    this.applyWatches(polling);
+  async #startFallback(reason: string): Promise<void> {
+    if (this.#fallback) return;
+    const polling = this.#options.pollTransport();
+    this.#applyWatches(polling);
     try {
       await polling.start();
     } catch (err) {
       await polling.stop().catch(() => undefined);
-      if (this.isStopped()) return;
+      if (this.#isStopped()) return;
       const unavailable = `${reason}; polling cannot start either: ${errorMessage(err)}`;
-      if (this.info.healthy || !this.pollingFailureReported) {
-        this.logger.error(
+      if (this.info.healthy || !this.#pollingFailureReported) {
+        this.#logger.error(
           { err, reason },
-          `no transport delivers progress: ${this.configured} failed (${reason}) and polling cannot start`,
+          `no transport delivers progress: ${this.#configured} failed (${reason}) and polling cannot start`,
         );
       }
-      this.pollingFailureReported = true;
-      this.setInfo({ healthy: false, reason: unavailable });
+      this.#pollingFailureReported = true;
+      this.#setInfo({ healthy: false, reason: unavailable });
       return;
     }
-    if (this.isStopped()) {
+    if (this.#isStopped()) {
       await polling.stop().catch(() => undefined);
       return;
     }
-    this.pollingFailureReported = false;
-    this.fallback = polling;
-    this.activate(polling, { healthy: true, fallback: true, reason });
-    this.logger.warn(
+    this.#pollingFailureReported = false;
+    this.#fallback = polling;
+    this.#activate(polling, { healthy: true, fallback: true, reason });
+    this.#logger.warn(
       { active: 'polling', reason },
-      `using polling as fallback for ${this.configured}: ${reason}`,
+      `using polling as fallback for ${this.#configured}: ${reason}`,
     );
   }
 
-  private scheduleRecovery(delayMs: number): void {
-    if (this.isStopped()) return;
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = null;
-      void this.serialized(() => this.recover());
+  #scheduleRecovery(delayMs: number): void {
+    if (this.#isStopped()) return;
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = null;
+      void this.#serialized(() => this.#recover());
     }, delayMs);
-    this.retryTimer.unref();
+    this.#retryTimer.unref();
   }
 
   /** One attempt to bring the configured transport back. Runs inside `serialized`. */
-  private async recover(): Promise<void> {
-    if (this.isStopped()) return;
-    const primaryActive = this.active !== null && this.active === this.primary;
+  async #recover(): Promise<void> {
+    if (this.#isStopped()) return;
+    const primaryActive = this.#active !== null && this.#active === this.#primary;
     // Back by itself (a reconnect inside the fallback window): nothing to do.
-    if (primaryActive && this.primaryHealth.healthy) return;
-    const outcome = await this.tryPrimary();
-    if (this.isStopped()) return;
+    if (primaryActive && this.#primaryHealth.healthy) return;
+    const outcome = await this.#tryPrimary();
+    if (this.#isStopped()) return;
     if (outcome.ok) {
-      const polling = this.fallback;
-      this.fallback = null;
-      this.pollingFailureReported = false;
-      this.activateVerifiedPrimary(outcome.roundTripMs);
+      const polling = this.#fallback;
+      this.#fallback = null;
+      this.#pollingFailureReported = false;
+      this.#activateVerifiedPrimary(outcome.roundTripMs);
       if (polling)
-        await polling.stop().catch((err: unknown) => this.logger.debug({ err }, 'polling stop failed'));
+        await polling.stop().catch((err: unknown) => this.#logger.debug({ err }, 'polling stop failed'));
       return;
     }
-    this.retryAttempt += 1;
-    this.logger.debug(
-      { err: outcome.err, attempt: this.retryAttempt },
-      `${this.configured} still unavailable`,
+    this.#retryAttempt += 1;
+    this.#logger.debug(
+      { err: outcome.err, attempt: this.#retryAttempt },
+      `${this.#configured} still unavailable`,
     );
     // Polling could not start before (or never had to): progress must flow somehow.
-    if (!this.fallback) {
-      await this.startFallback(this.primaryHealth.reason ?? this.diagnose(outcome.err).summary);
+    if (!this.#fallback) {
+      await this.#startFallback(this.#primaryHealth.reason ?? this.#diagnose(outcome.err).summary);
     }
-    this.scheduleRecovery(backoffDelay(this.retryAttempt, this.retry));
+    this.#scheduleRecovery(backoffDelay(this.#retryAttempt, this.#retry));
   }
 
   /**
@@ -473,50 +476,50 @@ class SwitchingNotifier implements Notifier {
    * is delivered twice either.
    */
   /** The configured transport passed a round trip: it delivers from now on, said once in the log. */
-  private activateVerifiedPrimary(roundTripMs: number): void {
-    this.activate(this.primary!, {
+  #activateVerifiedPrimary(roundTripMs: number): void {
+    this.#activate(this.#primary!, {
       healthy: true,
       fallback: false,
       reason: `round trip verified in ${Math.round(roundTripMs)} ms`,
     });
-    this.logger.info(
-      { active: this.configured, roundTripMs },
-      `${this.configured} notifier verified - multi-replica progress updates ready`,
+    this.#logger.info(
+      { active: this.#configured, roundTripMs },
+      `${this.#configured} notifier verified - multi-replica progress updates ready`,
     );
   }
 
-  private activate(transport: Transport, info: Pick<NotifierInfo, 'healthy' | 'fallback' | 'reason'>): void {
-    this.clearFallbackTimer();
-    this.activeSubscription?.unsubscribe();
-    this.active = transport;
-    const subscription = transport.hints$.subscribe((hint) => this.hints.next(hint));
-    subscription.add(transport.resync$.subscribe(() => this.resync.next()));
-    this.activeSubscription = subscription;
-    this.setInfo({ ...info, active: transport.type });
-    if (transport !== this.primary) {
+  #activate(transport: Transport, info: Pick<NotifierInfo, 'healthy' | 'fallback' | 'reason'>): void {
+    this.#clearFallbackTimer();
+    this.#activeSubscription?.unsubscribe();
+    this.#active = transport;
+    const subscription = transport.hints$.subscribe((hint) => this.#hints.next(hint));
+    subscription.add(transport.resync$.subscribe(() => this.#resync.next()));
+    this.#activeSubscription = subscription;
+    this.#setInfo({ ...info, active: transport.type });
+    if (transport !== this.#primary) {
       // The fallback's own health matters while it is active (the primary's is watched separately).
       // Subscribed after setInfo: the current health is replayed at once and must not read as a change.
       subscription.add(
         transport.health$.subscribe((health) => {
-          if (this.active !== transport || this.isStopped()) return;
+          if (this.#active !== transport || this.#isStopped()) return;
           if (health.healthy !== this.info.healthy) {
-            this.setInfo({
+            this.#setInfo({
               healthy: health.healthy,
               reason: health.healthy ? this.info.reason : health.reason,
             });
-            if (health.healthy) this.logger.info('polling fallback healthy again');
-            else this.logger.warn({ reason: health.reason }, `polling fallback unhealthy: ${health.reason}`);
+            if (health.healthy) this.#logger.info('polling fallback healthy again');
+            else this.#logger.warn({ reason: health.reason }, `polling fallback unhealthy: ${health.reason}`);
           }
         }),
       );
     }
-    this.resync.next();
+    this.#resync.next();
   }
 
-  private setInfo(change: Partial<Omit<NotifierInfo, 'configured' | 'since'>>): void {
-    const current = this.infoState.value;
-    const next: NotifierInfo = { ...current, ...change, configured: this.configured, since: current.since };
-    next.fallback = next.active !== this.configured;
+  #setInfo(change: Partial<Omit<NotifierInfo, 'configured' | 'since'>>): void {
+    const current = this.#infoState.value;
+    const next: NotifierInfo = { ...current, ...change, configured: this.#configured, since: current.since };
+    next.fallback = next.active !== this.#configured;
     if (
       next.active === current.active &&
       next.healthy === current.healthy &&
@@ -525,49 +528,53 @@ class SwitchingNotifier implements Notifier {
     ) {
       return;
     }
-    next.since = this.now().toISOString();
-    this.infoState.next(next);
+    next.since = this.#now().toISOString();
+    this.#infoState.next(next);
   }
 
-  private logStartFailure(err: unknown): void {
-    const diagnosis = this.diagnose(err);
-    this.logger.error(
+  #logStartFailure(err: unknown): void {
+    const diagnosis = this.#diagnose(err);
+    this.#logger.error(
       {
-        transport: this.configured,
-        target: this.options.describeTarget?.(this.configured),
+        transport: this.#configured,
+        target: this.#options.describeTarget?.(this.#configured),
         code: diagnosis.code,
         error: errorMessage(err),
         checklist: diagnosis.checklist,
       },
-      `${this.configured} notifier cannot start: ${diagnosis.summary}`,
+      `${this.#configured} notifier cannot start: ${diagnosis.summary}`,
     );
   }
 
-  private diagnose(err: unknown): ConnectionDiagnosis {
-    if (this.options.diagnose) return this.options.diagnose(err, this.configured);
+  #diagnose(err: unknown): ConnectionDiagnosis {
+    if (this.#options.diagnose) return this.#options.diagnose(err, this.#configured);
     return { code: codeOf(err) ?? 'UNKNOWN', summary: errorMessage(err), checklist: [] };
   }
 
-  private applyWatches(transport: Transport): void {
-    for (const taskId of this.watches.keys()) transport.watch(taskId);
+  #applyWatches(transport: Transport): void {
+    for (const taskId of this.#watches.keys()) transport.watch(taskId);
   }
 
-  private liveTransports(): Transport[] {
-    return [...new Set([this.primary, this.fallback, this.active].filter((t): t is Transport => t !== null))];
+  #liveTransports(): Transport[] {
+    return [
+      ...new Set([this.#primary, this.#fallback, this.#active].filter((t): t is Transport => t !== null)),
+    ];
   }
 
-  private clearFallbackTimer(): void {
-    if (this.fallbackTimer) clearTimeout(this.fallbackTimer);
-    this.fallbackTimer = null;
+  #clearFallbackTimer(): void {
+    if (this.#fallbackTimer) clearTimeout(this.#fallbackTimer);
+    this.#fallbackTimer = null;
   }
 
-  private isStopped(): boolean {
-    return this.state === 'stopped';
+  #isStopped(): boolean {
+    return this.#state === 'stopped';
   }
 
-  private serialized(work: () => Promise<void>): Promise<void> {
-    const run = this.transitions.then(work);
-    this.transitions = run.catch((err: unknown) => this.logger.error({ err }, 'notifier transition failed'));
+  #serialized(work: () => Promise<void>): Promise<void> {
+    const run = this.#transitions.then(work);
+    this.#transitions = run.catch((err: unknown) =>
+      this.#logger.error({ err }, 'notifier transition failed'),
+    );
     return run;
   }
 }

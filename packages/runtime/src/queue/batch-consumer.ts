@@ -1,7 +1,7 @@
 import type { NodebatchConfig } from '@nodebatch/config';
 import { UnrecoverableError, WaitingError, Worker, createPostgresBackend } from 'bullmq';
 import type { Job, WorkerOptions } from 'bullmq';
-import { withTimeout } from '@nodebatch/progress';
+import { describeError, withTimeout } from '@nodebatch/progress';
 import type { Logger } from 'pino';
 import { BatchJobDataSchema } from './batch-job-data.js';
 import { connectionErrorLogger } from './connection-error-log.js';
@@ -96,12 +96,30 @@ export interface BatchConsumer {
    * another worker once their locks expire.
    */
   close(options?: { force?: boolean }): Promise<void>;
+  /**
+   * Whether the queue answers now: a count of the active jobs, within
+   * `timeoutMs` (default 2000). Never throws; `error` names what failed. A
+   * Redis connection that is not up is reported at once, without a command
+   * that would wait in ioredis's offline queue.
+   */
+  check(timeoutMs?: number): Promise<QueueCheck>;
+  /** False once the consumer stopped taking jobs: closed, or its job loop ended. */
+  readonly running: boolean;
 }
+
+/** What {@link BatchConsumer.check} found. */
+export type QueueCheck = { ok: true } | { ok: false; error: string };
 
 /** The slice of BullMQ's Worker that both backends share and this module uses. */
 interface WorkerHandle {
   waitUntilReady(): Promise<unknown>;
   close(force?: boolean): Promise<void>;
+  isRunning(): boolean;
+  getBackend(): {
+    getCounts(types: ['active']): Promise<number[]>;
+    /** The Redis backend's connection; absent on PostgreSQL. */
+    readonly client?: Promise<{ readonly status: string }>;
+  };
   on(event: string, listener: (...args: never[]) => void): unknown;
 }
 
@@ -198,6 +216,22 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
       });
     },
     close: (closeOptions) => worker.close(closeOptions?.force ?? false),
+    async check(timeoutMs = 2000) {
+      try {
+        const backend = worker.getBackend();
+        if (backend.client) {
+          const { status } = await withTimeout(backend.client, timeoutMs, 'the queue connection');
+          if (status !== 'ready') return { ok: false, error: `the Redis connection is ${status}` };
+        }
+        await withTimeout(backend.getCounts(['active']), timeoutMs, 'the queue check');
+        return { ok: true };
+      } catch (err) {
+        return { ok: false, error: describeError(err) };
+      }
+    },
+    get running() {
+      return worker.isRunning();
+    },
   };
 }
 

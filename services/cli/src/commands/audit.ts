@@ -66,7 +66,7 @@ function queryOf(options: AuditOptions): AuditQuery {
 }
 
 /** One line per row: time, user (role), action, decision or outcome, nodes, task. */
-export function formatAuditTable(entries: readonly AuditRecord[]): string {
+function formatAuditTable(entries: readonly AuditRecord[]): string {
   const rows = [
     ['TIME', 'USER', 'ACTION', 'RESULT', 'NODES', 'TASK', 'DETAIL'],
     ...entries.map((entry) => [

@@ -14,7 +14,7 @@ import {
 import { runRemote } from '../remote/run-remote.js';
 
 /** Options every batch command has. */
-export interface BatchCommandOptions {
+interface BatchCommandOptions {
   selector?: string;
   reason?: string;
   concurrency?: number;
@@ -111,7 +111,7 @@ function addDrainOptions(command: Command): void {
 }
 
 /** The request a command line describes; an ArgumentSyntaxError names what cannot be read. */
-export function batchRequest(
+function batchRequest(
   action: BatchAction,
   args: readonly string[],
   options: DrainCommandOptions,

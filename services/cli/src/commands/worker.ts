@@ -43,7 +43,7 @@ export function registerWorkerCommand(program: Command): void {
         },
       });
       // The parent (tests, the demo, an orchestrator) reads this line to learn which worker this is.
-      process.stdout.write(`${JSON.stringify({ workerId: worker.id })}\n`);
+      process.stdout.write(`${JSON.stringify({ workerId: worker.id, healthUrl: worker.healthUrl })}\n`);
       const stop = (signal: NodeJS.Signals) => {
         logger.info({ signal }, 'stopping the worker');
         worker.close().then(

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
-export interface ChildSpec {
+interface ChildSpec {
   /** Short name used in messages and as the log file name, e.g. `gateway-a`. */
   name: string;
   /** The nodebatch command, e.g. `['worker']`. */
@@ -11,7 +11,7 @@ export interface ChildSpec {
 }
 
 /** A child exited before it was asked to. */
-export class ChildExitedError extends Error {
+class ChildExitedError extends Error {
   constructor(name: string, code: number | null, signal: NodeJS.Signals | null, logPath: string) {
     super(`${name} exited unexpectedly (code ${code}, signal ${signal}); see its log at ${logPath}`);
     this.name = 'ChildExitedError';
@@ -25,27 +25,26 @@ export class ChildExitedError extends Error {
  * period — so Ctrl-C leaves no process behind.
  */
 export class ChildGroup {
-  private readonly children = new Map<
-    string,
-    { process: ChildProcess; exited: Promise<void>; logPath: string }
-  >();
-  private stopping = false;
-  private readonly killOnExit = () => {
-    for (const child of this.children.values()) child.process.kill('SIGKILL');
+  readonly #children = new Map<string, { process: ChildProcess; exited: Promise<void>; logPath: string }>();
+  #stopping = false;
+  readonly #killOnExit = () => {
+    for (const child of this.#children.values()) child.process.kill('SIGKILL');
   };
 
-  constructor(
-    private readonly logDir: string,
-    private readonly entry = process.argv[1] ?? '',
-  ) {
+  readonly #logDir: string;
+  readonly #entry: string;
+
+  constructor(logDir: string, entry = process.argv[1] ?? '') {
+    this.#logDir = logDir;
+    this.#entry = entry;
     mkdirSync(logDir, { recursive: true });
-    process.on('exit', this.killOnExit);
+    process.on('exit', this.#killOnExit);
   }
 
   start(spec: ChildSpec, onUnexpectedExit: (error: ChildExitedError) => void): string {
-    const logPath = join(this.logDir, `${spec.name}.log`);
+    const logPath = join(this.#logDir, `${spec.name}.log`);
     const log = createWriteStream(logPath, { flags: 'w' });
-    const child = spawn(process.execPath, [...process.execArgv, this.entry, ...spec.args], {
+    const child = spawn(process.execPath, [...process.execArgv, this.#entry, ...spec.args], {
       env: spec.env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -54,27 +53,27 @@ export class ChildGroup {
     const exited = new Promise<void>((resolve) => {
       child.once('exit', (code, signal) => {
         log.end();
-        if (!this.stopping) onUnexpectedExit(new ChildExitedError(spec.name, code, signal, logPath));
+        if (!this.#stopping) onUnexpectedExit(new ChildExitedError(spec.name, code, signal, logPath));
         resolve();
       });
     });
-    this.children.set(spec.name, { process: child, exited, logPath });
+    this.#children.set(spec.name, { process: child, exited, logPath });
     return logPath;
   }
 
   async stopAll(graceMs = 15_000): Promise<void> {
-    this.stopping = true;
-    const all = [...this.children.values()];
+    this.#stopping = true;
+    const all = [...this.#children.values()];
     for (const child of all) if (child.process.exitCode === null) child.process.kill('SIGTERM');
     const timer = setTimeout(() => {
       for (const child of all) if (child.process.exitCode === null) child.process.kill('SIGKILL');
     }, graceMs);
     await Promise.all(all.map((child) => child.exited));
     clearTimeout(timer);
-    process.off('exit', this.killOnExit);
+    process.off('exit', this.#killOnExit);
   }
 
   pids(): number[] {
-    return [...this.children.values()].flatMap((child) => (child.process.pid ? [child.process.pid] : []));
+    return [...this.#children.values()].flatMap((child) => (child.process.pid ? [child.process.pid] : []));
   }
 }

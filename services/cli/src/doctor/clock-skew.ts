@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { CheckWarning } from './doctor-check.js';
 
 /** Above this, `nodebatch doctor` warns. Default 1000 ms. */
-export const DEFAULT_MAX_CLOCK_SKEW_MS = 1000;
+const DEFAULT_MAX_CLOCK_SKEW_MS = 1000;
 
 /**
  * How far the database's clock is from this process's, measured as the

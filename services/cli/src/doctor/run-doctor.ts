@@ -28,7 +28,7 @@ import { checkClockSkew } from './clock-skew.js';
 import { CheckFailure, CheckWarning, runCheck, skipped, type CheckResult } from './doctor-check.js';
 import { checkKubernetes } from './kubernetes-access.js';
 
-export interface DoctorOptions {
+interface DoctorOptions {
   config: NodebatchConfig;
   logger: Logger;
   env?: Record<string, string | undefined>;
@@ -42,7 +42,7 @@ export interface DoctorOptions {
 }
 
 /** The command that applies what doctor found pending. */
-export const FIX_COMMAND = 'nodebatch doctor --fix';
+const FIX_COMMAND = 'nodebatch doctor --fix';
 
 /**
  * The checks of `nodebatch doctor`, in the order a deployment depends on

@@ -4,9 +4,9 @@ import { initialTaskState, reduceTask, type TaskState } from '@nodebatch/progres
 import { TaskView, exitCodeOf, summaryOf } from './task-view.js';
 
 /** Exit code after Ctrl-C, as shells report a process ended by SIGINT. */
-export const INTERRUPTED_EXIT_CODE = 130;
+const INTERRUPTED_EXIT_CODE = 130;
 
-export interface FollowOptions {
+interface FollowOptions {
   client: NodebatchClient;
   taskId: string;
   /** 'json': each event as one JSON line, nothing else on stdout. */

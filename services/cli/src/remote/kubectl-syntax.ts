@@ -16,12 +16,12 @@ export class ArgumentSyntaxError extends Error {
   }
 }
 
-export interface LabelParams {
+interface LabelParams {
   set?: Record<string, string>;
   remove?: string[];
 }
 
-export interface TaintParams {
+interface TaintParams {
   add?: Array<{ key: string; value?: string; effect: string }>;
   remove?: Array<{ key: string; effect?: string }>;
 }

@@ -3,7 +3,7 @@ import { GatewayEnvironmentError } from './client-from-env.js';
 import { ArgumentSyntaxError } from './kubectl-syntax.js';
 
 /** Exit code of a command line or environment that could not be understood: not a task's outcome. */
-export const USAGE_EXIT_CODE = 2;
+const USAGE_EXIT_CODE = 2;
 
 /**
  * Runs a gateway command and turns what it threw into one line on stderr

@@ -13,18 +13,22 @@ export class TaskView {
   #barShown = false;
   #simulatedShown = false;
 
-  constructor(
-    private readonly out: NodeJS.WritableStream,
-    private readonly live: boolean,
-    private readonly width = 30,
-  ) {}
+  readonly #out: NodeJS.WritableStream;
+  readonly #live: boolean;
+  readonly #width: number;
+
+  constructor(out: NodeJS.WritableStream, live: boolean, width = 30) {
+    this.#out = out;
+    this.#live = live;
+    this.#width = width;
+  }
 
   /** Prints the event's line (if it has one) and redraws the bar for `state` (the fold including it). */
   show(event: StoredEvent, state: TaskState): void {
     const line = this.#lineFor(event, state);
     if (line !== undefined) this.#print(line);
-    if (this.live) {
-      this.out.write(`\r${this.#bar(state)}\u001b[K`);
+    if (this.#live) {
+      this.#out.write(`\r${this.#bar(state)}\u001b[K`);
       this.#barShown = true;
     }
   }
@@ -35,16 +39,16 @@ export class TaskView {
   }
 
   #print(line: string): void {
-    if (this.#barShown) this.out.write('\r\u001b[K');
+    if (this.#barShown) this.#out.write('\r\u001b[K');
     this.#barShown = false;
-    this.out.write(`${line}\n`);
+    this.#out.write(`${line}\n`);
   }
 
   #bar(state: TaskState): string {
     const percent = Math.floor(state.percent);
-    const filled = Math.round((percent / 100) * this.width);
+    const filled = Math.round((percent / 100) * this.#width);
     return (
-      `[${'#'.repeat(filled)}${'-'.repeat(this.width - filled)}] ${String(percent).padStart(3)}%` +
+      `[${'#'.repeat(filled)}${'-'.repeat(this.#width - filled)}] ${String(percent).padStart(3)}%` +
       ` ${state.done}/${state.total} nodes · ${state.succeeded} ok · ${state.failed} failed · ${state.status}`
     );
   }

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { refuse } from '../gateway-context.js';
 import type { GatewayContext, GatewayPlugin } from '../gateway-context.js';
 
-export interface AuditPluginOptions {
+interface AuditPluginOptions {
   context: GatewayContext;
 }
 

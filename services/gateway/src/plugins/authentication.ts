@@ -19,7 +19,7 @@ declare module 'fastify' {
   }
 }
 
-export interface AuthenticationPluginOptions {
+interface AuthenticationPluginOptions {
   authenticator: Authenticator;
 }
 

@@ -81,7 +81,7 @@ function sendError(error: unknown, request: FastifyRequest, reply: FastifyReply)
 }
 
 /** Connection refused/lost/timed out, or PostgreSQL shutting down (57P0x) or a connection exception (08xxx). */
-export function isDatabaseUnavailable(error: unknown): boolean {
+function isDatabaseUnavailable(error: unknown): boolean {
   for (const current of causeChain(error)) {
     if (!(current instanceof Error)) continue;
     const code = (current as { code?: unknown }).code;

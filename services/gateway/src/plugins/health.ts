@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { GatewayServices } from '../services.js';
 import type { GatewayMetrics } from '../metrics.js';
 
-export interface HealthPluginOptions {
+interface HealthPluginOptions {
   services: Pick<GatewayServices, 'database' | 'notifier'>;
   metrics: GatewayMetrics;
   /** Milliseconds /readyz waits for the database. */

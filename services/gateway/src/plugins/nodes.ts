@@ -4,7 +4,7 @@ import { requireInventory, resolveCluster, type ClusterDirectory } from '../batc
 import { InvalidRequestError } from '../errors.js';
 import type { GatewayPlugin } from '../gateway-context.js';
 
-export interface NodesPluginOptions {
+interface NodesPluginOptions {
   clusters: ClusterDirectory;
 }
 

@@ -11,7 +11,7 @@ import { MAX_SEQ, runWebSocketSession } from '../ws-session.js';
 import type { WebSocketSessionOptions } from '../ws-session.js';
 import { TaskParamsSchema } from './tasks.js';
 
-export interface StreamsPluginOptions {
+interface StreamsPluginOptions {
   context: GatewayContext;
   sse: Required<SseStreamOptions>;
   ws: Required<WebSocketSessionOptions>;

@@ -16,6 +16,7 @@ import {
 } from '../errors.js';
 import { authorizeTask, recordAudit, refuse } from '../gateway-context.js';
 import type { GatewayContext, GatewayPlugin } from '../gateway-context.js';
+import { copiedTaintKeys } from '../copied-taints.js';
 import { touchedKeys } from '../policy.js';
 import {
   checkBatchLimits,
@@ -25,7 +26,7 @@ import {
   type ClusterDirectory,
 } from '../batch-targets.js';
 
-export interface TasksPluginOptions {
+interface TasksPluginOptions {
   context: GatewayContext;
   /** The clusters batches may name, and their inventories (selector resolution). */
   clusters: ClusterDirectory;
@@ -38,6 +39,11 @@ export interface TasksPluginOptions {
 }
 
 export const TaskParamsSchema = z.object({ id: z.string().min(1).max(200) });
+/** Body of a cancel, optional: why, for the task's log and the audit trail. */
+const CancelRequestSchema = z
+  .strictObject({ reason: z.string().trim().min(1).max(1024).optional() })
+  // A POST without a body (what clients send) reaches the schema as null.
+  .nullish();
 const ListQuerySchema = z.object({
   status: z.enum(TASK_SUMMARY_STATUSES).optional(),
   limit: z.coerce.number().int().positive().max(500).optional(),
@@ -62,8 +68,27 @@ export const tasksPlugin: GatewayPlugin<TasksPluginOptions> = async (app, option
       // A selector is resolved now, once: the task records the names, so what runs is what was accepted.
       const nodes = body.nodes ?? (await resolveSelectorOrRefuse(options.clusters, cluster, body.selector!));
       checkBatchLimits(options.batchLimits, body.action, nodes.length, body.concurrency);
-      const described = { action: body.action, nodes, params };
-      const decision = policy.decideBatch(principal, body.action, touchedKeys(body.action, params));
+      // What the audit row of this request says it was, allowed or refused (invariant 11).
+      const described = {
+        action: body.action,
+        nodes,
+        params,
+        cluster,
+        selector: body.selector,
+        reason: body.reason,
+      };
+      const keys = touchedKeys(body.action, params);
+      if (
+        body.action === 'taint' &&
+        typeof params.copyFrom === 'string' &&
+        !policy.mayTouchProtectedKeys(principal)
+      ) {
+        const copy = { copyFrom: params.copyFrom, mode: params.mode as 'merge' | 'replace' | undefined };
+        const copied = await copiedTaintKeys(requireInventory(options.clusters, cluster), copy, nodes);
+        keys.copiedTaints = copied.copiedTaints;
+        keys.taints.push(...copied.taints);
+      }
+      const decision = policy.decideBatch(principal, body.action, keys);
       if (!decision.allowed) {
         await refuse(context, request, { ...described, rule: decision.rule, message: decision.message });
       }
@@ -154,32 +179,32 @@ export const tasksPlugin: GatewayPlugin<TasksPluginOptions> = async (app, option
   app.post(
     '/api/v1/tasks/:id/cancel',
     {
-      schema: { params: TaskParamsSchema },
+      schema: { params: TaskParamsSchema, body: CancelRequestSchema },
       config: { rateLimit: perUserRate(options.cancelsPerMinute, 'LIMIT_CANCELS_PER_MINUTE', 'cancels') },
     },
     async (request, reply) => {
       const principal = request.principal!;
       const taskId = request.params.id;
+      const reason = request.body?.reason;
       const { ownerId } = await authorizeTask(context, taskId, principal);
+      // The audit row of a cancel names the batch it stops: its cluster, selector and nodes.
+      const batch = await cancelledBatch(context, taskId, options.clusters);
+      const described = { action: 'cancel', taskId, reason, ...batch };
       const decision = policy.decideCancel(principal, ownerId);
       if (!decision.allowed) {
-        await refuse(context, request, {
-          action: 'cancel',
-          taskId,
-          rule: decision.rule,
-          message: decision.message,
-        });
+        await refuse(context, request, { ...described, rule: decision.rule, message: decision.message });
       }
       try {
-        await services.notifier.append(taskId, [{ type: 'CancelRequested', data: { by: principal.userId } }]);
+        await services.notifier.append(taskId, [
+          { type: 'CancelRequested', data: { by: principal.userId, ...(reason && { reason }) } },
+        ]);
       } catch (err) {
         if (err instanceof TaskAlreadyEndedError)
           throw new TaskEndedConflictError(taskId, err.terminalType, { cause: err });
         throw err;
       }
       await recordAudit(context, request, {
-        action: 'cancel',
-        taskId,
+        ...described,
         decision: 'allowed',
         rule: decision.rule,
       }).catch((err: unknown) =>
@@ -192,7 +217,7 @@ export const tasksPlugin: GatewayPlugin<TasksPluginOptions> = async (app, option
 };
 
 /** @fastify/rate-limit settings counting per user (the route is authenticated first). */
-export function perUserRate(
+function perUserRate(
   perMinute: number,
   setting: string,
   what: string,
@@ -213,6 +238,22 @@ export function perUserRate(
         Math.ceil(limit.ttl / 1000),
       ),
   };
+}
+
+/** The cluster, selector and nodes of the batch a cancel names, from its TaskCreated. */
+async function cancelledBatch(
+  context: GatewayContext,
+  taskId: string,
+  clusters: ClusterDirectory,
+): Promise<{ nodes?: string[]; cluster?: string | undefined; selector?: string | undefined }> {
+  // Retention may delete the task between the owner check and this read: the row then names less.
+  const [created] = await context.services.tasks
+    .readTask(taskId, { limit: 1 })
+    .catch((err: unknown) => (err instanceof UnknownTaskError ? [] : Promise.reject(err)));
+  if (created?.type !== 'TaskCreated') return {};
+  const { nodes, cluster, selector } = created.data;
+  // A batch that named no cluster ran on the default one, as its accepted row says.
+  return { nodes, cluster: cluster ?? clusters.names[0], selector };
 }
 
 /** A task in the log that no worker will see: end it so nobody waits for it. */

@@ -1,4 +1,3 @@
-import type { NodebatchConfig } from '@nodebatch/config';
 import type { BatchAction, NewEvent, StoredEvent, TaskState } from '@nodebatch/progress';
 import { foldTask, readTaskEvents } from '@nodebatch/progress';
 import type { BatchQueue, Runtime } from '@nodebatch/runtime';
@@ -7,7 +6,7 @@ import { filter, firstValueFrom, timeout } from 'rxjs';
 import { expect } from 'vitest';
 
 /** What a test creates a batch with: the gateway's POST /api/v1/batches, without HTTP. */
-export interface BatchRequest {
+interface BatchRequest {
   action: BatchAction;
   nodes: string[];
   params?: Record<string, unknown>;
@@ -95,7 +94,7 @@ export function eventsOfType<T extends StoredEvent['type']>(
  * the first and ignores a repeat, so "every node succeeded once" is a count
  * over the log, not a look at the folded state.
  */
-export function nodeSucceededCounts(events: readonly StoredEvent[]): Map<string, number> {
+function nodeSucceededCounts(events: readonly StoredEvent[]): Map<string, number> {
   const counts = new Map<string, number>();
   for (const event of eventsOfType(events, 'NodeSucceeded')) {
     counts.set(event.data.node, (counts.get(event.data.node) ?? 0) + 1);
@@ -122,5 +121,3 @@ export function testEnv(databaseUrl: string, options: { redisUrl?: string } = {}
     ...(options.redisUrl !== undefined && { REDIS_URL: options.redisUrl }),
   };
 }
-
-export type { NodebatchConfig };

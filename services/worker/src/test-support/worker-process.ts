@@ -16,7 +16,7 @@ export interface WorkerProcess {
   output: string[];
 }
 
-export interface WorkerProcessOptions {
+interface WorkerProcessOptions {
   /** BullMQ lock of its jobs, ms. */
   lockDurationMs: number;
   /** How often it looks for stalled jobs, ms. */
