@@ -62,7 +62,11 @@ beforeAll(async () => {
   ]);
   gateway = await startGateway({ config: configWith('none'), logger, host: '127.0.0.1' });
   // This worker can reach east and the simulated lab, not west.
-  eastWorker = await startWorker({ config: configWith('west'), logger });
+  eastWorker = await startWorker({
+    config: configWith('west'),
+    logger,
+    health: { port: 0, host: '127.0.0.1' },
+  });
   token = await tokenFor('ada', 'admin');
   client = new NodebatchClient({ url: gateway.url, token });
 }, 120_000);
@@ -137,6 +141,18 @@ describe('several named clusters', () => {
     expect(
       listed.filter((task) => [westTask, eastTask].includes(task.taskId)).map((task) => task.cluster),
     ).toEqual(['east', 'west']);
+  });
+
+  it('has its health probes watch the consumer of each cluster the worker serves', async () => {
+    for (const [path, check] of [
+      ['/healthz', 'consumer'],
+      ['/readyz', 'queue'],
+    ] as const) {
+      const response = await fetch(`${eastWorker.healthUrl}${path}`);
+      expect(response.status).toBe(200);
+      expect(await response.json()).toMatchObject({ reason: null, checks: { [check]: { ok: true } } });
+    }
+    expect(eastWorker.health.liveness().ok).toBe(true);
   });
 
   it('records a batch on the simulated cluster as simulated, in its events and the task', async () => {
