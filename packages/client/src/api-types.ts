@@ -77,6 +77,8 @@ export interface ListNodesQuery {
   /** A label selector. */
   selector?: string;
   cluster?: string;
+  /** Nodes per request; listNodes still returns every page. */
+  limit?: number;
   [more: string]: string | number | undefined;
 }
 

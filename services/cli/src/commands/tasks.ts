@@ -56,9 +56,6 @@ export function registerTaskCommands(program: Command): void {
               taskId,
               output: options.output,
               cancelOnInterrupt: options.cancelOnInterrupt,
-              stdout: process.stdout,
-              stderr: process.stderr,
-              stdin: process.stdin,
             });
           }
           const state = await client.getTask(taskId);
