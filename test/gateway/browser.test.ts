@@ -155,6 +155,9 @@ describe.skipIf('reason' in found && !ON_CI)('the live progress page in headless
       const applied = Number(await card.getAttribute('data-applied'));
       const baseSeq = Number(await card.getAttribute('data-base-seq'));
       expect(await card.getAttribute('data-duplicates')).toBe('0');
+      // The worker runs on the simulated cluster: the card says so.
+      expect(await card.getAttribute('data-cluster-mode')).toBe('simulated');
+      expect(await card.locator('.simulated').isVisible()).toBe(true);
       expect(baseSeq + applied).toBe(Number(await card.getAttribute('data-last-seq')));
     }
 

@@ -31,6 +31,8 @@ export interface TaskSummary {
   taskId: string;
   userId: string;
   action: BatchAction;
+  /** The named cluster the task runs on; null when its TaskCreated names none. */
+  cluster?: string | null;
   status: TaskStatus;
   total: number;
   done: number;

@@ -1,3 +1,4 @@
+import { clusterList } from './cluster-list.js';
 import { CLUSTER_MODES, LOG_LEVELS, NOTIFY_TYPES, ROLES, SSL_MODES } from './nodebatch-config.js';
 import {
   boolean,
@@ -339,6 +340,8 @@ export const CONFIG_FIELDS: readonly ConfigField[] = [
     default: () => 0,
   },
   { key: 'cluster.kubeconfig', env: ['KUBECONFIG'], value: text('a path to a kubeconfig file') },
+  // Unset: one cluster, named `default`, from the keys above (see clusterTargets).
+  { key: 'cluster.clusters', env: ['NODEBATCH_CLUSTERS'], value: clusterList() },
   {
     key: 'worker.jobConcurrency',
     env: ['WORKER_JOB_CONCURRENCY'],

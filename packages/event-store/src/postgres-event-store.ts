@@ -343,6 +343,7 @@ class PgEventStore implements PostgresEventStore {
     const row = await this.#db
       .selectFrom('tasks')
       .selectAll()
+      .select(CLUSTER_OF_TASK)
       .where('task_id', '=', taskId)
       .executeTakeFirst();
     return row === undefined ? null : summaryOf(row as TaskRow);
@@ -350,7 +351,7 @@ class PgEventStore implements PostgresEventStore {
 
   async listTasks(options: ListTasksOptions = {}): Promise<TaskSummary[]> {
     const limit = Math.min(checkInteger('limit', options.limit ?? DEFAULT_LIST_LIMIT, 1), MAX_LIST_LIMIT);
-    let query = this.#db.selectFrom('tasks').selectAll();
+    let query = this.#db.selectFrom('tasks').selectAll().select(CLUSTER_OF_TASK);
     if (options.userId !== undefined) query = query.where('user_id', '=', options.userId);
     if (options.status !== undefined) query = query.where('status', '=', options.status);
     const { before } = options;
@@ -455,11 +456,22 @@ function toStoredEvent(row: EventRow): StoredEvent {
   } as StoredEvent;
 }
 
-function summaryOf(row: TaskRow): TaskSummary {
+/**
+ * The cluster a task's TaskCreated (seq 1) names, read through the events'
+ * primary key rather than kept on the task row: listings are short, and the
+ * row's schema stays as it is.
+ */
+const CLUSTER_OF_TASK = sql<
+  string | null
+>`(SELECT data->>'cluster' FROM events WHERE events.task_id = tasks.task_id AND seq = 1)`.as('cluster');
+
+/** `cluster` is there when the query selected CLUSTER_OF_TASK; an append's locked row has none (its TaskCreated sets it). */
+function summaryOf(row: TaskRow & { cluster?: string | null }): TaskSummary {
   return {
     taskId: row.task_id,
     userId: row.user_id,
     action: row.action as TaskSummary['action'],
+    cluster: row.cluster ?? null,
     status: row.status as TaskSummaryStatus,
     total: row.total,
     done: row.done,

@@ -32,6 +32,8 @@ export interface BatchTaskRunnerDeps {
   /** Where the runner hears of CancelRequested while it runs. */
   feed: TaskEventFeed;
   operator: NodeOperator;
+  /** The named cluster the operator reaches (written into TaskStarted); a task of another cluster is refused. */
+  cluster?: string;
   logger: Logger;
 }
 
@@ -102,7 +104,7 @@ export async function runBatchTask(
   deps: BatchTaskRunnerDeps,
   options: BatchTaskRunOptions,
 ): Promise<BatchTaskOutcome> {
-  const { store, append, feed, operator } = deps;
+  const { store, append, feed, operator, cluster } = deps;
   const { taskId, workerId, shutdown, halt } = options;
   const retry = options.retry ?? DEFAULT_NODE_RETRY_POLICY;
   const logger = deps.logger.child({ taskId });
@@ -192,6 +194,12 @@ export async function runBatchTask(
     }
   };
 
+  if (cluster !== undefined && initial.cluster !== null && initial.cluster !== cluster) {
+    // Nodes of the same name may exist in both clusters: a job that reached the wrong queue acts on none.
+    const error = `task ${taskId} is for cluster "${initial.cluster}" but reached the queue of cluster "${cluster}"; nothing was done`;
+    return end(() => ({ type: 'TaskFailed', data: { error, code: 'WRONG_CLUSTER' } }));
+  }
+
   let prepared: PreparedAction;
   try {
     prepared = { action, params: validateBatchParams(action, initial.params) } as PreparedAction;
@@ -233,7 +241,15 @@ export async function runBatchTask(
     // after it says exactly which nodes are left (a stale run may have finished some meanwhile).
     try {
       await fencedAppend(taskId, [
-        { type: 'TaskStarted', data: { workerId, attempt, clusterMode: operator.kind } },
+        {
+          type: 'TaskStarted',
+          data: {
+            workerId,
+            attempt,
+            clusterMode: operator.kind,
+            ...(cluster === undefined ? {} : { cluster }),
+          },
+        },
       ]);
     } catch (err) {
       if (err instanceof SupersededAttemptError) return 'finished';

@@ -121,7 +121,7 @@ describe(`a ${NODE_COUNT}-node batch`, () => {
     expectOneTerminal(events);
     expect(nodes.every((node) => api.nodes.get(node)?.spec.unschedulable === true)).toBe(true);
     expect(eventsOfType(events, 'TaskStarted').map((event) => event.data)).toEqual([
-      { workerId: worker.id, attempt: 1, clusterMode: 'kubernetes' },
+      { workerId: worker.id, attempt: 1, clusterMode: 'kubernetes', cluster: 'default' },
     ]);
     expect(eventsOfType(events, 'NodeStarted')).toHaveLength(NODE_COUNT);
 

@@ -2,18 +2,24 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { NodebatchConfig } from '@nodebatch/config';
 import type { NodeOperator } from '@nodebatch/kube';
-import { createNodeOperator } from '@nodebatch/kube';
 import type { BatchAction, EventReader } from '@nodebatch/progress';
 import { TaskAlreadyEndedError, UnknownTaskError } from '@nodebatch/progress';
 import { createBatchConsumer, createRuntime, describeQueueBackend } from '@nodebatch/runtime';
+import type { BatchConsumer } from '@nodebatch/runtime';
 import type { DeadBatchJob } from '@nodebatch/runtime';
 import type { Logger } from 'pino';
 import { runBatchTask } from './batch-task-runner.js';
+import { clusterOperators } from './cluster-operators.js';
 import type { AppendEvents } from './event-batcher.js';
 import type { NodeRetryPolicy } from './node-retry-policy.js';
 import type { TaskEventFeed } from './task-events.js';
 import { createWorkerHealth, startHealthServer } from './worker-health.js';
-import type { HealthServer, WorkerHealth, WorkerHealthOptions } from './worker-health.js';
+import type {
+  HealthServer,
+  WorkerHealth,
+  WorkerHealthOptions,
+  WorkerHealthSources,
+} from './worker-health.js';
 
 /** The parts of a Runtime (from @nodebatch/runtime) the worker uses. */
 export interface WorkerRuntime {
@@ -34,7 +40,10 @@ export interface WorkerQueueOptions {
 export interface StartWorkerOptions {
   config: NodebatchConfig;
   logger: Logger;
-  /** Default: createNodeOperator for config.cluster (a Kubernetes cluster or the simulated one). */
+  /**
+   * The operator of the default (or only) cluster; the worker then serves that cluster alone.
+   * Default: one operator per configured cluster it has credentials for (see clusterOperators).
+   */
   operator?: NodeOperator;
   /** Default: createRuntime({ config, logger }), closed with the worker. A given runtime is not closed. */
   runtime?: WorkerRuntime;
@@ -77,7 +86,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
   const { config } = options;
   const id = options.id ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const logger = options.logger.child({ component: 'worker', workerId: id });
-  const operator = options.operator ?? createNodeOperator({ cluster: config.cluster, logger });
+  const clusters = clusterOperators(config, logger, options.operator);
   const ownRuntime = options.runtime ? undefined : await createRuntime({ config, logger });
   const runtime: WorkerRuntime | undefined = options.runtime ?? ownRuntime;
   if (!runtime) throw new Error('unreachable: a runtime was given or created');
@@ -89,39 +98,52 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
     append: ((taskId, events, appendOptions) =>
       runtime.notifier.append(taskId, events, appendOptions)) satisfies AppendEvents,
     feed: runtime.streams,
-    operator,
     logger,
   };
 
-  const consumer = createBatchConsumer({
-    config,
-    logger,
-    ...options.queue,
-    onDeadJob: (dead) => endDeadTask(deps.append, dead, logger),
-    processor: async ({ taskId }) => {
-      if (shutdown.signal.aborted) return 'handed-back';
-      return runBatchTask(deps, {
-        taskId,
-        workerId: id,
-        shutdown: shutdown.signal,
-        halt: halt.signal,
-        ...(options.retry && { retry: options.retry }),
-        ...(options.concurrencyByAction && { concurrencyByAction: options.concurrencyByAction }),
-        ...(options.flushDelayMs !== undefined && { flushDelayMs: options.flushDelayMs }),
-        ...(options.maxBatchEvents !== undefined && { maxBatchEvents: options.maxBatchEvents }),
-      });
-    },
-  });
+  // One consumer per cluster queue: a worker takes only the batches of clusters it can reach.
+  const consumers: BatchConsumer[] = clusters.map(({ name, operator, logger: clusterLogger }) =>
+    createBatchConsumer({
+      config,
+      logger: clusterLogger,
+      cluster: name,
+      ...options.queue,
+      onDeadJob: (dead) => endDeadTask(deps.append, dead, logger),
+      processor: async ({ taskId }) => {
+        if (shutdown.signal.aborted) return 'handed-back';
+        return runBatchTask(
+          { ...deps, operator, cluster: name, logger: clusterLogger },
+          {
+            taskId,
+            workerId: id,
+            shutdown: shutdown.signal,
+            halt: halt.signal,
+            ...(options.retry && { retry: options.retry }),
+            ...(options.concurrencyByAction && { concurrencyByAction: options.concurrencyByAction }),
+            ...(options.flushDelayMs !== undefined && { flushDelayMs: options.flushDelayMs }),
+            ...(options.maxBatchEvents !== undefined && { maxBatchEvents: options.maxBatchEvents }),
+          },
+        );
+      },
+    }),
+  );
+  const closeConsumers = async (force: boolean): Promise<void> => {
+    await Promise.all(consumers.map((consumer) => consumer.close({ force })));
+  };
   try {
-    await consumer.ready();
+    await Promise.all(consumers.map((consumer) => consumer.ready()));
   } catch (err) {
-    await consumer.close({ force: true }).catch(() => undefined);
+    await closeConsumers(true).catch(() => undefined);
     await ownRuntime?.close();
     throw err;
   }
   let stopping = false;
   const health = createWorkerHealth(
-    { consumer, readEventLog: () => runtime.store.headPosition(), stopping: () => stopping },
+    {
+      consumer: allConsumers(consumers),
+      readEventLog: () => runtime.store.headPosition(),
+      stopping: () => stopping,
+    },
     options.health,
   );
   const healthPort = options.health?.port ?? config.worker.healthPort;
@@ -137,19 +159,22 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
     }
   } catch (err) {
     health.stop();
-    await consumer.close({ force: true }).catch(() => undefined);
+    await closeConsumers(true).catch(() => undefined);
     await ownRuntime?.close();
     throw err;
   }
-  logger.info(
-    {
-      ...describeQueueBackend(config),
-      cluster: operator.kind,
-      jobConcurrency: config.worker.jobConcurrency,
-      healthUrl: healthServer?.url,
-    },
-    'worker started',
-  );
+  for (const [index, { name, operator }] of clusters.entries()) {
+    logger.info(
+      {
+        ...describeQueueBackend(config, consumers[index]!.name),
+        cluster: name,
+        clusterMode: operator.kind,
+        jobConcurrency: config.worker.jobConcurrency,
+        healthUrl: healthServer?.url,
+      },
+      'worker started',
+    );
+  }
 
   let closing: Promise<void> | undefined;
   const close = async (graceMs: number): Promise<void> => {
@@ -161,10 +186,10 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
       logger.warn(
         'running jobs did not hand back in time; dropping them (they resume elsewhere after their lock expires)',
       );
-      consumer.close({ force: true }).catch((err: unknown) => logger.warn({ err }, 'forced close failed'));
+      closeConsumers(true).catch((err: unknown) => logger.warn({ err }, 'forced close failed'));
     }, graceMs + HAND_BACK_MARGIN_MS);
     try {
-      await consumer.close();
+      await closeConsumers(false);
     } finally {
       clearTimeout(haltTimer);
       clearTimeout(forceTimer);
@@ -182,6 +207,19 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
     close(closeOptions) {
       closing ??= close(closeOptions?.graceMs ?? config.worker.shutdownGraceMs);
       return closing;
+    },
+  };
+}
+
+/** The consumers of every cluster as the probes see one: running while all run, ready while all answer. */
+function allConsumers(consumers: readonly BatchConsumer[]): WorkerHealthSources['consumer'] {
+  return {
+    get running() {
+      return consumers.every((consumer) => consumer.running);
+    },
+    async check(timeoutMs) {
+      const checks = await Promise.all(consumers.map((consumer) => consumer.check(timeoutMs)));
+      return checks.find((check) => !check.ok) ?? { ok: true };
     },
   };
 }

@@ -83,7 +83,12 @@ describe.each([
     child = await spawnWorker(env);
     const taskId = await submitBatch(runtime, queue, { action: 'cordon', nodes, concurrency: 2 });
     const [started] = await waitForEvents(runtime, taskId, (event) => event.type === 'TaskStarted');
-    expect(started?.data).toEqual({ workerId: child.id, attempt: 1, clusterMode: 'simulated' });
+    expect(started?.data).toEqual({
+      workerId: child.id,
+      attempt: 1,
+      clusterMode: 'simulated',
+      cluster: 'default',
+    });
 
     // The second worker is up before the first dies, as in a deployment with two replicas.
     survivor = await startWorker({
@@ -158,7 +163,12 @@ describe('a worker process stopped with SIGTERM mid-batch', () => {
     child = await spawnWorker(env, 600_000);
     const taskId = await submitBatch(runtime, queue, { action: 'cordon', nodes, concurrency: 2 });
     const [started] = await waitForEvents(runtime, taskId, (event) => event.type === 'TaskStarted');
-    expect(started?.data).toEqual({ workerId: child.id, attempt: 1, clusterMode: 'simulated' });
+    expect(started?.data).toEqual({
+      workerId: child.id,
+      attempt: 1,
+      clusterMode: 'simulated',
+      cluster: 'default',
+    });
     survivor = await startWorker({ config, logger, runtime });
     await waitForEvents(runtime, taskId, (event) => event.type === 'NodeSucceeded', 20);
 

@@ -7,6 +7,7 @@ import { BatchJobDataSchema } from './batch-job-data.js';
 import { connectionErrorLogger } from './connection-error-log.js';
 import type { BatchJobData } from './batch-job-data.js';
 import {
+  batchQueueName,
   describeQueueBackend,
   queueBackendKind,
   queuePostgresOptions,
@@ -32,6 +33,8 @@ export interface BatchQueue {
 export interface BatchQueueOptions {
   config: NodebatchConfig;
   logger: Logger;
+  /** The named cluster whose queue this is (see batchQueueName). Default: `queue.name`. */
+  cluster?: string;
   /**
    * How long an enqueue may wait for the backend (BullMQ waits for a Redis
    * connection without limit) before it fails with QueueUnavailableError.
@@ -88,7 +91,7 @@ interface QueueHandle {
 export function createBatchQueue(options: BatchQueueOptions): BatchQueue {
   const { config } = options;
   const backend = queueBackendKind(config);
-  const name = config.queue.name;
+  const name = batchQueueName(config, options.cluster);
   const logger = options.logger.child({ component: 'batch-queue', queue: name, backend });
   const queue = (
     config.redis
@@ -110,7 +113,7 @@ export function createBatchQueue(options: BatchQueueOptions): BatchQueue {
     logConnectionError(err);
   });
   const enqueueTimeoutMs = options.enqueueTimeoutMs ?? 10_000;
-  const target = (): string => JSON.stringify(describeQueueBackend(config));
+  const target = (): string => JSON.stringify(describeQueueBackend(config, name));
 
   return {
     backend,

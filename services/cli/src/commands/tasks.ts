@@ -107,7 +107,7 @@ function describeTask(state: TaskState): string {
 
 function taskTable(tasks: readonly TaskSummary[]): string {
   return table(
-    ['TASK', 'ACTION', 'STATUS', 'DONE', 'FAILED', 'USER', 'CREATED'],
+    ['TASK', 'ACTION', 'STATUS', 'DONE', 'FAILED', 'USER', 'CREATED', 'CLUSTER'],
     tasks.map((task) => [
       task.taskId,
       task.action,
@@ -116,6 +116,7 @@ function taskTable(tasks: readonly TaskSummary[]): string {
       String(task.failed),
       task.userId,
       task.createdAt,
+      task.cluster ?? '-',
     ]),
   );
 }
