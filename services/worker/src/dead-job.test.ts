@@ -92,7 +92,7 @@ describe('a batch job that fails for good ends its task with TaskFailed', () => 
 
   /** A subscriber's whole stream: resolves when it completes (it errors on timeout). */
   function wholeStream(taskId: string): Promise<StoredEvent[]> {
-    return firstValueFrom(runtime.streams.events$(taskId).pipe(timeout(90_000), toArray()));
+    return firstValueFrom(runtime.streams.events$(taskId).pipe(timeout(45_000), toArray()));
   }
 
   function startInProcessWorker(maxStalledCount?: number): Promise<WorkerHandle> {

@@ -3,21 +3,30 @@ import { randomBytes } from 'node:crypto';
 import type { NodebatchConfig } from '@nodebatch/config';
 import type { NodeOperator } from '@nodebatch/kube';
 import { createNodeOperator } from '@nodebatch/kube';
+import type { PostgresEventStore } from '@nodebatch/event-store';
 import type { BatchAction, EventReader } from '@nodebatch/progress';
 import { TaskAlreadyEndedError, UnknownTaskError } from '@nodebatch/progress';
-import { createBatchConsumer, createRuntime, describeQueueBackend } from '@nodebatch/runtime';
+import {
+  createBatchConsumer,
+  createBatchQueue,
+  createRuntime,
+  describeQueueBackend,
+} from '@nodebatch/runtime';
 import type { DeadBatchJob } from '@nodebatch/runtime';
 import type { Logger } from 'pino';
 import { runBatchTask } from './batch-task-runner.js';
 import type { AppendEvents } from './event-batcher.js';
 import type { NodeRetryPolicy } from './node-retry-policy.js';
+import { startOrphanSweep } from './orphan-sweep.js';
+import type { OrphanSweepLoop, OrphanSweepOptions } from './orphan-sweep.js';
 import type { TaskEventFeed } from './task-events.js';
 import { createWorkerHealth, startHealthServer } from './worker-health.js';
 import type { HealthServer, WorkerHealth, WorkerHealthOptions } from './worker-health.js';
 
 /** The parts of a Runtime (from @nodebatch/runtime) the worker uses. */
 export interface WorkerRuntime {
-  store: EventReader;
+  /** The log; listTasks serves the orphan sweep. */
+  store: EventReader & Pick<PostgresEventStore, 'listTasks'>;
   notifier: { append: AppendEvents };
   streams: TaskEventFeed;
 }
@@ -45,6 +54,11 @@ export interface StartWorkerOptions {
   retry?: NodeRetryPolicy;
   /** Nodes at once per action when a batch names none. Default DEFAULT_ACTION_CONCURRENCY. */
   concurrencyByAction?: Readonly<Record<BatchAction, number>>;
+  /**
+   * The orphan sweep, every config.worker.orphanSweepIntervalMs (0: none).
+   * Default: tasks idle for a minute are looked at.
+   */
+  orphanSweep?: OrphanSweepOptions;
   /** Event batching, see EventBatcherOptions. Defaults 5 ms and 100 events. */
   flushDelayMs?: number;
   maxBatchEvents?: number;
@@ -141,12 +155,27 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
     await ownRuntime?.close();
     throw err;
   }
+  // Every worker sweeps; the sweep's conditional append makes one of them end each orphan.
+  const sweepQueue =
+    config.worker.orphanSweepIntervalMs > 0 ? createBatchQueue({ config, logger }) : undefined;
+  const sweep: OrphanSweepLoop | undefined =
+    sweepQueue &&
+    startOrphanSweep(
+      {
+        listTasks: (listOptions) => runtime.store.listTasks(listOptions),
+        jobState: (taskId) => sweepQueue.jobState(taskId),
+        append: deps.append,
+        logger,
+      },
+      { ...options.orphanSweep, intervalMs: config.worker.orphanSweepIntervalMs },
+    );
   logger.info(
     {
       ...describeQueueBackend(config),
       cluster: operator.kind,
       jobConcurrency: config.worker.jobConcurrency,
       healthUrl: healthServer?.url,
+      orphanSweepIntervalMs: config.worker.orphanSweepIntervalMs,
     },
     'worker started',
   );
@@ -164,12 +193,14 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
       consumer.close({ force: true }).catch((err: unknown) => logger.warn({ err }, 'forced close failed'));
     }, graceMs + HAND_BACK_MARGIN_MS);
     try {
+      await sweep?.stop();
       await consumer.close();
     } finally {
       clearTimeout(haltTimer);
       clearTimeout(forceTimer);
       health.stop();
       await healthServer?.close();
+      await sweepQueue?.close();
       await ownRuntime?.close();
     }
     logger.info('worker stopped');
