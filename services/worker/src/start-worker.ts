@@ -5,7 +5,7 @@ import type { NodeOperator } from '@nodebatch/kube';
 import { createNodeOperator } from '@nodebatch/kube';
 import type { PostgresEventStore } from '@nodebatch/event-store';
 import type { BatchAction, EventReader } from '@nodebatch/progress';
-import { TaskAlreadyEndedError, UnknownTaskError } from '@nodebatch/progress';
+import { TaskAlreadyEndedError, UnknownTaskError, retryingAppend } from '@nodebatch/progress';
 import {
   createBatchConsumer,
   createBatchQueue,
@@ -84,6 +84,8 @@ export interface WorkerHandle {
   close(options?: { graceMs?: number }): Promise<void>;
 }
 
+type AppendOptionsOf = NonNullable<Parameters<AppendEvents>[2]>;
+
 /** Beyond the grace period, how long running jobs get to flush their events and hand back. */
 const HAND_BACK_MARGIN_MS = 10_000;
 
@@ -100,8 +102,13 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
   const halt = new AbortController();
   const deps = {
     store: runtime.store,
-    append: ((taskId, events, appendOptions) =>
-      runtime.notifier.append(taskId, events, appendOptions)) satisfies AppendEvents,
+    // A short database outage does not stop a run: each append is retried within the budget,
+    // under one idempotency key, so a retry never writes a batch twice. Past the budget the
+    // run fails and BullMQ retries the job, which resumes from the log.
+    append: retryingAppend<AppendOptionsOf>(
+      (taskId, events, appendOptions) => runtime.notifier.append(taskId, events, appendOptions),
+      { budgetMs: config.worker.appendRetryBudgetMs, logger },
+    ) satisfies AppendEvents,
     feed: runtime.streams,
     operator,
     logger,
