@@ -1,22 +1,21 @@
-import { createLogger, loadConfig } from '@nodebatch/config';
 import type { NodebatchConfig } from '@nodebatch/config';
 import { createEventStore } from '@nodebatch/event-store';
 import { ProgressStreams } from '@nodebatch/progress';
-import { createBatchQueue, createRuntime } from '@nodebatch/runtime';
 import type { BatchQueue, Runtime } from '@nodebatch/runtime';
-import { sharedRedisUrl, startPostgres } from '@nodebatch/testkit';
 import type { PostgresServer } from '@nodebatch/testkit';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startWorker } from './start-worker.js';
 import type { WorkerHandle } from './start-worker.js';
-import { removeQueueKeys } from './test-support/remove-queue-keys.js';
+import { startPrivateDatabaseSetup } from './test-support/private-database.js';
+import type { PrivateDatabaseSetup } from './test-support/private-database.js';
 import {
   eventsOfType,
   submitBatch,
-  testEnv,
   waitForEnd,
   waitForEvents,
+  capturingLogger,
+  simulatedNodes,
 } from './test-support/batch-harness.js';
 
 /*
@@ -29,16 +28,12 @@ import {
  */
 
 const NODE_COUNT = 6;
-const nodes = Array.from({ length: NODE_COUNT }, (_, i) => `sim-node-${i + 1}`);
-const logLines: Record<string, unknown>[] = [];
-const logger = createLogger({
-  level: 'info',
-  destination: { write: (line: string) => void logLines.push(JSON.parse(line) as Record<string, unknown>) },
-});
-const silent = createLogger({ level: 'silent' });
+const nodes = simulatedNodes(NODE_COUNT);
+const { logger, lines: logLines } = capturingLogger();
 const FEED_LOST = 'lost the task event feed';
 
 describe('a cancel after the worker lost and regained its task event feed', () => {
+  let setup: PrivateDatabaseSetup;
   let server: PostgresServer;
   let config: NodebatchConfig;
   let runtime: Runtime;
@@ -48,16 +43,12 @@ describe('a cancel after the worker lost and regained its task event feed', () =
   let feedPool: pg.Pool;
 
   beforeAll(async () => {
-    server = await startPostgres();
-    config = loadConfig({
-      env: {
-        ...testEnv(server.url, { redisUrl: sharedRedisUrl() }),
-        NODEBATCH_CLUSTER: 'simulated',
-        NODEBATCH_SIM_NODES: String(NODE_COUNT),
-        NODEBATCH_SIM_LATENCY_MS: '600000',
-      },
-    }).config;
-    runtime = await createRuntime({ config, logger: silent });
+    setup = await startPrivateDatabaseSetup({
+      NODEBATCH_CLUSTER: 'simulated',
+      NODEBATCH_SIM_NODES: String(NODE_COUNT),
+      NODEBATCH_SIM_LATENCY_MS: '600000',
+    });
+    ({ server, config, runtime, queue } = setup);
     admin = new pg.Client({ connectionString: server.url });
     await admin.connect();
     await admin.query('CREATE ROLE nb_feed LOGIN');
@@ -68,7 +59,6 @@ describe('a cancel after the worker lost and regained its task event feed', () =
     });
     feedPool.on('error', () => undefined);
     const feedStore = createEventStore({ pool: feedPool });
-    queue = createBatchQueue({ config, logger: silent });
     worker = await startWorker({
       config,
       logger,
@@ -84,10 +74,7 @@ describe('a cancel after the worker lost and regained its task event feed', () =
     await worker?.close({ graceMs: 500 });
     await feedPool?.end();
     await admin?.end();
-    await queue?.close();
-    await runtime?.close();
-    await server?.destroy();
-    if (config) await removeQueueKeys(sharedRedisUrl(), config.queue.name);
+    await setup?.close();
   }, 60_000);
 
   it('stops the nodes in flight and ends with TaskCancelled', async () => {

@@ -1,20 +1,19 @@
-import { createLogger, loadConfig } from '@nodebatch/config';
 import type { NodebatchConfig } from '@nodebatch/config';
-import { createBatchQueue, createRuntime } from '@nodebatch/runtime';
 import type { BatchQueue, Runtime } from '@nodebatch/runtime';
-import { sharedRedisUrl, startPostgres } from '@nodebatch/testkit';
 import type { PostgresServer } from '@nodebatch/testkit';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startWorker } from './start-worker.js';
 import type { WorkerHandle } from './start-worker.js';
-import { removeQueueKeys } from './test-support/remove-queue-keys.js';
+import { startPrivateDatabaseSetup } from './test-support/private-database.js';
+import type { PrivateDatabaseSetup } from './test-support/private-database.js';
 import {
   eventsOfType,
   expectEachNodeSucceededOnce,
   submitBatch,
-  testEnv,
   waitForEnd,
   waitForEvents,
+  capturingLogger,
+  simulatedNodes,
 } from './test-support/batch-harness.js';
 
 /*
@@ -26,15 +25,11 @@ import {
  */
 
 const NODE_COUNT = 60;
-const nodes = Array.from({ length: NODE_COUNT }, (_, i) => `sim-node-${i + 1}`);
-const logLines: Record<string, unknown>[] = [];
-const logger = createLogger({
-  level: 'info',
-  destination: { write: (line: string) => void logLines.push(JSON.parse(line) as Record<string, unknown>) },
-});
-const silent = createLogger({ level: 'silent' });
+const nodes = simulatedNodes(NODE_COUNT);
+const { logger, lines: logLines } = capturingLogger();
 
 describe('a worker whose database stops for a few seconds mid-run', () => {
+  let setup: PrivateDatabaseSetup;
   let server: PostgresServer;
   let config: NodebatchConfig;
   let runtime: Runtime;
@@ -42,27 +37,19 @@ describe('a worker whose database stops for a few seconds mid-run', () => {
   let worker: WorkerHandle;
 
   beforeAll(async () => {
-    server = await startPostgres();
-    config = loadConfig({
-      env: {
-        ...testEnv(server.url, { redisUrl: sharedRedisUrl() }),
-        NODEBATCH_CLUSTER: 'simulated',
-        NODEBATCH_SIM_NODES: String(NODE_COUNT),
-        NODEBATCH_SIM_LATENCY_MS: '150',
-        WORKER_APPEND_RETRY_BUDGET_MS: '60000',
-      },
-    }).config;
-    runtime = await createRuntime({ config, logger: silent });
-    queue = createBatchQueue({ config, logger: silent });
+    setup = await startPrivateDatabaseSetup({
+      NODEBATCH_CLUSTER: 'simulated',
+      NODEBATCH_SIM_NODES: String(NODE_COUNT),
+      NODEBATCH_SIM_LATENCY_MS: '150',
+      WORKER_APPEND_RETRY_BUDGET_MS: '60000',
+    });
+    ({ server, config, runtime, queue } = setup);
     worker = await startWorker({ config, logger });
   }, 120_000);
 
   afterAll(async () => {
     await worker?.close({ graceMs: 1000 });
-    await queue?.close();
-    await runtime?.close();
-    await server?.destroy();
-    if (config) await removeQueueKeys(sharedRedisUrl(), config.queue.name);
+    await setup?.close();
   }, 60_000);
 
   const appendRetried = (taskId: string) => (line: Record<string, unknown>) =>

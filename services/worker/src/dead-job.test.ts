@@ -18,7 +18,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startWorker } from './start-worker.js';
 import type { WorkerHandle } from './start-worker.js';
 import { removeQueueKeys } from './test-support/remove-queue-keys.js';
-import { submitBatch, testEnv, waitForEvents } from './test-support/batch-harness.js';
+import { simulatedNodes, submitBatch, testEnv, waitForEvents } from './test-support/batch-harness.js';
 import { spawnWorker, stopWorker } from './test-support/worker-process.js';
 import type { WorkerProcess } from './test-support/worker-process.js';
 
@@ -34,7 +34,7 @@ const logger = createLogger({ level: 'silent' });
 /** Short locks, so a killed worker's job counts as stalled within seconds. */
 const QUEUE_OPTIONS = { lockDurationMs: 2000, stalledIntervalMs: 500 };
 const NODE_COUNT = 40;
-const nodes = Array.from({ length: NODE_COUNT }, (_, i) => `sim-node-${i + 1}`);
+const nodes = simulatedNodes(NODE_COUNT);
 
 describe('a batch job that fails for good ends its task with TaskFailed', () => {
   let database: TestDatabase;

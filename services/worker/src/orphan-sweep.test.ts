@@ -1,4 +1,4 @@
-import { createLogger, loadConfig } from '@nodebatch/config';
+import { loadConfig } from '@nodebatch/config';
 import type { NodebatchConfig } from '@nodebatch/config';
 import type { NewEvent, StoredEvent } from '@nodebatch/progress';
 import {
@@ -19,7 +19,7 @@ import { ORPHANED_CODE, sweepOrphanedTasks } from './orphan-sweep.js';
 import type { OrphanSweepDeps } from './orphan-sweep.js';
 import { startWorker } from './start-worker.js';
 import { removeQueueKeys } from './test-support/remove-queue-keys.js';
-import { testEnv } from './test-support/batch-harness.js';
+import { capturingLogger, testEnv } from './test-support/batch-harness.js';
 
 /*
  * No task stays running forever: a task that is running or cancelling while
@@ -28,11 +28,7 @@ import { testEnv } from './test-support/batch-harness.js';
  * same moment. Real PostgreSQL, real BullMQ on the shared Redis.
  */
 
-const logLines: Record<string, unknown>[] = [];
-const logger = createLogger({
-  level: 'info',
-  destination: { write: (line: string) => void logLines.push(JSON.parse(line) as Record<string, unknown>) },
-});
+const { logger, lines: logLines } = capturingLogger();
 
 describe('the orphan sweep', () => {
   let database: TestDatabase;
