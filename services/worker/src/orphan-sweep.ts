@@ -49,6 +49,9 @@ const SWEPT_STATUSES = ['running', 'cancelling'] as const;
  * several workers sweep at once, the first append wins, the others find the
  * log moved on (StaleSequenceError or TaskAlreadyEndedError) and leave it;
  * a task that got an event since it was listed is alive and left too.
+ *
+ * The queue asked is the worker's own (QUEUE_NAME): the sweep assumes, as
+ * every deployment here does, that the tasks of a database run on one queue.
  */
 export async function sweepOrphanedTasks(
   deps: OrphanSweepDeps,
