@@ -7,10 +7,10 @@ import {
   SupersededAttemptError,
   TaskAlreadyEndedError,
   UnknownTaskError,
+  backoffDelay,
   errorMessage,
   foldTask,
   loadTaskState,
-  backoffDelay,
   readTaskEvents,
   sleep,
 } from '@nodebatch/progress';
