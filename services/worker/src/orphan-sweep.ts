@@ -28,7 +28,7 @@ export interface OrphanSweepOptions {
   now?: () => Date;
 }
 
-export interface OrphanSweepResult {
+interface OrphanSweepResult {
   /** Running or cancelling tasks looked at (idle long enough). */
   checked: number;
   /** Tasks this sweep ended with TaskFailed ORPHANED. */
@@ -97,7 +97,7 @@ async function endIfOrphaned(deps: OrphanSweepDeps, task: TaskSummary): Promise<
   return true;
 }
 
-export interface OrphanSweepLoopOptions extends OrphanSweepOptions {
+interface OrphanSweepLoopOptions extends OrphanSweepOptions {
   /** Time between two sweeps, in ms; the first runs after one interval. */
   intervalMs: number;
   /** Default realScheduler. */
