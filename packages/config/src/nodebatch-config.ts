@@ -153,6 +153,10 @@ export interface WorkerConfig {
   shutdownGraceMs: number;
   /** Port of the worker's /healthz and /readyz (WORKER_HEALTH_PORT); unset: no health listener. */
   healthPort?: number;
+  /** Time between two orphan sweeps (tasks running with no live job are ended); 0: no sweep. */
+  orphanSweepIntervalMs: number;
+  /** How long a run retries an append during a database outage before it stops (the job is retried). */
+  appendRetryBudgetMs: number;
 }
 
 export interface QueueConfig {

@@ -1,10 +1,12 @@
 import {
   applyFence,
+  checkIdempotencyKey,
   checkInteger,
   checkLogRules,
   DEFAULT_MAX_EVENT_BYTES,
   DEFAULT_MAX_TASK_CREATED_BYTES,
   InvalidEventError,
+  replayedBatch,
   StaleSequenceError,
   UnknownTaskError,
   validateEvents,
@@ -163,6 +165,7 @@ class PgEventStore implements PostgresEventStore {
     options: AppendOptions = {},
   ): Promise<StoredEvent[]> {
     const validated = validateEvents(taskId, events, this.#maxEventBytes, this.#maxTaskCreatedBytes);
+    const key = checkIdempotencyKey(taskId, options.idempotencyKey) ?? null;
     if (validated.length === 0) return [];
     const defaultTime = this.#now().toISOString();
     // READ COMMITTED whatever the server's default: a waiting append must read
@@ -177,6 +180,19 @@ class PgEventStore implements PostgresEventStore {
           trx,
         );
         const task = rows[0];
+        if (key !== null && task !== undefined) {
+          // A statement of its own, after the lock: its snapshot sees a batch
+          // that an append we waited for committed (the locking statement's
+          // snapshot, for a joined table, would not).
+          const replayed = await sql<EventRow>`
+            SELECT ${EVENT_COLUMNS} FROM events JOIN event_batches b USING (task_id)
+            WHERE task_id = ${taskId} AND b.idempotency_key = ${key} AND seq BETWEEN b.first_seq AND b.last_seq
+            ORDER BY seq`.execute(trx);
+          // Written by an earlier try whose acknowledgement was lost: answer as it would have.
+          if (replayed.rows.length > 0) {
+            return replayedBatch(taskId, key, replayed.rows.map(toStoredEvent), validated);
+          }
+        }
         const lastSeq = task?.last_seq ?? 0;
         if (options.expectedSeq !== undefined && options.expectedSeq !== lastSeq) {
           throw new StaleSequenceError(taskId, options.expectedSeq, lastSeq);
@@ -221,6 +237,10 @@ class PgEventStore implements PostgresEventStore {
                  updated_at = ${summary.updatedAt}, finished_at = ${summary.finishedAt},
                  attempt = ${attempt}
           WHERE task_id = ${taskId}
+        ), batch AS (
+          INSERT INTO event_batches (task_id, idempotency_key, first_seq, last_seq)
+          SELECT ${taskId}, ${key}::text, ${lastSeq + 1}::integer, ${lastSeq + pending.length}::integer
+          WHERE ${key}::text IS NOT NULL
         )
         SELECT * FROM inserted ORDER BY seq`.execute(trx);
         const stored = inserted.rows.map(toStoredEvent);

@@ -2,9 +2,16 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { NodebatchConfig } from '@nodebatch/config';
 import type { NodeOperator } from '@nodebatch/kube';
+import { SINGLE_CLUSTER_NAME } from '@nodebatch/config';
+import type { PostgresEventStore } from '@nodebatch/event-store';
 import type { BatchAction, EventReader } from '@nodebatch/progress';
-import { TaskAlreadyEndedError, UnknownTaskError } from '@nodebatch/progress';
-import { createBatchConsumer, createRuntime, describeQueueBackend } from '@nodebatch/runtime';
+import { TaskAlreadyEndedError, UnknownTaskError, retryingAppend } from '@nodebatch/progress';
+import {
+  createBatchConsumer,
+  createBatchQueue,
+  createRuntime,
+  describeQueueBackend,
+} from '@nodebatch/runtime';
 import type { BatchConsumer } from '@nodebatch/runtime';
 import type { DeadBatchJob } from '@nodebatch/runtime';
 import type { Logger } from 'pino';
@@ -12,6 +19,8 @@ import { runBatchTask } from './batch-task-runner.js';
 import { clusterOperators } from './cluster-operators.js';
 import type { AppendEvents } from './event-batcher.js';
 import type { NodeRetryPolicy } from './node-retry-policy.js';
+import { startOrphanSweep } from './orphan-sweep.js';
+import type { OrphanSweepLoop, OrphanSweepOptions } from './orphan-sweep.js';
 import type { TaskEventFeed } from './task-events.js';
 import { createWorkerHealth, startHealthServer } from './worker-health.js';
 import type {
@@ -23,7 +32,8 @@ import type {
 
 /** The parts of a Runtime (from @nodebatch/runtime) the worker uses. */
 export interface WorkerRuntime {
-  store: EventReader;
+  /** The log; listTasks serves the orphan sweep. */
+  store: EventReader & Pick<PostgresEventStore, 'listTasks'>;
   notifier: { append: AppendEvents };
   streams: TaskEventFeed;
 }
@@ -54,6 +64,11 @@ export interface StartWorkerOptions {
   retry?: NodeRetryPolicy;
   /** Nodes at once per action when a batch names none. Default DEFAULT_ACTION_CONCURRENCY. */
   concurrencyByAction?: Readonly<Record<BatchAction, number>>;
+  /**
+   * The orphan sweep, every config.worker.orphanSweepIntervalMs (0: none).
+   * Default: tasks idle for a minute are looked at.
+   */
+  orphanSweep?: OrphanSweepOptions;
   /** Event batching, see EventBatcherOptions. Defaults 5 ms and 100 events. */
   flushDelayMs?: number;
   maxBatchEvents?: number;
@@ -79,6 +94,8 @@ export interface WorkerHandle {
   close(options?: { graceMs?: number }): Promise<void>;
 }
 
+type AppendOptionsOf = NonNullable<Parameters<AppendEvents>[2]>;
+
 /** Beyond the grace period, how long running jobs get to flush their events and hand back. */
 const HAND_BACK_MARGIN_MS = 10_000;
 
@@ -95,8 +112,13 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
   const halt = new AbortController();
   const deps = {
     store: runtime.store,
-    append: ((taskId, events, appendOptions) =>
-      runtime.notifier.append(taskId, events, appendOptions)) satisfies AppendEvents,
+    // A short database outage does not stop a run: each append is retried within the budget,
+    // under one idempotency key, so a retry never writes a batch twice. Past the budget the
+    // run fails and BullMQ retries the job, which resumes from the log.
+    append: retryingAppend<AppendOptionsOf>(
+      (taskId, events, appendOptions) => runtime.notifier.append(taskId, events, appendOptions),
+      { budgetMs: config.worker.appendRetryBudgetMs, logger },
+    ) satisfies AppendEvents,
     feed: runtime.streams,
     logger,
   };
@@ -171,10 +193,33 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
         clusterMode: operator.kind,
         jobConcurrency: config.worker.jobConcurrency,
         healthUrl: healthServer?.url,
+        orphanSweepIntervalMs: config.worker.orphanSweepIntervalMs,
       },
       'worker started',
     );
   }
+  // Every worker sweeps the tasks of the clusters it runs, each in its
+  // cluster's queue; the sweep's conditional append makes one of the workers
+  // end each orphan. A task of a cluster this worker has no credentials for is
+  // left to the workers that do.
+  const sweepQueues =
+    config.worker.orphanSweepIntervalMs > 0
+      ? new Map(clusters.map(({ name }) => [name, createBatchQueue({ config, logger, cluster: name })]))
+      : undefined;
+  const sweep: OrphanSweepLoop | undefined =
+    sweepQueues &&
+    startOrphanSweep(
+      {
+        listTasks: (listOptions) => runtime.store.listTasks(listOptions),
+        jobState: async (task) => {
+          const queue = sweepQueues.get(task.cluster ?? SINGLE_CLUSTER_NAME);
+          return queue ? queue.jobState(task.taskId) : null;
+        },
+        append: deps.append,
+        logger,
+      },
+      { ...options.orphanSweep, intervalMs: config.worker.orphanSweepIntervalMs },
+    );
 
   let closing: Promise<void> | undefined;
   const close = async (graceMs: number): Promise<void> => {
@@ -189,12 +234,14 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
       closeConsumers(true).catch((err: unknown) => logger.warn({ err }, 'forced close failed'));
     }, graceMs + HAND_BACK_MARGIN_MS);
     try {
+      await sweep?.stop();
       await closeConsumers(false);
     } finally {
       clearTimeout(haltTimer);
       clearTimeout(forceTimer);
       health.stop();
       await healthServer?.close();
+      await Promise.all([...(sweepQueues?.values() ?? [])].map((queue) => queue.close()));
       await ownRuntime?.close();
     }
     logger.info('worker stopped');

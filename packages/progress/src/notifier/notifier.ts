@@ -81,7 +81,7 @@ export interface Notifier extends HintSource {
   append(
     taskId: string,
     events: readonly NewEvent[],
-    options?: Pick<AppendOptions, 'expectedSeq' | 'fence'>,
+    options?: Pick<AppendOptions, 'expectedSeq' | 'fence' | 'idempotencyKey'>,
   ): Promise<StoredEvent[]>;
 }
 
@@ -251,7 +251,7 @@ class SwitchingNotifier implements Notifier {
   async append(
     taskId: string,
     events: readonly NewEvent[],
-    options: Pick<AppendOptions, 'expectedSeq' | 'fence'> = {},
+    options: Pick<AppendOptions, 'expectedSeq' | 'fence' | 'idempotencyKey'> = {},
   ): Promise<StoredEvent[]> {
     // The configured transport announces even while this process reads by polling:
     // other replicas may still listen on it, and their clients must not freeze.
@@ -268,6 +268,7 @@ class SwitchingNotifier implements Notifier {
     const stored = await this.#options.store.append(taskId, events, {
       ...(options.expectedSeq === undefined ? {} : { expectedSeq: options.expectedSeq }),
       ...(options.fence === undefined ? {} : { fence: options.fence }),
+      ...(options.idempotencyKey === undefined ? {} : { idempotencyKey: options.idempotencyKey }),
       ...(hook ? { hook } : {}),
     });
     for (const transport of announcers) {

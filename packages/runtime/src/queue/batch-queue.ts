@@ -27,6 +27,12 @@ export interface BatchQueue {
   enqueue(data: BatchJobData): Promise<void>;
   /** Jobs per state; a round trip to the backend, used by `doctor`. */
   jobCounts(): Promise<Record<string, number>>;
+  /**
+   * Where the task's job stands: `unknown` when the queue has no such job (it
+   * was removed, the queue flushed, or it was never enqueued). The orphan
+   * sweep asks this of tasks that look running.
+   */
+  jobState(taskId: string): Promise<BatchJobState>;
   close(): Promise<void>;
 }
 
@@ -47,6 +53,13 @@ export interface BatchQueueOptions {
    */
   migrate?: boolean;
 }
+
+/** BullMQ's states of a job, and `unknown` for a job the queue does not have. */
+export type BatchJobState =
+  'waiting' | 'active' | 'delayed' | 'prioritized' | 'waiting-children' | 'completed' | 'failed' | 'unknown';
+
+/** States in which no worker will ever run the job again (unless someone enqueues it anew). */
+export const FINISHED_JOB_STATES: ReadonlySet<BatchJobState> = new Set(['completed', 'failed', 'unknown']);
 
 /** Job data failed BatchJobDataSchema; nothing was enqueued. */
 export class InvalidBatchJobError extends NodebatchError {
@@ -85,6 +98,7 @@ interface QueueHandle {
   add(name: string, data: BatchJobData, options: JobsOptions): Promise<unknown>;
   on(event: 'error', listener: (err: Error) => void): unknown;
   getJobCounts(...states: string[]): Promise<Record<string, number>>;
+  getJobState(jobId: string): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -151,6 +165,9 @@ export function createBatchQueue(options: BatchQueueOptions): BatchQueue {
     },
     async jobCounts() {
       return queue.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed');
+    },
+    async jobState(taskId) {
+      return (await queue.getJobState(taskId)) as BatchJobState;
     },
     close: () => queue.close(),
   };
