@@ -116,9 +116,11 @@ async function chaosRun(transport: TransportType): Promise<void> {
     PROGRESS_NOTIFY_TYPE: transport,
     QUEUE_NAME: 'chaos',
     NODEBATCH_SIM_NODES: String(TASKS * NODES_PER_TASK),
-    NODEBATCH_SIM_LATENCY_MS: '150',
+    // 12 nodes one at a time, 2 s each: a task runs for about 25 s, and with
+    // 2 jobs per worker the 20 tasks take minutes, so every fault lands mid-run.
+    NODEBATCH_SIM_LATENCY_MS: '2000',
     WORKER_SHUTDOWN_GRACE_MS: '1000',
-    WORKER_JOB_CONCURRENCY: '3',
+    WORKER_JOB_CONCURRENCY: '2',
     LIMIT_STREAMS_PER_USER: '1000',
     LIMIT_SUBSCRIBES_PER_MINUTE: '100000',
     LIMIT_BATCHES_PER_MINUTE: '1000',
@@ -147,7 +149,7 @@ async function chaosRun(transport: TransportType): Promise<void> {
     const response = await postJson(`${urls[i % 2]}/api/v1/batches`, token, {
       action,
       nodes,
-      concurrency: 2,
+      concurrency: 1,
       params: paramsFor(action, i),
     });
     expect(response.status, JSON.stringify(response.body)).toBe(202);
@@ -163,14 +165,18 @@ async function chaosRun(transport: TransportType): Promise<void> {
   const runningAtFault: Record<string, number> = {};
   let checkpoint = await eventCount(pool, taskIds);
   const fault = async (name: string, inject: () => Promise<void>) => {
-    const target = checkpoint + 20;
+    const target = checkpoint + 8;
     await vi.waitFor(async () => expect(await eventCount(pool, taskIds)).toBeGreaterThanOrEqual(target), {
       timeout: 120_000,
       interval: 100,
     });
     runningAtFault[name] = await runningTasks(pool, taskIds);
+    const started = Date.now();
     await inject();
     checkpoint = await eventCount(pool, taskIds);
+    console.log(
+      `chaos ${transport}: ${name} with ${runningAtFault[name]} tasks running, ${Date.now() - started} ms`,
+    );
   };
   const someRunningTask = async () => {
     for (const taskId of taskIds) if ((await runningTasks(pool, [taskId])) > 0) return taskId;
