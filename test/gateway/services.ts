@@ -40,9 +40,10 @@ export interface ServiceProcess {
 export function spawnService(
   command: 'gateway' | 'worker',
   env: Record<string, string>,
-  options: { readyTimeoutMs?: number } = {},
+  options: { readyTimeoutMs?: number; args?: readonly string[] } = {},
 ): Promise<ServiceProcess> {
-  const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', CLI, command], {
+  const argv = ['--conditions=source', '--import', 'tsx', CLI, command, ...(options.args ?? [])];
+  const child = spawn(process.execPath, argv, {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
