@@ -6,13 +6,13 @@ import type { Server, Socket } from 'node:net';
  * client. `fromClient` sees what the client sends (to learn what it asked
  * for); `fromServer` returns what to forward of a chunk the server sent.
  */
-export interface ConnectionFilter {
+interface ConnectionFilter {
   fromClient(chunk: Buffer): void;
   fromServer(chunk: Buffer): Buffer;
 }
 
 /** A TCP proxy in front of a server that forwards everything but what its filter drops. */
-export interface DroppingProxy {
+interface DroppingProxy {
   readonly port: number;
   /** How many server messages the filters dropped, over all connections. */
   readonly dropped: number;

@@ -302,7 +302,7 @@ export function throughRuntime(runtime: Runtime): Pick<PublishOptions, 'append' 
   };
 }
 
-export interface PublishOptions {
+interface PublishOptions {
   append(taskId: string, events: NewEvent[], options: { expectedSeq: number }): Promise<StoredEvent[]>;
   latestSeq(taskId: string): Promise<number>;
   taskId: string;

@@ -455,7 +455,9 @@ class SwitchingNotifier implements Notifier {
       // Its next return to health probes again at once.
       outcome = {
         ok: false,
-        err: new Error(`${this.#configured} became unhealthy during the probe: ${this.#primaryHealth.reason}`),
+        err: new Error(
+          `${this.#configured} became unhealthy during the probe: ${this.#primaryHealth.reason}`,
+        ),
       };
     }
     if (outcome.ok) {
