@@ -7,8 +7,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startWorker } from './start-worker.js';
 import type { WorkerHandle } from './start-worker.js';
-import { startPrivateDatabaseSetup } from './test-support/private-database.js';
-import type { PrivateDatabaseSetup } from './test-support/private-database.js';
+import { startPrivateDatabaseSetup } from '../test/support/private-database.js';
+import type { PrivateDatabaseSetup } from '../test/support/private-database.js';
 import {
   eventsOfType,
   submitBatch,
@@ -16,7 +16,7 @@ import {
   waitForEvents,
   capturingLogger,
   simulatedNodes,
-} from './test-support/batch-harness.js';
+} from '../test/support/batch-harness.js';
 
 /*
  * A cancel is honoured after the run's event feed recovered from an error.

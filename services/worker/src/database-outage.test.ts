@@ -4,8 +4,8 @@ import type { PostgresServer } from '@nodebatch/testkit';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startWorker } from './start-worker.js';
 import type { WorkerHandle } from './start-worker.js';
-import { startPrivateDatabaseSetup } from './test-support/private-database.js';
-import type { PrivateDatabaseSetup } from './test-support/private-database.js';
+import { startPrivateDatabaseSetup } from '../test/support/private-database.js';
+import type { PrivateDatabaseSetup } from '../test/support/private-database.js';
 import {
   eventsOfType,
   expectEachNodeSucceededOnce,
@@ -14,7 +14,7 @@ import {
   waitForEvents,
   capturingLogger,
   simulatedNodes,
-} from './test-support/batch-harness.js';
+} from '../test/support/batch-harness.js';
 
 /*
  * A short database outage during a run does not end the run: the worker's

@@ -17,10 +17,10 @@ import { firstValueFrom, timeout, toArray } from 'rxjs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startWorker } from './start-worker.js';
 import type { WorkerHandle } from './start-worker.js';
-import { removeQueueKeys } from './test-support/remove-queue-keys.js';
-import { simulatedNodes, submitBatch, testEnv, waitForEvents } from './test-support/batch-harness.js';
-import { spawnWorker, stopWorker } from './test-support/worker-process.js';
-import type { WorkerProcess } from './test-support/worker-process.js';
+import { removeQueueKeys } from '../test/support/remove-queue-keys.js';
+import { simulatedNodes, submitBatch, testEnv, waitForEvents } from '../test/support/batch-harness.js';
+import { spawnWorker, stopWorker } from '../test/support/worker-process.js';
+import type { WorkerProcess } from '../test/support/worker-process.js';
 
 /*
  * No task stays running when its job dies for good: BullMQ gives up on the

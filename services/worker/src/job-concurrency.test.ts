@@ -12,8 +12,8 @@ import type { TestDatabase } from '@nodebatch/testkit';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startWorker } from './start-worker.js';
 import type { WorkerHandle } from './start-worker.js';
-import { removeQueueKeys } from './test-support/remove-queue-keys.js';
-import { submitBatch, testEnv, waitForEnd, waitForEvents } from './test-support/batch-harness.js';
+import { removeQueueKeys } from '../test/support/remove-queue-keys.js';
+import { submitBatch, testEnv, waitForEnd, waitForEvents } from '../test/support/batch-harness.js';
 
 /**
  * WORKER_JOB_CONCURRENCY bounds the tasks one worker runs at once: the

@@ -18,8 +18,8 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ORPHANED_CODE, sweepOrphanedTasks } from './orphan-sweep.js';
 import type { OrphanSweepDeps } from './orphan-sweep.js';
 import { startWorker } from './start-worker.js';
-import { removeQueueKeys } from './test-support/remove-queue-keys.js';
-import { capturingLogger, testEnv } from './test-support/batch-harness.js';
+import { removeQueueKeys } from '../test/support/remove-queue-keys.js';
+import { capturingLogger, testEnv } from '../test/support/batch-harness.js';
 
 /*
  * No task stays running forever: a task that is running or cancelling while

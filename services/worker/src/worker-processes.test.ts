@@ -7,10 +7,10 @@ import { createTestDatabase, sharedRedisUrl } from '@nodebatch/testkit';
 import type { TestDatabase } from '@nodebatch/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startWorker } from './start-worker.js';
-import { removeQueueKeys } from './test-support/remove-queue-keys.js';
+import { removeQueueKeys } from '../test/support/remove-queue-keys.js';
 import type { WorkerHandle } from './start-worker.js';
-import { spawnWorker as spawnWorkerProcess, stopWorker } from './test-support/worker-process.js';
-import type { WorkerProcess } from './test-support/worker-process.js';
+import { spawnWorker as spawnWorkerProcess, stopWorker } from '../test/support/worker-process.js';
+import type { WorkerProcess } from '../test/support/worker-process.js';
 import {
   eventsOfType,
   expectEachNodeSucceededOnce,
@@ -18,7 +18,7 @@ import {
   testEnv,
   waitForEnd,
   waitForEvents,
-} from './test-support/batch-harness.js';
+} from '../test/support/batch-harness.js';
 
 /*
  * Two workers in two processes: a child process takes the batch and is killed
