@@ -72,19 +72,17 @@ export function sseSubscriber(options: SubscriberOptions): ChaosSubscriber {
     }
     throw new Error(`SSE subscriber of ${options.taskId} stopped before the task ended`);
   })();
-  return {
-    kind: 'sse',
-    taskId: options.taskId,
+  return handle(
+    'sse',
+    options.taskId,
     received,
-    get connections() {
-      return connections;
-    },
+    () => connections,
     done,
-    stop: () => {
+    () => {
       stopped = true;
       current?.close();
     },
-  };
+  );
 }
 
 /** Follows one task over the WebSocket, resubscribing with `after` after every break. */
@@ -125,17 +123,35 @@ export function wsSubscriber(options: SubscriberOptions): ChaosSubscriber {
     }
     throw new Error(`WebSocket subscriber of ${options.taskId} stopped before the task ended`);
   })();
-  return {
-    kind: 'ws',
-    taskId: options.taskId,
+  return handle(
+    'ws',
+    options.taskId,
     received,
-    get connections() {
-      return connections;
-    },
+    () => connections,
     done,
-    stop: () => {
+    () => {
       stopped = true;
       socket?.terminate();
     },
+  );
+}
+
+function handle(
+  kind: ChaosSubscriber['kind'],
+  taskId: string,
+  received: readonly StoredEvent[],
+  connections: () => number,
+  done: Promise<void>,
+  stop: () => void,
+): ChaosSubscriber {
+  return {
+    kind,
+    taskId,
+    received,
+    get connections() {
+      return connections();
+    },
+    done,
+    stop,
   };
 }
