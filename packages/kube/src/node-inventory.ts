@@ -265,7 +265,7 @@ export class SimulatedNodeInventory implements NodeInventory {
   async nodeTaints(names: readonly string[]): Promise<Map<string, Taint[]>> {
     const taints = new Map<string, Taint[]>();
     for (const name of names) {
-      const node = this.simulation.getNode(name);
+      const node = this.#simulation.getNode(name);
       if (node) taints.set(name, node.taints);
     }
     return taints;

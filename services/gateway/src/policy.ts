@@ -13,7 +13,7 @@ interface PolicyDecision {
 }
 
 /** The label and taint keys a batch touches, for the protected-prefix rule. */
-interface TouchedKeys {
+export interface TouchedKeys {
   labels: string[];
   taints: string[];
   /** A copyFrom batch: the taint keys it copies from its source node (see copiedTaintKeys). */
