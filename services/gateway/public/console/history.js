@@ -1,0 +1,105 @@
+// Recent tasks, newest first, with filters; opening one replays it from the log.
+import { api, queryString } from './api.js';
+import { useEffect, useState } from './console-lib.js';
+import { Bar, formatTime, html } from './ui.js';
+
+const STATUSES = ['pending', 'running', 'cancelling', 'completed', 'cancelled', 'failed'];
+const ACTIONS = ['cordon', 'uncordon', 'drain', 'label', 'taint'];
+const REFRESH_MS = 3000;
+const LIMIT = 100;
+
+/** `who.seesAllTasks`: the list holds every user's tasks, so it can be filtered by user. */
+export function History({ who, openTaskId, onOpen, refreshKey }) {
+  const [status, setStatus] = useState('');
+  const [action, setAction] = useState('');
+  const [user, setUser] = useState('');
+  const [tasks, setTasks] = useState([]);
+  const [error, setError] = useState(null);
+
+  useEffect(() => {
+    let stopped = false;
+    let timer;
+    const load = async () => {
+      try {
+        const { tasks: list } = await api('GET', `/api/v1/tasks${queryString({ status, limit: LIMIT })}`);
+        if (stopped) return;
+        setTasks(list);
+        setError(null);
+      } catch (err) {
+        if (!stopped) setError(err.message);
+      }
+      if (!stopped) timer = setTimeout(load, REFRESH_MS);
+    };
+    void load();
+    return () => {
+      stopped = true;
+      clearTimeout(timer);
+    };
+  }, [status, refreshKey]);
+
+  const shown = tasks.filter(
+    (task) => (!action || task.action === action) && (!user || task.userId.includes(user.trim())),
+  );
+  return html`<section class="panel history" aria-labelledby="history-title">
+    <h2 id="history-title">Tasks</h2>
+    <div class="filters">
+      <label
+        >Status
+        <select id="history-status" value=${status} onChange=${(e) => setStatus(e.currentTarget.value)}>
+          <option value="">any</option>
+          ${STATUSES.map((s) => html`<option value=${s}>${s}</option>`)}
+        </select></label
+      >
+      <label
+        >Action
+        <select id="history-action" value=${action} onChange=${(e) => setAction(e.currentTarget.value)}>
+          <option value="">any</option>
+          ${ACTIONS.map((a) => html`<option value=${a}>${a}</option>`)}
+        </select></label
+      >
+      ${
+        who.seesAllTasks
+          ? html`<label
+              >User
+              <input
+                id="history-user"
+                type="search"
+                value=${user}
+                placeholder="any"
+                onInput=${(e) => setUser(e.currentTarget.value)}
+            /></label>`
+          : null
+      }
+    </div>
+    ${error ? html`<p class="field-error" role="alert">${error}</p>` : null}
+    <ul class="task-list">
+      ${shown.map(
+        (task) =>
+          html`<li key=${task.taskId}>
+            <button
+              type="button"
+              class=${`task-item${task.taskId === openTaskId ? ' open' : ''}`}
+              data-history-task=${task.taskId}
+              data-status=${task.status}
+              aria-current=${task.taskId === openTaskId ? 'true' : undefined}
+              onClick=${() => onOpen(task.taskId)}
+            >
+              <span class="task-item-head">
+                <strong>${task.action}</strong>
+                <span class=${`status-pill ${task.status}`}>${task.status}</span>
+                <span class="muted">${task.total} node${task.total === 1 ? '' : 's'}</span>
+              </span>
+              <${Bar}
+                percent=${task.total ? Math.floor((task.done * 10000) / task.total) / 100 : 0}
+                done=${task.done}
+                total=${task.total}
+                failed=${task.failed > 0}
+              />
+              <span class="muted">${task.userId} · ${formatTime(task.createdAt)}</span>
+            </button>
+          </li>`,
+      )}
+      ${shown.length === 0 ? html`<li class="muted">No task${status || action || user ? ' matches' : ' yet'}.</li>` : null}
+    </ul>
+  </section>`;
+}
