@@ -338,6 +338,13 @@ const INITIAL_FIELDS = {
   copyMode: 'merge',
 };
 
+/** What the form says once the server accepted the batch. */
+function startedText({ taskId, dryRun, action }) {
+  return dryRun
+    ? `Dry run started (task ${taskId}): its rows say per node what would be evicted and what blocks it`
+    : `${action} started (task ${taskId})`;
+}
+
 /** `onStarted(taskId)` opens the task the form started. */
 export function ActionPanel({ who, selected, nodes, onStarted }) {
   const forms = FORMS.filter((form) => who.actions.includes(form.action));
@@ -461,12 +468,7 @@ export function ActionPanel({ who, selected, nodes, onStarted }) {
         </button>
         ${
           started
-            ? html`<span class="muted" role="status" id="action-started"
-                >${started.dryRun ? 'Dry run' : started.action} started: task
-                ${started.taskId}${
-                  started.dryRun ? ' — its rows say per node what would be evicted and what blocks it' : ''
-                }</span
-              >`
+            ? html`<span class="muted" role="status" id="action-started">${startedText(started)}</span>`
             : null
         }
       </div>

@@ -28,7 +28,8 @@ function Outcome({ state }) {
 }
 
 function NodeRow({ node, now }) {
-  const message = node.progress?.message ?? node.message ?? '';
+  // The end's message (NodeSucceeded, NodeSkipped) once there is one, else the latest progress.
+  const message = node.message ?? node.progress?.message ?? '';
   const waitingForBudget = node.status !== 'succeeded' && BUDGET_WAIT.test(message);
   const end = node.finishedAt ? Date.parse(node.finishedAt) : now;
   const duration = node.startedAt ? formatDuration(end - Date.parse(node.startedAt)) : '';
@@ -39,7 +40,7 @@ function NodeRow({ node, now }) {
     data-node-status=${node.status}
   >
     <td class="name">${node.node}</td>
-    <td><span class=${`status-pill ${node.status}`}>${node.status}</span>${progress}</td>
+    <td class="status"><span class=${`status-pill ${node.status}`}>${node.status}</span>${progress}</td>
     <td class="num">${node.attempts || ''}</td>
     <td class="message">
       ${waitingForBudget ? html`<span class="badge budget">waiting for disruption budget</span> ` : null}${message}
