@@ -6,6 +6,41 @@ import { FieldError, errorFor, html } from './ui.js';
 
 const EFFECTS = ['NoSchedule', 'PreferNoSchedule', 'NoExecute'];
 
+/** The drain's text and number options: the form field, the param it sets, how it is shown. */
+const DRAIN_FIELDS = [
+  {
+    id: 'drain-grace',
+    param: 'gracePeriodSeconds',
+    type: 'number',
+    min: '0',
+    label: 'Grace period (s)',
+    placeholder: "pod's own",
+  },
+  {
+    id: 'drain-timeout',
+    param: 'timeoutSeconds',
+    type: 'number',
+    min: '1',
+    label: 'Timeout per node (s)',
+    placeholder: '300',
+  },
+  {
+    id: 'drain-pod-selector',
+    param: 'podSelector',
+    type: 'text',
+    label: 'Pod selector',
+    placeholder: 'all pods',
+  },
+  {
+    id: 'drain-skip-wait',
+    param: 'skipWaitForDeleteTimeoutSeconds',
+    type: 'number',
+    min: '0',
+    label: 'Skip wait for deleted pods after (s)',
+    placeholder: '0 = always wait',
+  },
+];
+
 /** The forms, each with the batch action it runs. */
 const FORMS = [
   { id: 'cordon', action: 'cordon', label: 'Cordon' },
@@ -72,12 +107,7 @@ const PARAMS = {
 const FIELDS = {
   cordon: [],
   uncordon: [],
-  drain: [
-    'body.params.gracePeriodSeconds',
-    'body.params.timeoutSeconds',
-    'body.params.podSelector',
-    'body.params.skipWaitForDeleteTimeoutSeconds',
-  ],
+  drain: DRAIN_FIELDS.map((field) => `body.params.${field.param}`),
   label: ['body.params.set', 'body.params.remove'],
   taint: ['body.params.add', 'body.params.remove'],
   'copy-taints': ['body.params.copyFrom', 'body.params.mode'],
@@ -130,44 +160,20 @@ function DrainFields({ f, set, err }) {
       onChange=${(v) => set('deleteEmptyDirData', v)}
     />
     <div class="grid">
-      <${TextField}
-        id="drain-grace"
-        type="number"
-        min="0"
-        label="Grace period (s)"
-        placeholder="pod's own"
-        value=${f.gracePeriodSeconds}
-        onInput=${(v) => set('gracePeriodSeconds', v)}
-        error=${err('body.params.gracePeriodSeconds')}
-      />
-      <${TextField}
-        id="drain-timeout"
-        type="number"
-        min="1"
-        label="Timeout per node (s)"
-        placeholder="300"
-        value=${f.timeoutSeconds}
-        onInput=${(v) => set('timeoutSeconds', v)}
-        error=${err('body.params.timeoutSeconds')}
-      />
-      <${TextField}
-        id="drain-pod-selector"
-        label="Pod selector"
-        placeholder="all pods"
-        value=${f.podSelector}
-        onInput=${(v) => set('podSelector', v)}
-        error=${err('body.params.podSelector')}
-      />
-      <${TextField}
-        id="drain-skip-wait"
-        type="number"
-        min="0"
-        label="Skip wait for deleted pods after (s)"
-        placeholder="0 = always wait"
-        value=${f.skipWaitForDeleteTimeoutSeconds}
-        onInput=${(v) => set('skipWaitForDeleteTimeoutSeconds', v)}
-        error=${err('body.params.skipWaitForDeleteTimeoutSeconds')}
-      />
+      ${DRAIN_FIELDS.map(
+        (field) =>
+          html`<${TextField}
+            key=${field.param}
+            id=${field.id}
+            type=${field.type}
+            min=${field.min}
+            label=${field.label}
+            placeholder=${field.placeholder}
+            value=${f[field.param]}
+            onInput=${(v) => set(field.param, v)}
+            error=${err(`body.params.${field.param}`)}
+          />`,
+      )}
     </div>
   </fieldset>`;
 }

@@ -8,6 +8,17 @@ const ACTIONS = ['cordon', 'uncordon', 'drain', 'label', 'taint'];
 const REFRESH_MS = 3000;
 const LIMIT = 100;
 
+/** A select with `any` first. */
+function Choice({ id, label, value, options, onChange }) {
+  return html`<label
+    >${label}
+    <select id=${id} value=${value} onChange=${(e) => onChange(e.currentTarget.value)}>
+      <option value="">any</option>
+      ${options.map((option) => html`<option value=${option}>${option}</option>`)}
+    </select></label
+  >`;
+}
+
 /** `who.seesAllTasks`: the list holds every user's tasks, so it can be filtered by user. */
 export function History({ who, openTaskId, onOpen, refreshKey }) {
   const [status, setStatus] = useState('');
@@ -43,20 +54,20 @@ export function History({ who, openTaskId, onOpen, refreshKey }) {
   return html`<section class="panel history" aria-labelledby="history-title">
     <h2 id="history-title">Tasks</h2>
     <div class="filters">
-      <label
-        >Status
-        <select id="history-status" value=${status} onChange=${(e) => setStatus(e.currentTarget.value)}>
-          <option value="">any</option>
-          ${STATUSES.map((s) => html`<option value=${s}>${s}</option>`)}
-        </select></label
-      >
-      <label
-        >Action
-        <select id="history-action" value=${action} onChange=${(e) => setAction(e.currentTarget.value)}>
-          <option value="">any</option>
-          ${ACTIONS.map((a) => html`<option value=${a}>${a}</option>`)}
-        </select></label
-      >
+      <${Choice}
+        id="history-status"
+        label="Status"
+        value=${status}
+        options=${STATUSES}
+        onChange=${setStatus}
+      />
+      <${Choice}
+        id="history-action"
+        label="Action"
+        value=${action}
+        options=${ACTIONS}
+        onChange=${setAction}
+      />
       ${
         who.seesAllTasks
           ? html`<label
