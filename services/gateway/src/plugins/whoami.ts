@@ -10,7 +10,7 @@ interface WhoamiPluginOptions {
 }
 
 /** What GET /api/v1/whoami answers: the caller and what the policy lets them do. */
-export type WhoamiResponse = { signedIn: false } | SignedIn;
+type WhoamiResponse = { signedIn: false } | SignedIn;
 
 interface SignedIn {
   signedIn: true;
