@@ -155,7 +155,7 @@ describe.skipIf('reason' in found && !ON_CI)('the operator console in headless C
     await db?.drop();
   }, SERVICES_STOP_TIMEOUT_MS);
 
-  it('selects nodes by label, dry-runs and drains them, follows every node on the other gateway, cancels a task, and offers a viewer no action', async () => {
+  it('selects nodes by label, dry-runs and drains them, follows every node on the other gateway, cancels a task, labels and copies taints, and offers a viewer no action', async () => {
     const admin = await tokenFor('alice', 'admin');
     const urlA = gatewayA.ready.gatewayUrl as string;
     const urlB = gatewayB.ready.gatewayUrl as string;
@@ -272,6 +272,35 @@ describe.skipIf('reason' in found && !ON_CI)('the operator console in headless C
     );
     expect(await pageA.locator('section.task button.cancel').count()).toBe(0);
 
+    // Labels from rows of key and value: a key the API refuses is named under the rows; then set.
+    await pageA.locator('#tab-label').click();
+    await pageA.locator('#label-key-0').fill('bad key!');
+    await pageA.locator('#label-value-0').fill('blue');
+    await pageA.locator('#run-action').click();
+    await expect
+      .poll(() => pageA.locator('.action-form .field-error').first().textContent())
+      .toMatch(/body\.params\.set/);
+    // Next to the rows, not as the form's general error.
+    expect(await pageA.locator('.action-form .form-error').count()).toBe(0);
+    await pageA.locator('#label-key-0').fill('team');
+    await pageA.locator('#run-action').click();
+    const labelId = await openTaskId(pageA, cordonId);
+    await waitForTaskStatus(pageA, labelId, 'completed');
+    expect(await pageA.locator('section.task').getAttribute('data-succeeded')).toBe(String(NODES));
+
+    // Copy taints from a node picked in the list, replacing the targets' own.
+    await pageA.locator('#tab-copy-taints').click();
+    await pageA.locator('#copy-from-picker').selectOption('sim-node-1');
+    expect(await pageA.locator('#copy-from').inputValue()).toBe('sim-node-1');
+    await pageA.locator('input[name="copy-mode"][value="replace"]').check();
+    await pageA.locator('#run-action').click();
+    const copyId = await openTaskId(pageA, labelId);
+    await waitForTaskStatus(pageA, copyId, 'completed');
+    const copy = (await (
+      await fetch(`${urlA}/api/v1/tasks/${copyId}`, { headers: { authorization: `Bearer ${admin}` } })
+    ).json()) as { action: string; params: unknown };
+    expect(copy).toMatchObject({ action: 'taint', params: { copyFrom: 'sim-node-1', mode: 'replace' } });
+
     await pageB.screenshot({ path: `${ARTIFACTS}console-1280.png`, fullPage: true });
     await pageB.setViewportSize({ width: 390, height: 844 });
     await pageB.screenshot({ path: `${ARTIFACTS}console-phone.png`, fullPage: true });
@@ -291,11 +320,11 @@ describe.skipIf('reason' in found && !ON_CI)('the operator console in headless C
     await viewer.locator('#token').waitFor();
     expect(await viewer.evaluate(() => sessionStorage.getItem('nodebatch_token'))).toBeNull();
 
-    // No console error anywhere, except what the test caused: Chromium logs the two requests it
-    // made refuse (the bad selector, the bad pod selector), and page B's failed connections while
-    // its gateway was down.
+    // No console error anywhere, except what the test caused: Chromium logs the three requests it
+    // made refuse (the bad selector, pod selector and label key), and page B's failed connections
+    // while its gateway was down.
     const refused = (problem: { text: string }) => /status of 400 \(Bad Request\)/.test(problem.text);
-    expect(problemsA.list.filter(refused)).toHaveLength(2);
+    expect(problemsA.list.filter(refused)).toHaveLength(3);
     expect(problemsA.list.filter((problem) => !refused(problem))).toEqual([]);
     expect(problemsViewer.list).toEqual([]);
     expect(
