@@ -41,12 +41,12 @@ function NodeRow({ node, now }) {
   >
     <td class="name">${node.node}</td>
     <td class="status"><span class=${`status-pill ${node.status}`}>${node.status}</span>${progress}</td>
-    <td class="num">${node.attempts || ''}</td>
+    <td class="num attempt" title="attempt">${node.attempts || ''}</td>
     <td class="message">
       ${waitingForBudget ? html`<span class="badge budget">waiting for disruption budget</span> ` : null}${message}
     </td>
     <td class="error">${node.error ?? ''}</td>
-    <td class="num">${duration}</td>
+    <td class="num duration">${duration}</td>
   </tr>`;
 }
 
