@@ -155,7 +155,7 @@ describe.skipIf('reason' in found && !ON_CI)('the operator console in headless C
     await db?.drop();
   }, SERVICES_STOP_TIMEOUT_MS);
 
-  it('selects nodes by label, dry-runs and drains them, follows every node on the other gateway, cancels a task, labels and copies taints, and offers a viewer no action', async () => {
+  it('selects nodes by label, dry-runs and drains them, follows every node on the other gateway, cancels a task, labels and copies taints, shows a refusal, and offers each role only its actions', async () => {
     const admin = await tokenFor('alice', 'admin');
     const urlA = gatewayA.ready.gatewayUrl as string;
     const urlB = gatewayB.ready.gatewayUrl as string;
@@ -307,6 +307,27 @@ describe.skipIf('reason' in found && !ON_CI)('the operator console in headless C
     // At phone width nothing is wider than the screen but the tables, which scroll in their box.
     expect(await pageB.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
 
+    // An operator is offered no drain, and a label under a protected prefix is refused with the rule.
+    const operator = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const problemsOperator = watchProblems(operator);
+    await signIn(operator, urlA, await tokenFor('olga', 'operator'));
+    await operator.locator('[data-node-row]').first().waitFor();
+    expect(await operator.locator('[role="tab"]').allTextContents()).toEqual([
+      'Cordon',
+      'Uncordon',
+      'Labels',
+      'Taints',
+      'Copy taints',
+    ]);
+    await operator.locator('[aria-label="select sim-node-3"]').check();
+    await operator.locator('#tab-label').click();
+    await operator.locator('#label-key-0').fill('node-role.kubernetes.io/gpu');
+    await operator.locator('#run-action').click();
+    await expect
+      .poll(() => operator.locator('.action-form .form-error').textContent())
+      .toMatch(/^Refused: role operator may not change the label "node-role\.kubernetes\.io\/gpu"/);
+    expect(await operator.locator('section.task').count()).toBe(0);
+
     // A viewer sees the nodes and the tasks, and no action to run.
     const viewer = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     const problemsViewer = watchProblems(viewer);
@@ -327,6 +348,9 @@ describe.skipIf('reason' in found && !ON_CI)('the operator console in headless C
     expect(problemsA.list.filter(refused)).toHaveLength(3);
     expect(problemsA.list.filter((problem) => !refused(problem))).toEqual([]);
     expect(problemsViewer.list).toEqual([]);
+    expect(problemsOperator.list.map((problem) => problem.text)).toEqual([
+      expect.stringMatching(/status of 403 \(Forbidden\)/),
+    ]);
     expect(
       problemsB.list.filter(
         (problem) =>
