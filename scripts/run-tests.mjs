@@ -73,7 +73,8 @@ const { passed, failed, skipped } = summariseReports({
   onCi: Boolean(process.env.CI) && process.env.CI !== 'false',
 });
 const checksFailed = checks.filter((status) => status !== 0).length;
-if (checksFailed > 0) console.error(`[test] ${checksFailed} of build/typecheck/lint, format and dead-export checks failed`);
+if (checksFailed > 0)
+  console.error(`[test] ${checksFailed} of build/typecheck/lint, format and dead-export checks failed`);
 console.log(nodeLine);
 console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
 process.exit(failed > 0 || tests !== 0 || checksFailed > 0 ? 1 : 0);

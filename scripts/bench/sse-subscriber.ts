@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
-import { causeText, openEventStream, type EventStreamConnection } from '@nodebatch/client';
+import { openEventStream, type EventStreamConnection } from '@nodebatch/client';
+import { describeCauses } from '@nodebatch/progress';
 
 /** Wall-clock now in ms with sub-ms precision (same clock as the producers' Date on this machine). */
 const wallNow = (): number => performance.timeOrigin + performance.now();
@@ -100,7 +101,7 @@ export class SseSubscriber {
     try {
       connection = await openEventStream(url);
     } catch (err) {
-      if (!this.#closed) this.error = causeText(err);
+      if (!this.#closed) this.error = describeCauses(err);
       throw err;
     }
     this.#connection = connection;
@@ -122,7 +123,7 @@ export class SseSubscriber {
     // Dropped before the end (e.g. the gateway shed a slow client): resume like EventSource.
     this.reconnects++;
     setTimeout(() => {
-      if (!this.#closed) this.open().catch((err: unknown) => (this.error = causeText(err)));
+      if (!this.#closed) this.open().catch((err: unknown) => (this.error = describeCauses(err)));
     }, 50);
   }
 

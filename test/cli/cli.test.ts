@@ -71,7 +71,8 @@ describe('nodebatch without a terminal', { timeout: 480_000 }, () => {
     const lines = linesOf(run.stdout());
     expect(lines[0]).toMatch(/^task \S+: cordon of 4 nodes$/);
     expect(lines.map(succeededNode).filter(Boolean).sort()).toEqual(nodes(3, 4).sort());
-    expect(lines.at(-1)).toMatch(/^task \S+ completed: 4 succeeded, 0 failed, 0 skipped of 4$/);
+    expect(lines[1]).toBe('simulated cluster: no real node is changed');
+    expect(lines.at(-1)).toMatch(/^task \S+ completed \(simulated\): 4 succeeded, 0 failed, 0 skipped of 4$/);
     expect(run.stdout()).not.toContain('\r');
   });
 
@@ -81,7 +82,7 @@ describe('nodebatch without a terminal', { timeout: 480_000 }, () => {
     const lines = linesOf(run.stdout());
     expect(lines.map(succeededNode)).toContain('sim-node-7');
     expect(lines.find((line) => line.startsWith('no-such-node: failed: '))).toMatch(/not found/);
-    expect(lines.at(-1)).toMatch(/completed: 1 succeeded, 1 failed, 0 skipped of 2$/);
+    expect(lines.at(-1)).toMatch(/completed \(simulated\): 1 succeeded, 1 failed, 0 skipped of 2$/);
   });
 
   it('--output json prints every event once as a JSON line, in seq order', async () => {
@@ -170,9 +171,13 @@ describe('nodebatch without a terminal', { timeout: 480_000 }, () => {
     const cancel = runCli(['cancel', taskId], cliEnv);
     expect(await tasks.exited, tasks.stderr()).toBe(0);
     expect(linesOf(tasks.stdout())[0]).toMatch(/^TASK\s+ACTION\s+STATUS\s+DONE/);
-    expect(tasks.stdout()).toMatch(new RegExp(`${taskId}\\s+cordon\\s+completed\\s+1/1`));
+    expect(tasks.stdout()).toMatch(
+      new RegExp(`${taskId}\\s+cordon\\s+completed\\s+1/1\\s.*\\sdefault$`, 'm'),
+    );
     expect(await one.exited).toBe(0);
-    expect(one.stdout()).toBe(`task ${taskId} completed: 1 succeeded, 0 failed, 0 skipped of 1\n`);
+    expect(one.stdout()).toBe(
+      `task ${taskId} completed (simulated): 1 succeeded, 0 failed, 0 skipped of 1\n`,
+    );
     expect(await cancel.exited).toBe(1);
     expect(cancel.stderr()).toContain('TASK_ALREADY_ENDED');
   });
@@ -237,7 +242,7 @@ describe('nodebatch without a terminal', { timeout: 480_000 }, () => {
     const nodeLines = lines.filter((line) => succeededNode(line) !== undefined);
     expect(nodeLines).toHaveLength(batch.length);
     expect(new Set(nodeLines).size).toBe(batch.length);
-    expect(lines.at(-1)).toMatch(/completed: 30 succeeded, 0 failed, 0 skipped of 30$/);
+    expect(lines.at(-1)).toMatch(/completed \(simulated\): 30 succeeded, 0 failed, 0 skipped of 30$/);
   });
 });
 
@@ -249,7 +254,7 @@ describe('nodebatch in a terminal', { timeout: 480_000 }, () => {
     expect(screen).toMatch(/\r\[#*-*\] +\d+% \d+\/5 nodes/);
     expect(screen).toContain('\u001b[K');
     expect(screen).toMatch(/sim-node-84: succeeded/);
-    expect(screen).toMatch(/completed: 5 succeeded, 0 failed, 0 skipped of 5\r?\n$/);
+    expect(screen).toMatch(/completed \(simulated\): 5 succeeded, 0 failed, 0 skipped of 5\r?\n$/);
   });
 
   it('on Ctrl-C asks whether to cancel; yes cancels the task and exits 130', async () => {

@@ -8,25 +8,22 @@ import {
   WatchGaveUpError,
 } from '@nodebatch/client';
 import type { StoredEvent } from '@nodebatch/progress';
-import { createTestDatabase, freePort, sharedRedisUrl, uniqueName } from '@nodebatch/testkit';
-import type { TestDatabase } from '@nodebatch/testkit';
+import { freePort } from '@nodebatch/testkit';
 import { firstValueFrom, lastValueFrom, toArray } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SignJWT } from 'jose';
 import {
   SERVICES_START_TIMEOUT_MS,
   SERVICES_STOP_TIMEOUT_MS,
-  serviceEnv,
-  spawnService,
+  startReplicas,
   tokenFor,
 } from '../gateway/services.js';
-import type { ServiceProcess } from '../gateway/services.js';
+import type { ReplicaSetup, ServiceProcess } from '../gateway/services.js';
 
 const NODES = Array.from({ length: 40 }, (_, i) => `sim-node-${i + 1}`);
 const oneTo = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
 
-let db: TestDatabase;
-let worker: ServiceProcess;
+let setup: ReplicaSetup;
 let gatewayA: ServiceProcess;
 let gatewayB: ServiceProcess;
 let token: string;
@@ -34,24 +31,13 @@ let token: string;
 const urlOf = (gateway: ServiceProcess) => gateway.ready.gatewayUrl as string;
 
 beforeAll(async () => {
-  db = await createTestDatabase({ prefix: 'e2e_client' });
-  const env = serviceEnv(db.url, {
-    REDIS_URL: sharedRedisUrl(),
-    QUEUE_NAME: uniqueName('e2e_client_q'),
-    NODEBATCH_SIM_NODES: '60',
-    // 40 nodes, 2 at a time, 250 ms each: a batch runs for about 5 s,
-    // long enough to kill a gateway or cancel in the middle of it.
-    NODEBATCH_SIM_LATENCY_MS: '250',
-    WORKER_SHUTDOWN_GRACE_MS: '1000',
-  });
-  worker = await spawnService('worker', env);
-  [gatewayA, gatewayB] = await Promise.all([spawnService('gateway', env), spawnService('gateway', env)]);
+  setup = await startReplicas('e2e_client');
+  [gatewayA, gatewayB] = setup.gateways;
   token = await tokenFor('client-user');
 }, SERVICES_START_TIMEOUT_MS);
 
 afterAll(async () => {
-  await Promise.all([gatewayA?.kill(), gatewayB?.stop(), worker?.stop()]);
-  await db?.drop();
+  await setup?.close();
 }, SERVICES_STOP_TIMEOUT_MS);
 
 describe('@nodebatch/client against real gateways', () => {
@@ -144,6 +130,15 @@ describe('@nodebatch/client against real gateways', () => {
     expect(events.map((event) => event.seq)).toEqual(oneTo(events.length));
     expect(events.at(-1)?.type).toBe('TaskCancelled');
     expect(events.filter((event) => event.type === 'CancelRequested')).toHaveLength(1);
+    // The worker, another process, stopped: no more than the one node it may have been starting
+    // as the cancel arrived (concurrency 1) began after it, and most nodes were never touched.
+    const cancelledAt = events.findIndex((event) => event.type === 'CancelRequested');
+    const startedAfter = events.slice(cancelledAt).filter((event) => event.type === 'NodeStarted');
+    expect(startedAfter.length).toBeLessThanOrEqual(1);
+    const outcome = events.at(-1)!;
+    expect(outcome.type === 'TaskCancelled' && outcome.data.notStarted.length).toBeGreaterThan(
+      NODES.length / 2,
+    );
     const again = await client.cancelTask(taskId).catch((error: unknown) => error);
     expect(again).toBeInstanceOf(ConflictError);
     expect(again).toMatchObject({ status: 409, code: 'TASK_ALREADY_ENDED' });
@@ -166,6 +161,15 @@ describe('@nodebatch/client against real gateways', () => {
     const refused = await operator.listAudit().catch((error: unknown) => error);
     expect(refused).toBeInstanceOf(ForbiddenError);
     expect(refused).toMatchObject({ status: 403 });
+  });
+
+  it('lists every node of the cluster across the pages the gateway serves', async () => {
+    const client = new NodebatchClient({ url: urlOf(gatewayA), token });
+    // 60 simulated nodes, 25 per request: three pages.
+    const nodes = await client.listNodes({ limit: 25 });
+    expect(nodes.map((node) => node.name).sort()).toEqual(
+      Array.from({ length: 60 }, (_, i) => `sim-node-${i + 1}`).sort(),
+    );
   });
 
   it('gives up after giveUpAfterMs with an error saying how long it tried and what it saw last', async () => {

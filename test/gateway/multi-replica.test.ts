@@ -1,25 +1,21 @@
 import { recordEventStream } from '@nodebatch/client/testing';
 import type { EventStreamRecording } from '@nodebatch/client/testing';
 import type { StoredEvent } from '@nodebatch/progress';
-import { createTestDatabase, sharedRedisUrl, uniqueName } from '@nodebatch/testkit';
-import type { TestDatabase } from '@nodebatch/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import {
   SERVICES_START_TIMEOUT_MS,
   SERVICES_STOP_TIMEOUT_MS,
   postJson,
-  serviceEnv,
-  spawnService,
+  startReplicas,
   tokenFor,
 } from './services.js';
-import type { ServiceProcess } from './services.js';
+import type { ReplicaSetup, ServiceProcess } from './services.js';
 
 const TERMINAL = new Set(['TaskCompleted', 'TaskCancelled', 'TaskFailed']);
 const NODES = Array.from({ length: 40 }, (_, i) => `sim-node-${i + 1}`);
 
-let db: TestDatabase;
-let worker: ServiceProcess;
+let setup: ReplicaSetup;
 let gatewayA: ServiceProcess;
 let gatewayB: ServiceProcess;
 let token: string;
@@ -27,25 +23,13 @@ let token: string;
 const urlOf = (gateway: ServiceProcess) => gateway.ready.gatewayUrl as string;
 
 beforeAll(async () => {
-  db = await createTestDatabase({ prefix: 'e2e_gw' });
-  const env = serviceEnv(db.url, {
-    REDIS_URL: sharedRedisUrl(),
-    QUEUE_NAME: uniqueName('e2e_gw_q'),
-    NODEBATCH_SIM_NODES: '60',
-    // 40 nodes, 2 at a time, 250 ms each: the batch runs for about 5 s,
-    // long enough to kill a gateway in the middle of it.
-    NODEBATCH_SIM_LATENCY_MS: '250',
-    WORKER_SHUTDOWN_GRACE_MS: '1000',
-  });
-  // The worker first: it runs the migrations the gateways then find done.
-  worker = await spawnService('worker', env);
-  [gatewayA, gatewayB] = await Promise.all([spawnService('gateway', env), spawnService('gateway', env)]);
+  setup = await startReplicas('e2e_gw');
+  [gatewayA, gatewayB] = setup.gateways;
   token = await tokenFor('operator');
 }, SERVICES_START_TIMEOUT_MS);
 
 afterAll(async () => {
-  await Promise.all([gatewayA?.stop(), gatewayB?.kill(), worker?.stop()]);
-  await db?.drop();
+  await setup?.close();
 }, SERVICES_STOP_TIMEOUT_MS);
 
 async function submit(gateway: ServiceProcess): Promise<string> {

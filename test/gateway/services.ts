@@ -1,6 +1,8 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { createTestDatabase, sharedRedisUrl, uniqueName } from '@nodebatch/testkit';
+import type { TestDatabase } from '@nodebatch/testkit';
 import { SignJWT } from 'jose';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -41,9 +43,10 @@ export interface ServiceProcess {
 export function spawnService(
   command: 'gateway' | 'worker',
   env: Record<string, string>,
-  options: { readyTimeoutMs?: number } = {},
+  options: { readyTimeoutMs?: number; args?: readonly string[] } = {},
 ): Promise<ServiceProcess> {
-  const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', CLI, command], {
+  const argv = ['--conditions=source', '--import', 'tsx', CLI, command, ...(options.args ?? [])];
+  const child = spawn(process.execPath, argv, {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -144,3 +147,40 @@ export async function postJson(
  */
 export const SERVICES_START_TIMEOUT_MS = 240_000;
 export const SERVICES_STOP_TIMEOUT_MS = 60_000;
+
+/** One database, one worker and two gateways on the simulated cluster: the multi-replica setup. */
+export interface ReplicaSetup {
+  readonly db: TestDatabase;
+  readonly worker: ServiceProcess;
+  readonly gateways: readonly [ServiceProcess, ServiceProcess];
+  /** Ends the three processes (a gateway a test killed already is fine) and drops the database. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the worker first (it runs the migrations the gateways then find
+ * done), then two gateways, all on one database and one queue over the shared
+ * Redis. 40 of the 60 simulated nodes, 2 at a time, 250 ms each make a batch
+ * that runs for about 5 s: long enough to kill a gateway or cancel mid-run.
+ */
+export async function startReplicas(prefix: string): Promise<ReplicaSetup> {
+  const db = await createTestDatabase({ prefix });
+  const env = serviceEnv(db.url, {
+    REDIS_URL: sharedRedisUrl(),
+    QUEUE_NAME: uniqueName(`${prefix}_q`),
+    NODEBATCH_SIM_NODES: '60',
+    NODEBATCH_SIM_LATENCY_MS: '250',
+    WORKER_SHUTDOWN_GRACE_MS: '1000',
+  });
+  const worker = await spawnService('worker', env);
+  const gateways = await Promise.all([spawnService('gateway', env), spawnService('gateway', env)]);
+  return {
+    db,
+    worker,
+    gateways,
+    close: async () => {
+      await Promise.all([...gateways.map((gateway) => gateway.kill()), worker.stop()]);
+      await db.drop();
+    },
+  };
+}

@@ -19,6 +19,7 @@ import {
   progressEvent,
   publish,
   range,
+  throughRuntime,
   withClient,
 } from './support.js';
 
@@ -254,8 +255,7 @@ describe('notifier at run time', () => {
       };
       const thresholds = Object.keys(steps).map(Number);
       await publish({
-        append: (id, events, options) => runtime.notifier.append(id, events, options),
-        latestSeq: async (id) => (await runtime.store.latestSeqs([id])).get(id) ?? 0,
+        ...throughRuntime(runtime),
         taskId,
         total,
         async onAppended(seq) {

@@ -4,6 +4,7 @@ import { createRuntime } from '@nodebatch/runtime';
 import type { Runtime } from '@nodebatch/runtime';
 import { createTestDatabase, sharedDatabaseUrl, uniqueName } from '@nodebatch/testkit';
 import type { TestDatabase } from '@nodebatch/testkit';
+import { dropPostgresNotifications, startDroppingProxy } from './dropping-proxy.js';
 import {
   captureLogger,
   collectSeqs,
@@ -11,6 +12,7 @@ import {
   configFor,
   countListeners,
   created,
+  expectStaysOnPolling,
   progressEvent,
   withClient,
 } from './support.js';
@@ -92,5 +94,34 @@ describe('postgres transport through the runtime', () => {
     const delivered = await Promise.all(subscribers);
     expect(delivered.every((event) => event.seq === 3)).toBe(true);
     expect(await countListeners(sharedDatabaseUrl(), db.name)).toBe(1);
+  });
+
+  it('stays on polling, and polling delivers everything, when LISTEN succeeds but no notification comes back', async () => {
+    const config = configFor(db.url, { PROGRESS_NOTIFY_TYPE: 'postgres', PROGRESS_POLL_INTERVAL: '100' });
+    const proxy = await startDroppingProxy(
+      { host: config.database.host, port: config.database.port },
+      dropPostgresNotifications,
+    );
+    const { logger, lines } = captureLogger('debug');
+    const quiet = await createRuntime({
+      config,
+      logger,
+      listenerDatabase: { ...config.database, host: '127.0.0.1', port: proxy.port },
+      notifierRetry: { minDelayMs: 200, maxDelayMs: 1_000 },
+    });
+    try {
+      // The listener connected and LISTENs, but its probe never came back.
+      expect(quiet.notifier.info).toMatchObject({
+        configured: 'postgres',
+        active: 'polling',
+        fallback: true,
+      });
+      expect(quiet.notifier.info.reason).toMatch(/notifications never reached the LISTEN connection/);
+      await expectStaysOnPolling(quiet, lines, 'postgres');
+      expect(proxy.dropped).toBeGreaterThan(0);
+    } finally {
+      await quiet.close();
+      await proxy.close();
+    }
   });
 });

@@ -2,7 +2,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRuntime } from '@nodebatch/runtime';
 import { createTestDatabase, freePort, startRedis, uniqueName } from '@nodebatch/testkit';
 import type { RedisServer, TestDatabase } from '@nodebatch/testkit';
-import { captureLogger, collectSeqs, configFor, created, publish, range } from './support.js';
+import { dropRedisMessages, startDroppingProxy } from './dropping-proxy.js';
+import {
+  captureLogger,
+  collectSeqs,
+  configFor,
+  created,
+  expectStaysOnPolling,
+  onConfiguredTransport,
+  publish,
+  range,
+  recordHints,
+  throughRuntime,
+} from './support.js';
 
 /**
  * The Redis transport as services use it, through createRuntime and its
@@ -23,7 +35,7 @@ afterAll(async () => {
 });
 
 describe('redis transport through the runtime', () => {
-  it('delivers 10,000 events exactly once, in order, while Redis restarts twice', async () => {
+  it('delivers 10,000 events exactly once, in order, while Redis restarts twice, and Redis delivers again after each', async () => {
     const { logger } = captureLogger('info');
     const runtime = await createRuntime({
       config: configFor(db.url, {
@@ -41,26 +53,72 @@ describe('redis transport through the runtime', () => {
       const taskId = uniqueName('task');
       await runtime.notifier.append(taskId, [created()], { expectedSeq: 0 });
       const received = collectSeqs(runtime.streams, taskId, 150_000);
-      const restarts = [3_000, 6_000];
-      const restarting: Promise<void>[] = [];
-      let current: Promise<void> | null = null;
+      const observed = recordHints(runtime, taskId);
+      const stops = [3_000, 6_000];
+      /** Per restart: the seq published when Redis stopped, and when Redis delivered again. */
+      const restarts: { stoppedAt: number; recoveredAt: number }[] = [];
+      let starting: Promise<void> | null = null;
       await publish({
-        append: (id, events, options) => runtime.notifier.append(id, events, options),
-        latestSeq: async (id) => (await runtime.store.latestSeqs([id])).get(id) ?? 0,
+        ...throughRuntime(runtime),
         taskId,
         total: 10_000,
-        onAppended(seq) {
-          if (current || restarts.length === 0 || seq < restarts[0]!) return;
-          restarts.shift();
-          current = redis.restart().finally(() => (current = null));
-          restarting.push(current);
+        async onAppended(seq) {
+          if (!starting) {
+            if (stops.length === 0 || seq < stops[0]!) return;
+            stops.shift();
+            // Held until Redis is down: the restart lands mid-stream, and appends go on while it is away.
+            await redis.stop();
+            restarts.push({ stoppedAt: seq, recoveredAt: 0 });
+            starting = redis.start();
+            return;
+          }
+          const restart = restarts.at(-1)!;
+          if (seq < restart.stoppedAt + 1_000) return;
+          // Held until the notifier delivers through Redis again: what follows must come by Redis.
+          await starting;
+          await onConfiguredTransport(runtime);
+          restart.recoveredAt = seq;
+          starting = null;
         },
       });
-      await Promise.all(restarting);
-      expect(restarting).toHaveLength(2);
       expect(await received).toEqual(range(1, 10_000));
+      observed.stop();
+      expect(restarts).toHaveLength(2);
+      for (const [index, { recoveredAt }] of restarts.entries()) {
+        const until = restarts[index + 1]?.stoppedAt ?? 10_000;
+        const after = observed.hints.filter((hint) => hint.seq > recoveredAt && hint.seq <= until);
+        // Published messages, not polling or the position check, announced what came after the restart.
+        expect(recoveredAt).toBeGreaterThan(0);
+        expect(after.filter((hint) => hint.active !== 'redis' || hint.fallback)).toEqual([]);
+        expect(after.filter((hint) => hint.pushed).length).toBeGreaterThan(0);
+      }
     } finally {
       await runtime.close();
+    }
+  });
+
+  it('stays on polling, and polling delivers everything, when Redis takes the subscription but no message comes back', async () => {
+    const proxy = await startDroppingProxy({ host: '127.0.0.1', port: redis.port }, dropRedisMessages);
+    const { logger, lines } = captureLogger('debug');
+    const runtime = await createRuntime({
+      config: configFor(db.url, {
+        PROGRESS_NOTIFY_TYPE: 'redis',
+        REDIS_URL: `redis://127.0.0.1:${proxy.port}`,
+        PROGRESS_POLL_INTERVAL: '100',
+      }),
+      logger,
+      redisChannel: uniqueName('progress'),
+      notifierRetry: { minDelayMs: 200, maxDelayMs: 1_000 },
+    });
+    try {
+      // The transport started (connected and subscribed), but its probe never came back.
+      expect(runtime.notifier.info).toMatchObject({ configured: 'redis', active: 'polling', fallback: true });
+      expect(runtime.notifier.info.reason).toMatch(/did not come back/);
+      await expectStaysOnPolling(runtime, lines, 'redis');
+      expect(proxy.dropped).toBeGreaterThan(0);
+    } finally {
+      await runtime.close();
+      await proxy.close();
     }
   });
 

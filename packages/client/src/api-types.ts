@@ -31,6 +31,8 @@ export interface TaskSummary {
   taskId: string;
   userId: string;
   action: BatchAction;
+  /** The named cluster the task runs on; null when its TaskCreated names none. */
+  cluster?: string | null;
   status: TaskStatus;
   total: number;
   done: number;
@@ -75,6 +77,8 @@ export interface ListNodesQuery {
   /** A label selector. */
   selector?: string;
   cluster?: string;
+  /** Nodes per request; listNodes still returns every page. */
+  limit?: number;
   [more: string]: string | number | undefined;
 }
 

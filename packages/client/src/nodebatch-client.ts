@@ -97,9 +97,19 @@ export class NodebatchClient {
 
   /** The cluster's nodes, optionally filtered by a label selector. */
   async listNodes(query: ListNodesQuery = {}): Promise<NodeInfo[]> {
-    const body = await this.#request('GET', '/api/v1/nodes', { query, idempotent: true });
-    // The gateway pages the listing as `{items, continue?}`.
-    return requireArray(body, 'items', 'GET /api/v1/nodes') as NodeInfo[];
+    // The gateway pages the listing as `{items, continue?}`: follow it to the end.
+    const nodes: NodeInfo[] = [];
+    let next: string | undefined;
+    do {
+      const page = next === undefined ? query : { ...query, continue: next };
+      const body = await this.#request('GET', '/api/v1/nodes', { query: page, idempotent: true });
+      nodes.push(...(requireArray(body, 'items', 'GET /api/v1/nodes') as NodeInfo[]));
+      const token = body.continue;
+      if (token !== undefined && token !== null && typeof token !== 'string')
+        throw new InvalidResponseError('GET /api/v1/nodes', '`continue` is not a string');
+      next = token ? token : undefined;
+    } while (next !== undefined);
+    return nodes;
   }
 
   /** One page of the audit trail, newest first (admins); pass `nextCursor` as `before` for the next. */

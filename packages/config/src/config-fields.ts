@@ -1,3 +1,4 @@
+import { clusterList } from './cluster-list.js';
 import { CLUSTER_MODES, LOG_LEVELS, NOTIFY_TYPES, ROLES, SSL_MODES } from './nodebatch-config.js';
 import {
   boolean,
@@ -339,6 +340,8 @@ export const CONFIG_FIELDS: readonly ConfigField[] = [
     default: () => 0,
   },
   { key: 'cluster.kubeconfig', env: ['KUBECONFIG'], value: text('a path to a kubeconfig file') },
+  // Unset: one cluster, named `default`, from the keys above (see clusterTargets).
+  { key: 'cluster.clusters', env: ['NODEBATCH_CLUSTERS'], value: clusterList() },
   {
     key: 'worker.jobConcurrency',
     env: ['WORKER_JOB_CONCURRENCY'],
@@ -353,6 +356,22 @@ export const CONFIG_FIELDS: readonly ConfigField[] = [
   },
   // The worker's /healthz and /readyz (Kubernetes probes); no listener unless asked for.
   { key: 'worker.healthPort', env: ['WORKER_HEALTH_PORT'], value: integer(0, 65535) },
+  {
+    // Finds tasks left running with no job behind them (a flushed queue, a
+    // removed job) and ends them; 0 turns the sweep off.
+    key: 'worker.orphanSweepIntervalMs',
+    env: ['WORKER_ORPHAN_SWEEP_INTERVAL_MS'],
+    value: milliseconds(0, 86_400_000),
+    default: () => 60_000,
+  },
+  {
+    // How long a run keeps retrying an append while the database is away
+    // before it stops and leaves the job to BullMQ's retry.
+    key: 'worker.appendRetryBudgetMs',
+    env: ['WORKER_APPEND_RETRY_BUDGET_MS'],
+    value: milliseconds(0, 3_600_000),
+    default: () => 30_000,
+  },
   { key: 'queue.name', env: ['QUEUE_NAME'], value: text('a queue name'), default: () => 'nodebatch-batches' },
   {
     key: 'eventStore.retentionDays',

@@ -1,3 +1,4 @@
+export { clusterTargets, SINGLE_CLUSTER_NAME, type ClusterTarget } from './cluster-list.js';
 export { ConfigError, type ConfigIssue } from './config-error.js';
 export {
   ACCEPTED_ENV_VARS,

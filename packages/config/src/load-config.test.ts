@@ -68,7 +68,12 @@ describe('defaults', () => {
     });
     expect(config.audit).toEqual({ retentionDays: 365 });
     expect(config.cluster).toEqual({ mode: 'kubernetes', simNodes: 50, simLatencyMs: 0, simFailureRate: 0 });
-    expect(config.worker).toEqual({ jobConcurrency: 4, shutdownGraceMs: 30000 });
+    expect(config.worker).toEqual({
+      jobConcurrency: 4,
+      shutdownGraceMs: 30000,
+      orphanSweepIntervalMs: 60000,
+      appendRetryBudgetMs: 30000,
+    });
     expect(config.queue).toEqual({ name: 'nodebatch-batches' });
     expect(config.eventStore).toEqual({ retentionDays: 7 });
     expect(config.log).toEqual({ level: 'info' });
@@ -166,6 +171,8 @@ describe('other environment variables', () => {
     ['KUBECONFIG', 'cluster.kubeconfig', '/home/me/.kube/config', '/home/me/.kube/config'],
     ['WORKER_JOB_CONCURRENCY', 'worker.jobConcurrency', '8', 8],
     ['WORKER_SHUTDOWN_GRACE_MS', 'worker.shutdownGraceMs', '1000', 1000],
+    ['WORKER_ORPHAN_SWEEP_INTERVAL_MS', 'worker.orphanSweepIntervalMs', '0', 0],
+    ['WORKER_APPEND_RETRY_BUDGET_MS', 'worker.appendRetryBudgetMs', '5000', 5000],
     ['QUEUE_NAME', 'queue.name', 'q1', 'q1'],
     ['EVENT_RETENTION_DAYS', 'eventStore.retentionDays', '30', 30],
     ['LOG_LEVEL', 'log.level', 'debug', 'debug'],

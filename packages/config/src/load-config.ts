@@ -131,10 +131,13 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
       continue;
     }
     const shown = field.secret ? '<hidden>' : JSON.stringify(candidate.raw);
+    const explained = field.value.explain?.(parsed.error);
     issues.push({
       key: field.key,
       source: candidate.where,
-      message: `${candidate.label}=${shown} (from ${candidate.where}): expected ${field.value.expected}`,
+      message: explained
+        ? `${candidate.label} (from ${candidate.where}): ${explained}; expected ${field.value.expected}`
+        : `${candidate.label}=${shown} (from ${candidate.where}): expected ${field.value.expected}`,
     });
   }
   if (!redisConfigured) sources.redis = 'default';
@@ -145,6 +148,15 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
       key: 'progress.notifyType',
       source: where,
       message: `progress.notifyType="redis" (from ${where}) needs Redis: set REDIS_URL or REDIS_HOST, or choose postgres or polling`,
+    });
+  }
+  if (values.get('cluster.mode') === 'simulated' && values.has('cluster.clusters')) {
+    // Asked to simulate, with real clusters listed: never guess which one was meant.
+    const where = describeSource(sources['cluster.mode'] ?? 'default');
+    issues.push({
+      key: 'cluster.mode',
+      source: where,
+      message: `cluster.mode="simulated" (from ${where}) applies only without cluster.clusters (from ${describeSource(sources['cluster.clusters'] ?? 'default')}); give the listed clusters that should be simulated mode: simulated instead`,
     });
   }
   if (issues.length > 0) throw new ConfigError(issues);

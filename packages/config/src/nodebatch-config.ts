@@ -127,6 +127,25 @@ export interface ClusterConfig {
   simLatencyMs: number;
   simFailureRate: number;
   kubeconfig?: string;
+  /**
+   * Named clusters (NODEBATCH_CLUSTERS, file `cluster.clusters`); unset: one
+   * cluster named `default` from the keys above. See clusterTargets().
+   */
+  clusters?: NamedClusterConfig[];
+}
+
+/** One entry of `cluster.clusters`. */
+export interface NamedClusterConfig {
+  /** A DNS label; batches, the inventory and tasks name the cluster by it. */
+  name: string;
+  /** Default 'kubernetes'; 'simulated' only when set. */
+  mode: ClusterMode;
+  /** Its kubeconfig file; default: `cluster.kubeconfig` (KUBECONFIG), ~/.kube/config, the service account. */
+  kubeconfig?: string;
+  /** The kubeconfig context; default: the file's current context. */
+  context?: string;
+  /** A batch naming no cluster runs here (at most one; the only cluster is the default anyway). */
+  default: boolean;
 }
 
 export interface WorkerConfig {
@@ -134,6 +153,10 @@ export interface WorkerConfig {
   shutdownGraceMs: number;
   /** Port of the worker's /healthz and /readyz (WORKER_HEALTH_PORT); unset: no health listener. */
   healthPort?: number;
+  /** Time between two orphan sweeps (tasks running with no live job are ended); 0: no sweep. */
+  orphanSweepIntervalMs: number;
+  /** How long a run retries an append during a database outage before it stops (the job is retried). */
+  appendRetryBudgetMs: number;
 }
 
 export interface QueueConfig {

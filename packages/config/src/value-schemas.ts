@@ -9,6 +9,8 @@ import { z } from 'zod';
 export interface ValueSchema<T> {
   schema: z.ZodType<T>;
   expected: string;
+  /** For structured values: what exactly is wrong (which entry, which key), added to the error message. */
+  explain?: (error: z.ZodError) => string;
 }
 
 const integerText = z

@@ -33,9 +33,18 @@ export interface TasksTable {
   finished_at: ColumnType<Date | null, Date | string | null, Date | string | null>;
 }
 
+/** One appended batch that carried an idempotency key (migration 0005). */
+export interface EventBatchesTable {
+  task_id: string;
+  idempotency_key: string;
+  first_seq: number;
+  last_seq: number;
+}
+
 export interface EventStoreDatabase {
   events: EventsTable;
   tasks: TasksTable;
+  event_batches: EventBatchesTable;
 }
 
 export type EventRow = {

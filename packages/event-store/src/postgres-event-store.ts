@@ -1,10 +1,12 @@
 import {
   applyFence,
+  checkIdempotencyKey,
   checkInteger,
   checkLogRules,
   DEFAULT_MAX_EVENT_BYTES,
   DEFAULT_MAX_TASK_CREATED_BYTES,
   InvalidEventError,
+  replayedBatch,
   StaleSequenceError,
   UnknownTaskError,
   validateEvents,
@@ -163,6 +165,7 @@ class PgEventStore implements PostgresEventStore {
     options: AppendOptions = {},
   ): Promise<StoredEvent[]> {
     const validated = validateEvents(taskId, events, this.#maxEventBytes, this.#maxTaskCreatedBytes);
+    const key = checkIdempotencyKey(taskId, options.idempotencyKey) ?? null;
     if (validated.length === 0) return [];
     const defaultTime = this.#now().toISOString();
     // READ COMMITTED whatever the server's default: a waiting append must read
@@ -177,6 +180,19 @@ class PgEventStore implements PostgresEventStore {
           trx,
         );
         const task = rows[0];
+        if (key !== null && task !== undefined) {
+          // A statement of its own, after the lock: its snapshot sees a batch
+          // that an append we waited for committed (the locking statement's
+          // snapshot, for a joined table, would not).
+          const replayed = await sql<EventRow>`
+            SELECT ${EVENT_COLUMNS} FROM events JOIN event_batches b USING (task_id)
+            WHERE task_id = ${taskId} AND b.idempotency_key = ${key} AND seq BETWEEN b.first_seq AND b.last_seq
+            ORDER BY seq`.execute(trx);
+          // Written by an earlier try whose acknowledgement was lost: answer as it would have.
+          if (replayed.rows.length > 0) {
+            return replayedBatch(taskId, key, replayed.rows.map(toStoredEvent), validated);
+          }
+        }
         const lastSeq = task?.last_seq ?? 0;
         if (options.expectedSeq !== undefined && options.expectedSeq !== lastSeq) {
           throw new StaleSequenceError(taskId, options.expectedSeq, lastSeq);
@@ -221,6 +237,10 @@ class PgEventStore implements PostgresEventStore {
                  updated_at = ${summary.updatedAt}, finished_at = ${summary.finishedAt},
                  attempt = ${attempt}
           WHERE task_id = ${taskId}
+        ), batch AS (
+          INSERT INTO event_batches (task_id, idempotency_key, first_seq, last_seq)
+          SELECT ${taskId}, ${key}::text, ${lastSeq + 1}::integer, ${lastSeq + pending.length}::integer
+          WHERE ${key}::text IS NOT NULL
         )
         SELECT * FROM inserted ORDER BY seq`.execute(trx);
         const stored = inserted.rows.map(toStoredEvent);
@@ -343,6 +363,7 @@ class PgEventStore implements PostgresEventStore {
     const row = await this.#db
       .selectFrom('tasks')
       .selectAll()
+      .select(CLUSTER_OF_TASK)
       .where('task_id', '=', taskId)
       .executeTakeFirst();
     return row === undefined ? null : summaryOf(row as TaskRow);
@@ -350,7 +371,7 @@ class PgEventStore implements PostgresEventStore {
 
   async listTasks(options: ListTasksOptions = {}): Promise<TaskSummary[]> {
     const limit = Math.min(checkInteger('limit', options.limit ?? DEFAULT_LIST_LIMIT, 1), MAX_LIST_LIMIT);
-    let query = this.#db.selectFrom('tasks').selectAll();
+    let query = this.#db.selectFrom('tasks').selectAll().select(CLUSTER_OF_TASK);
     if (options.userId !== undefined) query = query.where('user_id', '=', options.userId);
     if (options.status !== undefined) query = query.where('status', '=', options.status);
     const { before } = options;
@@ -455,11 +476,22 @@ function toStoredEvent(row: EventRow): StoredEvent {
   } as StoredEvent;
 }
 
-function summaryOf(row: TaskRow): TaskSummary {
+/**
+ * The cluster a task's TaskCreated (seq 1) names, read through the events'
+ * primary key rather than kept on the task row: listings are short, and the
+ * row's schema stays as it is.
+ */
+const CLUSTER_OF_TASK = sql<
+  string | null
+>`(SELECT data->>'cluster' FROM events WHERE events.task_id = tasks.task_id AND seq = 1)`.as('cluster');
+
+/** `cluster` is there when the query selected CLUSTER_OF_TASK; an append's locked row has none (its TaskCreated sets it). */
+function summaryOf(row: TaskRow & { cluster?: string | null }): TaskSummary {
   return {
     taskId: row.task_id,
     userId: row.user_id,
     action: row.action as TaskSummary['action'],
+    cluster: row.cluster ?? null,
     status: row.status as TaskSummaryStatus,
     total: row.total,
     done: row.done,

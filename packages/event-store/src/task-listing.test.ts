@@ -2,7 +2,12 @@ import type { NewEvent } from '@nodebatch/progress';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEventStore } from './postgres-event-store.js';
-import { createStoreFixture, taskCreated, type StoreFixture } from './testing/store-fixture.js';
+import {
+  createStoreFixture,
+  taskCompleted,
+  taskCreated,
+  type StoreFixture,
+} from './testing/store-fixture.js';
 
 let fixture: StoreFixture;
 
@@ -24,6 +29,7 @@ describe('task summaries', () => {
       taskId: 't-life',
       userId: 'carol',
       action: 'cordon',
+      cluster: null,
       status: 'pending',
       total: 3,
       done: 0,
@@ -71,6 +77,27 @@ describe('task summaries', () => {
       lastSeq: 8,
       finishedAt: at(3),
     });
+  });
+});
+
+describe('the cluster in the summary', () => {
+  it('is the cluster TaskCreated names, in getTask and listTasks, and stays through later appends', async () => {
+    const { store } = fixture;
+    await store.append('t-west', [
+      {
+        type: 'TaskCreated',
+        data: { userId: 'gina', action: 'cordon', nodes: ['n'], params: {}, cluster: 'west' },
+      },
+    ]);
+    await store.append('t-west', [{ type: 'TaskStarted', data: { attempt: 1 } }]);
+    expect(await store.getTask('t-west')).toMatchObject({ cluster: 'west', status: 'running' });
+    // Ended, so the status listings below see only their own tasks.
+    await store.append('t-none', [taskCreated('gina', ['n']), taskCompleted(0)]);
+    const listed = await store.listTasks({ userId: 'gina' });
+    expect(listed.map((task) => [task.taskId, task.cluster])).toEqual([
+      ['t-none', null],
+      ['t-west', 'west'],
+    ]);
   });
 });
 

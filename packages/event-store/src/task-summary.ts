@@ -23,6 +23,8 @@ export interface TaskSummary {
   taskId: string;
   userId: string;
   action: BatchAction;
+  /** The named cluster TaskCreated records; null when it names none (tasks from before clusters were recorded). */
+  cluster: string | null;
   status: TaskSummaryStatus;
   /** Number of distinct nodes named by TaskCreated. */
   total: number;
@@ -57,6 +59,7 @@ export function applyToSummary(
         taskId: event.taskId,
         userId: event.data.userId,
         action: event.data.action,
+        cluster: event.data.cluster ?? null,
         status: 'pending',
         total: new Set(event.data.nodes).size,
         done: 0,

@@ -12,6 +12,8 @@ export interface ClusterSettings {
   simLatencyMs: number;
   simFailureRate: number;
   kubeconfig?: string;
+  /** The kubeconfig context; default: the file's current one. */
+  context?: string;
 }
 
 export interface CreateNodeOperatorOptions {
@@ -35,7 +37,7 @@ export function createNodeOperator(options: CreateNodeOperatorOptions): NodeOper
   if (cluster.mode === 'simulated') {
     logger.info(
       {
-        cluster: 'simulated',
+        clusterMode: 'simulated',
         nodes: cluster.simNodes,
         latencyMs: cluster.simLatencyMs,
         failureRate: cluster.simFailureRate,
@@ -50,9 +52,9 @@ export function createNodeOperator(options: CreateNodeOperatorOptions): NodeOper
       logger,
     });
   }
-  const loaded = loadKubeConfig({ ...options.locate, kubeconfig: cluster.kubeconfig });
+  const loaded = loadKubeConfig({ ...options.locate, ...kubeconfigOf(cluster) });
   logger.info(
-    { cluster: 'kubernetes', source: loaded.source, server: loaded.server },
+    { clusterMode: 'kubernetes', source: loaded.source, server: loaded.server },
     'using a Kubernetes cluster',
   );
   return new KubernetesNodeOperator({ ...options.kubernetes, kubeConfig: loaded.kubeConfig, logger });
@@ -73,6 +75,14 @@ export function createNodeInventory(options: {
   if (cluster.mode === 'simulated') {
     return new SimulatedNodeInventory(new SimulatedCluster({ nodes: cluster.simNodes }), options.name);
   }
-  const loaded = loadKubeConfig({ ...options.locate, kubeconfig: cluster.kubeconfig });
+  const loaded = loadKubeConfig({ ...options.locate, ...kubeconfigOf(cluster) });
   return new KubernetesNodeInventory(loaded.kubeConfig, options.name);
+}
+
+/** Where loadKubeConfig looks for a cluster's credentials. */
+function kubeconfigOf(cluster: ClusterSettings): Pick<LoadKubeConfigOptions, 'kubeconfig' | 'context'> {
+  return {
+    kubeconfig: cluster.kubeconfig,
+    ...(cluster.context === undefined ? {} : { context: cluster.context }),
+  };
 }

@@ -168,7 +168,11 @@ export class OperationAbortedError extends NodebatchError {
 
 /** Neither a Kubernetes cluster nor the simulated one is configured; says how to configure either. */
 export class ClusterNotConfiguredError extends NodebatchError {
-  constructor(detail: string, options?: { cause?: unknown }) {
+  constructor(
+    /** What is missing, without the advice (for messages that list several clusters). */
+    readonly detail: string,
+    options?: { cause?: unknown },
+  ) {
     super(
       'CLUSTER_NOT_CONFIGURED',
       `no Kubernetes cluster is configured (${detail}). Give one of: ` +

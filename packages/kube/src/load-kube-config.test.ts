@@ -31,6 +31,23 @@ beforeAll(async () => {
   await writeFile(join(dir, 'account', 'ca.crt'), '');
   await writeFile(join(dir, 'broken.yaml'), 'clusters: [ {');
   await writeFile(
+    join(dir, 'two.yaml'),
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [
+        { name: 'east', cluster: { server: 'https://east.example:6443' } },
+        { name: 'west', cluster: { server: 'https://west.example:6443' } },
+      ],
+      users: [{ name: 'u', user: { token: 'secret-token' } }],
+      contexts: [
+        { name: 'east', context: { cluster: 'east', user: 'u' } },
+        { name: 'west', context: { cluster: 'west', user: 'u' } },
+      ],
+      'current-context': 'east',
+    }),
+  );
+  await writeFile(
     join(dir, 'no-context.yaml'),
     JSON.stringify({ apiVersion: 'v1', kind: 'Config', clusters: [], users: [], contexts: [] }),
   );
@@ -55,6 +72,19 @@ describe('loadKubeConfig', () => {
     const loaded = loadKubeConfig({ kubeconfig: join(dir, 'a.yaml'), homeDir: join(dir, 'home') });
     expect(loaded.server).toBe('https://a.example:6443');
     expect(loaded.source).toBe(`KUBECONFIG=${join(dir, 'a.yaml')}`);
+  });
+
+  it('uses the named context of a kubeconfig, and refuses an unknown one naming the contexts it has', () => {
+    const two = join(dir, 'two.yaml');
+    expect(loadKubeConfig({ kubeconfig: two, homeDir: emptyHome() }).server).toBe(
+      'https://east.example:6443',
+    );
+    const west = loadKubeConfig({ kubeconfig: two, context: 'west', homeDir: emptyHome() });
+    expect(west.server).toBe('https://west.example:6443');
+    expect(west.source).toBe(`KUBECONFIG=${two} context west`);
+    expect(refusal(() => loadKubeConfig({ kubeconfig: two, context: 'north' })).message).toContain(
+      `KUBECONFIG=${two} has no context "north" (its contexts: east, west)`,
+    );
   });
 
   it('then ~/.kube/config', () => {

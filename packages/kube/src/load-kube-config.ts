@@ -8,6 +8,8 @@ import { ClusterNotConfiguredError } from './errors.js';
 export interface LoadKubeConfigOptions {
   /** KUBECONFIG as configured (a path, or several joined by the path delimiter). */
   kubeconfig?: string;
+  /** The context to use (one of several clusters in one kubeconfig). Default: the file's current context. */
+  context?: string;
   /** Environment for KUBERNETES_SERVICE_HOST/PORT. Default process.env. */
   env?: Record<string, string | undefined>;
   /** Home directory holding .kube/config. Default os.homedir(). */
@@ -60,6 +62,16 @@ export function loadKubeConfig(options: LoadKubeConfigOptions = {}): LoadedKubeC
     );
   }
 
+  if (options.context !== undefined) {
+    if (!kubeConfig.getContextObject(options.context)) {
+      const known = kubeConfig.getContexts().map((context) => context.name);
+      throw new ClusterNotConfiguredError(
+        `${source} has no context "${options.context}" (its contexts: ${known.join(', ') || '(none)'})`,
+      );
+    }
+    kubeConfig.setCurrentContext(options.context);
+    source = `${source} context ${options.context}`;
+  }
   const server = kubeConfig.getCurrentCluster()?.server;
   if (!server) {
     throw new ClusterNotConfiguredError(

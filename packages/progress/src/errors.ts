@@ -105,3 +105,21 @@ export class SupersededAttemptError extends NodebatchError {
     this.currentAttempt = currentAttempt;
   }
 }
+
+/**
+ * An append carried the idempotency key of an earlier batch of the task but
+ * other events: a key names one batch, so the caller reused a key by mistake.
+ */
+export class IdempotencyKeyReusedError extends NodebatchError {
+  readonly taskId: string;
+  readonly idempotencyKey: string;
+
+  constructor(taskId: string, idempotencyKey: string, stored: readonly string[], given: readonly string[]) {
+    super(
+      'IDEMPOTENCY_KEY_REUSED',
+      `task ${JSON.stringify(taskId)}: idempotency key ${JSON.stringify(idempotencyKey)} names a batch of [${stored.join(', ')}] already stored, not [${given.join(', ')}]; use a new key for each batch`,
+    );
+    this.taskId = taskId;
+    this.idempotencyKey = idempotencyKey;
+  }
+}

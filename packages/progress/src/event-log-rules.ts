@@ -1,5 +1,11 @@
 import { z } from 'zod';
-import { InvalidEventError, NodebatchError, TaskAlreadyEndedError, UnknownTaskError } from './errors.js';
+import {
+  IdempotencyKeyReusedError,
+  InvalidEventError,
+  NodebatchError,
+  TaskAlreadyEndedError,
+  UnknownTaskError,
+} from './errors.js';
 import { EventDataSchemas, isTerminalType, type EventType, type NewEvent } from './events.js';
 
 /**
@@ -103,6 +109,36 @@ export function validateEvents(
     if (bytes > limit) throw new EventTooLargeError(taskId, index, type as string, bytes, limit);
     return { type: type as EventType, data: parsed.data, time };
   });
+}
+
+/** AppendOptions.idempotencyKey, checked before anything is written; undefined when none was given. */
+export function checkIdempotencyKey(taskId: string, key: string | undefined): string | undefined {
+  if (key === undefined) return undefined;
+  if (typeof key !== 'string' || key.length < 1 || key.length > 200) {
+    throw new InvalidEventError(
+      `task ${JSON.stringify(taskId)}: idempotencyKey must be a string of 1 to 200 characters, got ${JSON.stringify(key)}`,
+    );
+  }
+  return key;
+}
+
+/**
+ * The events a batch's idempotency key found in the log, returned as the
+ * append's result when they are the batch asked for (same count and types),
+ * else IdempotencyKeyReusedError.
+ */
+export function replayedBatch<T extends { type: string }>(
+  taskId: string,
+  key: string,
+  stored: readonly T[],
+  given: readonly ValidatedEvent[],
+): T[] {
+  const storedTypes = stored.map((event) => event.type);
+  const givenTypes = given.map((event) => event.type);
+  if (storedTypes.join() !== givenTypes.join()) {
+    throw new IdempotencyKeyReusedError(taskId, key, storedTypes, givenTypes);
+  }
+  return [...stored];
 }
 
 /** Where a task's log stands before an append: its last seq (0 for a new task), and its terminal event if it ended. */

@@ -32,6 +32,8 @@ export const EventDataSchemas = {
     attempt: z.number().int().positive().default(1),
     /** What the worker ran against: a real cluster, or the simulated one (said in every result). */
     clusterMode: z.enum(['kubernetes', 'simulated']).optional(),
+    /** The named cluster the worker ran it on (the one TaskCreated names). */
+    cluster: z.string().min(1).max(253).optional(),
   }),
   NodeStarted: z.object({ node: nodeName, attempt: z.number().int().positive().default(1) }),
   NodeProgress: z.object({ node: nodeName, done: count, total: count, message: z.string().optional() }),

@@ -3,8 +3,10 @@ import { NodebatchError, StaleSequenceError, UnknownTaskError } from './errors.j
 import {
   DEFAULT_MAX_EVENT_BYTES,
   DEFAULT_MAX_TASK_CREATED_BYTES,
+  checkIdempotencyKey,
   checkInteger,
   checkLogRules,
+  replayedBatch,
   validateEvents,
 } from './event-log-rules.js';
 import { isTerminalType, type NewEvent, type StoredEvent } from './events.js';
@@ -46,8 +48,9 @@ const inMemoryTransaction: AppendTransaction = {
 /**
  * An EventStore in process memory, with the rules of the PostgreSQL store:
  * per-task seqs 1, 2, 3 … without gaps, one global position, a task starts
- * with TaskCreated and has at most one terminal event, `expectedSeq`, and a
- * hook that runs before commit and rolls the append back when it fails.
+ * with TaskCreated and has at most one terminal event, `expectedSeq`,
+ * idempotency keys, fences, and a hook that runs before commit and rolls the
+ * append back when it fails.
  * For single-process use, demos and tests; it keeps every event until dropped.
  *
  * Like PostgreSQL, positions are assigned before commit, and an append whose
@@ -64,6 +67,8 @@ export class InMemoryEventStore implements EventStore {
   readonly #log: StoredEvent[] = [];
   /** Positions handed to appends that have not committed or rolled back yet. */
   readonly #uncommitted = new Set<number>();
+  /** Each task's batches by idempotency key: the seqs of their first and last events. */
+  readonly #batches = new Map<string, Map<string, { first: number; last: number }>>();
   /** The highest TaskStarted attempt of each task, for fenced appends. */
   readonly #attempts = new Map<string, number>();
   /** Tail of each task's append queue: appends to one task run one at a time. */
@@ -102,8 +107,13 @@ export class InMemoryEventStore implements EventStore {
   ): Promise<StoredEvent[]> {
     // The PostgreSQL store's order of checks, so both fail the same way on the same input.
     const validated = validateEvents(taskId, events, this.#maxEventBytes, this.#maxTaskCreatedBytes);
+    const key = checkIdempotencyKey(taskId, options.idempotencyKey);
     if (validated.length === 0) return [];
     const existing = this.#tasks.get(taskId) ?? [];
+    const replay = key === undefined ? undefined : this.#batches.get(taskId)?.get(key);
+    if (key !== undefined && replay !== undefined) {
+      return replayedBatch(taskId, key, existing.slice(replay.first - 1, replay.last), validated);
+    }
     const lastSeq = existing.length;
     if (options.expectedSeq !== undefined && options.expectedSeq !== lastSeq) {
       throw new StaleSequenceError(taskId, options.expectedSeq, lastSeq);
@@ -143,6 +153,11 @@ export class InMemoryEventStore implements EventStore {
     for (const event of stored) this.#uncommitted.delete(event.position);
     if (existing.length === 0) this.#tasks.set(taskId, existing);
     this.#attempts.set(taskId, attempt);
+    if (key !== undefined) {
+      const batches = this.#batches.get(taskId) ?? new Map<string, { first: number; last: number }>();
+      batches.set(key, { first: lastSeq + 1, last: lastSeq + stored.length });
+      this.#batches.set(taskId, batches);
+    }
     for (const event of stored) existing.push(event);
     insertByPosition(this.#log, stored);
     this.#committed.next(stored);

@@ -15,4 +15,5 @@ export * from './scheduler.js';
 export * from './watch-counts.js';
 export * from './probe-round-trip.js';
 export * from './lib.js';
+export * from './append-retry.js';
 export * from './event-log-rules.js';

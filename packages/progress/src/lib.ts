@@ -7,6 +7,7 @@
  * - timeout: {@link withTimeout}, {@link TimeoutError}
  * - backoff: {@link backoffDelay}, {@link BackoffOptions}
  * - sleep: {@link sleep}
+ * - a database that is away, not wrong: {@link isDatabaseUnavailable}
  */
 import { NodebatchError } from './errors.js';
 
@@ -149,4 +150,25 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     }, ms);
     signal?.addEventListener('abort', onAbort, { once: true });
   });
+}
+
+/** Socket errors of a server that is down, restarting or out of reach. */
+const UNREACHABLE_CODES = /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EPIPE|EAI_AGAIN)$/;
+/** node-postgres says these without a code. */
+const UNREACHABLE_MESSAGES =
+  /timeout exceeded when trying to connect|Connection terminated|connection error and is not queryable/i;
+
+/**
+ * True when the error, or anything behind it, says the database could not be
+ * reached or went away (refused, reset, timed out, PostgreSQL shutting down
+ * or starting: 57P0x, a connection exception: 08xxx), as opposed to refusing
+ * what was asked. Only the first kind is worth retrying as it is.
+ */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  for (const current of causeChain(err)) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string' && (UNREACHABLE_CODES.test(code) || /^(57P0|08)/.test(code))) return true;
+    if (current instanceof Error && UNREACHABLE_MESSAGES.test(current.message)) return true;
+  }
+  return false;
 }

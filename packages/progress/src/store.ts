@@ -58,6 +58,17 @@ export interface AppendOptions {
    * dead-job handler).
    */
   fence?: number;
+  /**
+   * Names this batch, so that an append retried after a lost acknowledgement
+   * (the commit went through, the reply did not) is not written twice: when
+   * the task already has a batch with this key, the append writes nothing and
+   * returns that batch's events as stored, before any other check (a retried
+   * terminal event or `expectedSeq` would otherwise be refused). Keys are per
+   * task; a key reused for other events is refused with
+   * IdempotencyKeyReusedError. 1 to 200 characters. Default: none (every
+   * append writes).
+   */
+  idempotencyKey?: string;
 }
 
 /** The write side of the event log. */

@@ -32,3 +32,4 @@ export {
   type PgBouncerServer,
   type StartPgBouncerOptions,
 } from './pgbouncer-server.js';
+export { startTcpProxy, type TcpProxy } from './tcp-proxy.js';

@@ -167,34 +167,6 @@ describe('createPollingTransport', () => {
     );
   });
 
-  it('delivers every event of watched tasks once, in order, with concurrent writers', async () => {
-    const transport = newTransport({ intervalMs: 20, batchSize: 50 });
-    const seen = collect(transport);
-    const tasks = await Promise.all([newTask(), newTask(), newTask(), newTask()]);
-    const [unwatched, ...watched] = tasks as [string, ...string[]];
-    watched.forEach((taskId) => transport.watch(taskId));
-    await transport.start();
-
-    const appendsPerTask = 40;
-    await Promise.all(
-      tasks.map(async (taskId) => {
-        for (let i = 0; i < appendsPerTask; i++)
-          await store.append(taskId, [progress(2 * i), progress(2 * i + 1)]);
-      }),
-    );
-    const lastSeq = 1 + 2 * appendsPerTask;
-    await vi.waitFor(() => {
-      for (const taskId of watched) expect(seen.eventsOf(taskId).at(-1)?.seq).toBe(lastSeq);
-    }, WAIT);
-    for (const taskId of watched) {
-      const expected = await store.readTask(taskId, { after: 1 });
-      expect(seen.eventsOf(taskId)).toEqual(expected);
-      for (const hint of seen.hints.filter((h) => h.taskId === taskId))
-        expect(hint.seq).toBe(hint.events?.at(-1)?.seq);
-    }
-    expect(seen.hints.some((hint) => hint.taskId === unwatched)).toBe(false);
-  });
-
   it('probes with a real query of the store', async () => {
     const { reader, calls } = countingReader(store);
     const transport = newTransport({ store: reader });
@@ -203,26 +175,6 @@ describe('createPollingTransport', () => {
     const ms = await transport.probe(5_000);
     expect(ms).toBeGreaterThanOrEqual(0);
     expect(calls.headPosition).toBe(before + 1);
-  });
-
-  it('refuses to start when the store cannot be queried, and says why', async () => {
-    const missing = new URL(db.url);
-    missing.pathname = `/${db.name}_missing`;
-    const brokenPool = new pg.Pool({ connectionString: missing.toString(), max: 1 });
-    cleanups.push(() => brokenPool.end());
-    const transport = newTransport({ store: createEventStore({ pool: brokenPool }) });
-    const health: TransportHealth[] = [];
-    transport.health$.subscribe((h) => health.push(h));
-    const error = await transport.start().then(
-      () => null,
-      (err: unknown) => err,
-    );
-    expect(error).toBeInstanceOf(TransportUnavailableError);
-    expect((error as Error).message).toContain('does not exist');
-    expect(health.at(-1)).toMatchObject({
-      healthy: false,
-      reason: expect.stringContaining('does not exist'),
-    });
   });
 
   it('reports store errors as unhealthy and recovers with a resync, losing no event', async () => {

@@ -1,6 +1,6 @@
 import { createStoreFixture, type StoreFixture } from '@nodebatch/event-store/testing';
 import { transportContract } from '@nodebatch/progress/testing';
-import { uniqueName } from '@nodebatch/testkit';
+import { freePort, uniqueName } from '@nodebatch/testkit';
 import { pino } from 'pino';
 import { createPostgresTransport } from './postgres-transport.js';
 
@@ -17,4 +17,18 @@ transportContract('postgres', {
       logger: pino({ level: 'silent' }),
       reconnect: { minDelayMs: 20, maxDelayMs: 200 },
     }),
+  createUnreachable: async (store) => {
+    const port = await freePort();
+    return {
+      transport: createPostgresTransport({
+        pool: fixture.pool,
+        connection: { host: '127.0.0.1', port, user: 'someone', password: 'sekret-pw', database: 'nodb' },
+        store,
+        channel: uniqueName('progress'),
+        logger: pino({ level: 'silent' }),
+      }),
+      names: new RegExp(`127\\.0\\.0\\.1:${port}/nodb as someone.*ECONNREFUSED`),
+      secret: 'sekret-pw',
+    };
+  },
 });

@@ -15,4 +15,14 @@ transportContract('redis', {
       store,
       logger: pino({ level: 'silent' }),
     }),
+  createUnreachable: (store) => ({
+    transport: createRedisTransport({
+      redis: { host: '127.0.0.1', port: 1, password: 'hunter2-secret', retryStrategy: () => 50 },
+      channel: uniqueName('progress'),
+      store,
+      logger: pino({ level: 'silent' }),
+    }),
+    names: /127\.0\.0\.1:1: .*ECONNREFUSED/,
+    secret: 'hunter2-secret',
+  }),
 });

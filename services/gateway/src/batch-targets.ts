@@ -14,21 +14,30 @@ export interface BatchLimits {
 
 /** The clusters the gateway knows, by name, with the inventory of each (when it can read it). */
 export interface ClusterDirectory {
-  /** Known names; the first is the default. */
+  /** Known names, in configuration order. */
   readonly names: readonly string[];
+  /** Where a batch that names no cluster runs: the only one or the one marked default; else none. */
+  readonly defaultName: string | undefined;
   inventory(name: string): NodeInventory | undefined;
 }
 
-/** The cluster a batch names, or the default; a 400 naming the known ones when unknown. */
+/** The cluster a batch names, or the default; a 400 naming the known ones when unknown or when there is no default. */
 export function resolveCluster(directory: ClusterDirectory, requested: string | undefined): string {
-  const name = requested ?? directory.names[0];
-  if (name === undefined || !directory.names.includes(name)) {
+  const known = directory.names.join(', ') || '(none)';
+  if (requested === undefined) {
+    if (directory.defaultName !== undefined) return directory.defaultName;
     throw new InvalidRequestError(
       'body.cluster',
-      `unknown cluster ${JSON.stringify(requested)}; known clusters: ${directory.names.join(', ') || '(none)'}`,
+      `name the cluster: none of the configured clusters is the default; known clusters: ${known}`,
     );
   }
-  return name;
+  if (!directory.names.includes(requested)) {
+    throw new InvalidRequestError(
+      'body.cluster',
+      `unknown cluster ${JSON.stringify(requested)}; known clusters: ${known}`,
+    );
+  }
+  return requested;
 }
 
 /** The inventory of a cluster, or a 503 saying how to configure access to it. */
@@ -38,7 +47,7 @@ export function requireInventory(directory: ClusterDirectory, cluster: string): 
     throw new GatewayError(
       'CLUSTER_NOT_CONFIGURED',
       503,
-      `the gateway cannot read cluster ${JSON.stringify(cluster)}: give it a kubeconfig (KUBECONFIG, ~/.kube/config) or a service account with the read-only nodebatch-gateway role, or set NODEBATCH_CLUSTER=simulated`,
+      `the gateway cannot read cluster ${JSON.stringify(cluster)}: give it a kubeconfig (KUBECONFIG, ~/.kube/config, or the cluster's kubeconfig in NODEBATCH_CLUSTERS) or a service account with the read-only nodebatch-gateway role, or set NODEBATCH_CLUSTER=simulated`,
     );
   }
   return inventory;

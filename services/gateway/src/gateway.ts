@@ -1,5 +1,5 @@
 import type { NodebatchConfig } from '@nodebatch/config';
-import { createBatchQueue, createRuntime } from '@nodebatch/runtime';
+import { createRuntime } from '@nodebatch/runtime';
 import type { RuntimeOptions } from '@nodebatch/runtime';
 import type { Logger } from 'pino';
 import { createAuditLog } from '@nodebatch/event-store';
@@ -11,8 +11,9 @@ import { createAuthenticator } from './auth.js';
 import type { AuthenticatorOptions } from './auth.js';
 import { GatewayMetrics } from './metrics.js';
 import { Policy } from './policy.js';
-import { ClusterNotConfiguredError, createNodeInventory, type NodeInventory } from '@nodebatch/kube';
-import type { ClusterDirectory } from './batch-targets.js';
+import type { NodeInventory } from '@nodebatch/kube';
+import { configuredClusterDirectory, singleClusterDirectory } from './cluster-directory.js';
+import { createClusterQueues } from './cluster-queues.js';
 import type { SseStreamOptions } from './sse-stream.js';
 import type { WebSocketSessionOptions } from './ws-session.js';
 
@@ -31,7 +32,10 @@ export interface StartGatewayOptions {
   channels?: Pick<RuntimeOptions, 'postgresChannel' | 'redisChannel'>;
   /** JWKS re-fetch cooldown after an unknown key id, ms (tests rotate keys). Default 30000. */
   jwksCooldownMs?: number;
-  /** The node inventory of the cluster. Default: createNodeInventory for config.cluster (none when no credentials). */
+  /**
+   * One cluster with this inventory, named as it names itself. Default: the configured clusters
+   * (cluster.clusters, else one named `default`), each with an inventory when the gateway has credentials.
+   */
   nodes?: NodeInventory;
 }
 
@@ -58,9 +62,11 @@ export async function startGateway(options: StartGatewayOptions): Promise<Gatewa
   const authenticator = createAuthenticator(authenticatorOptions(config, logger, options.jwksCooldownMs));
   const policy = new Policy(config.policy);
   const runtime = await createRuntime({ config, logger: options.logger, ...options.channels });
-  const queue = createBatchQueue({ config, logger: options.logger });
+  const queue = createClusterQueues({ config, logger: options.logger });
   const metrics = new GatewayMetrics();
-  const clusters = clusterDirectory(options.nodes ?? readOnlyInventory(config, logger));
+  const clusters = options.nodes
+    ? singleClusterDirectory(options.nodes)
+    : configuredClusterDirectory(config, logger);
   metrics.observeNotifier(runtime.notifier.info$);
   metrics.observeHintChecks(() => runtime.streams.hintCheckCounts());
   const audit = createAuditLog({ pool: runtime.pool, logger });
@@ -161,21 +167,4 @@ export function authenticatorOptions(
     ...(jwksCooldownMs === undefined ? {} : { jwksCooldownMs }),
     logger,
   };
-}
-
-/** The cluster's inventory, or undefined (logged once) when the gateway has no credentials for it. */
-function readOnlyInventory(config: NodebatchConfig, logger: Logger): NodeInventory | undefined {
-  try {
-    return createNodeInventory({ cluster: config.cluster });
-  } catch (err) {
-    if (!(err instanceof ClusterNotConfiguredError)) throw err;
-    logger.warn({ err }, 'no cluster credentials: GET /api/v1/nodes and selector batches answer 503');
-    return undefined;
-  }
-}
-
-/** One cluster, named as its inventory names it ('default' without one). */
-function clusterDirectory(inventory: NodeInventory | undefined): ClusterDirectory {
-  const name = inventory?.cluster ?? 'default';
-  return { names: [name], inventory: (wanted) => (wanted === name ? inventory : undefined) };
 }

@@ -4,7 +4,7 @@ import type { AuditLog, PostgresEventStore } from '@nodebatch/event-store';
 
 /**
  * What the gateway needs from the rest of nodebatch. `createRuntime` and
- * `createBatchQueue` (@nodebatch/runtime) provide all of it; the gateway only
+ * `createBatchQueue` (@nodebatch/runtime, one per cluster) provide all of it; the gateway only
  * depends on these shapes so each route says exactly what it uses.
  */
 export interface GatewayServices {
@@ -13,7 +13,8 @@ export interface GatewayServices {
   tasks: TaskCatalog;
   notifier: GatewayNotifier;
   streams: { events$(taskId: string, options?: { after?: number }): Observable<StoredEvent> };
-  queue: { enqueue(data: { taskId: string }): Promise<unknown> };
+  /** The batch queues, one per cluster: a batch is enqueued on its cluster's. */
+  queue: { enqueue(data: { taskId: string }, cluster: string): Promise<unknown> };
   /** The audit trail: requests and refusals are recorded, admins read it. */
   audit: Pick<AuditLog, 'record' | 'list' | 'acceptedTaskOwner'>;
 }

@@ -1,8 +1,9 @@
-import { sharedRedisUrl, startPostgres } from '@nodebatch/testkit';
+import { recordEventStream } from '@nodebatch/client/testing';
+import { freePort, sharedRedisUrl, startPostgres, uniqueName } from '@nodebatch/testkit';
 import type { PostgresServer } from '@nodebatch/testkit';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import type { GatewayHandle } from '../src/gateway.js';
-import { api, startTestGateway, testConfig, tokenFor } from './support.js';
+import { api, startProducer, startTestGateway, testConfig, tokenFor } from './support.js';
 
 // A private server: stopping the shared one would break every other test.
 let server: PostgresServer;
@@ -45,3 +46,70 @@ it('/readyz answers 503 with the reason while the database is down (the API 503 
     interval: 200,
   });
 });
+
+it('/readyz during the polling fallback is ready and says so; with nothing delivering it is not, and says why', async () => {
+  // LISTEN goes to a port nobody listens on: the notifier starts on the polling fallback.
+  const closedPort = await freePort();
+  const base = { REDIS_URL: sharedRedisUrl(), PROGRESS_POLL_INTERVAL: '100' };
+  const fallback = await startTestGateway(
+    testConfig(server.url, { ...base, DB_LISTEN_HOST: '127.0.0.1', DB_LISTEN_PORT: String(closedPort) }),
+    { readinessTimeoutMs: 2000 },
+  );
+  const producer = await startProducer(testConfig(server.url, base));
+  try {
+    const ready = await api(fallback, 'GET', '/readyz');
+    expect(ready.status).toBe(200);
+    expect(ready.body).toMatchObject({
+      status: 'ready',
+      database: { ok: true },
+      notifier: { configured: 'postgres', active: 'polling', healthy: true, fallback: true },
+    });
+    expect(ready.body.notifier.reason).toContain(`127.0.0.1:${closedPort}`);
+
+    // A client watches a task, so polling queries the log.
+    const taskId = uniqueName('task');
+    await producer.notifier.append(taskId, [
+      { type: 'TaskCreated', data: { userId: 'alice', action: 'cordon', nodes: ['n1'], params: {} } },
+    ]);
+    const stream = await recordEventStream(`${fallback.url}/api/v1/tasks/${taskId}/events`, {
+      headers: { authorization: `Bearer ${await tokenFor('alice')}` },
+    });
+    await stream.waitFor((messages) => messages.length === 1);
+
+    // The database goes too: neither LISTEN nor polling delivers, and /readyz says so.
+    await server.stop();
+    await vi.waitFor(
+      async () => {
+        const down = await api(fallback, 'GET', '/readyz');
+        expect(down.status).toBe(503);
+        expect(down.body).toMatchObject({
+          status: 'unavailable',
+          database: { ok: false },
+          notifier: { active: 'polling', healthy: false, fallback: true },
+        });
+        expect(down.body.reason).toMatch(/^database unavailable: /);
+        expect(down.body.notifier.reason).toMatch(/^event store query failed: /);
+      },
+      { timeout: 30_000, interval: 200 },
+    );
+
+    await server.start();
+    await vi.waitFor(
+      async () => {
+        const back = await api(fallback, 'GET', '/readyz');
+        expect(back.status).toBe(200);
+        expect(back.body.notifier).toMatchObject({ active: 'polling', healthy: true, fallback: true });
+      },
+      { timeout: 30_000, interval: 200 },
+    );
+    // And polling delivers again.
+    await producer.notifier.append(taskId, [
+      { type: 'TaskCompleted', data: { succeeded: 1, failed: 0, skipped: 0 } },
+    ]);
+    expect(await stream.ended).toBe(true);
+    expect(stream.messages.map((message) => message.id)).toEqual(['1', '2']);
+  } finally {
+    await producer.close();
+    await fallback.close();
+  }
+}, 120_000);

@@ -1,12 +1,13 @@
 import type { CordonReason, NodeOperator } from '@nodebatch/kube';
 import { KubeOperationError, OperationAbortedError, validateBatchParams } from '@nodebatch/kube';
-import type { BatchAction, EventReader, NewEvent, TaskState } from '@nodebatch/progress';
+import type { BatchAction, EventReader, NewEvent, StoredEvent, TaskState } from '@nodebatch/progress';
 import {
   NodebatchError,
   StaleSequenceError,
   SupersededAttemptError,
   TaskAlreadyEndedError,
   UnknownTaskError,
+  backoffDelay,
   errorMessage,
   foldTask,
   loadTaskState,
@@ -14,7 +15,8 @@ import {
   sleep,
 } from '@nodebatch/progress';
 import type { Logger } from 'pino';
-import { filter, take } from 'rxjs';
+import { defer, filter, retry, take, tap, timer } from 'rxjs';
+import type { Observable } from 'rxjs';
 import { DEFAULT_ACTION_CONCURRENCY, batchConcurrency } from './action-concurrency.js';
 import { createEventBatcher } from './event-batcher.js';
 import type { AppendEvents } from './event-batcher.js';
@@ -32,6 +34,8 @@ export interface BatchTaskRunnerDeps {
   /** Where the runner hears of CancelRequested while it runs. */
   feed: TaskEventFeed;
   operator: NodeOperator;
+  /** The named cluster the operator reaches (written into TaskStarted); a task of another cluster is refused. */
+  cluster?: string;
   logger: Logger;
 }
 
@@ -91,6 +95,37 @@ export function decideTerminalEvent(state: TaskState): NewEvent | null {
   return null;
 }
 
+/** Delays before the cancel watch subscribes again after its feed failed. */
+const CANCEL_WATCH_BACKOFF = { minDelayMs: 500, maxDelayMs: 10_000 } as const;
+
+/**
+ * Emits once when the task's log gets a CancelRequested after `after`. The
+ * feed errors when the log cannot be read for a while (a database outage
+ * outlasting its read retries); the watch then subscribes again, with
+ * backoff, from the last event it saw, so a cancel made after the feed
+ * recovered still stops the run instead of waiting for its end.
+ */
+export function watchForCancel(
+  feed: TaskEventFeed,
+  taskId: string,
+  after: number,
+  logger: Logger,
+): Observable<StoredEvent> {
+  let seen = after;
+  return defer(() => feed.events$(taskId, { after: seen })).pipe(
+    tap((event) => (seen = event.seq)),
+    retry({
+      delay: (err: unknown, failures: number) => {
+        logger.warn({ err, failures }, 'lost the task event feed; watching for a cancel again');
+        return timer(backoffDelay(failures - 1, CANCEL_WATCH_BACKOFF));
+      },
+      resetOnSuccess: true,
+    }),
+    filter((event) => event.type === 'CancelRequested'),
+    take(1),
+  );
+}
+
 /**
  * Runs (or resumes) one batch task from its log: folds the events, runs the
  * nodes not yet finished with the batch's concurrency, and appends exactly one
@@ -102,7 +137,7 @@ export async function runBatchTask(
   deps: BatchTaskRunnerDeps,
   options: BatchTaskRunOptions,
 ): Promise<BatchTaskOutcome> {
-  const { store, append, feed, operator } = deps;
+  const { store, append, feed, operator, cluster } = deps;
   const { taskId, workerId, shutdown, halt } = options;
   const retry = options.retry ?? DEFAULT_NODE_RETRY_POLICY;
   const logger = deps.logger.child({ taskId });
@@ -192,6 +227,12 @@ export async function runBatchTask(
     }
   };
 
+  if (cluster !== undefined && initial.cluster !== null && initial.cluster !== cluster) {
+    // Nodes of the same name may exist in both clusters: a job that reached the wrong queue acts on none.
+    const error = `task ${taskId} is for cluster "${initial.cluster}" but reached the queue of cluster "${cluster}"; nothing was done`;
+    return end(() => ({ type: 'TaskFailed', data: { error, code: 'WRONG_CLUSTER' } }));
+  }
+
   let prepared: PreparedAction;
   try {
     prepared = { action, params: validateBatchParams(action, initial.params) } as PreparedAction;
@@ -202,18 +243,7 @@ export async function runBatchTask(
 
   const cancel = new AbortController();
   if (initial.cancelRequest) cancel.abort();
-  const cancelWatch = feed
-    .events$(taskId, { after: initial.lastSeq })
-    .pipe(
-      filter((event) => event.type === 'CancelRequested'),
-      take(1),
-    )
-    .subscribe({
-      next: () => cancel.abort(),
-      // The terminal decision reads the log, so a missed cancel still ends the task as cancelled.
-      error: (err: unknown) =>
-        logger.warn({ err }, 'lost the task event feed; cancel is seen only at the end'),
-    });
+  const cancelWatch = watchForCancel(feed, taskId, initial.lastSeq, logger).subscribe(() => cancel.abort());
 
   const batcher = createEventBatcher({
     taskId,
@@ -233,7 +263,15 @@ export async function runBatchTask(
     // after it says exactly which nodes are left (a stale run may have finished some meanwhile).
     try {
       await fencedAppend(taskId, [
-        { type: 'TaskStarted', data: { workerId, attempt, clusterMode: operator.kind } },
+        {
+          type: 'TaskStarted',
+          data: {
+            workerId,
+            attempt,
+            clusterMode: operator.kind,
+            ...(cluster === undefined ? {} : { cluster }),
+          },
+        },
       ]);
     } catch (err) {
       if (err instanceof SupersededAttemptError) return 'finished';

@@ -4,7 +4,7 @@ import type { NewEvent, StoredEvent } from '@nodebatch/progress';
 export type AppendEvents = (
   taskId: string,
   events: readonly NewEvent[],
-  options?: { expectedSeq?: number; fence?: number },
+  options?: { expectedSeq?: number; fence?: number; idempotencyKey?: string },
 ) => Promise<StoredEvent[]>;
 
 export interface EventBatcherOptions {

@@ -12,7 +12,7 @@ import type { TestDatabase } from '@nodebatch/testkit';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startWorker } from './start-worker.js';
 import type { WorkerHandle, WorkerRuntime } from './start-worker.js';
-import { removeQueueKeys } from './test-support/remove-queue-keys.js';
+import { removeQueueKeys } from '../test/support/remove-queue-keys.js';
 import {
   eventsOfType,
   expectEachNodeSucceededOnce,
@@ -20,7 +20,7 @@ import {
   testEnv,
   waitForEnd,
   waitForEvents,
-} from './test-support/batch-harness.js';
+} from '../test/support/batch-harness.js';
 
 const NODE_COUNT = 200;
 const nodes = Array.from({ length: NODE_COUNT }, (_, i) => `node-${i + 1}`);
@@ -121,7 +121,7 @@ describe(`a ${NODE_COUNT}-node batch`, () => {
     expectOneTerminal(events);
     expect(nodes.every((node) => api.nodes.get(node)?.spec.unschedulable === true)).toBe(true);
     expect(eventsOfType(events, 'TaskStarted').map((event) => event.data)).toEqual([
-      { workerId: worker.id, attempt: 1, clusterMode: 'kubernetes' },
+      { workerId: worker.id, attempt: 1, clusterMode: 'kubernetes', cluster: 'default' },
     ]);
     expect(eventsOfType(events, 'NodeStarted')).toHaveLength(NODE_COUNT);
 

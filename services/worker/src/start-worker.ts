@@ -2,22 +2,38 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { NodebatchConfig } from '@nodebatch/config';
 import type { NodeOperator } from '@nodebatch/kube';
-import { createNodeOperator } from '@nodebatch/kube';
+import { SINGLE_CLUSTER_NAME } from '@nodebatch/config';
+import type { PostgresEventStore } from '@nodebatch/event-store';
 import type { BatchAction, EventReader } from '@nodebatch/progress';
-import { TaskAlreadyEndedError, UnknownTaskError } from '@nodebatch/progress';
-import { createBatchConsumer, createRuntime, describeQueueBackend } from '@nodebatch/runtime';
+import { TaskAlreadyEndedError, UnknownTaskError, retryingAppend } from '@nodebatch/progress';
+import {
+  createBatchConsumer,
+  createBatchQueue,
+  createRuntime,
+  describeQueueBackend,
+} from '@nodebatch/runtime';
+import type { BatchConsumer } from '@nodebatch/runtime';
 import type { DeadBatchJob } from '@nodebatch/runtime';
 import type { Logger } from 'pino';
 import { runBatchTask } from './batch-task-runner.js';
+import { clusterOperators } from './cluster-operators.js';
 import type { AppendEvents } from './event-batcher.js';
 import type { NodeRetryPolicy } from './node-retry-policy.js';
+import { startOrphanSweep } from './orphan-sweep.js';
+import type { OrphanSweepLoop, OrphanSweepOptions } from './orphan-sweep.js';
 import type { TaskEventFeed } from './task-events.js';
 import { createWorkerHealth, startHealthServer } from './worker-health.js';
-import type { HealthServer, WorkerHealth, WorkerHealthOptions } from './worker-health.js';
+import type {
+  HealthServer,
+  WorkerHealth,
+  WorkerHealthOptions,
+  WorkerHealthSources,
+} from './worker-health.js';
 
 /** The parts of a Runtime (from @nodebatch/runtime) the worker uses. */
 export interface WorkerRuntime {
-  store: EventReader;
+  /** The log; listTasks serves the orphan sweep. */
+  store: EventReader & Pick<PostgresEventStore, 'listTasks'>;
   notifier: { append: AppendEvents };
   streams: TaskEventFeed;
 }
@@ -34,7 +50,10 @@ export interface WorkerQueueOptions {
 export interface StartWorkerOptions {
   config: NodebatchConfig;
   logger: Logger;
-  /** Default: createNodeOperator for config.cluster (a Kubernetes cluster or the simulated one). */
+  /**
+   * The operator of the default (or only) cluster; the worker then serves that cluster alone.
+   * Default: one operator per configured cluster it has credentials for (see clusterOperators).
+   */
   operator?: NodeOperator;
   /** Default: createRuntime({ config, logger }), closed with the worker. A given runtime is not closed. */
   runtime?: WorkerRuntime;
@@ -45,6 +64,11 @@ export interface StartWorkerOptions {
   retry?: NodeRetryPolicy;
   /** Nodes at once per action when a batch names none. Default DEFAULT_ACTION_CONCURRENCY. */
   concurrencyByAction?: Readonly<Record<BatchAction, number>>;
+  /**
+   * The orphan sweep, every config.worker.orphanSweepIntervalMs (0: none).
+   * Default: tasks idle for a minute are looked at.
+   */
+  orphanSweep?: OrphanSweepOptions;
   /** Event batching, see EventBatcherOptions. Defaults 5 ms and 100 events. */
   flushDelayMs?: number;
   maxBatchEvents?: number;
@@ -70,6 +94,8 @@ export interface WorkerHandle {
   close(options?: { graceMs?: number }): Promise<void>;
 }
 
+type AppendOptionsOf = NonNullable<Parameters<AppendEvents>[2]>;
+
 /** Beyond the grace period, how long running jobs get to flush their events and hand back. */
 const HAND_BACK_MARGIN_MS = 10_000;
 
@@ -77,7 +103,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
   const { config } = options;
   const id = options.id ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const logger = options.logger.child({ component: 'worker', workerId: id });
-  const operator = options.operator ?? createNodeOperator({ cluster: config.cluster, logger });
+  const clusters = clusterOperators(config, logger, options.operator);
   const ownRuntime = options.runtime ? undefined : await createRuntime({ config, logger });
   const runtime: WorkerRuntime | undefined = options.runtime ?? ownRuntime;
   if (!runtime) throw new Error('unreachable: a runtime was given or created');
@@ -86,42 +112,60 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
   const halt = new AbortController();
   const deps = {
     store: runtime.store,
-    append: ((taskId, events, appendOptions) =>
-      runtime.notifier.append(taskId, events, appendOptions)) satisfies AppendEvents,
+    // A short database outage does not stop a run: each append is retried within the budget,
+    // under one idempotency key, so a retry never writes a batch twice. Past the budget the
+    // run fails and BullMQ retries the job, which resumes from the log.
+    append: retryingAppend<AppendOptionsOf>(
+      (taskId, events, appendOptions) => runtime.notifier.append(taskId, events, appendOptions),
+      { budgetMs: config.worker.appendRetryBudgetMs, logger },
+    ) satisfies AppendEvents,
     feed: runtime.streams,
-    operator,
     logger,
   };
 
-  const consumer = createBatchConsumer({
-    config,
-    logger,
-    ...options.queue,
-    onDeadJob: (dead) => endDeadTask(deps.append, dead, logger),
-    processor: async ({ taskId }) => {
-      if (shutdown.signal.aborted) return 'handed-back';
-      return runBatchTask(deps, {
-        taskId,
-        workerId: id,
-        shutdown: shutdown.signal,
-        halt: halt.signal,
-        ...(options.retry && { retry: options.retry }),
-        ...(options.concurrencyByAction && { concurrencyByAction: options.concurrencyByAction }),
-        ...(options.flushDelayMs !== undefined && { flushDelayMs: options.flushDelayMs }),
-        ...(options.maxBatchEvents !== undefined && { maxBatchEvents: options.maxBatchEvents }),
-      });
-    },
-  });
+  // One consumer per cluster queue: a worker takes only the batches of clusters it can reach.
+  const consumers: BatchConsumer[] = clusters.map(({ name, operator, logger: clusterLogger }) =>
+    createBatchConsumer({
+      config,
+      logger: clusterLogger,
+      cluster: name,
+      ...options.queue,
+      onDeadJob: (dead) => endDeadTask(deps.append, dead, logger),
+      processor: async ({ taskId }) => {
+        if (shutdown.signal.aborted) return 'handed-back';
+        return runBatchTask(
+          { ...deps, operator, cluster: name, logger: clusterLogger },
+          {
+            taskId,
+            workerId: id,
+            shutdown: shutdown.signal,
+            halt: halt.signal,
+            ...(options.retry && { retry: options.retry }),
+            ...(options.concurrencyByAction && { concurrencyByAction: options.concurrencyByAction }),
+            ...(options.flushDelayMs !== undefined && { flushDelayMs: options.flushDelayMs }),
+            ...(options.maxBatchEvents !== undefined && { maxBatchEvents: options.maxBatchEvents }),
+          },
+        );
+      },
+    }),
+  );
+  const closeConsumers = async (force: boolean): Promise<void> => {
+    await Promise.all(consumers.map((consumer) => consumer.close({ force })));
+  };
   try {
-    await consumer.ready();
+    await Promise.all(consumers.map((consumer) => consumer.ready()));
   } catch (err) {
-    await consumer.close({ force: true }).catch(() => undefined);
+    await closeConsumers(true).catch(() => undefined);
     await ownRuntime?.close();
     throw err;
   }
   let stopping = false;
   const health = createWorkerHealth(
-    { consumer, readEventLog: () => runtime.store.headPosition(), stopping: () => stopping },
+    {
+      consumer: allConsumers(consumers),
+      readEventLog: () => runtime.store.headPosition(),
+      stopping: () => stopping,
+    },
     options.health,
   );
   const healthPort = options.health?.port ?? config.worker.healthPort;
@@ -137,19 +181,45 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
     }
   } catch (err) {
     health.stop();
-    await consumer.close({ force: true }).catch(() => undefined);
+    await closeConsumers(true).catch(() => undefined);
     await ownRuntime?.close();
     throw err;
   }
-  logger.info(
-    {
-      ...describeQueueBackend(config),
-      cluster: operator.kind,
-      jobConcurrency: config.worker.jobConcurrency,
-      healthUrl: healthServer?.url,
-    },
-    'worker started',
-  );
+  for (const [index, { name, operator }] of clusters.entries()) {
+    logger.info(
+      {
+        ...describeQueueBackend(config, consumers[index]!.name),
+        cluster: name,
+        clusterMode: operator.kind,
+        jobConcurrency: config.worker.jobConcurrency,
+        healthUrl: healthServer?.url,
+        orphanSweepIntervalMs: config.worker.orphanSweepIntervalMs,
+      },
+      'worker started',
+    );
+  }
+  // Every worker sweeps the tasks of the clusters it runs, each in its
+  // cluster's queue; the sweep's conditional append makes one of the workers
+  // end each orphan. A task of a cluster this worker has no credentials for is
+  // left to the workers that do.
+  const sweepQueues =
+    config.worker.orphanSweepIntervalMs > 0
+      ? new Map(clusters.map(({ name }) => [name, createBatchQueue({ config, logger, cluster: name })]))
+      : undefined;
+  const sweep: OrphanSweepLoop | undefined =
+    sweepQueues &&
+    startOrphanSweep(
+      {
+        listTasks: (listOptions) => runtime.store.listTasks(listOptions),
+        jobState: async (task) => {
+          const queue = sweepQueues.get(task.cluster ?? SINGLE_CLUSTER_NAME);
+          return queue ? queue.jobState(task.taskId) : null;
+        },
+        append: deps.append,
+        logger,
+      },
+      { ...options.orphanSweep, intervalMs: config.worker.orphanSweepIntervalMs },
+    );
 
   let closing: Promise<void> | undefined;
   const close = async (graceMs: number): Promise<void> => {
@@ -161,15 +231,17 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
       logger.warn(
         'running jobs did not hand back in time; dropping them (they resume elsewhere after their lock expires)',
       );
-      consumer.close({ force: true }).catch((err: unknown) => logger.warn({ err }, 'forced close failed'));
+      closeConsumers(true).catch((err: unknown) => logger.warn({ err }, 'forced close failed'));
     }, graceMs + HAND_BACK_MARGIN_MS);
     try {
-      await consumer.close();
+      await sweep?.stop();
+      await closeConsumers(false);
     } finally {
       clearTimeout(haltTimer);
       clearTimeout(forceTimer);
       health.stop();
       await healthServer?.close();
+      await Promise.all([...(sweepQueues?.values() ?? [])].map((queue) => queue.close()));
       await ownRuntime?.close();
     }
     logger.info('worker stopped');
@@ -182,6 +254,19 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
     close(closeOptions) {
       closing ??= close(closeOptions?.graceMs ?? config.worker.shutdownGraceMs);
       return closing;
+    },
+  };
+}
+
+/** The consumers of every cluster as the probes see one: running while all run, ready while all answer. */
+function allConsumers(consumers: readonly BatchConsumer[]): WorkerHealthSources['consumer'] {
+  return {
+    get running() {
+      return consumers.every((consumer) => consumer.running);
+    },
+    async check(timeoutMs) {
+      const checks = await Promise.all(consumers.map((consumer) => consumer.check(timeoutMs)));
+      return checks.find((check) => !check.ok) ?? { ok: true };
     },
   };
 }

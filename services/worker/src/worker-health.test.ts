@@ -6,7 +6,7 @@ import type { PostgresServer, RedisServer } from '@nodebatch/testkit';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startWorker } from './start-worker.js';
 import type { WorkerHandle } from './start-worker.js';
-import { testEnv } from './test-support/batch-harness.js';
+import { testEnv } from '../test/support/batch-harness.js';
 import { createWorkerHealth } from './worker-health.js';
 
 const logger = createLogger({ level: 'silent' });

@@ -7,10 +7,10 @@ import { createTestDatabase, sharedRedisUrl } from '@nodebatch/testkit';
 import type { TestDatabase } from '@nodebatch/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startWorker } from './start-worker.js';
-import { removeQueueKeys } from './test-support/remove-queue-keys.js';
+import { removeQueueKeys } from '../test/support/remove-queue-keys.js';
 import type { WorkerHandle } from './start-worker.js';
-import { spawnWorker as spawnWorkerProcess, stopWorker } from './test-support/worker-process.js';
-import type { WorkerProcess } from './test-support/worker-process.js';
+import { spawnWorker as spawnWorkerProcess, stopWorker } from '../test/support/worker-process.js';
+import type { WorkerProcess } from '../test/support/worker-process.js';
 import {
   eventsOfType,
   expectEachNodeSucceededOnce,
@@ -18,7 +18,7 @@ import {
   testEnv,
   waitForEnd,
   waitForEvents,
-} from './test-support/batch-harness.js';
+} from '../test/support/batch-harness.js';
 
 /*
  * Two workers in two processes: a child process takes the batch and is killed
@@ -83,7 +83,12 @@ describe.each([
     child = await spawnWorker(env);
     const taskId = await submitBatch(runtime, queue, { action: 'cordon', nodes, concurrency: 2 });
     const [started] = await waitForEvents(runtime, taskId, (event) => event.type === 'TaskStarted');
-    expect(started?.data).toEqual({ workerId: child.id, attempt: 1, clusterMode: 'simulated' });
+    expect(started?.data).toEqual({
+      workerId: child.id,
+      attempt: 1,
+      clusterMode: 'simulated',
+      cluster: 'default',
+    });
 
     // The second worker is up before the first dies, as in a deployment with two replicas.
     survivor = await startWorker({
@@ -158,7 +163,12 @@ describe('a worker process stopped with SIGTERM mid-batch', () => {
     child = await spawnWorker(env, 600_000);
     const taskId = await submitBatch(runtime, queue, { action: 'cordon', nodes, concurrency: 2 });
     const [started] = await waitForEvents(runtime, taskId, (event) => event.type === 'TaskStarted');
-    expect(started?.data).toEqual({ workerId: child.id, attempt: 1, clusterMode: 'simulated' });
+    expect(started?.data).toEqual({
+      workerId: child.id,
+      attempt: 1,
+      clusterMode: 'simulated',
+      cluster: 'default',
+    });
     survivor = await startWorker({ config, logger, runtime });
     await waitForEvents(runtime, taskId, (event) => event.type === 'NodeSucceeded', 20);
 

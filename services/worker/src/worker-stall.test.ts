@@ -5,16 +5,16 @@ import type { BatchQueue, Runtime } from '@nodebatch/runtime';
 import { createTestDatabase, sharedRedisUrl } from '@nodebatch/testkit';
 import type { TestDatabase } from '@nodebatch/testkit';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { removeQueueKeys } from './test-support/remove-queue-keys.js';
+import { removeQueueKeys } from '../test/support/remove-queue-keys.js';
 import {
   eventsOfType,
   submitBatch,
   testEnv,
   waitForEnd,
   waitForEvents,
-} from './test-support/batch-harness.js';
-import { spawnWorker, stopWorker } from './test-support/worker-process.js';
-import type { WorkerProcess } from './test-support/worker-process.js';
+} from '../test/support/batch-harness.js';
+import { spawnWorker, stopWorker } from '../test/support/worker-process.js';
+import type { WorkerProcess } from '../test/support/worker-process.js';
 
 /*
  * Invariant 9: a worker that lost its job stops. Two worker processes; the one

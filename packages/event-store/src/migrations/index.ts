@@ -3,6 +3,7 @@ import * as eventLog from './0001-event-log.js';
 import * as nodeEndIndex from './0002-node-end-index.js';
 import * as taskAttempt from './0003-task-attempt.js';
 import * as auditLog from './0004-audit-log.js';
+import * as eventBatches from './0005-event-batches.js';
 
 /**
  * Every migration, in order. Imported statically rather than read from a
@@ -13,6 +14,7 @@ export const EVENT_STORE_MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0002-node-end-index': nodeEndIndex,
   '0003-task-attempt': taskAttempt,
   '0004-audit-log': auditLog,
+  '0005-event-batches': eventBatches,
 };
 
 export const eventStoreMigrationProvider: MigrationProvider = {

@@ -81,7 +81,7 @@ export interface Notifier extends HintSource {
   append(
     taskId: string,
     events: readonly NewEvent[],
-    options?: Pick<AppendOptions, 'expectedSeq' | 'fence'>,
+    options?: Pick<AppendOptions, 'expectedSeq' | 'fence' | 'idempotencyKey'>,
   ): Promise<StoredEvent[]>;
 }
 
@@ -251,7 +251,7 @@ class SwitchingNotifier implements Notifier {
   async append(
     taskId: string,
     events: readonly NewEvent[],
-    options: Pick<AppendOptions, 'expectedSeq' | 'fence'> = {},
+    options: Pick<AppendOptions, 'expectedSeq' | 'fence' | 'idempotencyKey'> = {},
   ): Promise<StoredEvent[]> {
     // The configured transport announces even while this process reads by polling:
     // other replicas may still listen on it, and their clients must not freeze.
@@ -268,6 +268,7 @@ class SwitchingNotifier implements Notifier {
     const stored = await this.#options.store.append(taskId, events, {
       ...(options.expectedSeq === undefined ? {} : { expectedSeq: options.expectedSeq }),
       ...(options.fence === undefined ? {} : { fence: options.fence }),
+      ...(options.idempotencyKey === undefined ? {} : { idempotencyKey: options.idempotencyKey }),
       ...(hook ? { hook } : {}),
     });
     for (const transport of announcers) {
@@ -446,8 +447,19 @@ class SwitchingNotifier implements Notifier {
     const primaryActive = this.#active !== null && this.#active === this.#primary;
     // Back by itself (a reconnect inside the fallback window): nothing to do.
     if (primaryActive && this.#primaryHealth.healthy) return;
-    const outcome = await this.#tryPrimary();
+    let outcome = await this.#tryPrimary();
     if (this.#isStopped()) return;
+    if (outcome.ok && !this.#primaryHealth.healthy) {
+      // The probe came back, but the transport lost its connection while it was in flight: switching
+      // now would report a dead transport healthy, with no fallback timer to notice (invariant 6).
+      // Its next return to health probes again at once.
+      outcome = {
+        ok: false,
+        err: new Error(
+          `${this.#configured} became unhealthy during the probe: ${this.#primaryHealth.reason}`,
+        ),
+      };
+    }
     if (outcome.ok) {
       const polling = this.#fallback;
       this.#fallback = null;

@@ -1,6 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InvalidEventError, StaleSequenceError, TaskAlreadyEndedError, UnknownTaskError } from '../errors.js';
+import {
+  IdempotencyKeyReusedError,
+  InvalidEventError,
+  StaleSequenceError,
+  TaskAlreadyEndedError,
+  UnknownTaskError,
+} from '../errors.js';
 import { EventTooLargeError } from '../event-log-rules.js';
 import type { NewEvent } from '../events.js';
 import type { EventStore } from '../store.js';
@@ -150,6 +156,60 @@ export function eventStoreContract(name: string, options: EventStoreContractOpti
       expect(await store().readTask(id)).toHaveLength(1);
       const [next] = await store().append(id, [ev.started()]);
       expect(next?.seq).toBe(2);
+    });
+
+    it('writes a batch once per idempotency key: a retried append returns what the first try stored', async () => {
+      const id = taskId();
+      const first = await store().append(id, [created], { idempotencyKey: 'b1', expectedSeq: 0 });
+      // The retry of an acknowledgement that was lost: same key, same events, the same expectedSeq.
+      const again = await store().append(id, [created], { idempotencyKey: 'b1', expectedSeq: 0 });
+      expect(again).toEqual(first);
+      const batch = [ev.started(), ev.nodeStarted('n1')];
+      const stored = await store().append(id, batch, { idempotencyKey: 'b2' });
+      expect(stored.map((event) => event.seq)).toEqual([2, 3]);
+      await store().append(id, [ev.nodeProgress('n1', 1, 2)]);
+      expect(await store().append(id, batch, { idempotencyKey: 'b2' })).toEqual(stored);
+      // A terminal event retried after it committed is answered, not refused as a second end.
+      const ended = await store().append(id, [ev.failed()], { idempotencyKey: 'end', expectedSeq: 4 });
+      expect(await store().append(id, [ev.failed()], { idempotencyKey: 'end', expectedSeq: 4 })).toEqual(
+        ended,
+      );
+      expect((await store().readTask(id, { after: 3 })).map((event) => event.type)).toEqual([
+        'NodeProgress',
+        'TaskFailed',
+      ]);
+      expect(await store().latestSeqs([id])).toEqual(new Map([[id, 5]]));
+    });
+
+    it('scopes idempotency keys to a task, refuses a key reused for other events, and checks the key', async () => {
+      const [a, b] = [taskId(), taskId()];
+      await store().append(a, [created, ev.started()], { idempotencyKey: 'k' });
+      await expect(store().append(b, [created, ev.started()], { idempotencyKey: 'k' })).resolves.toHaveLength(
+        2,
+      );
+      const reused = await store()
+        .append(a, [ev.nodeStarted('n1')], { idempotencyKey: 'k' })
+        .catch((e: unknown) => e);
+      expect(reused).toBeInstanceOf(IdempotencyKeyReusedError);
+      expect(reused).toMatchObject({ code: 'IDEMPOTENCY_KEY_REUSED', idempotencyKey: 'k' });
+      await expect(store().append(a, [ev.nodeStarted('n1')], { idempotencyKey: '' })).rejects.toThrow(
+        /idempotencyKey must be a string of 1 to 200 characters/,
+      );
+      await expect(
+        store().append(a, [ev.nodeStarted('n1')], { idempotencyKey: 'x'.repeat(201) }),
+      ).rejects.toBeInstanceOf(InvalidEventError);
+      expect(await store().readTask(a)).toHaveLength(2);
+    });
+
+    it('lets one of two concurrent appends with the same idempotency key write, and gives both its events', async () => {
+      const id = taskId();
+      await store().append(id, [created]);
+      const [x, y] = await Promise.all([
+        store().append(id, [ev.started()], { idempotencyKey: 'same' }),
+        store().append(id, [ev.started()], { idempotencyKey: 'same' }),
+      ]);
+      expect(x).toEqual(y);
+      expect(await store().readTask(id)).toHaveLength(2);
     });
 
     it('readTask pages by seq; latestSeqs answers for known tasks only; bad paging is a RangeError', async () => {

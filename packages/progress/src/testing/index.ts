@@ -9,6 +9,7 @@ export * from './instrumented-reader.js';
 export * from './manual-hint-source.js';
 export * from './manual-scheduler.js';
 export * from './random.js';
+export * from './scripted-transport.js';
 export * from './stored-events.js';
 export * from './subscribers.js';
 export * from './transport-contract.js';

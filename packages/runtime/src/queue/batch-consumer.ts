@@ -8,6 +8,7 @@ import { connectionErrorLogger } from './connection-error-log.js';
 import type { BatchJobData } from './batch-job-data.js';
 import { QUEUE_REDIS_PREFIX, QueueUnavailableError } from './batch-queue.js';
 import {
+  batchQueueName,
   describeQueueBackend,
   queueBackendKind,
   queuePostgresOptions,
@@ -51,6 +52,8 @@ export class InvalidJobDataError extends UnrecoverableError {
 export interface BatchConsumerOptions {
   config: NodebatchConfig;
   logger: Logger;
+  /** The named cluster whose queue this is (see batchQueueName). Default: `queue.name`. */
+  cluster?: string;
   processor: BatchJobProcessor;
   /** Jobs (tasks) run at once by this consumer. Default: config.worker.jobConcurrency. */
   concurrency?: number;
@@ -123,7 +126,7 @@ interface WorkerHandle {
 export function createBatchConsumer(options: BatchConsumerOptions): BatchConsumer {
   const { config, processor } = options;
   const backend = queueBackendKind(config);
-  const name = config.queue.name;
+  const name = batchQueueName(config, options.cluster);
   const logger = options.logger.child({ component: 'batch-consumer', queue: name, backend });
   const lockDuration = options.lockDurationMs ?? 15_000;
   const concurrency = options.concurrency ?? config.worker.jobConcurrency;
@@ -206,7 +209,7 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
         const cause = lastError ? `: ${lastError.message}` : '';
         return new QueueUnavailableError(
           `the batch queue did not become ready within ${timeoutMs} ms on ${JSON.stringify(
-            describeQueueBackend(config),
+            describeQueueBackend(config, name),
           )}${cause}`,
           { cause: lastError },
         );

@@ -77,6 +77,9 @@ describe.each(['redis', 'postgres'] as const)('batch queue on %s', (backend) => 
       await queue.enqueue({ taskId: 'task-c' });
       await vi.waitFor(() => expect(seen).toContain('task-c'), { timeout: 15_000 });
       expect(seen.filter((id) => id === 'task-a')).toHaveLength(1);
+      // What the orphan sweep asks: a finished job, and a job the queue never had.
+      await vi.waitFor(async () => expect(await queue.jobState('task-c')).toBe('completed'));
+      expect(await queue.jobState('never-enqueued')).toBe('unknown');
     } finally {
       await consumer.close();
       await queue.close();

@@ -7,6 +7,7 @@ import { BatchJobDataSchema } from './batch-job-data.js';
 import { connectionErrorLogger } from './connection-error-log.js';
 import type { BatchJobData } from './batch-job-data.js';
 import {
+  batchQueueName,
   describeQueueBackend,
   queueBackendKind,
   queuePostgresOptions,
@@ -26,12 +27,20 @@ export interface BatchQueue {
   enqueue(data: BatchJobData): Promise<void>;
   /** Jobs per state; a round trip to the backend, used by `doctor`. */
   jobCounts(): Promise<Record<string, number>>;
+  /**
+   * Where the task's job stands: `unknown` when the queue has no such job (it
+   * was removed, the queue flushed, or it was never enqueued). The orphan
+   * sweep asks this of tasks that look running.
+   */
+  jobState(taskId: string): Promise<BatchJobState>;
   close(): Promise<void>;
 }
 
 export interface BatchQueueOptions {
   config: NodebatchConfig;
   logger: Logger;
+  /** The named cluster whose queue this is (see batchQueueName). Default: `queue.name`. */
+  cluster?: string;
   /**
    * How long an enqueue may wait for the backend (BullMQ waits for a Redis
    * connection without limit) before it fails with QueueUnavailableError.
@@ -44,6 +53,13 @@ export interface BatchQueueOptions {
    */
   migrate?: boolean;
 }
+
+/** BullMQ's states of a job, and `unknown` for a job the queue does not have. */
+export type BatchJobState =
+  'waiting' | 'active' | 'delayed' | 'prioritized' | 'waiting-children' | 'completed' | 'failed' | 'unknown';
+
+/** States in which no worker will ever run the job again (unless someone enqueues it anew). */
+export const FINISHED_JOB_STATES: ReadonlySet<BatchJobState> = new Set(['completed', 'failed', 'unknown']);
 
 /** Job data failed BatchJobDataSchema; nothing was enqueued. */
 export class InvalidBatchJobError extends NodebatchError {
@@ -82,13 +98,14 @@ interface QueueHandle {
   add(name: string, data: BatchJobData, options: JobsOptions): Promise<unknown>;
   on(event: 'error', listener: (err: Error) => void): unknown;
   getJobCounts(...states: string[]): Promise<Record<string, number>>;
+  getJobState(jobId: string): Promise<string>;
   close(): Promise<void>;
 }
 
 export function createBatchQueue(options: BatchQueueOptions): BatchQueue {
   const { config } = options;
   const backend = queueBackendKind(config);
-  const name = config.queue.name;
+  const name = batchQueueName(config, options.cluster);
   const logger = options.logger.child({ component: 'batch-queue', queue: name, backend });
   const queue = (
     config.redis
@@ -110,7 +127,7 @@ export function createBatchQueue(options: BatchQueueOptions): BatchQueue {
     logConnectionError(err);
   });
   const enqueueTimeoutMs = options.enqueueTimeoutMs ?? 10_000;
-  const target = (): string => JSON.stringify(describeQueueBackend(config));
+  const target = (): string => JSON.stringify(describeQueueBackend(config, name));
 
   return {
     backend,
@@ -148,6 +165,9 @@ export function createBatchQueue(options: BatchQueueOptions): BatchQueue {
     },
     async jobCounts() {
       return queue.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed');
+    },
+    async jobState(taskId) {
+      return (await queue.getJobState(taskId)) as BatchJobState;
     },
     close: () => queue.close(),
   };

@@ -15,13 +15,29 @@ export function queueBackendKind(config: NodebatchConfig): QueueBackendKind {
   return config.redis ? 'redis' : 'postgres';
 }
 
+/**
+ * The queue of a cluster's batches. Each named cluster (`cluster.clusters`)
+ * has its own queue, `<queue.name>-<cluster>`, so a worker takes jobs only
+ * from the queues of the clusters it has credentials for, with BullMQ's
+ * locks, retries and stall recovery unchanged; without a list, the one
+ * cluster's queue is `queue.name` itself. `cluster` absent: `queue.name`.
+ */
+export function batchQueueName(config: NodebatchConfig, cluster?: string): string {
+  return cluster === undefined || !config.cluster.clusters
+    ? config.queue.name
+    : `${config.queue.name}-${cluster}`;
+}
+
 /** Where the queue lives, for logs and diagnostics; never includes a password. */
-export function describeQueueBackend(config: NodebatchConfig): Record<string, unknown> {
+export function describeQueueBackend(
+  config: NodebatchConfig,
+  queue = config.queue.name,
+): Record<string, unknown> {
   return config.redis
-    ? { backend: 'redis', queue: config.queue.name, ...describeRedis(config.redis) }
+    ? { backend: 'redis', queue, ...describeRedis(config.redis) }
     : {
         backend: 'postgres',
-        queue: config.queue.name,
+        queue,
         ...describeDatabase(listenerDatabase(config.database)),
       };
 }

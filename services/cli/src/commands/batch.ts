@@ -204,9 +204,6 @@ async function submitAndFollow(request: BatchRequest, options: BatchCommandOptio
     taskId,
     output: options.output,
     cancelOnInterrupt: options.cancelOnInterrupt,
-    stdout: process.stdout,
-    stderr: process.stderr,
-    stdin: process.stdin,
   });
 }
 

@@ -87,6 +87,28 @@ describe('nodebatch config', { timeout: 180_000 }, () => {
     expect(result.stdout).not.toContain('db-secret-1');
   });
 
+  it('shows the named clusters of the file, one entry each, and refuses a bad entry naming the key', async () => {
+    const clusters = [
+      'cluster:',
+      '  clusters:',
+      '    - name: prod',
+      '      kubeconfig: /etc/kube/prod.yaml',
+      '      default: true',
+      '    - name: lab',
+      '      mode: simulated',
+    ].join('\n');
+    const shown = await runConfig([], {}, clusters);
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stdout).toMatch(
+      /^cluster\.clusters\s+prod \(mode=kubernetes, kubeconfig=\/etc\/kube\/prod\.yaml, default\), lab \(mode=simulated\)\s+file:.*config-.*\.yaml#cluster\.clusters$/m,
+    );
+    const refused = await runConfig([], { NODEBATCH_CLUSTERS: 'prod;context=a,prod;context=b' });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(
+      'NODEBATCH_CLUSTERS (from env NODEBATCH_CLUSTERS): entry 2: name: "prod" is listed twice',
+    );
+  });
+
   it('prints warnings on stderr and keeps --json parseable', async () => {
     const result = await runConfig(['--json'], { DB_HOSTNAME: 'oops', KUBERNETES_SERVICE_HOST: '10.0.0.1' });
     expect(result.code).toBe(0);

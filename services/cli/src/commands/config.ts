@@ -31,13 +31,25 @@ export function formatJson(entries: ConfigEntry[]): string {
 
 function display(entry: ConfigEntry): string {
   if (entry.value === null) return entry.key === 'redis' ? 'not configured' : '-';
-  if (Array.isArray(entry.value)) return entry.value.length === 0 ? '-' : entry.value.join(', ');
+  if (Array.isArray(entry.value)) {
+    return entry.value.length === 0 ? '-' : entry.value.map((item: unknown) => listItem(item)).join(', ');
+  }
   if (typeof entry.value === 'object') {
     // A mapping such as auth.groupRoles, in the form its variable takes (group=role, …).
     const pairs = Object.entries(entry.value as Record<string, unknown>);
     return pairs.length === 0 ? '-' : pairs.map(([key, value]) => `${key}=${String(value)}`).join(', ');
   }
   return String(entry.value);
+}
+
+/** A list item: text as it is; an entry of cluster.clusters as `name (key=value, …, default)`. */
+function listItem(item: unknown): string {
+  if (item === null || typeof item !== 'object') return String(item);
+  const { name, ...rest } = item as Record<string, unknown>;
+  const attributes = Object.entries(rest)
+    .filter(([, value]) => value !== false && value !== undefined)
+    .map(([key, value]) => (value === true ? key : `${key}=${String(value)}`));
+  return `${String(name)}${attributes.length > 0 ? ` (${attributes.join(', ')})` : ''}`;
 }
 
 export function formatTable(entries: ConfigEntry[]): string {

@@ -180,6 +180,28 @@ describe('nodebatch doctor', () => {
     }
   });
 
+  it('checks each named cluster on its own API server, and says which one lacks a permission', async () => {
+    const [east, west] = await Promise.all([
+      startFakeKubeApi({ nodes: ['east-1'] }),
+      startFakeKubeApi({ nodes: ['west-1'] }),
+    ]);
+    try {
+      west.permissions.deny({ apiGroup: '', resource: 'nodes', verb: 'patch' });
+      const result = await doctor({
+        ...dbEnv,
+        PROGRESS_NOTIFY_TYPE: 'polling',
+        NODEBATCH_CLUSTER: 'kubernetes',
+        NODEBATCH_CLUSTERS: `east;kubeconfig=${east.kubeconfigPath};default,west;kubeconfig=${west.kubeconfigPath},lab;mode=simulated`,
+      });
+      expect(result.stdout, result.stderr).toMatch(/✅ kubernetes east .*allows get nodes, patch nodes/);
+      expect(result.stdout).toMatch(/❌ kubernetes west .*denies what the worker needs: patch nodes/);
+      expect(result.stdout).toMatch(/kubernetes lab .*simulated cluster \(mode: simulated\)/);
+      expect(result.code).toBe(1);
+    } finally {
+      await Promise.all([east.close(), west.close()]);
+    }
+  });
+
   it('fails with exit code 1 on a wrong host, naming the host and never the password', async () => {
     const password = 'doctor-S3cret-value';
     const result = await doctor({ DB_HOST: 'db.nodebatch-doctor.invalid', DB_PASSWORD: password });

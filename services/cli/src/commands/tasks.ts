@@ -56,9 +56,6 @@ export function registerTaskCommands(program: Command): void {
               taskId,
               output: options.output,
               cancelOnInterrupt: options.cancelOnInterrupt,
-              stdout: process.stdout,
-              stderr: process.stderr,
-              stdin: process.stdin,
             });
           }
           const state = await client.getTask(taskId);
@@ -110,7 +107,7 @@ function describeTask(state: TaskState): string {
 
 function taskTable(tasks: readonly TaskSummary[]): string {
   return table(
-    ['TASK', 'ACTION', 'STATUS', 'DONE', 'FAILED', 'USER', 'CREATED'],
+    ['TASK', 'ACTION', 'STATUS', 'DONE', 'FAILED', 'USER', 'CREATED', 'CLUSTER'],
     tasks.map((task) => [
       task.taskId,
       task.action,
@@ -119,6 +116,7 @@ function taskTable(tasks: readonly TaskSummary[]): string {
       String(task.failed),
       task.userId,
       task.createdAt,
+      task.cluster ?? '-',
     ]),
   );
 }

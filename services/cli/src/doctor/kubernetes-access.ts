@@ -1,5 +1,5 @@
 import { checkKubernetesAccess, loadKubeConfig } from '@nodebatch/kube';
-import type { NodebatchConfig } from '@nodebatch/config';
+import type { ClusterTarget } from '@nodebatch/config';
 import { CheckFailure } from './doctor-check.js';
 
 /**
@@ -8,14 +8,15 @@ import { CheckFailure } from './doctor-check.js';
  * read or changed on any node.
  */
 export async function checkKubernetes(
-  config: NodebatchConfig,
+  cluster: Pick<ClusterTarget, 'kubeconfig' | 'context'>,
   env: Record<string, string | undefined>,
 ): Promise<string> {
   let loaded: ReturnType<typeof loadKubeConfig>;
   try {
     loaded = loadKubeConfig({
       env,
-      ...(config.cluster.kubeconfig ? { kubeconfig: config.cluster.kubeconfig } : {}),
+      ...(cluster.kubeconfig ? { kubeconfig: cluster.kubeconfig } : {}),
+      ...(cluster.context ? { context: cluster.context } : {}),
     });
   } catch (err) {
     throw new CheckFailure((err as Error).message, [

@@ -3,6 +3,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import {
+  clusterTargets,
   describeDatabase,
   describeRedis,
   hasSeparateListener,
@@ -210,13 +211,23 @@ export async function runDoctor(options: DoctorOptions): Promise<CheckResult[]> 
       : skipped('notifier', databaseOk ? 'needs the migrations applied' : 'needs the database'),
   );
 
-  results.push(
-    config.cluster.mode === 'kubernetes'
-      ? await runCheck('kubernetes', () =>
-          withTimeout(checkKubernetes(config, env), timeoutMs, 'the Kubernetes API did not answer'),
-        )
-      : skipped('kubernetes', 'simulated cluster (NODEBATCH_CLUSTER=simulated)'),
-  );
+  // One check per named cluster (`kubernetes <name>`), or one `kubernetes` check without a list.
+  const listed = config.cluster.clusters !== undefined;
+  for (const target of clusterTargets(config.cluster)) {
+    const name = listed ? `kubernetes ${target.name}` : 'kubernetes';
+    results.push(
+      target.mode === 'kubernetes'
+        ? await runCheck(name, () =>
+            withTimeout(checkKubernetes(target, env), timeoutMs, 'the Kubernetes API did not answer'),
+          )
+        : skipped(
+            name,
+            listed
+              ? 'simulated cluster (mode: simulated)'
+              : 'simulated cluster (NODEBATCH_CLUSTER=simulated)',
+          ),
+    );
+  }
   return results;
 }
 

@@ -13,9 +13,10 @@ interface FollowOptions {
   output: 'text' | 'json';
   /** On Ctrl-C, cancel the task without asking. Default false: ask on a terminal, leave it running otherwise. */
   cancelOnInterrupt: boolean;
-  stdout: NodeJS.WriteStream;
-  stderr: NodeJS.WritableStream;
-  stdin: NodeJS.ReadStream;
+  /** The process's own streams unless given. */
+  stdout?: NodeJS.WriteStream;
+  stderr?: NodeJS.WritableStream;
+  stdin?: NodeJS.ReadStream;
 }
 
 /**
@@ -23,7 +24,13 @@ interface FollowOptions {
  * succeeded, 1 when any did not, 130 after Ctrl-C. The events come from
  * watchTask, which resumes across gateway restarts, so each line is printed once.
  */
-export function followTask(options: FollowOptions): Promise<number> {
+export function followTask(given: FollowOptions): Promise<number> {
+  const options: Required<FollowOptions> = {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    stdin: process.stdin,
+    ...given,
+  };
   const { client, taskId, stdout } = options;
   const view = new TaskView(stdout, options.output === 'text' && stdout.isTTY === true);
   let state: TaskState = initialTaskState(taskId);
@@ -59,7 +66,7 @@ export function followTask(options: FollowOptions): Promise<number> {
   });
 }
 
-async function decideCancel(options: FollowOptions): Promise<void> {
+async function decideCancel(options: Required<FollowOptions>): Promise<void> {
   const { client, taskId, stderr } = options;
   let cancel = options.cancelOnInterrupt;
   if (!cancel && options.stdin.isTTY) cancel = await askYesNo(options, `cancel task ${taskId}? [y/N] `);
@@ -74,7 +81,7 @@ async function decideCancel(options: FollowOptions): Promise<void> {
 }
 
 /** One line from the terminal; a second Ctrl-C or end of input is a no. */
-function askYesNo(options: FollowOptions, question: string): Promise<boolean> {
+function askYesNo(options: Required<FollowOptions>, question: string): Promise<boolean> {
   return new Promise((resolve) => {
     const rl = createInterface({ input: options.stdin, output: options.stderr, terminal: true });
     let answered = false;

@@ -1,3 +1,4 @@
+import { SINGLE_CLUSTER_NAME } from '@nodebatch/config';
 import type { StoredEvent, TaskState } from '@nodebatch/progress';
 
 /**
@@ -10,6 +11,7 @@ export class TaskView {
   /** Last budget message printed per node, so a wait repeated by each retry is printed once. */
   readonly #waiting = new Map<string, string>();
   #barShown = false;
+  #simulatedShown = false;
 
   readonly #out: NodeJS.WritableStream;
   readonly #live: boolean;
@@ -54,7 +56,12 @@ export class TaskView {
   #lineFor(event: StoredEvent, state: TaskState): string | undefined {
     switch (event.type) {
       case 'TaskCreated':
-        return `task ${event.taskId}: ${event.data.action} of ${state.total} node${state.total === 1 ? '' : 's'}`;
+        return `task ${event.taskId}: ${event.data.action} of ${state.total} node${state.total === 1 ? '' : 's'}${onCluster(state)}`;
+      case 'TaskStarted':
+        // Said once, before any node line: nothing this task reports happened on a real cluster.
+        if (event.data.clusterMode !== 'simulated' || this.#simulatedShown) return undefined;
+        this.#simulatedShown = true;
+        return 'simulated cluster: no real node is changed';
       case 'NodeSucceeded':
         return `${event.data.node}: succeeded${event.data.message ? ` (${event.data.message})` : ''}`;
       case 'NodeFailed':
@@ -81,9 +88,18 @@ export class TaskView {
 /** The last line of a followed task. */
 export function summaryOf(state: TaskState): string {
   const counts = `${state.succeeded} succeeded, ${state.failed} failed, ${state.skipped} skipped of ${state.total}`;
+  const where = `${onCluster(state)}${state.clusterMode === 'simulated' ? ' (simulated)' : ''}`;
   const outcome = state.outcome;
-  if (outcome?.type === 'TaskFailed') return `task ${state.taskId} failed: ${outcome.data.error} (${counts})`;
-  return `task ${state.taskId} ${state.status}: ${counts}`;
+  if (outcome?.type === 'TaskFailed')
+    return `task ${state.taskId} failed${where}: ${outcome.data.error} (${counts})`;
+  return `task ${state.taskId} ${state.status}${where}: ${counts}`;
+}
+
+/** ` on cluster <name>` for a named cluster; nothing for the one cluster of a configuration without a list. */
+function onCluster(state: TaskState): string {
+  return state.cluster === null || state.cluster === SINGLE_CLUSTER_NAME
+    ? ''
+    : ` on cluster ${state.cluster}`;
 }
 
 /** 0 when every node succeeded, 1 otherwise (a failed node, a cancelled or failed task). */

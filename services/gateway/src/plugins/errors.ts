@@ -1,4 +1,4 @@
-import { causeChain } from '@nodebatch/progress';
+import { isDatabaseUnavailable } from '@nodebatch/progress';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
@@ -78,20 +78,4 @@ function sendError(error: unknown, request: FastifyRequest, reply: FastifyReply)
     'request failed',
   );
   return reply.code(500).send({ code: 'INTERNAL', message: 'internal error' });
-}
-
-/** Connection refused/lost/timed out, or PostgreSQL shutting down (57P0x) or a connection exception (08xxx). */
-function isDatabaseUnavailable(error: unknown): boolean {
-  for (const current of causeChain(error)) {
-    if (!(current instanceof Error)) continue;
-    const code = (current as { code?: unknown }).code;
-    if (
-      typeof code === 'string' &&
-      (/^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH)$/.test(code) || /^(57P0|08)/.test(code))
-    ) {
-      return true;
-    }
-    if (/timeout exceeded when trying to connect|Connection terminated/i.test(current.message)) return true;
-  }
-  return false;
 }

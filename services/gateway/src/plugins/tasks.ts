@@ -99,7 +99,8 @@ export const tasksPlugin: GatewayPlugin<TasksPluginOptions> = async (app, option
         params,
         ...(body.concurrency === undefined ? {} : { concurrency: body.concurrency }),
         ...(body.reason === undefined ? {} : { reason: body.reason }),
-        ...(body.cluster === undefined ? {} : { cluster }),
+        // Always recorded, also when defaulted: the task says where it ran.
+        cluster,
         ...(body.selector === undefined ? {} : { selector: body.selector }),
       };
       // The event lists every node; refuse here, naming the limit, rather
@@ -136,7 +137,7 @@ export const tasksPlugin: GatewayPlugin<TasksPluginOptions> = async (app, option
         });
       }
       try {
-        await services.queue.enqueue({ taskId });
+        await services.queue.enqueue({ taskId }, cluster);
       } catch (err) {
         request.log.error({ err, taskId }, 'could not enqueue a batch; marking the task failed');
         await failUnqueuedTask(context, request, taskId, 'the job queue is unavailable', 'QUEUE_UNAVAILABLE');

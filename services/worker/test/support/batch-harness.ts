@@ -1,9 +1,11 @@
+import { createLogger } from '@nodebatch/config';
 import type { BatchAction, NewEvent, StoredEvent, TaskState } from '@nodebatch/progress';
 import { foldTask, readTaskEvents } from '@nodebatch/progress';
 import type { BatchQueue, Runtime } from '@nodebatch/runtime';
 import { uniqueName } from '@nodebatch/testkit';
 import { filter, firstValueFrom, timeout } from 'rxjs';
 import { expect } from 'vitest';
+import type { Logger } from 'pino';
 
 /** What a test creates a batch with: the gateway's POST /api/v1/batches, without HTTP. */
 interface BatchRequest {
@@ -120,4 +122,22 @@ export function testEnv(databaseUrl: string, options: { redisUrl?: string } = {}
     LOG_LEVEL: 'silent',
     ...(options.redisUrl !== undefined && { REDIS_URL: options.redisUrl }),
   };
+}
+
+/** A logger at `level` whose JSON lines the test reads back from `lines`. */
+export function capturingLogger(level: 'info' | 'warn' = 'info'): {
+  logger: Logger;
+  lines: Record<string, unknown>[];
+} {
+  const lines: Record<string, unknown>[] = [];
+  const logger = createLogger({
+    level,
+    destination: { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) },
+  });
+  return { logger, lines };
+}
+
+/** The names of the nodes of a simulated cluster of `count` nodes (NODEBATCH_SIM_NODES). */
+export function simulatedNodes(count: number): string[] {
+  return Array.from({ length: count }, (_, i) => `sim-node-${i + 1}`);
 }

@@ -7,7 +7,7 @@ import type { Socket } from 'node:net';
  * closing them (a silent partition: no FIN, no RST), while new connections
  * still get through.
  */
-interface TcpProxy {
+export interface TcpProxy {
   readonly port: number;
   freeze(): void;
   close(): Promise<void>;
