@@ -10,7 +10,10 @@ const CLI = fileURLToPath(new URL('../../services/cli/src/main.ts', import.meta.
 
 export const JWT_SECRET = 'e2e-gateway-secret-0123456789abcdef';
 
-export function tokenFor(sub: string, role: 'admin' | 'user' = 'user'): Promise<string> {
+export function tokenFor(
+  sub: string,
+  role: 'admin' | 'operator' | 'user' | 'viewer' = 'user',
+): Promise<string> {
   return new SignJWT({ role })
     .setProtectedHeader({ alg: 'HS256' })
     .setSubject(sub)

@@ -24,6 +24,7 @@ import { pagePlugin } from './plugins/page.js';
 import { streamsPlugin } from './plugins/streams.js';
 import { tasksPlugin } from './plugins/tasks.js';
 import { nodesPlugin } from './plugins/nodes.js';
+import { whoamiPlugin } from './plugins/whoami.js';
 import type { ClusterDirectory } from './batch-targets.js';
 import type { GatewayServices } from './services.js';
 import { SSE_DEFAULTS } from './sse-stream.js';
@@ -118,6 +119,7 @@ export async function buildGatewayApp(options: GatewayAppOptions): Promise<Gatew
   });
   await app.register(pagePlugin);
   await app.register(nodesPlugin, { clusters: options.clusters });
+  await app.register(whoamiPlugin, { context, authenticator: options.authenticator });
   await app.register(tasksPlugin, {
     context,
     clusters: options.clusters,

@@ -76,13 +76,23 @@ export class Policy {
 
   /** Cancel: the task's owner or an admin. */
   decideCancel(principal: Principal, ownerId: string): PolicyDecision {
-    if (principal.userId === ownerId || principal.role === 'admin') {
+    if (principal.userId === ownerId || this.cancelsAnyTask(principal)) {
       return { allowed: true, rule: 'cancel.ownerOrAdmin', message: '' };
     }
     return refuse(
       'cancel.ownerOrAdmin',
       `${principal.userId} (role ${principal.role}) may not cancel a task of ${ownerId}: only its owner or an admin may`,
     );
+  }
+
+  /** May `principal` cancel every user's tasks (not only their own)? Admins may. */
+  cancelsAnyTask(principal: Principal): boolean {
+    return principal.role === 'admin';
+  }
+
+  /** The label and taint key prefixes that need policy.protectedPrefixRole. */
+  get protectedPrefixes(): readonly string[] {
+    return this.#config.protectedPrefixes;
   }
 
   /** The audit trail: admins only. */

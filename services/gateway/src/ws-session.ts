@@ -137,12 +137,12 @@ export function runWebSocketSession(params: WebSocketSessionParams): () => void 
       await params.authorize(id, principal);
     } catch (err) {
       if (subscriptions.get(id) === entry) subscriptions.delete(id);
-      const known = err instanceof GatewayError;
+      const known = err instanceof GatewayError ? err : undefined;
       if (!known) logger.error({ err, taskId: id }, 'could not authorise a WebSocket subscription');
       send({
         type: 'error',
-        code: known ? err.code : 'INTERNAL',
-        message: known ? err.message : 'internal error',
+        code: known ? known.code : 'INTERNAL',
+        message: known ? known.message : 'internal error',
         taskId: id,
       });
       return;

@@ -344,4 +344,27 @@ describe('health, readiness, metrics and the page', () => {
     expect(page.status).toBe(200);
     expect(page.body).toContain('<title>nodebatch</title>');
   });
+
+  it("serves the console's modules and its built library from the gateway, and nothing else under /console/", async () => {
+    const page = await api(gateway, 'GET', '/');
+    // Scripts and styles from the gateway only: no inline code, no other origin.
+    expect(page.headers.get('content-security-policy')).toMatch(/script-src 'self';/);
+    expect(page.body).toContain('src="/console/main.js"');
+    const main = await api(gateway, 'GET', '/console/main.js');
+    expect(main.status).toBe(200);
+    expect(main.headers.get('content-type')).toMatch(/^text\/javascript/);
+    // The fold comes from the core's bundle, not from a copy in the page.
+    const watch = await api(gateway, 'GET', '/console/task-watch.js');
+    expect(watch.body).toMatch(/import \{[^}]*reduceTask[^}]*\} from '\.\/console-lib\.js'/);
+    const library = await api(gateway, 'GET', '/console/console-lib.js');
+    expect(library.status).toBe(200);
+    expect(library.body).toMatch(/reduceTask|foldTask/);
+    for (const path of [
+      '/console/nope.js',
+      '/console/..%2Fsrc%2Fapp.ts',
+      '/console/..%2F..%2Fpackage.json',
+    ]) {
+      expect((await api(gateway, 'GET', path)).status).toBe(404);
+    }
+  });
 });

@@ -365,3 +365,35 @@ describe('audit trail', () => {
     expect(bad.body.field).toBe('querystring.since');
   });
 });
+
+describe('GET /api/v1/whoami', () => {
+  it('names the caller, the role and the actions the policy allows it; without a token, nobody', async () => {
+    expect((await api(gateway, 'GET', '/api/v1/whoami')).body).toEqual({ signedIn: false });
+    expect((await api(gateway, 'GET', '/api/v1/whoami', { token: 'not-a-token' })).status).toBe(401);
+    const whoami = async (token: string) => (await api(gateway, 'GET', '/api/v1/whoami', { token })).body;
+    expect(await whoami(viewer)).toMatchObject({
+      signedIn: true,
+      userId: 'vera',
+      role: 'viewer',
+      actions: [],
+      cancelsAnyTask: false,
+      seesAllTasks: true,
+    });
+    expect(await whoami(operator)).toMatchObject({
+      userId: 'otto',
+      role: 'operator',
+      actions: ['cordon', 'uncordon', 'label', 'taint'],
+      protectedKeys: false,
+      cancelsAnyTask: false,
+      readsAudit: false,
+    });
+    expect(await whoami(admin)).toMatchObject({
+      role: 'admin',
+      actions: ['cordon', 'uncordon', 'drain', 'label', 'taint'],
+      protectedKeys: true,
+      protectedPrefixes: expect.arrayContaining(['kubernetes.io/']),
+      cancelsAnyTask: true,
+      readsAudit: true,
+    });
+  });
+});

@@ -46,7 +46,8 @@ export const authenticationPlugin = fp(
   { name: 'nodebatch-authentication', dependencies: ['@fastify/cookie'] },
 );
 
-function bearerToken(
+/** The request's token and where it came from; the cookie and ?token= only when `urlOrCookie`. */
+export function bearerToken(
   request: FastifyRequest,
   urlOrCookie: boolean,
 ): { token: string | undefined; source: FastifyRequest['tokenSource'] } {
