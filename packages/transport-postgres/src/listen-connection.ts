@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { BehaviorSubject, Subject } from 'rxjs';
 import type { Logger } from 'pino';
-import { backoffDelay, describeError } from '@nodebatch/progress';
+import { backoffDelay, describeError, withTimeout } from '@nodebatch/progress';
 import type { BackoffOptions, TransportHealth } from '@nodebatch/progress';
 
 /** Options of {@link ListenConnection}. */
@@ -128,21 +128,15 @@ export class ListenConnection {
     const client = this.#client;
     if (!client || this.#heartbeatInFlight) return;
     this.#heartbeatInFlight = true;
-    let timer: NodeJS.Timeout | undefined;
     try {
-      await Promise.race([
+      await withTimeout(
         client.query('SELECT 1'),
-        new Promise((_, reject) => {
-          timer = setTimeout(
-            () => reject(new Error(`heartbeat got no answer within ${this.#heartbeatTimeoutMs} ms`)),
-            this.#heartbeatTimeoutMs,
-          );
-        }),
-      ]);
+        this.#heartbeatTimeoutMs,
+        () => new Error(`heartbeat got no answer within ${this.#heartbeatTimeoutMs} ms`),
+      );
     } catch (err) {
       this.#lost(client, err);
     } finally {
-      clearTimeout(timer);
       this.#heartbeatInFlight = false;
     }
   }

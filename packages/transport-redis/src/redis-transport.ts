@@ -6,6 +6,7 @@ import {
   describeError,
   probeRoundTrip,
   realScheduler,
+  withTimeout,
 } from '@nodebatch/progress';
 import type { ScheduledTask, Scheduler } from '@nodebatch/progress';
 import type { RedisOptions } from 'ioredis';
@@ -380,14 +381,10 @@ export function createRedisTransport(options: RedisTransportOptions): RedisTrans
  */
 async function close(connection: Redis): Promise<void> {
   if (connection.status === 'ready') {
-    let timer: NodeJS.Timeout | undefined;
-    const quit = connection.quit().then(
+    const quitted = await withTimeout(connection.quit(), 1000, 'QUIT').then(
       () => true,
       () => false,
     );
-    const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), 1000)));
-    const quitted = await Promise.race([quit, late]);
-    clearTimeout(timer);
     if (quitted) return;
   }
   connection.disconnect();
