@@ -620,7 +620,7 @@ describe('validation errors name the source and the accepted form', () => {
 
   it('rejects a notify type of redis when Redis is not configured, never falling back', () => {
     expect(errorOf(() => load({ PROGRESS_NOTIFY_TYPE: 'redis' })).message).toContain(
-      'progress.notifyType="redis" (from env PROGRESS_NOTIFY_TYPE) needs Redis: set REDIS_URL or REDIS_HOST',
+      'progress.notifyType="redis" (from env PROGRESS_NOTIFY_TYPE) needs Redis: set REDIS_URL, REDIS_HOST or REDIS_CLUSTER_NODES',
     );
     expect(load({ PROGRESS_NOTIFY_TYPE: 'redis', REDIS_HOST: 'r' }).config.progress.notifyType).toBe('redis');
   });
