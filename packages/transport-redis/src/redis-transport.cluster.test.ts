@@ -1,0 +1,175 @@
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { pino } from 'pino';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { createEventStore, runMigrations } from '@nodebatch/event-store';
+import type { EventStore, Hint, NewEvent, TransportHealth } from '@nodebatch/progress';
+import { createTestDatabase, startRedisCluster, uniqueName } from '@nodebatch/testkit';
+import type { RedisCluster, RedisServer, TestDatabase } from '@nodebatch/testkit';
+import { createRedisTransport } from './redis-transport.js';
+import type { RedisTransport } from './redis-transport.js';
+
+/**
+ * The Redis transport on a real Redis Cluster of three masters: sharded
+ * Pub/Sub on the master of the channel's slot, and a restart of that master.
+ */
+
+const WAIT = { timeout: 30_000, interval: 50 };
+
+let cluster: RedisCluster;
+let db: TestDatabase;
+let pool: pg.Pool;
+let store: EventStore;
+const cleanups: (() => Promise<unknown>)[] = [];
+
+beforeAll(async () => {
+  [cluster, db] = await Promise.all([startRedisCluster(), createTestDatabase({ prefix: 'tredisc' })]);
+  pool = new pg.Pool({ connectionString: db.url, max: 4 });
+  await runMigrations(pool);
+  store = createEventStore({ pool });
+}, 120_000);
+
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+afterAll(async () => {
+  await pool?.end();
+  await db?.drop();
+  await cluster?.destroy();
+});
+
+function newTransport(channel: string): RedisTransport {
+  const transport = createRedisTransport({
+    redis: {},
+    clusterNodes: cluster.masters.map((master) => ({ host: '127.0.0.1', port: master.port })),
+    store,
+    channel,
+    catchUpIntervalMs: 200,
+    logger: pino({ level: 'silent' }),
+  });
+  cleanups.push(() => transport.stop());
+  return transport;
+}
+
+async function onNode<T>(master: RedisServer, run: (client: Redis) => Promise<T>): Promise<T> {
+  const client = new Redis(master.url, { maxRetriesPerRequest: 1 });
+  try {
+    return await run(client);
+  } finally {
+    client.disconnect();
+  }
+}
+
+async function slotOf(channel: string): Promise<number> {
+  return onNode(cluster.masters[0]!, async (client) =>
+    Number(await client.call('CLUSTER', 'KEYSLOT', channel)),
+  );
+}
+
+function progress(done: number): NewEvent {
+  return { type: 'NodeProgress', data: { node: 'node-a', done, total: 1000 } };
+}
+
+async function newTask(): Promise<string> {
+  const taskId = randomUUID();
+  await store.append(taskId, [
+    { type: 'TaskCreated', data: { userId: 'u1', action: 'cordon', nodes: ['node-a'], params: {} } },
+  ]);
+  return taskId;
+}
+
+/** The seqs of the hints that carried their events (came through Pub/Sub, not the position check). */
+function pushedSeqs(hints: Hint[]): number[] {
+  return hints.filter((hint) => hint.events !== undefined).map((hint) => hint.seq);
+}
+
+describe('redis transport on a Redis Cluster', () => {
+  it('uses sharded Pub/Sub: only the master of the channel’s slot carries the subscription and the messages', async () => {
+    const channel = uniqueName('progress');
+    const owner = await cluster.masterOf(await slotOf(channel));
+    const others = cluster.masters.filter((master) => master !== owner);
+    const publisher = newTransport(channel);
+    const subscriber = newTransport(channel);
+    await Promise.all([publisher.start(), subscriber.start()]);
+    expect(publisher.pubsub).toBe('sharded');
+    expect(subscriber.pubsub).toBe('sharded');
+
+    const taskId = await newTask();
+    const hints: Hint[] = [];
+    const subscription = subscriber.hints$.subscribe((hint) => hints.push(hint));
+    cleanups.push(async () => subscription.unsubscribe());
+    subscriber.watch(taskId);
+    for (let done = 1; done <= 5; done++)
+      await publisher.afterCommit(await store.append(taskId, [progress(done)]));
+    await vi.waitFor(() => expect(pushedSeqs(hints)).toEqual([2, 3, 4, 5, 6]), WAIT);
+
+    const shardSubscribers = (master: RedisServer) =>
+      onNode(
+        master,
+        async (client) => (await client.call('PUBSUB', 'SHARDNUMSUB', channel)) as [string, number],
+      );
+    // Each transport (one per process) holds one subscription.
+    expect(await shardSubscribers(owner)).toEqual([channel, 2]);
+    for (const other of others) expect(await shardSubscribers(other)).toEqual([channel, 0]);
+    // No classic PUBLISH anywhere: it would be broadcast to every node of the cluster.
+    const publishes = (master: RedisServer) =>
+      onNode(master, async (client) => {
+        const stats = await client.info('commandstats');
+        return {
+          spublish: Number(/cmdstat_spublish:calls=(\d+)/.exec(stats)?.[1] ?? 0),
+          publish: Number(/cmdstat_publish:calls=(\d+)/.exec(stats)?.[1] ?? 0),
+        };
+      });
+    expect((await publishes(owner)).spublish).toBeGreaterThanOrEqual(5);
+    for (const master of cluster.masters) expect((await publishes(master)).publish).toBe(0);
+  });
+
+  it('after the channel’s master restarts, the subscriber is back on sharded Pub/Sub and the position check covered the outage', async () => {
+    const channel = uniqueName('progress');
+    const owner = await cluster.masterOf(await slotOf(channel));
+    const publisher = newTransport(channel);
+    const subscriber = newTransport(channel);
+    await Promise.all([publisher.start(), subscriber.start()]);
+    const health: TransportHealth[] = [];
+    const healthSubscription = subscriber.health$.subscribe((value) => health.push(value));
+    let resyncs = 0;
+    const resyncSubscription = subscriber.resync$.subscribe(() => resyncs++);
+    cleanups.push(async () => {
+      healthSubscription.unsubscribe();
+      resyncSubscription.unsubscribe();
+    });
+    const taskId = await newTask();
+    const hints: Hint[] = [];
+    const subscription = subscriber.hints$.subscribe((hint) => hints.push(hint));
+    cleanups.push(async () => subscription.unsubscribe());
+    subscriber.watch(taskId);
+
+    await publisher.afterCommit(await store.append(taskId, [progress(1)]));
+    await vi.waitFor(() => expect(pushedSeqs(hints)).toEqual([2]), WAIT);
+
+    await owner.stop();
+    await vi.waitFor(() => expect(health.at(-1)?.healthy).toBe(false), WAIT);
+    // Appended while the master is away: the PUBLISH fails, the position check hints it.
+    await publisher.afterCommit(await store.append(taskId, [progress(2)]));
+    await vi.waitFor(() => expect(hints.at(-1)?.seq).toBe(3), WAIT);
+    expect(publisher.failedPublishes).toBeGreaterThanOrEqual(1);
+
+    await owner.start();
+    await cluster.waitUntilOk();
+    await vi.waitFor(() => expect(health.at(-1)).toEqual({ healthy: true, reason: null }), WAIT);
+    expect(resyncs).toBeGreaterThanOrEqual(1);
+    // Pushed again, through the restarted master.
+    await vi.waitFor(async () => {
+      await publisher.afterCommit(await store.append(taskId, [progress(hints.length + 10)]));
+      expect(pushedSeqs(hints).at(-1)).toBeGreaterThan(3);
+    }, WAIT);
+    expect(await onNode(owner, (client) => client.call('PUBSUB', 'SHARDNUMSUB', channel))).toEqual([
+      channel,
+      2,
+    ]);
+    const seqs = hints.map((hint) => hint.seq);
+    expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+  });
+});
