@@ -172,4 +172,41 @@ describe('redis transport on a Redis Cluster', () => {
     const seqs = hints.map((hint) => hint.seq);
     expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
   });
+
+  it('subscribes again when its connection drops while the cluster is down (another master stopped)', async () => {
+    const channel = uniqueName('progress');
+    const owner = await cluster.masterOf(await slotOf(channel));
+    const other = cluster.masters.find((master) => master !== owner)!;
+    const publisher = newTransport(channel);
+    const subscriber = newTransport(channel);
+    await Promise.all([publisher.start(), subscriber.start()]);
+    const health: TransportHealth[] = [];
+    const healthSubscription = subscriber.health$.subscribe((value) => health.push(value));
+    cleanups.push(async () => healthSubscription.unsubscribe());
+    const taskId = await newTask();
+    const hints: Hint[] = [];
+    const subscription = subscriber.hints$.subscribe((hint) => hints.push(hint));
+    cleanups.push(async () => subscription.unsubscribe());
+    subscriber.watch(taskId);
+
+    // Another master stops: the cluster goes down while the channel's master keeps running.
+    await other.stop();
+    await vi.waitFor(
+      () =>
+        onNode(owner, async (client) =>
+          expect(String(await client.call('CLUSTER', 'INFO'))).toContain('cluster_state:fail'),
+        ),
+      WAIT,
+    );
+    // Its subscriber connections drop; they reconnect to the channel's master, which still takes SSUBSCRIBE.
+    await onNode(owner, (client) => client.call('CLIENT', 'KILL', 'TYPE', 'pubsub'));
+    await vi.waitFor(() => expect(health.at(-1)?.healthy).toBe(false), WAIT);
+    expect(health.at(-1)?.reason).toContain('subscriber connection');
+
+    await other.start();
+    await cluster.waitUntilOk();
+    await vi.waitFor(() => expect(health.at(-1)).toEqual({ healthy: true, reason: null }), WAIT);
+    await publisher.afterCommit(await store.append(taskId, [progress(1)]));
+    await vi.waitFor(() => expect(pushedSeqs(hints)).toEqual([2]), WAIT);
+  });
 });

@@ -3,7 +3,6 @@ import type { EventReader, Hint, StoredEvent, Transport, TransportHealth } from 
 import {
   TransportUnavailableError,
   WatchCounts,
-  backoffDelay,
   describeError,
   probeRoundTrip,
   realScheduler,
@@ -168,13 +167,13 @@ export function createRedisTransport(options: RedisTransportOptions): RedisTrans
     connection.on('ready', () => {
       if (state !== 'started' || connection !== subscriber) return; // start() subscribes the first time
       connections.subscriber.lastError = null;
-      resubscribe(connection, 0);
+      resubscribe();
     });
     return connection;
   }
 
-  /** Subscribes again after a reconnect; a cluster that is still down is asked again after a backoff. */
-  function resubscribe(connection: Redis, attempt: number): void {
+  /** Subscribes again after a reconnect. */
+  function resubscribe(): void {
     subscribe().then(
       () => {
         logger.info('redis subscriber resubscribed; subscribers catch up from the store');
@@ -183,18 +182,8 @@ export function createRedisTransport(options: RedisTransportOptions): RedisTrans
         resync$.next();
       },
       (err: unknown) => {
+        // The connection dropped again; the next 'ready' subscribes again.
         connections.subscriber.lastError = describeError(err);
-        // A dropped connection subscribes on its next 'ready'; a connected one
-        // that was refused (CLUSTERDOWN while a master restarts) asks again.
-        if (state !== 'started' || connection !== subscriber || connection.status !== 'ready') return;
-        resubscribeTimer = scheduler.schedule(
-          () => {
-            resubscribeTimer = null;
-            if (connection === subscriber && connection.status === 'ready')
-              resubscribe(connection, attempt + 1);
-          },
-          backoffDelay(attempt, { minDelayMs: 100, maxDelayMs: 2000 }),
-        );
       },
     );
   }
@@ -220,7 +209,6 @@ export function createRedisTransport(options: RedisTransportOptions): RedisTrans
   let publishFailing = false;
   let storeFailing = false;
   let checkTimer: ScheduledTask | null = null;
-  let resubscribeTimer: ScheduledTask | null = null;
   let checking: Promise<void> | null = null;
 
   function updateHealth(): void {
@@ -488,8 +476,6 @@ export function createRedisTransport(options: RedisTransportOptions): RedisTrans
       state = 'stopped';
       checkTimer?.cancel();
       checkTimer = null;
-      resubscribeTimer?.cancel();
-      resubscribeTimer = null;
       await checking;
       await disconnectAll();
       hints$.complete();
