@@ -10,6 +10,8 @@ export interface StartRedisClusterOptions {
   masters?: number;
   /** How long the cluster may take to serve every slot, at start and after a restart. Default 30 s. */
   readyTimeoutMs?: number;
+  /** Extra `--name value` arguments for every redis-server. */
+  args?: string[];
 }
 
 /**
@@ -56,6 +58,7 @@ export async function startRedisCluster(options: StartRedisClusterOptions = {}):
             String(await freePort()),
             '--appendonly',
             'yes',
+            ...(options.args ?? []),
           ],
         }),
       );

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createEventStore, runMigrations } from '@nodebatch/event-store';
 import type { EventStore, Hint, NewEvent, TransportHealth } from '@nodebatch/progress';
@@ -40,14 +40,14 @@ afterAll(async () => {
   await cluster?.destroy();
 });
 
-function newTransport(channel: string): RedisTransport {
+function newTransport(channel: string, options: { on?: RedisCluster; logger?: Logger } = {}): RedisTransport {
   const transport = createRedisTransport({
     redis: {},
-    clusterNodes: cluster.masters.map((master) => ({ host: '127.0.0.1', port: master.port })),
+    clusterNodes: (options.on ?? cluster).masters.map((master) => ({ host: '127.0.0.1', port: master.port })),
     store,
     channel,
     catchUpIntervalMs: 200,
-    logger: pino({ level: 'silent' }),
+    logger: options.logger ?? pino({ level: 'silent' }),
   });
   cleanups.push(() => transport.stop());
   return transport;
@@ -208,5 +208,32 @@ describe('redis transport on a Redis Cluster', () => {
     await vi.waitFor(() => expect(health.at(-1)).toEqual({ healthy: true, reason: null }), WAIT);
     await publisher.afterCommit(await store.append(taskId, [progress(1)]));
     await vi.waitFor(() => expect(pushedSeqs(hints)).toEqual([2]), WAIT);
+  });
+
+  it('falls back to classic Pub/Sub on a cluster without SPUBLISH (Redis before 7), and says so in its log', async () => {
+    // A real cluster whose servers do not know SPUBLISH, as Redis 6 does not.
+    const older = await startRedisCluster({ args: ['--rename-command', 'SPUBLISH', ''] });
+    cleanups.push(() => older.destroy());
+    const channel = uniqueName('progress');
+    const lines: { msg: string; pubsub?: string }[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+    const publisher = newTransport(channel, { on: older });
+    const subscriber = newTransport(channel, { on: older, logger });
+    await Promise.all([publisher.start(), subscriber.start()]);
+    expect(subscriber.pubsub).toBe('classic');
+    expect(lines.find((line) => line.pubsub !== undefined)).toMatchObject({
+      pubsub: 'classic',
+      msg: expect.stringContaining('classic Pub/Sub'),
+    });
+
+    const taskId = await newTask();
+    const hints: Hint[] = [];
+    const subscription = subscriber.hints$.subscribe((hint) => hints.push(hint));
+    cleanups.push(async () => subscription.unsubscribe());
+    subscriber.watch(taskId);
+    for (let done = 1; done <= 3; done++)
+      await publisher.afterCommit(await store.append(taskId, [progress(done)]));
+    await vi.waitFor(() => expect(pushedSeqs(hints)).toEqual([2, 3, 4]), WAIT);
+    expect(publisher.failedPublishes).toBe(0);
   });
 });
