@@ -6,6 +6,7 @@ import {
   describeError,
   probeRoundTrip,
   realScheduler,
+  withTimeout,
 } from '@nodebatch/progress';
 import type { ScheduledTask, Scheduler } from '@nodebatch/progress';
 import type { RedisOptions } from 'ioredis';
@@ -51,6 +52,8 @@ export interface RedisTransportOptions {
 export const DEFAULT_REDIS_CHANNEL = 'nodebatch:progress';
 export const DEFAULT_CATCH_UP_INTERVAL_MS = 1000;
 export const DEFAULT_MAX_PAYLOAD_BYTES = 512 * 1024;
+/** How long start() waits for a Redis Cluster to be ready, unless `redis.connectTimeout` says otherwise. */
+export const DEFAULT_CLUSTER_START_TIMEOUT_MS = 10_000;
 
 /** The Redis transport, with counters that say what it survived. */
 export interface RedisTransport extends Transport {
@@ -387,7 +390,13 @@ export function createRedisTransport(options: RedisTransportOptions): RedisTrans
       state = 'starting';
       try {
         if (inCluster) {
-          await publisher.connect();
+          // The Cluster client keeps waiting for cluster_state:ok; a cluster that is down must not hold start() forever.
+          const startTimeoutMs = options.redis.connectTimeout ?? DEFAULT_CLUSTER_START_TIMEOUT_MS;
+          await withTimeout(publisher.connect(), startTimeoutMs, () =>
+            connections.publisher.lastError
+              ? new Error(connections.publisher.lastError)
+              : new Error(`the cluster did not become ready (cluster_state:ok) within ${startTimeoutMs} ms`),
+          );
           pubsub = (await supportsShardedPubSub(publisher)) ? 'sharded' : 'classic';
           channelSlot = Number(await publisher.call('CLUSTER', 'KEYSLOT', channel));
           followSlotOwner();
