@@ -1,10 +1,8 @@
 import { recordEventStream } from '@nodebatch/client/testing';
-import type { StoredEvent } from '@nodebatch/progress';
 import { createTestDatabase, startRedisCluster, uniqueName } from '@nodebatch/testkit';
 import type { RedisCluster, RedisServer, TestDatabase } from '@nodebatch/testkit';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import WebSocket from 'ws';
 import {
   SERVICES_START_TIMEOUT_MS,
   SERVICES_STOP_TIMEOUT_MS,
@@ -12,6 +10,7 @@ import {
   serviceEnv,
   spawnService,
   tokenFor,
+  watchOverWebSocket,
 } from './services.js';
 import type { ServiceProcess } from './services.js';
 
@@ -68,29 +67,6 @@ async function submit(): Promise<string> {
   return response.body.taskId as string;
 }
 
-/** Follows a task over the WebSocket until its `end` message. */
-function watchOverWebSocket(taskId: string): Promise<StoredEvent[]> {
-  return new Promise((resolve, reject) => {
-    const socket = new WebSocket(`${gatewayUrl().replace('http', 'ws')}/api/v1/progress/ws`, {
-      headers: { authorization: `Bearer ${token}` },
-    });
-    const events: StoredEvent[] = [];
-    socket.on('open', () => socket.send(JSON.stringify({ type: 'subscribe', taskId })));
-    socket.on('message', (data) => {
-      const message = JSON.parse(data.toString()) as
-        | { type: 'event'; event: StoredEvent }
-        | { type: 'end'; taskId: string }
-        | { type: 'error'; message: string };
-      if (message.type === 'event') events.push(message.event);
-      else if (message.type === 'end') {
-        socket.close();
-        resolve(events);
-      } else reject(new Error(`WebSocket error: ${message.message}`));
-    });
-    socket.on('error', reject);
-  });
-}
-
 function followOverSse(taskId: string) {
   return recordEventStream(`${gatewayUrl()}/api/v1/tasks/${taskId}/events`, {
     headers: { authorization: `Bearer ${token}` },
@@ -130,7 +106,10 @@ describe('worker and gateway on a Redis Cluster (REDIS_CLUSTER_NODES)', () => {
   it('runs a batch through the cluster queue, and its progress reaches SSE and WebSocket over sharded Pub/Sub: every event once, in order', async () => {
     expect(await notifierState()).toEqual({ redisActive: true, healthy: true });
     const taskId = await submit();
-    const [sse, wsEvents] = await Promise.all([followOverSse(taskId), watchOverWebSocket(taskId)]);
+    const [sse, wsEvents] = await Promise.all([
+      followOverSse(taskId),
+      watchOverWebSocket(gatewayUrl(), token, taskId),
+    ]);
     expect(await sse.ended).toBe(true);
     const seqs = sse.messages.map((message) => Number(message.id));
     expect(seqs.length).toBeGreaterThanOrEqual(2 + 2 * NODES.length + 1);
@@ -165,7 +144,7 @@ describe('worker and gateway on a Redis Cluster (REDIS_CLUSTER_NODES)', () => {
     const other = cluster.masters.find((master) => master !== owner)!;
     const taskId = await submit();
     const sse = await followOverSse(taskId);
-    const ws = watchOverWebSocket(taskId);
+    const ws = watchOverWebSocket(gatewayUrl(), token, taskId);
     await sse.waitFor((messages) => messages.length >= 5);
 
     await owner.stop();

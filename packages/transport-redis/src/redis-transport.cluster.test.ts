@@ -80,6 +80,36 @@ async function newTask(): Promise<string> {
   return taskId;
 }
 
+/**
+ * A publishing and a subscribing transport on one channel, started, with the
+ * subscriber watching a new task and recording its hints and health.
+ */
+async function startPair(channel: string, options: { on?: RedisCluster; logger?: Logger } = {}) {
+  const publisher = newTransport(channel, { ...(options.on ? { on: options.on } : {}) });
+  const subscriber = newTransport(channel, options);
+  await Promise.all([publisher.start(), subscriber.start()]);
+  const taskId = await newTask();
+  const hints: Hint[] = [];
+  const health: TransportHealth[] = [];
+  let resyncs = 0;
+  const subscriptions = [
+    subscriber.hints$.subscribe((hint) => hints.push(hint)),
+    subscriber.health$.subscribe((value) => health.push(value)),
+    subscriber.resync$.subscribe(() => resyncs++),
+  ];
+  cleanups.push(async () => subscriptions.forEach((subscription) => subscription.unsubscribe()));
+  subscriber.watch(taskId);
+  return {
+    publisher,
+    subscriber,
+    taskId,
+    hints,
+    health,
+    resyncs: () => resyncs,
+    append: async (done: number) => publisher.afterCommit(await store.append(taskId, [progress(done)])),
+  };
+}
+
 /** The seqs of the hints that carried their events (came through Pub/Sub, not the position check). */
 function pushedSeqs(hints: Hint[]): number[] {
   return hints.filter((hint) => hint.events !== undefined).map((hint) => hint.seq);
@@ -90,26 +120,14 @@ describe('redis transport on a Redis Cluster', () => {
     const channel = uniqueName('progress');
     const owner = await cluster.masterOf(await slotOf(channel));
     const others = cluster.masters.filter((master) => master !== owner);
-    const publisher = newTransport(channel);
-    const subscriber = newTransport(channel);
-    await Promise.all([publisher.start(), subscriber.start()]);
-    expect(publisher.pubsub).toBe('sharded');
-    expect(subscriber.pubsub).toBe('sharded');
-
-    const taskId = await newTask();
-    const hints: Hint[] = [];
-    const subscription = subscriber.hints$.subscribe((hint) => hints.push(hint));
-    cleanups.push(async () => subscription.unsubscribe());
-    subscriber.watch(taskId);
-    for (let done = 1; done <= 5; done++)
-      await publisher.afterCommit(await store.append(taskId, [progress(done)]));
-    await vi.waitFor(() => expect(pushedSeqs(hints)).toEqual([2, 3, 4, 5, 6]), WAIT);
+    const pair = await startPair(channel);
+    expect(pair.publisher.pubsub).toBe('sharded');
+    expect(pair.subscriber.pubsub).toBe('sharded');
+    for (let done = 1; done <= 5; done++) await pair.append(done);
+    await vi.waitFor(() => expect(pushedSeqs(pair.hints)).toEqual([2, 3, 4, 5, 6]), WAIT);
 
     const shardSubscribers = (master: RedisServer) =>
-      onNode(
-        master,
-        async (client) => (await client.call('PUBSUB', 'SHARDNUMSUB', channel)) as [string, number],
-      );
+      onNode(master, (client) => client.call('PUBSUB', 'SHARDNUMSUB', channel));
     // Each transport (one per process) holds one subscription.
     expect(await shardSubscribers(owner)).toEqual([channel, 2]);
     for (const other of others) expect(await shardSubscribers(other)).toEqual([channel, 0]);
@@ -129,47 +147,31 @@ describe('redis transport on a Redis Cluster', () => {
   it('after the channel’s master restarts, the subscriber is back on sharded Pub/Sub and the position check covered the outage', async () => {
     const channel = uniqueName('progress');
     const owner = await cluster.masterOf(await slotOf(channel));
-    const publisher = newTransport(channel);
-    const subscriber = newTransport(channel);
-    await Promise.all([publisher.start(), subscriber.start()]);
-    const health: TransportHealth[] = [];
-    const healthSubscription = subscriber.health$.subscribe((value) => health.push(value));
-    let resyncs = 0;
-    const resyncSubscription = subscriber.resync$.subscribe(() => resyncs++);
-    cleanups.push(async () => {
-      healthSubscription.unsubscribe();
-      resyncSubscription.unsubscribe();
-    });
-    const taskId = await newTask();
-    const hints: Hint[] = [];
-    const subscription = subscriber.hints$.subscribe((hint) => hints.push(hint));
-    cleanups.push(async () => subscription.unsubscribe());
-    subscriber.watch(taskId);
-
-    await publisher.afterCommit(await store.append(taskId, [progress(1)]));
-    await vi.waitFor(() => expect(pushedSeqs(hints)).toEqual([2]), WAIT);
+    const pair = await startPair(channel);
+    await pair.append(1);
+    await vi.waitFor(() => expect(pushedSeqs(pair.hints)).toEqual([2]), WAIT);
 
     await owner.stop();
-    await vi.waitFor(() => expect(health.at(-1)?.healthy).toBe(false), WAIT);
+    await vi.waitFor(() => expect(pair.health.at(-1)?.healthy).toBe(false), WAIT);
     // Appended while the master is away: the PUBLISH fails, the position check hints it.
-    await publisher.afterCommit(await store.append(taskId, [progress(2)]));
-    await vi.waitFor(() => expect(hints.at(-1)?.seq).toBe(3), WAIT);
-    expect(publisher.failedPublishes).toBeGreaterThanOrEqual(1);
+    await pair.append(2);
+    await vi.waitFor(() => expect(pair.hints.at(-1)?.seq).toBe(3), WAIT);
+    expect(pair.publisher.failedPublishes).toBeGreaterThanOrEqual(1);
 
     await owner.start();
     await cluster.waitUntilOk();
-    await vi.waitFor(() => expect(health.at(-1)).toEqual({ healthy: true, reason: null }), WAIT);
-    expect(resyncs).toBeGreaterThanOrEqual(1);
+    await vi.waitFor(() => expect(pair.health.at(-1)).toEqual({ healthy: true, reason: null }), WAIT);
+    expect(pair.resyncs()).toBeGreaterThanOrEqual(1);
     // Pushed again, through the restarted master.
     await vi.waitFor(async () => {
-      await publisher.afterCommit(await store.append(taskId, [progress(hints.length + 10)]));
-      expect(pushedSeqs(hints).at(-1)).toBeGreaterThan(3);
+      await pair.append(pair.hints.length + 10);
+      expect(pushedSeqs(pair.hints).at(-1)).toBeGreaterThan(3);
     }, WAIT);
     expect(await onNode(owner, (client) => client.call('PUBSUB', 'SHARDNUMSUB', channel))).toEqual([
       channel,
       2,
     ]);
-    const seqs = hints.map((hint) => hint.seq);
+    const seqs = pair.hints.map((hint) => hint.seq);
     expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
   });
 
@@ -177,17 +179,7 @@ describe('redis transport on a Redis Cluster', () => {
     const channel = uniqueName('progress');
     const owner = await cluster.masterOf(await slotOf(channel));
     const other = cluster.masters.find((master) => master !== owner)!;
-    const publisher = newTransport(channel);
-    const subscriber = newTransport(channel);
-    await Promise.all([publisher.start(), subscriber.start()]);
-    const health: TransportHealth[] = [];
-    const healthSubscription = subscriber.health$.subscribe((value) => health.push(value));
-    cleanups.push(async () => healthSubscription.unsubscribe());
-    const taskId = await newTask();
-    const hints: Hint[] = [];
-    const subscription = subscriber.hints$.subscribe((hint) => hints.push(hint));
-    cleanups.push(async () => subscription.unsubscribe());
-    subscriber.watch(taskId);
+    const pair = await startPair(channel);
 
     // Another master stops: the cluster goes down while the channel's master keeps running.
     await other.stop();
@@ -200,40 +192,30 @@ describe('redis transport on a Redis Cluster', () => {
     );
     // Its subscriber connections drop; they reconnect to the channel's master, which still takes SSUBSCRIBE.
     await onNode(owner, (client) => client.call('CLIENT', 'KILL', 'TYPE', 'pubsub'));
-    await vi.waitFor(() => expect(health.at(-1)?.healthy).toBe(false), WAIT);
-    expect(health.at(-1)?.reason).toContain('subscriber connection');
+    await vi.waitFor(() => expect(pair.health.at(-1)?.healthy).toBe(false), WAIT);
+    expect(pair.health.at(-1)?.reason).toContain('subscriber connection');
 
     await other.start();
     await cluster.waitUntilOk();
-    await vi.waitFor(() => expect(health.at(-1)).toEqual({ healthy: true, reason: null }), WAIT);
-    await publisher.afterCommit(await store.append(taskId, [progress(1)]));
-    await vi.waitFor(() => expect(pushedSeqs(hints)).toEqual([2]), WAIT);
+    await vi.waitFor(() => expect(pair.health.at(-1)).toEqual({ healthy: true, reason: null }), WAIT);
+    await pair.append(1);
+    await vi.waitFor(() => expect(pushedSeqs(pair.hints)).toEqual([2]), WAIT);
   });
 
   it('falls back to classic Pub/Sub on a cluster without SPUBLISH (Redis before 7), and says so in its log', async () => {
     // A real cluster whose servers do not know SPUBLISH, as Redis 6 does not.
     const older = await startRedisCluster({ args: ['--rename-command', 'SPUBLISH', ''] });
     cleanups.push(() => older.destroy());
-    const channel = uniqueName('progress');
     const lines: { msg: string; pubsub?: string }[] = [];
     const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) });
-    const publisher = newTransport(channel, { on: older });
-    const subscriber = newTransport(channel, { on: older, logger });
-    await Promise.all([publisher.start(), subscriber.start()]);
-    expect(subscriber.pubsub).toBe('classic');
+    const pair = await startPair(uniqueName('progress'), { on: older, logger });
+    expect(pair.subscriber.pubsub).toBe('classic');
     expect(lines.find((line) => line.pubsub !== undefined)).toMatchObject({
       pubsub: 'classic',
       msg: expect.stringContaining('classic Pub/Sub'),
     });
-
-    const taskId = await newTask();
-    const hints: Hint[] = [];
-    const subscription = subscriber.hints$.subscribe((hint) => hints.push(hint));
-    cleanups.push(async () => subscription.unsubscribe());
-    subscriber.watch(taskId);
-    for (let done = 1; done <= 3; done++)
-      await publisher.afterCommit(await store.append(taskId, [progress(done)]));
-    await vi.waitFor(() => expect(pushedSeqs(hints)).toEqual([2, 3, 4]), WAIT);
-    expect(publisher.failedPublishes).toBe(0);
+    for (let done = 1; done <= 3; done++) await pair.append(done);
+    await vi.waitFor(() => expect(pushedSeqs(pair.hints)).toEqual([2, 3, 4]), WAIT);
+    expect(pair.publisher.failedPublishes).toBe(0);
   });
 });
