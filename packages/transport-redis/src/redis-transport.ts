@@ -53,7 +53,7 @@ export const DEFAULT_REDIS_CHANNEL = 'nodebatch:progress';
 export const DEFAULT_CATCH_UP_INTERVAL_MS = 1000;
 export const DEFAULT_MAX_PAYLOAD_BYTES = 512 * 1024;
 /** How long start() waits for a Redis Cluster to be ready, unless `redis.connectTimeout` says otherwise. */
-export const DEFAULT_CLUSTER_START_TIMEOUT_MS = 10_000;
+const DEFAULT_CLUSTER_START_TIMEOUT_MS = 10_000;
 
 /** The Redis transport, with counters that say what it survived. */
 export interface RedisTransport extends Transport {
