@@ -70,6 +70,10 @@ export function createRedisClient(
     ...perNode
   } = { ...redisOptions(redis), ...options };
   return new Cluster(nodes, {
+    // ioredis does not reconnect a node's connection by default: after a master
+    // restarts on its address, a command queued for it (a BullMQ worker waits
+    // without limit) would wait forever.
+    clusterNodeRetryStrategy: (times) => Math.min(times * 100, 2000),
     // What a single connection sets for itself is the whole client's setting in a cluster.
     ...(typeof retryStrategy === 'function' ? { clusterRetryStrategy: retryStrategy } : {}),
     ...(enableOfflineQueue !== undefined ? { enableOfflineQueue } : {}),

@@ -120,6 +120,8 @@ export function createRedisTransport(options: RedisTransportOptions): RedisTrans
     ? new Cluster([...clusterNodes], {
         lazyConnect: true,
         enableOfflineQueue: false,
+        // Reconnects a node's connection when its master restarts on the same address.
+        clusterNodeRetryStrategy: (times) => Math.min(times * 100, 2000),
         redisOptions: {
           commandTimeout: publishTimeoutMs,
           ...clusterNodeOptions(options.redis),
