@@ -2,13 +2,13 @@ import { recordEventStream } from '@nodebatch/client/testing';
 import type { EventStreamRecording } from '@nodebatch/client/testing';
 import type { StoredEvent } from '@nodebatch/progress';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
 import {
   SERVICES_START_TIMEOUT_MS,
   SERVICES_STOP_TIMEOUT_MS,
   postJson,
   startReplicas,
   tokenFor,
+  watchOverWebSocket,
 } from './services.js';
 import type { ReplicaSetup, ServiceProcess } from './services.js';
 
@@ -42,29 +42,6 @@ async function submit(gateway: ServiceProcess): Promise<string> {
   return response.body.taskId as string;
 }
 
-/** Follows a task over the WebSocket until its `end` message. */
-function watchOverWebSocket(gateway: ServiceProcess, taskId: string): Promise<StoredEvent[]> {
-  return new Promise((resolve, reject) => {
-    const socket = new WebSocket(`${urlOf(gateway).replace('http', 'ws')}/api/v1/progress/ws`, {
-      headers: { authorization: `Bearer ${token}` },
-    });
-    const events: StoredEvent[] = [];
-    socket.on('open', () => socket.send(JSON.stringify({ type: 'subscribe', taskId })));
-    socket.on('message', (data) => {
-      const message = JSON.parse(data.toString()) as
-        | { type: 'event'; event: StoredEvent }
-        | { type: 'end'; taskId: string }
-        | { type: 'error'; message: string };
-      if (message.type === 'event') events.push(message.event);
-      else if (message.type === 'end') {
-        socket.close();
-        resolve(events);
-      } else reject(new Error(`WebSocket error: ${message.message}`));
-    });
-    socket.on('error', reject);
-  });
-}
-
 function seqsOf(stream: EventStreamRecording): number[] {
   return stream.messages.map((message) => Number(message.id));
 }
@@ -78,7 +55,7 @@ describe('two gateways and a worker as separate processes', () => {
       recordEventStream(`${urlOf(gatewayB)}/api/v1/tasks/${taskId}/events`, {
         headers: { authorization: `Bearer ${token}` },
       }),
-      watchOverWebSocket(gatewayA, taskId),
+      watchOverWebSocket(urlOf(gatewayA), token, taskId),
     ]);
     expect(await sse.ended).toBe(true);
 

@@ -4,6 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { createTestDatabase, sharedRedisUrl, uniqueName } from '@nodebatch/testkit';
 import type { TestDatabase } from '@nodebatch/testkit';
 import { SignJWT } from 'jose';
+import type { StoredEvent } from '@nodebatch/progress';
+import WebSocket from 'ws';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = fileURLToPath(new URL('../../services/cli/src/main.ts', import.meta.url));
@@ -183,4 +185,31 @@ export async function startReplicas(prefix: string): Promise<ReplicaSetup> {
       await db.drop();
     },
   };
+}
+
+/** Follows a task over a gateway's WebSocket until its `end` message; the events it got. */
+export function watchOverWebSocket(
+  gatewayUrl: string,
+  token: string,
+  taskId: string,
+): Promise<StoredEvent[]> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(`${gatewayUrl.replace('http', 'ws')}/api/v1/progress/ws`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    const events: StoredEvent[] = [];
+    socket.on('open', () => socket.send(JSON.stringify({ type: 'subscribe', taskId })));
+    socket.on('message', (data) => {
+      const message = JSON.parse(data.toString()) as
+        | { type: 'event'; event: StoredEvent }
+        | { type: 'end'; taskId: string }
+        | { type: 'error'; message: string };
+      if (message.type === 'event') events.push(message.event);
+      else if (message.type === 'end') {
+        socket.close();
+        resolve(events);
+      } else reject(new Error(`WebSocket error: ${message.message}`));
+    });
+    socket.on('error', reject);
+  });
 }

@@ -2,6 +2,7 @@ import { clusterList } from './cluster-list.js';
 import { CLUSTER_MODES, LOG_LEVELS, NOTIFY_TYPES, ROLES, SSL_MODES } from './nodebatch-config.js';
 import {
   boolean,
+  clusterNodeList,
   decimal,
   httpUrl,
   integer,
@@ -133,6 +134,13 @@ export const CONFIG_FIELDS: readonly ConfigField[] = [
     url: { variable: 'DB_LISTEN_URL', part: 'password' },
     value: secret(),
     secret: true,
+  },
+  // A Redis Cluster: the seed nodes; the client learns the rest from them.
+  {
+    key: 'redis.clusterNodes',
+    env: ['REDIS_CLUSTER_NODES'],
+    fileAliases: ['redis.cluster_nodes'],
+    value: clusterNodeList(),
   },
   {
     key: 'redis.host',

@@ -21,4 +21,13 @@ export {
 export { isInKubernetes } from './kubernetes.js';
 export { loadConfig, type LoadConfigOptions, type LoadedConfig } from './load-config.js';
 export * from './nodebatch-config.js';
-export { describeRedis, redisOptions, type RedisDescription } from './redis.js';
+export {
+  createRedisClient,
+  describeRedis,
+  redisClusterNodes,
+  redisMode,
+  redisOptions,
+  type RedisClusterClientOptions,
+  type RedisDescription,
+  type RedisMode,
+} from './redis.js';

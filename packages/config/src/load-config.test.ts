@@ -529,6 +529,62 @@ describe('connection URLs', () => {
   });
 });
 
+describe('Redis Cluster nodes', () => {
+  it('REDIS_CLUSTER_NODES configures Redis as a cluster from host:port and redis:// entries', () => {
+    const { config, sources } = load({
+      REDIS_CLUSTER_NODES: ' 10.0.0.1:7000, redis://redis-1.example:7001,[::1]:7002 ',
+      REDIS_PASSWORD: 'x',
+    });
+    expect(config.redis).toEqual({
+      clusterNodes: [
+        { host: '10.0.0.1', port: 7000 },
+        { host: 'redis-1.example', port: 7001 },
+        { host: '::1', port: 7002 },
+      ],
+      host: 'localhost',
+      port: 6379,
+      password: 'x',
+      db: 0,
+      tls: false,
+    });
+    expect(sources['redis.clusterNodes']).toBe('env:REDIS_CLUSTER_NODES');
+  });
+
+  it('reads redis.clusterNodes and redis.cluster_nodes from the file, as a list or as text', () => {
+    const camel = load({}, 'redis:\n  clusterNodes:\n    - 10.0.0.1:7000\n    - 10.0.0.2:7000\n');
+    expect(camel.config.redis?.clusterNodes).toEqual([
+      { host: '10.0.0.1', port: 7000 },
+      { host: '10.0.0.2', port: 7000 },
+    ]);
+    expect(camel.sources['redis.clusterNodes']).toBe('file:config.yaml#redis.clusterNodes');
+    const snake = load({}, 'redis:\n  cluster_nodes: "10.0.0.1:7000,10.0.0.2:7000"\n');
+    expect(snake.config.redis?.clusterNodes).toEqual(camel.config.redis?.clusterNodes);
+    expect(snake.sources['redis.clusterNodes']).toBe('file:config.yaml#redis.cluster_nodes');
+  });
+
+  it('rejects an entry without a port, with credentials, a database or another scheme', () => {
+    for (const value of [
+      '10.0.0.1',
+      'redis://:pw@h:7000',
+      'redis://h:7000/2',
+      'http://h:7000',
+      'h:7000,h:x',
+      ',',
+    ]) {
+      expect(errorOf(() => load({ REDIS_CLUSTER_NODES: value })).message).toContain('REDIS_CLUSTER_NODES=');
+    }
+    expect(errorOf(() => load({ REDIS_CLUSTER_NODES: '10.0.0.1' })).message).toContain(
+      'expected a comma-separated list of Redis Cluster nodes as host:port or redis://host:port',
+    );
+  });
+
+  it('rejects a database other than 0 with a cluster, naming where it came from', () => {
+    expect(errorOf(() => load({ REDIS_CLUSTER_NODES: 'h:7000', REDIS_DB: '3' })).message).toContain(
+      'redis.db=3 (from env REDIS_DB) cannot be used with a Redis Cluster (REDIS_CLUSTER_NODES), which has only database 0',
+    );
+  });
+});
+
 describe('validation errors name the source and the accepted form', () => {
   const cases: Array<[env: Record<string, string>, message: string]> = [
     [{ DB_PORT: 'abc' }, 'DB_PORT="abc" (from env DB_PORT): expected an integer 1-65535'],
@@ -620,7 +676,7 @@ describe('validation errors name the source and the accepted form', () => {
 
   it('rejects a notify type of redis when Redis is not configured, never falling back', () => {
     expect(errorOf(() => load({ PROGRESS_NOTIFY_TYPE: 'redis' })).message).toContain(
-      'progress.notifyType="redis" (from env PROGRESS_NOTIFY_TYPE) needs Redis: set REDIS_URL or REDIS_HOST',
+      'progress.notifyType="redis" (from env PROGRESS_NOTIFY_TYPE) needs Redis: set REDIS_URL, REDIS_HOST or REDIS_CLUSTER_NODES',
     );
     expect(load({ PROGRESS_NOTIFY_TYPE: 'redis', REDIS_HOST: 'r' }).config.progress.notifyType).toBe('redis');
   });

@@ -94,7 +94,10 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   }
 
   const redisConfigured =
-    read('REDIS_URL') !== undefined || read('REDIS_HOST') !== undefined || !!file?.sections.has('redis');
+    read('REDIS_URL') !== undefined ||
+    read('REDIS_HOST') !== undefined ||
+    read('REDIS_CLUSTER_NODES') !== undefined ||
+    !!file?.sections.has('redis');
   if (!redisConfigured) {
     for (const name of [
       'REDIS_PORT',
@@ -108,7 +111,7 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
       warnings.push({
         code: 'REDIS_NOT_CONFIGURED',
         variable: name,
-        message: `${name} is set but Redis is not configured, so it is ignored; set REDIS_HOST or REDIS_URL`,
+        message: `${name} is set but Redis is not configured, so it is ignored; set REDIS_HOST, REDIS_URL or REDIS_CLUSTER_NODES`,
       });
     }
   }
@@ -142,12 +145,21 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   }
   if (!redisConfigured) sources.redis = 'default';
 
+  // A Redis Cluster has only database 0 (SELECT fails on it).
+  if (values.has('redis.clusterNodes') && values.get('redis.db') !== 0) {
+    const where = describeSource(sources['redis.db'] ?? 'default');
+    issues.push({
+      key: 'redis.db',
+      source: where,
+      message: `redis.db=${String(values.get('redis.db'))} (from ${where}) cannot be used with a Redis Cluster (REDIS_CLUSTER_NODES), which has only database 0; remove it or set 0`,
+    });
+  }
   if (values.get('progress.notifyType') === 'redis' && !redisConfigured) {
     const where = describeSource(sources['progress.notifyType'] ?? 'default');
     issues.push({
       key: 'progress.notifyType',
       source: where,
-      message: `progress.notifyType="redis" (from ${where}) needs Redis: set REDIS_URL or REDIS_HOST, or choose postgres or polling`,
+      message: `progress.notifyType="redis" (from ${where}) needs Redis: set REDIS_URL, REDIS_HOST or REDIS_CLUSTER_NODES, or choose postgres or polling`,
     });
   }
   if (values.get('cluster.mode') === 'simulated' && values.has('cluster.clusters')) {

@@ -31,7 +31,18 @@ export interface DatabaseConfig {
   listenPassword?: string;
 }
 
+/** One node of a Redis Cluster, as REDIS_CLUSTER_NODES lists it. */
+export interface RedisClusterNode {
+  host: string;
+  port: number;
+}
+
 export interface RedisConfig {
+  /**
+   * Seed nodes of a Redis Cluster (REDIS_CLUSTER_NODES). When set, every
+   * Redis client is ioredis' Cluster client and host/port are not used.
+   */
+  clusterNodes?: RedisClusterNode[];
   host: string;
   port: number;
   /** ACL user name (Redis 6+); only from REDIS_URL or REDIS_USERNAME. */

@@ -180,9 +180,30 @@ describe('driver options', () => {
       tls: {},
     });
     expect(describeRedis({ host: 'r', port: 1, db: 2, password: 'b' })).toEqual({
+      mode: 'single',
       host: 'r',
       port: 1,
       db: 2,
+      tls: false,
+      passwordSet: true,
+    });
+    expect(
+      describeRedis({
+        clusterNodes: [
+          { host: 'a', port: 7000 },
+          { host: 'b', port: 7001 },
+        ],
+        host: 'localhost',
+        port: 6379,
+        db: 0,
+        password: 'b',
+      }),
+    ).toEqual({
+      mode: 'cluster',
+      host: 'a',
+      port: 7000,
+      nodes: ['a:7000', 'b:7001'],
+      db: 0,
       tls: false,
       passwordSet: true,
     });

@@ -104,7 +104,7 @@ export function originList(): ValueSchema<string[]> {
 }
 
 /** A comma-separated list (environment) or a YAML list of non-empty strings. */
-function listOf<T extends string>(item: z.ZodType<T, string>): z.ZodType<T[]> {
+function listOf<T>(item: z.ZodType<T, string>): z.ZodType<T[]> {
   const fromText = z.string().transform((value) =>
     value
       .split(',')
@@ -112,6 +112,44 @@ function listOf<T extends string>(item: z.ZodType<T, string>): z.ZodType<T[]> {
       .filter((part) => part.length > 0),
   );
   return z.union([z.array(z.string()), fromText]).pipe(z.array(item));
+}
+
+/**
+ * `host:port` or `redis://host:port`, as text; credentials, a database and
+ * TLS come from the other redis keys, the same for every node of a cluster.
+ */
+const clusterNode = z
+  .string()
+  .trim()
+  .transform((value, ctx) => {
+    const url = /^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : `redis://${value}`;
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'not host:port' });
+      return z.NEVER;
+    }
+    const plain =
+      parsed.protocol === 'redis:' &&
+      parsed.username === '' &&
+      parsed.password === '' &&
+      parsed.port !== '' &&
+      parsed.pathname.replace(/^\/$/, '') === '' &&
+      parsed.search === '';
+    if (!plain) {
+      ctx.addIssue({ code: 'custom', message: 'not host:port' });
+      return z.NEVER;
+    }
+    return { host: parsed.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(parsed.port) };
+  });
+
+export function clusterNodeList(): ValueSchema<{ host: string; port: number }[]> {
+  return {
+    schema: listOf(clusterNode).refine((nodes) => nodes.length > 0),
+    expected:
+      'a comma-separated list of Redis Cluster nodes as host:port or redis://host:port (password, user and TLS come from REDIS_PASSWORD, REDIS_USERNAME and REDIS_TLS)',
+  };
 }
 
 export function roleList<const T extends readonly [string, ...string[]]>(roles: T): ValueSchema<T[number][]> {

@@ -5,6 +5,7 @@ import {
   describeRedis,
   listenerDatabase as configuredListenerDatabase,
   pgPoolConfig,
+  redisClusterNodes,
   redisOptions,
 } from '@nodebatch/config';
 import type { DatabaseConfig, NodebatchConfig } from '@nodebatch/config';
@@ -157,6 +158,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
         }
         return createRedisTransport({
           redis: redisOptions(config.redis),
+          clusterNodes: redisClusterNodes(config.redis),
           store,
           logger,
           ...(options.redisChannel ? { channel: options.redisChannel } : {}),

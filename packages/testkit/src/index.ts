@@ -3,6 +3,7 @@ export { freePort, isPortFree } from './free-port.js';
 export { sweepLeftovers } from './cleanup.js';
 export {
   findPostgresBinDir,
+  findRedisCli,
   findRedisServer,
   MissingServerBinaryError,
   whichSync,
@@ -33,3 +34,4 @@ export {
   type StartPgBouncerOptions,
 } from './pgbouncer-server.js';
 export { startTcpProxy, type TcpProxy } from './tcp-proxy.js';
+export { startRedisCluster, type RedisCluster, type StartRedisClusterOptions } from './redis-cluster.js';

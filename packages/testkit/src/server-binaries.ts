@@ -70,3 +70,12 @@ export function findRedisServer(): string {
     'redis-server not found on PATH; install it, e.g. `apt-get install redis-server` on Debian/Ubuntu or `brew install redis` on macOS',
   );
 }
+
+/** redis-cli (it comes with redis-server) on PATH or in the usual places. */
+export function findRedisCli(): string {
+  const found = whichSync('redis-cli') ?? ['/usr/bin/redis-cli', '/usr/local/bin/redis-cli'].find(executable);
+  if (found) return found;
+  throw new MissingServerBinaryError(
+    'redis-cli not found on PATH; it comes with Redis, e.g. `apt-get install redis-server` on Debian/Ubuntu or `brew install redis` on macOS',
+  );
+}

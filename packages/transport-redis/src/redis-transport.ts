@@ -10,7 +10,7 @@ import {
 } from '@nodebatch/progress';
 import type { ScheduledTask, Scheduler } from '@nodebatch/progress';
 import type { RedisOptions } from 'ioredis';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { BehaviorSubject, Subject, distinctUntilChanged } from 'rxjs';
 import { decodeEnvelope, decodeEvents, encodeAppend, encodeProbe } from './wire-message.js';
@@ -23,6 +23,14 @@ export interface RedisTransportOptions {
    * (connectionName defaults to `nodebatch-progress`).
    */
   redis: RedisOptions;
+  /**
+   * Seed nodes of a Redis Cluster. When given, `redis` holds only what each
+   * node's connection needs (credentials, TLS): the publisher is ioredis'
+   * Cluster client, and the subscriber a connection to the master owning the
+   * channel's slot, using sharded Pub/Sub (SSUBSCRIBE/SPUBLISH, Redis 7+) when
+   * the cluster has it, so a hint stays within one shard.
+   */
+  clusterNodes?: readonly { host: string; port: number }[];
   /** The event log, read by the periodic position check. */
   store: EventReader;
   /** Pub/Sub channel. Default `nodebatch:progress`. */
@@ -44,6 +52,8 @@ export interface RedisTransportOptions {
 export const DEFAULT_REDIS_CHANNEL = 'nodebatch:progress';
 export const DEFAULT_CATCH_UP_INTERVAL_MS = 1000;
 export const DEFAULT_MAX_PAYLOAD_BYTES = 512 * 1024;
+/** How long start() waits for a Redis Cluster to be ready, unless `redis.connectTimeout` says otherwise. */
+const DEFAULT_CLUSTER_START_TIMEOUT_MS = 10_000;
 
 /** The Redis transport, with counters that say what it survived. */
 export interface RedisTransport extends Transport {
@@ -57,7 +67,15 @@ export interface RedisTransport extends Transport {
   readonly malformedMessages: number;
   /** PUBLISHes that failed after their append committed; the position check covered them. */
   readonly failedPublishes: number;
+  /**
+   * `sharded` (SPUBLISH/SSUBSCRIBE on a cluster that has them), `classic`
+   * (PUBLISH/SUBSCRIBE), or null before start().
+   */
+  readonly pubsub: PubSubKind | null;
 }
+
+/** Which Pub/Sub the transport uses; see {@link RedisTransport.pubsub}. */
+export type PubSubKind = 'sharded' | 'classic';
 
 type ConnectionName = 'subscriber' | 'publisher';
 
@@ -80,7 +98,11 @@ export function createRedisTransport(options: RedisTransportOptions): RedisTrans
   const maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
   const publishTimeoutMs = options.publishTimeoutMs ?? 2000;
   const scheduler = options.scheduler ?? realScheduler;
-  const target = describeTarget(options.redis);
+  const clusterNodes = options.clusterNodes ?? [];
+  const inCluster = clusterNodes.length > 0;
+  const target = inCluster
+    ? `cluster ${clusterNodes.map((node) => `${node.host}:${node.port}`).join(',')}`
+    : describeTarget(options.redis);
   const logger = options.logger.child({ transport: 'redis', redis: target, channel });
   if (!(catchUpIntervalMs > 0)) {
     throw new RangeError(
@@ -92,21 +114,84 @@ export function createRedisTransport(options: RedisTransportOptions): RedisTrans
   // subscription is back and can tell subscribers to catch up after it.
   // Named by role, so CLIENT LIST shows which connection is which.
   const connectionName = options.redis.connectionName ?? 'nodebatch-progress';
-  const subscriber = new Redis({
-    ...options.redis,
-    connectionName: `${connectionName}-subscriber`,
-    lazyConnect: true,
-    autoResubscribe: false,
-  });
   // No offline queue: a PUBLISH while Redis is away fails at once instead of
   // holding the producer; the position check delivers that append.
-  const publisher = new Redis({
-    commandTimeout: publishTimeoutMs,
-    ...options.redis,
-    connectionName: `${connectionName}-publisher`,
-    lazyConnect: true,
-    enableOfflineQueue: false,
-  });
+  const publisher: Redis | Cluster = inCluster
+    ? new Cluster([...clusterNodes], {
+        lazyConnect: true,
+        enableOfflineQueue: false,
+        // Reconnects a node's connection when its master restarts on the same address.
+        clusterNodeRetryStrategy: (times) => Math.min(times * 100, 2000),
+        redisOptions: {
+          commandTimeout: publishTimeoutMs,
+          ...clusterNodeOptions(options.redis),
+          connectionName: `${connectionName}-publisher`,
+        },
+      })
+    : new Redis({
+        commandTimeout: publishTimeoutMs,
+        ...options.redis,
+        connectionName: `${connectionName}-publisher`,
+        lazyConnect: true,
+        enableOfflineQueue: false,
+      });
+  /** The channel's slot and whether it is sharded; found by start() in a cluster. */
+  let pubsub: PubSubKind | null = inCluster ? null : 'classic';
+  let channelSlot = -1;
+  /** host:port the subscriber dials in a cluster: the master of the channel's slot. */
+  let subscriberAddress: string | null = null;
+  let subscriber = inCluster ? null : openSubscriber(options.redis);
+
+  /**
+   * The one subscriber connection. The transport subscribes itself on every
+   * 'ready', so it knows when the subscription is back and can tell
+   * subscribers to catch up after it. Named by role, so CLIENT LIST shows
+   * which connection is which.
+   */
+  function openSubscriber(redis: RedisOptions): Redis {
+    const connection = new Redis({
+      ...redis,
+      connectionName: `${connectionName}-subscriber`,
+      lazyConnect: true,
+      autoResubscribe: false,
+    });
+    connection.on('message', (from: string, message: string) => {
+      if (from === channel) onMessage(message);
+    });
+    connection.on('smessage', (from: string, message: string) => {
+      if (from === channel) onMessage(message);
+    });
+    connection.on('error', (err: Error) => {
+      connections.subscriber.lastError = describeError(err);
+    });
+    connection.on('close', () => {
+      if (connection !== subscriber) return;
+      connections.subscriber.up = false;
+      updateHealth();
+    });
+    connection.on('ready', () => {
+      if (state !== 'started' || connection !== subscriber) return; // start() subscribes the first time
+      connections.subscriber.lastError = null;
+      resubscribe();
+    });
+    return connection;
+  }
+
+  /** Subscribes again after a reconnect. */
+  function resubscribe(): void {
+    subscribe().then(
+      () => {
+        logger.info('redis subscriber resubscribed; subscribers catch up from the store');
+        updateHealth();
+        // Messages published while the subscription was away are gone: read them from the log.
+        resync$.next();
+      },
+      (err: unknown) => {
+        // The connection dropped again; the next 'ready' subscribes again.
+        connections.subscriber.lastError = describeError(err);
+      },
+    );
+  }
 
   const watches = new WatchCounts();
   /** The highest seq hinted per watched task; the position check hints what lies beyond. */
@@ -190,17 +275,40 @@ export function createRedisTransport(options: RedisTransportOptions): RedisTrans
   }
 
   async function subscribe(): Promise<void> {
-    await subscriber.subscribe(channel);
+    if (!subscriber) throw new TransportUnavailableError('the redis subscriber is not open');
+    if (pubsub === 'sharded') await subscriber.ssubscribe(channel);
+    else await subscriber.subscribe(channel);
     connections.subscriber.up = true;
   }
 
-  subscriber.on('message', (from: string, message: string) => {
-    if (from === channel) onMessage(message);
-  });
-  for (const [name, connection] of [
-    ['subscriber', subscriber],
-    ['publisher', publisher],
-  ] as const) {
+  /**
+   * In a cluster: dials the master that owns the channel's slot now (after a
+   * failover or a resharding it is another node), as the publisher's slot
+   * table says. Called at start and by the periodic check while the
+   * subscriber is down.
+   */
+  function followSlotOwner(): void {
+    if (!inCluster || channelSlot < 0 || state === 'stopped') return;
+    const owner = (publisher as Cluster).slots[channelSlot]?.[0];
+    if (owner === undefined || owner === subscriberAddress) return;
+    const previous = subscriber;
+    const at = owner.lastIndexOf(':');
+    subscriberAddress = owner;
+    subscriber = openSubscriber({
+      ...clusterNodeOptions(options.redis),
+      host: owner.slice(0, at),
+      port: Number(owner.slice(at + 1)),
+    });
+    if (previous) {
+      logger.info({ node: owner }, 'the progress channel moved to another redis node; subscribing there');
+      previous.disconnect();
+      subscriber.connect().catch((err: unknown) => {
+        connections.subscriber.lastError = describeError(err);
+      });
+    }
+  }
+
+  for (const [name, connection] of [['publisher', publisher]] as const) {
     connection.on('error', (err: Error) => {
       connections[name].lastError = describeError(err);
     });
@@ -214,24 +322,9 @@ export function createRedisTransport(options: RedisTransportOptions): RedisTrans
     connections.publisher.lastError = null;
     updateHealth();
   });
-  subscriber.on('ready', () => {
-    if (state !== 'started') return; // start() subscribes the first time
-    connections.subscriber.lastError = null;
-    subscribe().then(
-      () => {
-        logger.info('redis subscriber resubscribed; subscribers catch up from the store');
-        updateHealth();
-        // Messages published while the subscription was away are gone: read them from the log.
-        resync$.next();
-      },
-      (err: unknown) => {
-        // The connection dropped again; the next 'ready' subscribes again.
-        connections.subscriber.lastError = describeError(err);
-      },
-    );
-  });
 
   async function checkPositions(): Promise<void> {
+    if (!connections.subscriber.up) followSlotOwner();
     if (watches.size === 0) return;
     const taskIds = watches.taskIds();
     let latest: Map<string, number>;
@@ -251,6 +344,10 @@ export function createRedisTransport(options: RedisTransportOptions): RedisTrans
     }
   }
 
+  async function publish(message: string): Promise<unknown> {
+    return pubsub === 'sharded' ? publisher.spublish(channel, message) : publisher.publish(channel, message);
+  }
+
   function scheduleCheck(): void {
     if (state !== 'started') return;
     checkTimer = scheduler.schedule(() => {
@@ -263,7 +360,7 @@ export function createRedisTransport(options: RedisTransportOptions): RedisTrans
   }
 
   async function disconnectAll(): Promise<void> {
-    await Promise.all([close(subscriber), close(publisher)]);
+    await Promise.all([subscriber ? close(subscriber) : undefined, close(publisher)]);
   }
 
   return {
@@ -276,6 +373,9 @@ export function createRedisTransport(options: RedisTransportOptions): RedisTrans
     },
     get failedPublishes() {
       return failedPublishes;
+    },
+    get pubsub() {
+      return pubsub;
     },
 
     watch(taskId) {
@@ -291,7 +391,22 @@ export function createRedisTransport(options: RedisTransportOptions): RedisTrans
       if (state !== 'new') return;
       state = 'starting';
       try {
-        await Promise.all([subscriber.connect(), publisher.connect()]);
+        if (inCluster) {
+          // The Cluster client keeps waiting for cluster_state:ok; a cluster that is down must not hold start() forever.
+          const startTimeoutMs = options.redis.connectTimeout ?? DEFAULT_CLUSTER_START_TIMEOUT_MS;
+          await withTimeout(publisher.connect(), startTimeoutMs, () =>
+            connections.publisher.lastError
+              ? new Error(connections.publisher.lastError)
+              : new Error(`the cluster did not become ready (cluster_state:ok) within ${startTimeoutMs} ms`),
+          );
+          pubsub = (await supportsShardedPubSub(publisher)) ? 'sharded' : 'classic';
+          channelSlot = Number(await publisher.call('CLUSTER', 'KEYSLOT', channel));
+          followSlotOwner();
+          if (!subscriber) throw new Error(`no redis node owns slot ${channelSlot} of channel ${channel}`);
+          await subscriber.connect();
+        } else {
+          await Promise.all([subscriber!.connect(), publisher.connect()]);
+        }
         await subscribe();
       } catch (err) {
         state = 'new';
@@ -307,15 +422,22 @@ export function createRedisTransport(options: RedisTransportOptions): RedisTrans
       state = 'started';
       connections.publisher.up = publisher.status === 'ready';
       updateHealth();
-      logger.debug({ catchUpIntervalMs }, 'redis transport started');
+      if (inCluster) {
+        logger.info(
+          { pubsub, node: subscriberAddress, slot: channelSlot },
+          pubsub === 'sharded'
+            ? 'redis transport started on a Redis Cluster with sharded Pub/Sub (SPUBLISH/SSUBSCRIBE)'
+            : 'redis transport started on a Redis Cluster with classic Pub/Sub: the cluster has no SPUBLISH (Redis before 7), so every hint goes to every node',
+        );
+      }
+      logger.debug({ catchUpIntervalMs, pubsub }, 'redis transport started');
       scheduleCheck();
     },
 
     async afterCommit(events: readonly StoredEvent[]) {
       if (state === 'stopped' || events.length === 0) return;
       try {
-        for (const message of encodeAppend(events, maxPayloadBytes))
-          await publisher.publish(channel, message);
+        for (const message of encodeAppend(events, maxPayloadBytes)) await publish(message);
         if (publishFailing) logger.info('publishing to redis works again');
         publishFailing = false;
       } catch (err) {
@@ -341,7 +463,7 @@ export function createRedisTransport(options: RedisTransportOptions): RedisTrans
           send: () =>
             new Promise<void>((resolve, reject) => {
               pendingProbes.set(id, resolve);
-              publisher.publish(channel, encodeProbe(id)).then(
+              publish(encodeProbe(id)).then(
                 () => undefined,
                 (err: unknown) =>
                   reject(
@@ -379,7 +501,7 @@ export function createRedisTransport(options: RedisTransportOptions): RedisTrans
  * QUIT when connected, so the server has let go of the connection when stop()
  * resolves; a server that does not answer within a second is just dropped.
  */
-async function close(connection: Redis): Promise<void> {
+async function close(connection: Redis | Cluster): Promise<void> {
   if (connection.status === 'ready') {
     const quitted = await withTimeout(connection.quit(), 1000, 'QUIT').then(
       () => true,
@@ -394,4 +516,19 @@ async function close(connection: Redis): Promise<void> {
 function describeTarget(redis: RedisOptions): string {
   if (redis.path) return redis.path;
   return `${redis.host ?? 'localhost'}:${redis.port ?? 6379}`;
+}
+
+/**
+ * True when the server (a node of the cluster) knows SPUBLISH: Redis 7 and
+ * later. COMMAND INFO answers an unknown command with a nil entry.
+ */
+export async function supportsShardedPubSub(client: Redis | Cluster): Promise<boolean> {
+  const info = (await client.call('COMMAND', 'INFO', 'SPUBLISH')) as unknown[];
+  return Array.isArray(info) && Array.isArray(info[0]);
+}
+
+/** What each node's connection of a cluster takes from `redis`: not its address or database. */
+function clusterNodeOptions(redis: RedisOptions): RedisOptions {
+  const { host: _host, port: _port, path: _path, db: _db, ...rest } = redis;
+  return rest;
 }

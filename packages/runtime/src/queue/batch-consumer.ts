@@ -6,13 +6,14 @@ import type { Logger } from 'pino';
 import { BatchJobDataSchema } from './batch-job-data.js';
 import { connectionErrorLogger } from './connection-error-log.js';
 import type { BatchJobData } from './batch-job-data.js';
-import { QUEUE_REDIS_PREFIX, QueueUnavailableError } from './batch-queue.js';
+import { QueueUnavailableError } from './batch-queue.js';
 import {
   batchQueueName,
   describeQueueBackend,
   queueBackendKind,
   queuePostgresOptions,
-  queueRedisOptions,
+  queueRedisConnection,
+  queueRedisPrefix,
 } from './queue-backend.js';
 import type { QueueBackendKind } from './queue-backend.js';
 
@@ -158,11 +159,12 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
     drainDelay: 1,
   } satisfies Omit<WorkerOptions, 'connection'>;
 
-  const worker = (config.redis
+  const redis = config.redis ? queueRedisConnection(config.redis, 'consumer') : undefined;
+  const worker = (config.redis && redis
     ? new Worker(name, processJob, {
         ...workerOptions,
-        prefix: QUEUE_REDIS_PREFIX,
-        connection: queueRedisOptions(config.redis, 'consumer'),
+        prefix: queueRedisPrefix(config.redis),
+        connection: redis.connection,
       })
     : new Worker(
         name,
@@ -215,7 +217,11 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
         );
       });
     },
-    close: (closeOptions) => worker.close(closeOptions?.force ?? false),
+    async close(closeOptions) {
+      await worker.close(closeOptions?.force ?? false);
+      // BullMQ leaves a client it was given open.
+      if (redis && 'cluster' in redis) await redis.cluster.quit().catch(() => redis.cluster.disconnect());
+    },
     async check(timeoutMs = 2000) {
       try {
         const backend = worker.getBackend();

@@ -6,12 +6,8 @@ import type { TestDatabase } from '@nodebatch/testkit';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createBatchConsumer } from './batch-consumer.js';
 import type { BatchConsumer, BatchJobProcessor } from './batch-consumer.js';
-import {
-  InvalidBatchJobError,
-  QUEUE_REDIS_PREFIX,
-  QueueUnavailableError,
-  createBatchQueue,
-} from './batch-queue.js';
+import { InvalidBatchJobError, QueueUnavailableError, createBatchQueue } from './batch-queue.js';
+import { QUEUE_REDIS_PREFIX } from './queue-backend.js';
 
 const logger = createLogger({ level: 'silent' });
 

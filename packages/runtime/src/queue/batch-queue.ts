@@ -11,7 +11,8 @@ import {
   describeQueueBackend,
   queueBackendKind,
   queuePostgresOptions,
-  queueRedisOptions,
+  queueRedisConnection,
+  queueRedisPrefix,
 } from './queue-backend.js';
 import type { QueueBackendKind } from './queue-backend.js';
 
@@ -78,9 +79,6 @@ export class QueueUnavailableError extends NodebatchError {
 /** Name of every batch job; the queue carries one kind of job. */
 export const BATCH_JOB_NAME = 'batch';
 
-/** BullMQ's key prefix on Redis (the PostgreSQL backend uses its own schema instead). */
-export const QUEUE_REDIS_PREFIX = 'nodebatch';
-
 /**
  * How BullMQ retries a job whose processor threw (the database was down, the
  * worker lost its connection): the next attempt resumes from the log, so a
@@ -107,12 +105,10 @@ export function createBatchQueue(options: BatchQueueOptions): BatchQueue {
   const backend = queueBackendKind(config);
   const name = batchQueueName(config, options.cluster);
   const logger = options.logger.child({ component: 'batch-queue', queue: name, backend });
+  const redis = config.redis ? queueRedisConnection(config.redis, 'producer') : undefined;
   const queue = (
-    config.redis
-      ? new Queue(name, {
-          connection: queueRedisOptions(config.redis, 'producer'),
-          prefix: QUEUE_REDIS_PREFIX,
-        })
+    config.redis && redis
+      ? new Queue(name, { connection: redis.connection, prefix: queueRedisPrefix(config.redis) })
       : new Queue(
           name,
           { connection: queuePostgresOptions(config.database, 2, options.migrate ?? true) },
@@ -169,6 +165,10 @@ export function createBatchQueue(options: BatchQueueOptions): BatchQueue {
     async jobState(taskId) {
       return (await queue.getJobState(taskId)) as BatchJobState;
     },
-    close: () => queue.close(),
+    async close() {
+      await queue.close();
+      // BullMQ leaves a client it was given open.
+      if (redis && 'cluster' in redis) await redis.cluster.quit().catch(() => redis.cluster.disconnect());
+    },
   };
 }

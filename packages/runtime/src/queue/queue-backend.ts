@@ -1,12 +1,15 @@
 import type { NodebatchConfig } from '@nodebatch/config';
 import {
+  createRedisClient,
   describeDatabase,
   describeRedis,
   listenerDatabase,
   pgPoolConfig,
+  redisMode,
   redisOptions,
 } from '@nodebatch/config';
 import type { PostgresPoolConfig, RedisOptions } from 'bullmq';
+import type { Cluster } from 'ioredis';
 
 /** Where batch jobs are kept: Redis when it is configured, otherwise BullMQ's PostgreSQL backend. */
 export type QueueBackendKind = 'redis' | 'postgres';
@@ -59,6 +62,35 @@ export function queueRedisOptions(
     ...(typeof retryStrategy === 'function' && { retryStrategy }),
     maxRetriesPerRequest: role === 'consumer' ? null : 2,
   };
+}
+
+/**
+ * BullMQ's key prefix on Redis (the PostgreSQL backend uses its own schema
+ * instead). On a Redis Cluster it is a hash tag, `{nodebatch}`, so every key
+ * of the queue is in one slot: BullMQ's Lua scripts touch several keys at
+ * once, which a cluster allows only within one slot.
+ */
+export function queueRedisPrefix(redis: NonNullable<NodebatchConfig['redis']>): string {
+  return redisMode(redis) === 'cluster' ? `{${QUEUE_REDIS_PREFIX}}` : QUEUE_REDIS_PREFIX;
+}
+
+/** The prefix on a single Redis server; see {@link queueRedisPrefix}. */
+export const QUEUE_REDIS_PREFIX = 'nodebatch';
+
+/**
+ * What BullMQ connects with: options for a single server (BullMQ opens and
+ * closes its connections), or for a Redis Cluster a Cluster client that the
+ * caller closes after the queue or worker, as BullMQ leaves a client it was
+ * given open.
+ */
+export function queueRedisConnection(
+  redis: NonNullable<NodebatchConfig['redis']>,
+  role: 'producer' | 'consumer',
+): { connection: RedisOptions } | { connection: Cluster; cluster: Cluster } {
+  const options = queueRedisOptions(redis, role);
+  if (redisMode(redis) === 'single') return { connection: options };
+  const cluster = createRedisClient(redis, options) as Cluster;
+  return { connection: cluster, cluster };
 }
 
 /** The PostgreSQL schema BullMQ's backend keeps its tables in. */

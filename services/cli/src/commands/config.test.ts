@@ -109,6 +109,16 @@ describe('nodebatch config', { timeout: 180_000 }, () => {
     );
   });
 
+  it('prints the nodes of a Redis Cluster as host:port, in the file spelling they came from', async () => {
+    const result = await runConfig([], {}, 'redis:\n  cluster_nodes: "10.0.0.1:7000,[::1]:7001"\n');
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout.split('\n')).toContainEqual(
+      expect.stringMatching(
+        /^redis\.clusterNodes\s+10\.0\.0\.1:7000, \[::1\]:7001\s+file:.*#redis\.cluster_nodes$/,
+      ),
+    );
+  });
+
   it('prints warnings on stderr and keeps --json parseable', async () => {
     const result = await runConfig(['--json'], { DB_HOSTNAME: 'oops', KUBERNETES_SERVICE_HOST: '10.0.0.1' });
     expect(result.code).toBe(0);

@@ -42,9 +42,16 @@ function display(entry: ConfigEntry): string {
   return String(entry.value);
 }
 
-/** A list item: text as it is; an entry of cluster.clusters as `name (key=value, …, default)`. */
+/**
+ * A list item: text as it is; a node of redis.clusterNodes as host:port; an
+ * entry of cluster.clusters as `name (key=value, …, default)`.
+ */
 function listItem(item: unknown): string {
   if (item === null || typeof item !== 'object') return String(item);
+  if ('host' in item && 'port' in item) {
+    const { host, port } = item as { host: string; port: number };
+    return `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  }
   const { name, ...rest } = item as Record<string, unknown>;
   const attributes = Object.entries(rest)
     .filter(([, value]) => value !== false && value !== undefined)

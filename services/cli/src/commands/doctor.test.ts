@@ -10,8 +10,10 @@ import {
   sharedDatabaseUrl,
   sharedRedisUrl,
   startPgBouncer,
+  startRedisCluster,
   uniqueName,
   type PgBouncerServer,
+  type RedisCluster,
   type TestDatabase,
 } from '@nodebatch/testkit';
 import pg from 'pg';
@@ -274,5 +276,68 @@ describe('nodebatch doctor behind PgBouncer in transaction mode', () => {
     expect(direct.stdout).toMatch(/✅ notifier .*round trip through postgres/);
     expect(direct.stdout).toMatch(/database\.listenHost\s+127\.0\.0\.1\s+url:DB_LISTEN_URL/);
     expect(direct.code, direct.stdout).toBe(0);
+  });
+});
+
+describe('nodebatch doctor on a Redis Cluster', () => {
+  let db: TestDatabase;
+  let cluster: RedisCluster;
+  let env: Record<string, string>;
+
+  beforeAll(async () => {
+    [db, cluster] = await Promise.all([createTestDatabase({ prefix: 'doctorrc' }), startRedisCluster()]);
+    env = {
+      DATABASE_URL: db.url,
+      QUEUE_NAME: uniqueName('doctorrc'),
+      REDIS_CLUSTER_NODES: cluster.nodes,
+      PROGRESS_NOTIFY_TYPE: 'redis',
+    };
+  }, 120_000);
+  afterAll(async () => {
+    await db?.drop();
+    await cluster?.destroy();
+  });
+
+  it('reports the cluster mode, its masters and sharded Pub/Sub, and passes the queue and notifier checks through it', async () => {
+    const result = await doctor(env, ['--fix']);
+    expect(result.stdout).toMatch(
+      /✅ redis .*Redis 7[\d.]+ \(cluster\) with 3 masters, state ok; progress hints use sharded Pub\/Sub \(SPUBLISH\/SSUBSCRIBE\)/,
+    );
+    expect(result.stdout).toMatch(/✅ queue /);
+    expect(result.stdout).toContain('round trip through redis');
+    expect(result.code, result.stdout).toBe(0);
+  });
+
+  it('fails the redis check while a master is down, naming the cluster state', async () => {
+    const master = cluster.masters[2]!;
+    await master.stop();
+    try {
+      let result: Awaited<ReturnType<typeof doctor>>;
+      // The other masters mark it failed after the node timeout (1 s); until then the cluster still says ok.
+      do result = await doctor(env, ['--json']);
+      while (/"name":"redis","status":"ok"/.test(result.stdout.replace(/\s/g, '')));
+      const report = JSON.parse(result.stdout) as {
+        checks: { name: string; status: string; detail: string }[];
+      };
+      expect(report.checks.find((check) => check.name === 'redis')).toMatchObject({
+        status: 'fail',
+        detail: expect.stringMatching(/^Redis Cluster is not ok: .*127\.0\.0\.1:\d+ (fail|unreachable)/),
+      });
+      expect(result.code).toBe(1);
+    } finally {
+      await master.start();
+      await cluster.waitUntilOk();
+    }
+  });
+
+  it('says so when REDIS_CLUSTER_NODES names a single server, and when REDIS_URL names a node of a cluster', async () => {
+    const asCluster = await doctor({ ...env, REDIS_CLUSTER_NODES: new URL(sharedRedisUrl()).host });
+    expect(asCluster.stdout).toContain('which is a single Redis server, not a cluster');
+    expect(asCluster.code).toBe(1);
+    const asSingle = await doctor({ ...env, REDIS_CLUSTER_NODES: '', REDIS_URL: cluster.masters[0]!.url });
+    expect(asSingle.stdout).toContain(
+      'is a node of a Redis Cluster, but nodebatch is configured for a single server',
+    );
+    expect(asSingle.code).toBe(1);
   });
 });

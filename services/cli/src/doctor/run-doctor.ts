@@ -1,15 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import {
   clusterTargets,
   describeDatabase,
-  describeRedis,
   hasSeparateListener,
   listenerDatabase,
   pgPoolConfig,
-  redisOptions,
   type DatabaseConfig,
   type NodebatchConfig,
 } from '@nodebatch/config';
@@ -27,6 +24,7 @@ import {
 import { checkClockSkew } from './clock-skew.js';
 import { CheckFailure, CheckWarning, runCheck, skipped, type CheckResult } from './doctor-check.js';
 import { checkKubernetes } from './kubernetes-access.js';
+import { checkRedis } from './redis-check.js';
 
 interface DoctorOptions {
   config: NodebatchConfig;
@@ -130,41 +128,14 @@ export async function runDoctor(options: DoctorOptions): Promise<CheckResult[]> 
   );
 
   if (config.redis) {
-    const redisTarget: ConnectionTarget = { service: 'redis', ...describeRedis(config.redis) };
-    results.push(
-      await runCheck('redis', async () => {
-        const redis = new Redis({
-          ...redisOptions(config.redis!),
-          lazyConnect: true,
-          connectTimeout: timeoutMs,
-          maxRetriesPerRequest: 0,
-          retryStrategy: () => null,
-        });
-        redis.on('error', () => undefined);
-        try {
-          await redis.connect();
-          const started = performance.now();
-          await redis.ping();
-          const ping = Math.round(performance.now() - started);
-          const server = parseInfo(await redis.info('server'));
-          const where = `${redisTarget.host}:${redisTarget.port}`;
-          if (server.redis_mode === 'cluster') {
-            throw new CheckFailure(
-              `Redis at ${where} is a node of a Redis Cluster, but nodebatch is configured for a single server`,
-              ['Set REDIS_CLUSTER_NODES to the cluster’s nodes (host:port,host:port,...).'],
-            );
-          }
-          return `Redis ${server.redis_version ?? '?'} (single) at ${where} db ${config.redis!.db}, PING ${ping} ms`;
-        } catch (err) {
-          if (err instanceof CheckFailure) throw err;
-          throw diagnosed(err, redisTarget);
-        } finally {
-          redis.disconnect();
-        }
-      }),
-    );
+    results.push(await runCheck('redis', () => checkRedis(config.redis!, timeoutMs, diagnosed)));
   } else {
-    results.push(skipped('redis', 'not configured (REDIS_URL or REDIS_HOST); the queue uses PostgreSQL'));
+    results.push(
+      skipped(
+        'redis',
+        'not configured (REDIS_URL, REDIS_HOST or REDIS_CLUSTER_NODES); the queue uses PostgreSQL',
+      ),
+    );
   }
 
   const queuePrerequisite = config.redis ? results.at(-1)!.status === 'ok' : databaseOk;
@@ -288,16 +259,6 @@ async function requireQueueSchema(database: DatabaseConfig, timeoutMs: number): 
 
 function describeWhere(target: ConnectionTarget): string {
   return `${target.host}:${target.port}/${target.database} as ${target.username}`;
-}
-
-/** `key:value` lines of Redis INFO. */
-function parseInfo(text: string): Record<string, string> {
-  const fields: Record<string, string> = {};
-  for (const line of text.split(/\r?\n/)) {
-    const at = line.indexOf(':');
-    if (at > 0 && !line.startsWith('#')) fields[line.slice(0, at)] = line.slice(at + 1).trim();
-  }
-  return fields;
 }
 
 async function withClient<T>(
