@@ -227,15 +227,28 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
     stopping = true;
     shutdown.abort();
     const haltTimer = setTimeout(() => halt.abort(), graceMs);
-    const forceTimer = setTimeout(() => {
-      logger.warn(
-        'running jobs did not hand back in time; dropping them (they resume elsewhere after their lock expires)',
-      );
-      closeConsumers(true).catch((err: unknown) => logger.warn({ err }, 'forced close failed'));
-    }, graceMs + HAND_BACK_MARGIN_MS);
+    let forceTimer: NodeJS.Timeout | undefined;
+    // Past the margin the forced close ends the wait: a graceful close that
+    // never settles (a blocking fetch on a connection that will not answer)
+    // must not keep the process from exiting.
+    const forced = new Promise<void>((resolve) => {
+      forceTimer = setTimeout(() => {
+        logger.warn(
+          'running jobs did not hand back in time; dropping them (they resume elsewhere after their lock expires)',
+        );
+        closeConsumers(true)
+          .catch((err: unknown) => logger.warn({ err }, 'forced close failed'))
+          .finally(resolve);
+      }, graceMs + HAND_BACK_MARGIN_MS);
+    });
     try {
-      await sweep?.stop();
-      await closeConsumers(false);
+      await Promise.race([
+        (async () => {
+          await sweep?.stop();
+          await closeConsumers(false);
+        })(),
+        forced,
+      ]);
     } finally {
       clearTimeout(haltTimer);
       clearTimeout(forceTimer);
