@@ -109,14 +109,21 @@ async function waitForTaskStatus(page: Page, taskId: string, status: string, tim
   );
 }
 
-/** Each node row of the open task: name, final status and latest message. */
+/** Each node row of the open task: name, final status, latest message and a dry run's plan. */
 function nodeRows(page: Page) {
   return page.locator('section.task tr.node-row').evaluateAll((rows) =>
-    rows.map((row) => ({
-      node: row.getAttribute('data-node'),
-      status: row.getAttribute('data-node-status'),
-      message: row.querySelector('td.message')?.textContent?.trim() ?? '',
-    })),
+    rows.map((row) => {
+      const planned = (kind: string) =>
+        Array.from(row.querySelectorAll(`[data-plan="${kind}"]`), (item) => item.textContent?.trim() ?? '');
+      return {
+        node: row.getAttribute('data-node'),
+        status: row.getAttribute('data-node-status'),
+        message: row.querySelector('td.message')?.textContent?.trim() ?? '',
+        evict: planned('evict'),
+        left: planned('left'),
+        blocked: planned('blocked'),
+      };
+    }),
   );
 }
 
@@ -128,6 +135,8 @@ describe.skipIf('reason' in found && !ON_CI)('the operator console in headless C
       REDIS_URL: sharedRedisUrl(),
       QUEUE_NAME: uniqueName('e2e_browser_q'),
       NODEBATCH_SIM_NODES: String(NODES),
+      // Two simulated clusters: the console picks one; `lab` is the default.
+      NODEBATCH_CLUSTERS: 'lab;mode=simulated;default,lab2;mode=simulated',
       // Slow enough that gateway B can be killed and restarted while the drain runs.
       NODEBATCH_SIM_LATENCY_MS: '300',
       WORKER_SHUTDOWN_GRACE_MS: '1000',
@@ -190,23 +199,32 @@ describe.skipIf('reason' in found && !ON_CI)('the operator console in headless C
     expect(await pageA.locator('section.task').count()).toBe(0);
     await pageA.locator('#drain-pod-selector').fill('');
 
-    // The dry run: per node, what would be evicted and that nothing blocks it; nothing changes.
+    // The dry run: per node, the pods it would evict, the DaemonSet pod it leaves and that nothing
+    // blocks it (sim-node-N runs app-N-1 … app-N-(2 + N % 3) and its node agent); nothing changes.
     await pageA.locator('#run-dry-run').click();
     const dryRunId = await openTaskId(pageA);
     await waitForTaskStatus(pageA, dryRunId, 'completed');
     const dryRows = await nodeRows(pageA);
     expect(dryRows).toHaveLength(NODES);
     for (const row of dryRows) {
-      expect(row.status).toBe('succeeded');
-      expect(row.message).toMatch(/dry run: \d+ pod\(s\) would be evicted; nothing blocks the drain/);
+      const index = Number(row.node!.replace('sim-node-', ''));
+      const apps = Array.from({ length: 2 + (index % 3) }, (_, pod) => `default/app-${index}-${pod + 1}`);
+      expect(row).toMatchObject({
+        status: 'succeeded',
+        evict: apps,
+        left: [`kube-system/node-agent-${row.node!} — daemonset`],
+        blocked: [],
+      });
+      expect(row.message).toMatch(/nothing blocks the drain/);
     }
     expect(await pageA.locator('section.task h2').textContent()).toMatch(/drain \(dry run\)/);
     expect(await pageA.locator('section.task .badge.simulated').count()).toBe(1);
 
-    // The drain itself, two nodes at a time so that it runs long enough for gateway B to restart.
+    // The drain itself, offered for the dry run's nodes, two at a time so that it runs long enough
+    // for gateway B to restart.
     await pageA.locator('#action-concurrency').fill('2');
     await pageA.locator('#action-reason').fill('kernel upgrade');
-    await pageA.locator('#run-action').click();
+    await pageA.locator('#run-planned-drain').click();
     const drainId = await openTaskId(pageA, dryRunId);
 
     // Page B, on the other gateway, opens the drain from its history.
@@ -360,4 +378,47 @@ describe.skipIf('reason' in found && !ON_CI)('the operator console in headless C
       ),
     ).toEqual([]);
   }, 300_000);
+
+  it('picks a cluster: shows its nodes, cordons one there, and the task names that cluster', async () => {
+    const admin = await tokenFor('carla', 'admin');
+    const urlA = gatewayA.ready.gatewayUrl as string;
+    const schedulable = async (cluster: string, node: string) => {
+      const answer = await fetch(`${urlA}/api/v1/nodes?cluster=${cluster}&name=${node}`, {
+        headers: { authorization: `Bearer ${admin}` },
+      });
+      const page = (await answer.json()) as { items: { name: string; schedulable: boolean }[] };
+      return page.items.find((item) => item.name === node)?.schedulable;
+    };
+    const inLab = await schedulable('lab', 'sim-node-7');
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const problems = watchProblems(page);
+    await signIn(page, urlA, admin);
+    // The default cluster first; the picker lists both.
+    expect(await page.locator('#cluster').inputValue()).toBe('lab');
+    expect(
+      await page
+        .locator('#cluster option')
+        .evaluateAll((options) => options.map((o) => o.getAttribute('value'))),
+    ).toEqual(['lab', 'lab2']);
+    await page.locator('#cluster').selectOption('lab2');
+    await expect
+      .poll(() => page.locator('#node-count').textContent())
+      .toMatch(`${NODES} of ${NODES} shown · cluster lab2`);
+    expect(new Set(await page.locator('[data-node-row] td.cluster').allTextContents())).toEqual(
+      new Set(['lab2']),
+    );
+
+    await page.locator('[aria-label="select sim-node-7"]').check();
+    await page.locator('#tab-cordon').click();
+    await page.locator('#run-action').click();
+    const taskId = await openTaskId(page);
+    await waitForTaskStatus(page, taskId, 'completed');
+    expect(await page.locator('section.task .task-meta').textContent()).toMatch(/cluster lab2/);
+    // The node table, reloaded when the task ended, shows it cordoned in lab2.
+    await expect.poll(() => page.locator('[data-node-row="sim-node-7"]').textContent()).toMatch(/cordoned/);
+    expect(await schedulable('lab2', 'sim-node-7')).toBe(false);
+    // The same name in the other cluster is as it was.
+    expect(await schedulable('lab', 'sim-node-7')).toBe(inLab);
+    expect(problems.list).toEqual([]);
+  }, 120_000);
 });

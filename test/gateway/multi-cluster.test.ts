@@ -93,7 +93,9 @@ describe('several named clusters', () => {
   });
 
   it('lists the configured clusters with their mode and which one is the default, to signed-in callers only', async () => {
-    const answer = await fetch(`${gateway.url}/api/v1/clusters`, { headers: { authorization: `Bearer ${token}` } });
+    const answer = await fetch(`${gateway.url}/api/v1/clusters`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
     expect(answer.status).toBe(200);
     expect(await answer.json()).toEqual({
       clusters: [

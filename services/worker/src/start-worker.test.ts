@@ -306,7 +306,11 @@ describe('drain and taint batches as a cluster owner expects', () => {
     const succeeded = eventsOfType(events, 'NodeSucceeded')[0]!.data;
     expect(succeeded.message).toBe(`dry run: 1 pod(s) would be evicted; blocked: shop/loner (${loner})`);
     // The same, as data the console lists per node.
-    expect(succeeded.drainPlan).toEqual({ evict: ['shop/web'], left: [], blocked: [{ pod: 'shop/loner', reason: loner }] });
+    expect(succeeded.drainPlan).toEqual({
+      evict: ['shop/web'],
+      left: [],
+      blocked: [{ pod: 'shop/loner', reason: loner }],
+    });
     expect(state.nodeStates['dry-1']!.drainPlan).toEqual(succeeded.drainPlan);
     expect(api.nodes.get('dry-1')).toEqual(before);
     expect(api.pods.has('shop/web') && api.pods.has('shop/loner')).toBe(true);

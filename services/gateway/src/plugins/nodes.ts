@@ -1,6 +1,11 @@
 import { InvalidNodeInputError, NODE_STATUS_FILTERS } from '@nodebatch/kube';
 import { z } from 'zod';
-import { requireInventory, resolveCluster, summarizeClusters, type ClusterDirectory } from '../batch-targets.js';
+import {
+  requireInventory,
+  resolveCluster,
+  summarizeClusters,
+  type ClusterDirectory,
+} from '../batch-targets.js';
 import { InvalidRequestError } from '../errors.js';
 import type { GatewayPlugin } from '../gateway-context.js';
 
