@@ -226,6 +226,7 @@ describe.skipIf('reason' in found && !ON_CI)('the operator console in headless C
     // for gateway B to restart.
     await pageA.locator('#action-concurrency').fill('2');
     await pageA.locator('#action-reason').fill('kernel upgrade');
+    expect(await pageA.locator('#run-planned-drain').textContent()).toMatch(`on the ${NODES} nodes of the`);
     await pageA.locator('#run-planned-drain').click();
     const drainId = await openTaskId(pageA, dryRunId);
 
