@@ -351,6 +351,11 @@ function startedText({ taskId, dryRun, action }) {
     : `${action} started (task ${taskId})`;
 }
 
+/** The button that drains what a dry run looked at. */
+function plannedDrainText(count) {
+  return `Run drain on the ${count} node${count === 1 ? '' : 's'} of the dry run`;
+}
+
 /**
  * `onStarted(taskId)` opens the task the form started. `cluster` is the cluster the node table
  * shows; batches name it (undefined: the gateway's default).
@@ -496,8 +501,7 @@ export function ActionPanel({ who, selected, nodes, cluster, onStarted }) {
                   void submit(false, { ...started.batch, params });
                 }}
               >
-                Run drain on the ${started.batch.nodes.length}
-                node${started.batch.nodes.length === 1 ? '' : 's'} of the dry run
+                ${plannedDrainText(started.batch.nodes.length)}
               </button>`
             : null
         }
