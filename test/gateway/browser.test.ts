@@ -109,14 +109,21 @@ async function waitForTaskStatus(page: Page, taskId: string, status: string, tim
   );
 }
 
-/** Each node row of the open task: name, final status and latest message. */
+/** Each node row of the open task: name, final status, latest message and a dry run's plan. */
 function nodeRows(page: Page) {
   return page.locator('section.task tr.node-row').evaluateAll((rows) =>
-    rows.map((row) => ({
-      node: row.getAttribute('data-node'),
-      status: row.getAttribute('data-node-status'),
-      message: row.querySelector('td.message')?.textContent?.trim() ?? '',
-    })),
+    rows.map((row) => {
+      const planned = (kind: string) =>
+        Array.from(row.querySelectorAll(`[data-plan="${kind}"]`), (item) => item.textContent?.trim() ?? '');
+      return {
+        node: row.getAttribute('data-node'),
+        status: row.getAttribute('data-node-status'),
+        message: row.querySelector('td.message')?.textContent?.trim() ?? '',
+        evict: planned('evict'),
+        left: planned('left'),
+        blocked: planned('blocked'),
+      };
+    }),
   );
 }
 
@@ -128,10 +135,14 @@ describe.skipIf('reason' in found && !ON_CI)('the operator console in headless C
       REDIS_URL: sharedRedisUrl(),
       QUEUE_NAME: uniqueName('e2e_browser_q'),
       NODEBATCH_SIM_NODES: String(NODES),
+      // Two simulated clusters: the console picks one; `lab` is the default.
+      NODEBATCH_CLUSTERS: 'lab;mode=simulated;default,lab2;mode=simulated',
       // Slow enough that gateway B can be killed and restarted while the drain runs.
       NODEBATCH_SIM_LATENCY_MS: '300',
       WORKER_SHUTDOWN_GRACE_MS: '1000',
     });
+    // Each listed cluster says its own mode.
+    delete env.NODEBATCH_CLUSTER;
     worker = await spawnService('worker', env);
     [gatewayA, gatewayB] = await Promise.all([spawnService('gateway', env), spawnService('gateway', env)]);
     browser = await chromium.launch({
@@ -190,23 +201,33 @@ describe.skipIf('reason' in found && !ON_CI)('the operator console in headless C
     expect(await pageA.locator('section.task').count()).toBe(0);
     await pageA.locator('#drain-pod-selector').fill('');
 
-    // The dry run: per node, what would be evicted and that nothing blocks it; nothing changes.
+    // The dry run: per node, the pods it would evict, the DaemonSet pod it leaves and that nothing
+    // blocks it (sim-node-N runs app-N-1 … app-N-(2 + N % 3) and its node agent); nothing changes.
     await pageA.locator('#run-dry-run').click();
     const dryRunId = await openTaskId(pageA);
     await waitForTaskStatus(pageA, dryRunId, 'completed');
     const dryRows = await nodeRows(pageA);
     expect(dryRows).toHaveLength(NODES);
     for (const row of dryRows) {
-      expect(row.status).toBe('succeeded');
-      expect(row.message).toMatch(/dry run: \d+ pod\(s\) would be evicted; nothing blocks the drain/);
+      const index = Number(row.node!.replace('sim-node-', ''));
+      const apps = Array.from({ length: 2 + (index % 3) }, (_, pod) => `default/app-${index}-${pod + 1}`);
+      expect(row).toMatchObject({
+        status: 'succeeded',
+        evict: apps,
+        left: [`kube-system/node-agent-${row.node!} — daemonset`],
+        blocked: [],
+      });
+      expect(row.message).toMatch(/nothing blocks the drain/);
     }
     expect(await pageA.locator('section.task h2').textContent()).toMatch(/drain \(dry run\)/);
     expect(await pageA.locator('section.task .badge.simulated').count()).toBe(1);
 
-    // The drain itself, two nodes at a time so that it runs long enough for gateway B to restart.
+    // The drain itself, offered for the dry run's nodes, two at a time so that it runs long enough
+    // for gateway B to restart.
     await pageA.locator('#action-concurrency').fill('2');
     await pageA.locator('#action-reason').fill('kernel upgrade');
-    await pageA.locator('#run-action').click();
+    expect(await pageA.locator('#run-planned-drain').textContent()).toMatch(`on the ${NODES} nodes of the`);
+    await pageA.locator('#run-planned-drain').click();
     const drainId = await openTaskId(pageA, dryRunId);
 
     // Page B, on the other gateway, opens the drain from its history.
@@ -360,4 +381,48 @@ describe.skipIf('reason' in found && !ON_CI)('the operator console in headless C
       ),
     ).toEqual([]);
   }, 300_000);
+
+  it('picks a cluster: shows its nodes, cordons one there, and the task names that cluster', async () => {
+    const admin = await tokenFor('carla', 'admin');
+    const urlA = gatewayA.ready.gatewayUrl as string;
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const problems = watchProblems(page);
+    await signIn(page, urlA, admin);
+    // The default cluster first; the picker lists both.
+    expect(await page.locator('#cluster').inputValue()).toBe('lab');
+    expect(
+      await page
+        .locator('#cluster option')
+        .evaluateAll((options) => options.map((o) => o.getAttribute('value'))),
+    ).toEqual(['lab', 'lab2']);
+    await expect.poll(() => page.locator('#node-count').textContent()).toMatch(`cluster lab`);
+    await page.locator('[aria-label="select sim-node-7"]').check();
+    // Another cluster: its own nodes (as the inventory answered for it), and no selection carried over.
+    await page.locator('#cluster').selectOption('lab2');
+    await expect
+      .poll(() => page.locator('#node-count').textContent())
+      .toMatch(`${NODES} of ${NODES} shown · cluster lab2`);
+    expect(new Set(await page.locator('[data-node-row] td.cluster').allTextContents())).toEqual(
+      new Set(['lab2']),
+    );
+    expect(await page.locator('#selected-count').textContent()).toBe('0 selected');
+
+    await page.locator('[aria-label="select sim-node-7"]').check();
+    await page.locator('#tab-cordon').click();
+    await page.locator('#run-action').click();
+    const taskId = await openTaskId(page);
+    await waitForTaskStatus(page, taskId, 'completed');
+    expect(await page.locator('section.task .task-meta').textContent()).toMatch(/cluster lab2/);
+    const task = (await (
+      await fetch(`${urlA}/api/v1/tasks/${taskId}`, { headers: { authorization: `Bearer ${admin}` } })
+    ).json()) as { cluster: string; clusterMode: string; nodes: string[]; succeeded: number };
+    // The batch named lab2, and a worker ran it there.
+    expect(task).toMatchObject({
+      cluster: 'lab2',
+      clusterMode: 'simulated',
+      nodes: ['sim-node-7'],
+      succeeded: 1,
+    });
+    expect(problems.list).toEqual([]);
+  }, 120_000);
 });

@@ -92,6 +92,21 @@ describe('several named clusters', () => {
     expect(await page.json()).toMatchObject({ cluster: 'lab', simulated: true, total: 3 });
   });
 
+  it('lists the configured clusters with their mode and which one is the default, to signed-in callers only', async () => {
+    const answer = await fetch(`${gateway.url}/api/v1/clusters`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(answer.status).toBe(200);
+    expect(await answer.json()).toEqual({
+      clusters: [
+        { name: 'east', mode: 'kubernetes', default: true },
+        { name: 'west', mode: 'kubernetes', default: false },
+        { name: 'lab', mode: 'simulated', default: false },
+      ],
+    });
+    expect((await fetch(`${gateway.url}/api/v1/clusters`)).status).toBe(401);
+  });
+
   it('refuses an unknown cluster with 400 naming the known ones, for batches and the inventory', async () => {
     const batch = await postJson(`${gateway.url}/api/v1/batches`, token, {
       action: 'cordon',

@@ -12,6 +12,20 @@ export type BatchAction = z.infer<typeof BatchActionSchema>;
 
 const nodeName = z.string().min(1).max(253);
 const count = z.number().int().nonnegative();
+/** `namespace/name` of a pod. */
+const podKey = z.string().min(1).max(317);
+
+/**
+ * A drain dry run's finding on one node: the pods that would be evicted (or deleted), those a
+ * drain leaves (DaemonSet, mirror, long-terminating) and those that would stop it, with why.
+ * Optional on NodeSucceeded: older workers sent only the message, which still says the same.
+ */
+export const DrainPlanSchema = z.object({
+  evict: z.array(podKey),
+  left: z.array(z.object({ pod: podKey, reason: z.string().min(1) })).default([]),
+  blocked: z.array(z.object({ pod: podKey, reason: z.string().min(1) })).default([]),
+});
+export type DrainPlan = z.output<typeof DrainPlanSchema>;
 
 export const EventDataSchemas = {
   TaskCreated: z.object({
@@ -44,7 +58,12 @@ export const EventDataSchemas = {
     error: z.string(),
     delayMs: count,
   }),
-  NodeSucceeded: z.object({ node: nodeName, message: z.string().optional() }),
+  NodeSucceeded: z.object({
+    node: nodeName,
+    message: z.string().optional(),
+    /** Drain dry runs: what the drain would do on this node (the message says it in words). */
+    drainPlan: DrainPlanSchema.optional(),
+  }),
   /** The node's final failure: `retryable` says whether the cause was transient (retries exhausted). */
   NodeFailed: z.object({
     node: nodeName,

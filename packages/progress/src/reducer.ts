@@ -227,7 +227,12 @@ function finishNode(state: TaskState, event: NodeEndEvent, owned: Owned): TaskSt
         succeededNodes: appended(state.succeededNodes, name, owned),
         nodeStates: withNode(
           state.nodeStates,
-          { ...ended, status: 'succeeded', message: event.data.message ?? null },
+          {
+            ...ended,
+            status: 'succeeded',
+            message: event.data.message ?? null,
+            ...(event.data.drainPlan && { drainPlan: event.data.drainPlan }),
+          },
           owned,
         ),
       };

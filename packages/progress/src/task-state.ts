@@ -1,4 +1,4 @@
-import type { BatchAction, StoredEventOf, TerminalEventType } from './events.js';
+import type { BatchAction, DrainPlan, StoredEventOf, TerminalEventType } from './events.js';
 
 /**
  * A task's state is the fold of its events (invariant 1, docs/invariants.md); this file only
@@ -42,6 +42,8 @@ export interface NodeState {
   readonly error: string | null;
   /** NodeSucceeded's message or NodeSkipped's reason. */
   readonly message: string | null;
+  /** A drain dry run's finding on the node, when its NodeSucceeded carried one. */
+  readonly drainPlan?: DrainPlan;
   readonly startedAt: string | null;
   readonly finishedAt: string | null;
 }

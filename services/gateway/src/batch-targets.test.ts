@@ -5,6 +5,7 @@ import { InvalidRequestError } from './errors.js';
 const directory = (names: string[], defaultName?: string): ClusterDirectory => ({
   names,
   defaultName,
+  modeOf: () => 'kubernetes',
   inventory: () => undefined,
 });
 

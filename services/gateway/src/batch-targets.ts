@@ -1,3 +1,4 @@
+import type { ClusterMode } from '@nodebatch/config';
 import type { BatchAction } from '@nodebatch/progress';
 import type { NodeInventory } from '@nodebatch/kube';
 import { GatewayError, InvalidRequestError } from './errors.js';
@@ -18,7 +19,26 @@ export interface ClusterDirectory {
   readonly names: readonly string[];
   /** Where a batch that names no cluster runs: the only one or the one marked default; else none. */
   readonly defaultName: string | undefined;
+  /** How a known cluster runs: against a Kubernetes API server or simulated. */
+  modeOf(name: string): ClusterMode;
   inventory(name: string): NodeInventory | undefined;
+}
+
+/** One entry of GET /api/v1/clusters. */
+export interface ClusterSummary {
+  name: string;
+  mode: ClusterMode;
+  /** Whether a batch or node listing that names no cluster uses this one. */
+  default: boolean;
+}
+
+/** The known clusters in configuration order, as GET /api/v1/clusters lists them. */
+export function summarizeClusters(directory: ClusterDirectory): ClusterSummary[] {
+  return directory.names.map((name) => ({
+    name,
+    mode: directory.modeOf(name),
+    default: name === directory.defaultName,
+  }));
 }
 
 /** The cluster a batch names, or the default; a 400 naming the known ones when unknown or when there is no default. */

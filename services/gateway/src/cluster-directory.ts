@@ -13,6 +13,7 @@ import type { ClusterDirectory } from './batch-targets.js';
 export function configuredClusterDirectory(config: NodebatchConfig, logger: Logger): ClusterDirectory {
   const targets = clusterTargets(config.cluster);
   const inventories = new Map<string, NodeInventory | undefined>();
+  const modes = new Map(targets.map((target) => [target.name, target.mode]));
   for (const target of targets) {
     try {
       inventories.set(target.name, createNodeInventory({ cluster: target, name: target.name }));
@@ -28,6 +29,7 @@ export function configuredClusterDirectory(config: NodebatchConfig, logger: Logg
   return {
     names: targets.map((target) => target.name),
     defaultName: targets.find((target) => target.isDefault)?.name,
+    modeOf: (name) => modes.get(name) ?? 'kubernetes',
     inventory: (name) => inventories.get(name),
   };
 }
@@ -38,6 +40,7 @@ export function singleClusterDirectory(inventory: NodeInventory): ClusterDirecto
   return {
     names: [name],
     defaultName: name,
+    modeOf: () => (inventory.simulated ? 'simulated' : 'kubernetes'),
     inventory: (wanted) => (wanted === name ? inventory : undefined),
   };
 }

@@ -319,13 +319,13 @@ export async function runBatchTask(
       emit({ type: 'NodeStarted', data: { node, attempt: nodeAttempt } });
       for (let triesHere = 1; ; triesHere++) {
         try {
-          const message = await runNodeAction(operator, prepared, node, {
+          const result = await runNodeAction(operator, prepared, node, {
             signal: nodeSignal,
             reason,
             preparation,
             onProgress: (progress) => emit({ type: 'NodeProgress', data: { node, ...progress } }),
           });
-          emit({ type: 'NodeSucceeded', data: message === undefined ? { node } : { node, message } });
+          emit({ type: 'NodeSucceeded', data: { node, ...result } });
           return;
         } catch (err) {
           // Abandoned at the end of the grace period, or the run lost the task: no event,

@@ -1,6 +1,6 @@
 import type { BatchParams, CordonReason, DrainProgress, NodeOperator, Taint } from '@nodebatch/kube';
 import { OperationAbortedError } from '@nodebatch/kube';
-import type { BatchAction } from '@nodebatch/progress';
+import type { BatchAction, DrainPlan } from '@nodebatch/progress';
 import type { Logger } from 'pino';
 
 /** A batch's action with its validated params, ready to run on each node. */
@@ -66,26 +66,32 @@ export async function prepareBatch(
   return {};
 }
 
+/** What NodeSucceeded says of a node: a short message and, for a drain dry run, its plan. */
+export interface NodeActionResult {
+  message?: string;
+  drainPlan?: DrainPlan;
+}
+
 /**
  * Runs one batch action on one node. Every NodeOperator method is idempotent,
  * so a node redone after a worker died mid-operation ends in the same state.
- * Resolves with a short message for NodeSucceeded.
+ * Resolves with what NodeSucceeded says.
  */
 export async function runNodeAction(
   operator: NodeOperator,
   prepared: PreparedAction,
   node: string,
   options: NodeActionOptions,
-): Promise<string | undefined> {
+): Promise<NodeActionResult> {
   const { signal, reason } = options;
   switch (prepared.action) {
     case 'cordon': {
       const result = await operator.cordon(node, { signal, ...(reason && { reason }) });
-      return result.alreadyCordoned ? 'already cordoned' : 'cordoned';
+      return { message: result.alreadyCordoned ? 'already cordoned' : 'cordoned' };
     }
     case 'uncordon':
       await operator.uncordon(node, { signal });
-      return undefined;
+      return {};
     case 'drain': {
       const { timeoutSeconds, ...params } = prepared.params;
       const result = await operator.drain(node, {
@@ -96,20 +102,28 @@ export async function runNodeAction(
       });
       const verb = result.deleted ? 'deleted' : 'evicted';
       if (result.dryRun) {
-        return (
-          `dry run: ${result.evicted.length} pod(s) would be ${verb}` +
-          (result.blocked.length > 0
-            ? `; blocked: ${result.blocked.map((pod) => `${pod.pod} (${pod.reason})`).join(', ')}`
-            : '; nothing blocks the drain')
-        );
+        return {
+          message:
+            `dry run: ${result.evicted.length} pod(s) would be ${verb}` +
+            (result.blocked.length > 0
+              ? `; blocked: ${result.blocked.map((pod) => `${pod.pod} (${pod.reason})`).join(', ')}`
+              : '; nothing blocks the drain'),
+          drainPlan: {
+            evict: result.evicted,
+            left: result.skipped.map(({ pod, reason }) => ({ pod, reason })),
+            blocked: result.blocked.map(({ pod, reason }) => ({ pod, reason })),
+          },
+        };
       }
-      return `${result.evicted.length} pod(s) ${verb} and gone, ${result.skipped.length} left (DaemonSet, mirror or long-terminating)`;
+      return {
+        message: `${result.evicted.length} pod(s) ${verb} and gone, ${result.skipped.length} left (DaemonSet, mirror or long-terminating)`,
+      };
     }
     case 'label': {
       const { set, remove } = prepared.params;
       if (set && Object.keys(set).length > 0) await operator.addLabels(node, set, { signal });
       if (remove && remove.length > 0) await operator.removeLabels(node, remove, { signal });
-      return undefined;
+      return {};
     }
     case 'taint': {
       const { add, remove, copyFrom, mode } = prepared.params;
@@ -122,7 +136,7 @@ export async function runNodeAction(
       }
       if (add && add.length > 0) await operator.addTaints(node, add, { signal });
       if (remove && remove.length > 0) await operator.removeTaints(node, remove, { signal });
-      return undefined;
+      return {};
     }
   }
 }

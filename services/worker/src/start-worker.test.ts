@@ -302,9 +302,16 @@ describe('drain and taint batches as a cluster owner expects', () => {
     });
     const { state, events } = await waitForEnd(runtime, taskId);
     expect(state.outcome?.data).toEqual({ succeeded: 1, failed: 0, skipped: 0 });
-    expect(eventsOfType(events, 'NodeSucceeded')[0]!.data.message).toBe(
-      'dry run: 1 pod(s) would be evicted; blocked: shop/loner (cannot delete Pods that declare no controller (use force to override))',
-    );
+    const loner = 'cannot delete Pods that declare no controller (use force to override)';
+    const succeeded = eventsOfType(events, 'NodeSucceeded')[0]!.data;
+    expect(succeeded.message).toBe(`dry run: 1 pod(s) would be evicted; blocked: shop/loner (${loner})`);
+    // The same, as data the console lists per node.
+    expect(succeeded.drainPlan).toEqual({
+      evict: ['shop/web'],
+      left: [],
+      blocked: [{ pod: 'shop/loner', reason: loner }],
+    });
+    expect(state.nodeStates['dry-1']!.drainPlan).toEqual(succeeded.drainPlan);
     expect(api.nodes.get('dry-1')).toEqual(before);
     expect(api.pods.has('shop/web') && api.pods.has('shop/loner')).toBe(true);
   });

@@ -351,8 +351,16 @@ function startedText({ taskId, dryRun, action }) {
     : `${action} started (task ${taskId})`;
 }
 
-/** `onStarted(taskId)` opens the task the form started. */
-export function ActionPanel({ who, selected, nodes, onStarted }) {
+/** The button that drains what a dry run looked at. */
+function plannedDrainText(count) {
+  return `Run drain on the ${count} node${count === 1 ? '' : 's'} of the dry run`;
+}
+
+/**
+ * `onStarted(taskId)` opens the task the form started. `cluster` is the cluster the node table
+ * shows; batches name it (undefined: the gateway's default).
+ */
+export function ActionPanel({ who, selected, nodes, cluster, onStarted }) {
   const forms = FORMS.filter((form) => who.actions.includes(form.action));
   const [active, setActive] = useState(forms[0]?.id ?? null);
   const [fields, setFields] = useState(INITIAL_FIELDS);
@@ -365,22 +373,30 @@ export function ActionPanel({ who, selected, nodes, onStarted }) {
   const err = (field) => errorFor(error, field);
   const claimed = [...FIELDS[form.id], ...COMMON_FIELDS].some((field) => err(field));
 
-  const submit = async (dryRun) => {
+  /**
+   * Starts the form's batch on the selection; `planned`, a dry run's batch, instead drains that
+   * dry run's nodes in its cluster with its options (reason and concurrency as the form says now).
+   */
+  const submit = async (dryRun, planned) => {
     setError(null);
     setStarted(null);
     setBusy(true);
     try {
-      const params = PARAMS[form.id](fields);
+      const params = planned ? { ...planned.params } : PARAMS[form.id](fields);
       if (dryRun) params.dryRun = true;
-      const body = withoutUndefined({
+      const batch = withoutUndefined({
         action: form.action,
-        nodes: [...selected],
+        nodes: planned ? planned.nodes : [...selected],
         params,
+        cluster: planned ? planned.cluster : cluster,
+      });
+      const body = withoutUndefined({
+        ...batch,
         reason: fields.reason?.trim() || undefined,
         concurrency: optionalInt(fields.concurrency),
       });
       const { taskId } = await api('POST', '/api/v1/batches', body);
-      setStarted({ taskId, dryRun, action: form.label });
+      setStarted({ taskId, dryRun, action: form.label, batch: dryRun ? batch : null });
       onStarted(taskId);
     } catch (e) {
       setError(e);
@@ -472,6 +488,23 @@ export function ActionPanel({ who, selected, nodes, onStarted }) {
           ${form.label === 'Labels' ? 'Apply labels' : form.label === 'Taints' ? 'Apply taints' : form.label}
           ${selected.size > 0 ? ` ${selected.size} node${selected.size === 1 ? '' : 's'}` : ''}
         </button>
+        ${
+          form.id === 'drain' && started?.batch
+            ? html`<button
+                type="button"
+                id="run-planned-drain"
+                class="danger"
+                disabled=${busy}
+                title="the nodes, cluster and options of the dry run"
+                onClick=${() => {
+                  const { dryRun: _, ...params } = started.batch.params;
+                  void submit(false, { ...started.batch, params });
+                }}
+              >
+                ${plannedDrainText(started.batch.nodes.length)}
+              </button>`
+            : null
+        }
         ${
           started
             ? html`<span class="muted" role="status" id="action-started">${startedText(started)}</span>`

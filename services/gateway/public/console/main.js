@@ -70,7 +70,27 @@ function Notifier() {
   </span>`;
 }
 
+/**
+ * The clusters the gateway knows (GET /api/v1/clusters), null while loading. A failure leaves the
+ * list empty: the console then shows the gateway's default cluster, as before clusters had names.
+ */
+function useClusters() {
+  const [clusters, setClusters] = useState(null);
+  useEffect(() => {
+    let stopped = false;
+    api('GET', '/api/v1/clusters')
+      .then((answer) => !stopped && setClusters(answer.clusters))
+      .catch(() => !stopped && setClusters([]));
+    return () => {
+      stopped = true;
+    };
+  }, []);
+  return clusters;
+}
+
 function Console({ who }) {
+  const clusters = useClusters();
+  const [picked, setPicked] = useState(null);
   const [selected, setSelected] = useState(() => new Set());
   const [nodes, setNodes] = useState([]);
   const [openTaskId, setOpenTaskId] = useState(null);
@@ -119,6 +139,15 @@ function Console({ who }) {
     }
   };
 
+  if (clusters === null) return html`<main class="muted">Loading…</main>`;
+  const cluster = picked ?? (clusters.find((c) => c.default) ?? clusters[0])?.name;
+  const pickCluster = (name) => {
+    // Node names repeat across clusters: a selection never carries over to another cluster.
+    setSelected(new Set());
+    setNodes([]);
+    setPicked(name);
+  };
+
   const watch = watchRef.current;
   const mayCancel =
     watch !== null &&
@@ -130,6 +159,9 @@ function Console({ who }) {
         onSelect=${onSelect}
         onLoaded=${(inv) => setNodes(inv.items)}
         refreshKey=${nodesKey}
+        cluster=${cluster}
+        clusters=${clusters}
+        onCluster=${pickCluster}
       />
     </div>
     <div class="column">
@@ -137,6 +169,7 @@ function Console({ who }) {
         who=${who}
         selected=${selected}
         nodes=${nodes}
+        cluster=${cluster}
         onStarted=${(taskId) => {
           openTask(taskId);
           setHistoryKey((n) => n + 1);

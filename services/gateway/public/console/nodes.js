@@ -17,14 +17,14 @@ const SORTS = {
 };
 
 /** Every node the selector and status match, reading the API's pages one after another. */
-export async function loadNodes({ selector, status }) {
+export async function loadNodes({ selector, status, cluster }) {
   const items = [];
   let cont;
   let page;
   do {
     page = await api(
       'GET',
-      `/api/v1/nodes${queryString({ selector, status, limit: FETCH_LIMIT, continue: cont })}`,
+      `/api/v1/nodes${queryString({ selector, status, cluster, limit: FETCH_LIMIT, continue: cont })}`,
     );
     items.push(...page.items);
     cont = page.continue;
@@ -86,11 +86,29 @@ function SortHeader({ column, label, sort, setSort }) {
   </th>`;
 }
 
+/** The cluster picker: shown only when the gateway knows more than one cluster. */
+function ClusterPicker({ clusters, cluster, onCluster }) {
+  if (clusters.length < 2) return null;
+  return html`<label
+    >Cluster
+    <select id="cluster" value=${cluster ?? ''} onChange=${(e) => onCluster(e.currentTarget.value)}>
+      ${clusters.map(
+        (c) =>
+          html`<option value=${c.name}>
+            ${c.name}${c.mode === 'simulated' ? ' (simulated)' : ''}${c.default ? ' — default' : ''}
+          </option>`,
+      )}
+    </select></label
+  >`;
+}
+
 /**
  * `selected` is a Set of node names owned by the console; `onSelect(names, on)` adds or removes
  * names. `onLoaded(inventory)` hands the loaded nodes up (the copy-taints source picker uses them).
+ * `cluster` is the cluster shown (undefined: the gateway's default), one of `clusters`;
+ * `onCluster(name)` picks another.
  */
-export function NodeTable({ selected, onSelect, onLoaded, refreshKey }) {
+export function NodeTable({ selected, onSelect, onLoaded, refreshKey, cluster, clusters, onCluster }) {
   const [text, setText] = useState('');
   const [selectorInput, setSelectorInput] = useState('');
   const [selector, setSelector] = useState('');
@@ -104,7 +122,7 @@ export function NodeTable({ selected, onSelect, onLoaded, refreshKey }) {
   useEffect(() => {
     let stopped = false;
     setLoading(true);
-    loadNodes({ selector, status })
+    loadNodes({ selector, status, cluster })
       .then((loaded) => {
         if (stopped) return;
         setInventory(loaded);
@@ -120,7 +138,7 @@ export function NodeTable({ selected, onSelect, onLoaded, refreshKey }) {
     return () => {
       stopped = true;
     };
-  }, [selector, status, refreshKey]);
+  }, [selector, status, cluster, refreshKey]);
 
   const filtered = useMemo(() => {
     const items = (inventory?.items ?? []).filter((node) => matchesText(node, text.trim()));
@@ -155,6 +173,7 @@ export function NodeTable({ selected, onSelect, onLoaded, refreshKey }) {
         setSelector(selectorInput.trim());
       }}
     >
+      <${ClusterPicker} clusters=${clusters} cluster=${cluster} onCluster=${onCluster} />
       <label
         >Search
         <input
@@ -272,7 +291,7 @@ export function NodeTable({ selected, onSelect, onLoaded, refreshKey }) {
                   />
                 </td>
                 <td class="num">${node.podCount}</td>
-                <td>${inventory.cluster}</td>
+                <td class="cluster">${inventory.cluster}</td>
               </tr>`,
           )}
         </tbody>

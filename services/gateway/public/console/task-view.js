@@ -27,6 +27,36 @@ function Outcome({ state }) {
   </p>`;
 }
 
+/** A drain dry run's finding on one node: what would be evicted, what it leaves, what blocks it. */
+function DrainPlan({ plan }) {
+  const line = (kind, label, entries) =>
+    entries.length > 0
+      ? html`<li class=${`plan-${kind}`}>
+          <span class="plan-label">${label}</span>
+          <ul class="plan-pods">
+            ${entries.map(
+              (entry) =>
+                html`<li data-pod=${entry.pod} data-plan=${kind}>
+                  <code>${entry.pod}</code
+                  >${entry.reason ? html` <span class="muted">— ${entry.reason}</span>` : null}
+                </li>`,
+            )}
+          </ul>
+        </li>`
+      : null;
+  return html`<ul class="drain-plan">
+    ${line('blocked', 'blocks the drain', plan.blocked)}
+    ${plan.blocked.length === 0 ? html`<li class="plan-clear">nothing blocks the drain</li>` : null}
+    ${line(
+      'evict',
+      'would be evicted',
+      plan.evict.map((pod) => ({ pod })),
+    )}
+    ${plan.evict.length === 0 ? html`<li class="plan-none">no pod to evict</li>` : null}
+    ${line('left', 'left in place', plan.left)}
+  </ul>`;
+}
+
 function NodeRow({ node, now }) {
   // The end's message (NodeSucceeded, NodeSkipped) once there is one, else the latest progress.
   const message = node.message ?? node.progress?.message ?? '';
@@ -42,8 +72,10 @@ function NodeRow({ node, now }) {
     <td class="name">${node.node}</td>
     <td class="status"><span class=${`status-pill ${node.status}`}>${node.status}</span>${progress}</td>
     <td class="num attempt" title="attempt">${node.attempts || ''}</td>
-    <td class="message">
-      ${waitingForBudget ? html`<span class="badge budget">waiting for disruption budget</span> ` : null}${message}
+    <td class="message" title=${node.drainPlan ? message : undefined}>
+      ${waitingForBudget ? html`<span class="badge budget">waiting for disruption budget</span> ` : null}${
+        node.drainPlan ? html`<${DrainPlan} plan=${node.drainPlan} />` : message
+      }
     </td>
     <td class="error">${node.error ?? ''}</td>
     <td class="num duration">${duration}</td>

@@ -1,6 +1,11 @@
 import { InvalidNodeInputError, NODE_STATUS_FILTERS } from '@nodebatch/kube';
 import { z } from 'zod';
-import { requireInventory, resolveCluster, type ClusterDirectory } from '../batch-targets.js';
+import {
+  requireInventory,
+  resolveCluster,
+  summarizeClusters,
+  type ClusterDirectory,
+} from '../batch-targets.js';
 import { InvalidRequestError } from '../errors.js';
 import type { GatewayPlugin } from '../gateway-context.js';
 
@@ -19,8 +24,12 @@ const NodesQuerySchema = z.object({
   continue: z.string().max(100).optional(),
 });
 
-/** GET /api/v1/nodes: the cluster's nodes, for everyone who may sign in (read-only). */
+/**
+ * GET /api/v1/clusters: the clusters batches may name, and GET /api/v1/nodes: a cluster's nodes;
+ * both for everyone who may sign in (read-only).
+ */
 export const nodesPlugin: GatewayPlugin<NodesPluginOptions> = async (app, options) => {
+  app.get('/api/v1/clusters', async () => ({ clusters: summarizeClusters(options.clusters) }));
   app.get('/api/v1/nodes', { schema: { querystring: NodesQuerySchema } }, async (request) => {
     const { query } = request;
     let cluster: string;
