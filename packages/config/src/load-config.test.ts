@@ -578,6 +578,14 @@ describe('Redis Cluster nodes', () => {
     );
   });
 
+  it('never prints a password written into a refused cluster node entry', () => {
+    const message = errorOf(() =>
+      load({ REDIS_CLUSTER_NODES: 'h:7000,redis://admin:s3cret-pw@h:7001' }),
+    ).message;
+    expect(message).toContain('REDIS_CLUSTER_NODES="h:7000,redis://<credentials hidden>@h:7001"');
+    expect(message).not.toContain('s3cret-pw');
+  });
+
   it('rejects a database other than 0 with a cluster, naming where it came from', () => {
     expect(errorOf(() => load({ REDIS_CLUSTER_NODES: 'h:7000', REDIS_DB: '3' })).message).toContain(
       'redis.db=3 (from env REDIS_DB) cannot be used with a Redis Cluster (REDIS_CLUSTER_NODES), which has only database 0',

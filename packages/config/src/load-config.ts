@@ -133,7 +133,7 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
       values.set(field.key, parsed.data);
       continue;
     }
-    const shown = field.secret ? '<hidden>' : JSON.stringify(candidate.raw);
+    const shown = field.secret ? '<hidden>' : JSON.stringify(withoutCredentials(candidate.raw));
     const explained = field.value.explain?.(parsed.error);
     issues.push({
       key: field.key,
@@ -317,4 +317,15 @@ function deepFreeze<T>(value: T): T {
 function unique(warnings: ConfigWarning[]): ConfigWarning[] {
   const seen = new Set<string>();
   return warnings.filter((warning) => !seen.has(warning.message) && seen.add(warning.message));
+}
+
+/**
+ * A refused value as an error may show it: any `scheme://user:password@` in
+ * it loses the part before the `@`, so a password written where it does not
+ * belong (a cluster node list, a host) is not printed with the error.
+ */
+function withoutCredentials(raw: unknown): unknown {
+  if (typeof raw === 'string') return raw.replace(/(:\/\/)[^/@\s,]*@/g, '$1<credentials hidden>@');
+  if (Array.isArray(raw)) return raw.map(withoutCredentials);
+  return raw;
 }
