@@ -48,7 +48,8 @@ beforeAll(async () => {
     config,
     logger,
     host: '127.0.0.1',
-    nodes: new KubernetesNodeInventory(fake.kubeConfig(), 'prod'),
+    // The single cluster's name, the one the worker's queue has too.
+    nodes: new KubernetesNodeInventory(fake.kubeConfig()),
   });
   worker = await startWorker({
     config,
