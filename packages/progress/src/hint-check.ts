@@ -3,8 +3,8 @@ import type { StoredEvent } from './events.js';
 
 /**
  * Invariant 8: a notification can announce events, never define them. An
- * inline event from another process is delivered only when it is
- * authenticated (see hint-authenticator.ts) or identical to the stored one;
+ * inline event from another process is delivered only when it is identical
+ * to the stored one;
  * the rest is dropped here, counted and logged at a limited rate, and the
  * subscribers get the real events from the store.
  */
@@ -15,15 +15,12 @@ export type HintRejectionReason =
   | 'differs-from-log'
   /** The store, read after the hint arrived, has no event at that seq. */
   | 'not-in-log'
-  /** The hint carried an authentication tag that does not match its events. */
-  | 'bad-signature'
   /** More unverified events were waiting than a task may hold; the oldest surplus is dropped. */
   | 'overflow';
 
 export const HINT_REJECTION_REASONS: readonly HintRejectionReason[] = [
   'differs-from-log',
   'not-in-log',
-  'bad-signature',
   'overflow',
 ];
 
@@ -38,9 +35,9 @@ export interface HintRejection {
 
 /** Counts of inline events since the process started, by outcome. */
 export interface HintCheckCounts {
-  /** Inline events taken without a store read: authenticated, or from a source inside this process. */
+  /** Inline events taken without a store read: from a source inside this process. */
   trusted: number;
-  /** Unauthenticated inline events that matched the stored event at their seq. */
+  /** Inline events from another process that matched the stored event at their seq. */
   matched: number;
   /** Inline events dropped, by reason. */
   rejected: Record<HintRejectionReason, number>;
@@ -66,8 +63,7 @@ export function sameStoredEvent(a: StoredEvent, b: StoredEvent): boolean {
 
 /**
  * JSON with object keys sorted at every level: the same value gives the same
- * text whatever order its keys were built in. Used to compare events and as
- * the signed bytes of an authenticated hint.
+ * text whatever order its keys were built in. Used to compare events.
  */
 export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
@@ -100,7 +96,7 @@ export class HintChecks {
   readonly #counts: HintCheckCounts = {
     trusted: 0,
     matched: 0,
-    rejected: { 'differs-from-log': 0, 'not-in-log': 0, 'bad-signature': 0, overflow: 0 },
+    rejected: { 'differs-from-log': 0, 'not-in-log': 0, overflow: 0 },
     falseAnnouncements: 0,
   };
   #lastLogAt: number | null = null;

@@ -63,7 +63,7 @@ export class TaskFeed {
   readonly #cursors = new Set<TaskCursor>();
   readonly #cache = new Map<number, StoredEvent>();
   readonly #reads = new Set<StoreRead>();
-  /** Inline events of unauthenticated hints, by seq: compared with the store's when a read returns. */
+  /** Inline events of hints from other processes, by seq: compared with the store's when a read returns. */
   readonly #unverified = new Map<number, UnverifiedEvent>();
   #evictedUpTo = 0;
   #knownHead = 0;
@@ -107,7 +107,7 @@ export class TaskFeed {
 
   /**
    * A hint announces events up to its seq. Its inline events are delivered as
-   * they are only when `trusted` (authenticated, or from this process);
+   * they are only when `trusted` (from this process);
    * otherwise they are held until a store read shows whether the log has
    * them, and subscribers get the stored events (invariant 8).
    */
