@@ -120,7 +120,8 @@ describe('@nodebatch/client against real gateways', () => {
       client.watchTask(taskId).subscribe({
         next: (event) => {
           events.push(event);
-          if (event.type === 'NodeSucceeded' && !cancelled) cancelled = client.cancelTask(taskId);
+          if (event.type === 'NodeSucceeded' && !cancelled)
+            cancelled = client.cancelTask(taskId, { reason: 'maintenance window closed' });
         },
         error: reject,
         complete: resolve,
@@ -129,7 +130,9 @@ describe('@nodebatch/client against real gateways', () => {
     expect(await cancelled).toEqual({ taskId, status: 'cancelling' });
     expect(events.map((event) => event.seq)).toEqual(oneTo(events.length));
     expect(events.at(-1)?.type).toBe('TaskCancelled');
-    expect(events.filter((event) => event.type === 'CancelRequested')).toHaveLength(1);
+    expect(events.filter((event) => event.type === 'CancelRequested')).toEqual([
+      expect.objectContaining({ data: { by: 'client-user', reason: 'maintenance window closed' } }),
+    ]);
     // The worker, another process, stopped: no more than the one node it may have been starting
     // as the cancel arrived (concurrency 1) began after it, and most nodes were never touched.
     const cancelledAt = events.findIndex((event) => event.type === 'CancelRequested');

@@ -124,9 +124,12 @@ export class NodebatchClient {
   }
 
   /** Asks the task to stop; its TaskCancelled event follows once the worker stopped (a 409 ConflictError when it already ended). */
-  async cancelTask(taskId: string): Promise<CancelAccepted> {
+  async cancelTask(taskId: string, options: { reason?: string } = {}): Promise<CancelAccepted> {
     const request = `/api/v1/tasks/${encodeURIComponent(taskId)}/cancel`;
-    const body = await this.#request('POST', request, { idempotent: true });
+    const body = await this.#request('POST', request, {
+      idempotent: true,
+      ...(options.reason !== undefined && { body: { reason: options.reason } }),
+    });
     return { taskId: requireString(body, 'taskId', `POST ${request}`), status: String(body.status) };
   }
 

@@ -89,9 +89,10 @@ export function registerTaskCommands(program: Command): void {
     .command('cancel')
     .description('ask a task to stop (nodes in progress finish, the rest are not started)')
     .argument('<id>', 'the task id')
-    .action(async (taskId: string) => {
+    .option('--reason <text>', 'why, recorded with the cancel and in the audit trail')
+    .action(async (taskId: string, options: { reason?: string }) => {
       await runRemote(async () => {
-        await clientFromEnv().cancelTask(taskId);
+        await clientFromEnv().cancelTask(taskId, options);
         process.stdout.write(`cancel of task ${taskId} requested\n`);
         return 0;
       });
