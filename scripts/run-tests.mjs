@@ -74,7 +74,11 @@ const { passed, failed, skipped } = summariseReports({
 });
 const checksFailed = checks.filter((status) => status !== 0).length;
 if (checksFailed > 0)
-  console.error(`[test] ${checksFailed} of build/typecheck/lint, format and dead-export checks failed`);
+  console.error(
+    `[test] ${checksFailed} of build/typecheck/lint, format and dead-export checks failed; each counts as a failure below`,
+  );
 console.log(nodeLine);
-console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
+// A failed check is a failure of the command as much as a failed test, so the
+// line CI reads never says "0 failed" for a run that failed.
+console.log(`${passed} passed, ${failed + checksFailed} failed, ${skipped} skipped`);
 process.exit(failed > 0 || tests !== 0 || checksFailed > 0 ? 1 : 0);

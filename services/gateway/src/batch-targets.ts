@@ -25,7 +25,7 @@ export interface ClusterDirectory {
 }
 
 /** One entry of GET /api/v1/clusters. */
-export interface ClusterSummary {
+interface ClusterSummary {
   name: string;
   mode: ClusterMode;
   /** Whether a batch or node listing that names no cluster uses this one. */
