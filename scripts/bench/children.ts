@@ -11,6 +11,8 @@ export interface BenchChild {
   process: ChildProcess;
   /** The first JSON line on stdout that has `key`, e.g. `{"port":1234}` from `nodebatch gateway`. */
   waitForLine(key: string, timeoutMs: number): Promise<Record<string, unknown>>;
+  /** Every JSON line printed so far that has `key`. */
+  lines(key: string): Array<Record<string, unknown>>;
 }
 
 class ChildStartError extends Error {
@@ -73,6 +75,7 @@ export class ChildSet {
 
     const handle: BenchChild = {
       name,
+      lines: (key) => seen.filter((line) => key in line),
       pid: child.pid,
       logPath,
       process: child,

@@ -1,0 +1,49 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+}
+export interface CpuProfile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+/** Self time of one call frame in a profile, in µs. */
+export interface FrameTime {
+  functionName: string;
+  url: string;
+  lineNumber: number;
+  us: number;
+}
+
+/** Self time per call frame (idle included, as functionName "(idle)"). */
+export function selfTimes(profile: CpuProfile): FrameTime[] {
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const selfUs = new Map<number, number>();
+  profile.samples.forEach((id, index) => {
+    selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[index] ?? 0));
+  });
+  return [...selfUs].map(([id, us]) => ({ ...byId.get(id)!.callFrame, us }));
+}
+
+/**
+ * The share of the busy (non-idle) time of every profile in `dir` spent in
+ * frames whose script URL matches `match`; undefined when there is no profile.
+ */
+export function busyShare(dir: string, match: (url: string) => boolean): number | undefined {
+  if (!existsSync(dir)) return undefined;
+  let busy = 0;
+  let matched = 0;
+  for (const file of readdirSync(dir).filter((name) => name.endsWith('.cpuprofile'))) {
+    const profile = JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile;
+    for (const frame of selfTimes(profile)) {
+      if (frame.functionName === '(idle)') continue;
+      busy += frame.us;
+      if (match(frame.url)) matched += frame.us;
+    }
+  }
+  return busy > 0 ? matched / busy : undefined;
+}
