@@ -21,6 +21,12 @@ export interface EventBatcherOptions {
  * batch is a few hundred transactions rather than 5,000. Each batch is one
  * append through the notifier, so every event is durable before anyone is
  * told about it; batches are appended one after another, in push order.
+ *
+ * A batch is cut only while no append is in flight: events pushed during an
+ * append wait for it and then share the next transaction (group commit).
+ * Cutting on a timer regardless queued one small append behind another
+ * whenever appends took longer than the flush delay, and the queue, with
+ * every event's latency, grew without bound.
  */
 export interface EventBatcher {
   /** Queues events; throws the append error if an earlier batch failed (the task must stop). */
@@ -42,45 +48,49 @@ export function createEventBatcher(options: EventBatcherOptions): EventBatcher {
   let failure: unknown;
   let failed = false;
   let lastSeq = 0;
-  // Appends run one at a time so the log keeps the order of push.
-  let chain: Promise<void> = Promise.resolve();
+  /** The append in flight (it never rejects: its error goes to `failure`); undefined when idle. */
+  let inFlight: Promise<void> | undefined;
 
-  const appendPending = (): Promise<void> => {
+  /** Starts an append of what is pending, unless one is in flight (its end starts the next). */
+  const cut = (): void => {
     if (timer) {
       clearTimeout(timer);
       timer = undefined;
     }
-    if (pending.length > 0 && !failed) {
-      const batch = pending;
-      pending = [];
-      chain = chain.then(async () => {
-        if (failed) return;
-        try {
-          const stored = await append(taskId, batch);
-          lastSeq = stored.at(-1)?.seq ?? lastSeq;
-        } catch (err) {
-          failed = true;
-          failure = err;
-        }
-      });
-    }
-    return chain.then(() => {
-      if (failed) throw failure;
-    });
+    if (inFlight || failed || pending.length === 0) return;
+    const batch = pending.length > maxBatchEvents ? pending.splice(0, maxBatchEvents) : pending;
+    if (batch === pending) pending = [];
+    inFlight = (async () => {
+      try {
+        const stored = await append(taskId, batch);
+        lastSeq = stored.at(-1)?.seq ?? lastSeq;
+      } catch (err) {
+        failed = true;
+        failure = err;
+      } finally {
+        inFlight = undefined;
+      }
+      // What arrived meanwhile has waited for a whole append already: it goes now, together.
+      if (pending.length > 0) cut();
+    })();
   };
 
   return {
     push(...events) {
       if (failed) throw failure;
       pending.push(...events);
-      if (pending.length >= maxBatchEvents) {
-        // The error is kept in `failure` and surfaces on the next push or flush.
-        appendPending().catch(() => undefined);
-      } else if (!timer) {
-        timer = setTimeout(() => appendPending().catch(() => undefined), flushDelayMs);
+      if (inFlight) return;
+      if (pending.length >= maxBatchEvents) cut();
+      else if (!timer) timer = setTimeout(cut, flushDelayMs);
+    },
+    async flush() {
+      for (;;) {
+        if (failed) throw failure;
+        if (!inFlight && pending.length === 0) return;
+        cut();
+        await inFlight;
       }
     },
-    flush: appendPending,
     get failure() {
       return failure;
     },
