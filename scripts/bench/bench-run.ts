@@ -51,9 +51,9 @@ export function pipelinePlans(options: BenchOptions): { paced: PipelinePlan; max
 
 /**
  * The scale table's plans: each subscriber count at the default gateways,
- * then each gateway count at 1,000 subscribers; every run delivers about
- * `scaleDeliveries` events (a subscriber gets its task's events), so the
- * CPU per million deliveries compares like with like.
+ * then each gateway count at `scaleGatewaySubscribers` (1,000). Every run appends the same
+ * events, so deliveries grow with the subscribers and the gateway CPU per
+ * million deliveries shows whether the cost per delivery grows with fan-out.
  */
 export function scalePlans(options: BenchOptions): PipelinePlan[] {
   const plan = (subscribers: number, gateways: number): PipelinePlan => ({
@@ -61,12 +61,14 @@ export function scalePlans(options: BenchOptions): PipelinePlan[] {
     subscribers,
     gateways,
     tasks: options.tasks,
-    eventsPerTask: Math.max(1, Math.ceil(options.scaleDeliveries / subscribers)),
+    eventsPerTask: options.scaleEvents,
     paceMs: 0,
   });
   const plans = options.scaleSubscribers.map((subscribers) => plan(subscribers, options.gateways));
+  const fanOut = options.scaleGatewaySubscribers;
   for (const gateways of options.scaleGateways) {
-    if (!plans.some((p) => p.subscribers === 1000 && p.gateways === gateways)) plans.push(plan(1000, gateways));
+    if (!plans.some((p) => p.subscribers === fanOut && p.gateways === gateways))
+      plans.push(plan(fanOut, gateways));
   }
   return plans;
 }
@@ -75,9 +77,11 @@ export async function runBench(
   options: BenchOptions,
   children: ChildSet,
   log: (line: string) => void,
+  /** false: the caller has just built the workspace (the test command does before any test). */
+  buildCheck = true,
 ): Promise<BenchResults> {
   const startedAt = new Date();
-  ensureBuilt(ROOT, options.build, log);
+  if (buildCheck) ensureBuilt(ROOT, options.build, log);
   const serverUrl = sharedDatabaseUrl();
   const redisUrl = sharedRedisUrl();
   const admin = new pg.Client({ connectionString: serverUrl });
@@ -115,10 +119,16 @@ export async function runBench(
   };
 
   try {
-    log(`raw floor: ${options.rawSamples} pg_notify, committed INSERT + pg_notify and PUBLISH round trips each`);
+    log(
+      `raw floor: ${options.rawSamples} pg_notify, committed INSERT + pg_notify and PUBLISH round trips each`,
+    );
     const rawDatabase = await createTestDatabase({ serverUrl, prefix: 'nb_bench_raw' });
     try {
-      results.rawFloor.pgNotify = await pgNotifyRoundTrip(rawDatabase.url, options.rawSamples, uniqueName('nb_bench_raw'));
+      results.rawFloor.pgNotify = await pgNotifyRoundTrip(
+        rawDatabase.url,
+        options.rawSamples,
+        uniqueName('nb_bench_raw'),
+      );
       results.rawFloor.pgCommitNotify = await pgCommitNotifyRoundTrip(
         rawDatabase.url,
         options.rawSamples,
@@ -130,7 +140,11 @@ export async function runBench(
       await rawDatabase.drop();
     }
     try {
-      results.rawFloor.redisPublish = await redisPublishRoundTrip(redisUrl, options.rawSamples, uniqueName('nb_bench_raw'));
+      results.rawFloor.redisPublish = await redisPublishRoundTrip(
+        redisUrl,
+        options.rawSamples,
+        uniqueName('nb_bench_raw'),
+      );
     } catch (err) {
       record('Redis PUBLISH round trip', err);
     }
@@ -151,7 +165,11 @@ export async function runBench(
         });
       // Same workload, more subscribers: polling's database load should not change.
       if (transport === 'polling' && options.pollingSubscribers > 0)
-        steps.push({ plan: { ...plans.paced, subscribers: options.pollingSubscribers }, stages: false, table: 'pipeline' });
+        steps.push({
+          plan: { ...plans.paced, subscribers: options.pollingSubscribers },
+          stages: false,
+          table: 'pipeline',
+        });
       if (transport === 'postgres')
         for (const plan of scalePlans(options)) steps.push({ plan, stages: false, table: 'scale' });
       try {
@@ -167,7 +185,9 @@ export async function runBench(
 
     if (options.bullmq) {
       try {
-        results.runs.push(...(await runBullmqBaseline(options, children, redisUrl, [plans.paced, plans.max], log)));
+        results.runs.push(
+          ...(await runBullmqBaseline(options, children, redisUrl, [plans.paced, plans.max], log)),
+        );
       } catch (err) {
         record('BullMQ baseline', err);
       }

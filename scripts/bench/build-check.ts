@@ -45,22 +45,29 @@ export function staleBuilds(root: string): string[] {
 }
 
 /**
- * Builds the workspace (turbo; cached packages cost nothing), then checks
- * that every dist is at least as new as its sources. The worker and gateway
+ * Builds the workspace (turbo; cached packages cost nothing), or, with
+ * `build` false, checks that every dist is at least as new as its sources
+ * and refuses to measure otherwise. The worker and gateway
  * processes the bench measures run `node services/cli/dist/main.js`, never a
  * TypeScript loader, so a stale dist would measure code that is not there.
  */
 export function ensureBuilt(root: string, build: boolean, log: (line: string) => void): void {
   if (build) {
     log('building the workspace (pnpm turbo run build) so that the measured processes run dist');
-    const result = spawnSync('pnpm', ['-s', 'turbo', 'run', 'build', '--concurrency=2', '--output-logs=errors-only'], {
-      cwd: root,
-      stdio: ['ignore', 'inherit', 'inherit'],
-    });
+    const result = spawnSync(
+      'pnpm',
+      ['-s', 'turbo', 'run', 'build', '--concurrency=2', '--output-logs=errors-only'],
+      {
+        cwd: root,
+        stdio: ['ignore', 'inherit', 'inherit'],
+      },
+    );
     if (result.status !== 0)
       throw new StaleBuildError(
         `the build failed (exit ${String(result.status ?? result.signal)}): the bench measures built output only; fix the build first`,
       );
+    // turbo hashes the sources: a cache hit leaves a current dist as it was, with its older times.
+    return;
   }
   const stale = staleBuilds(root);
   if (stale.length > 0)

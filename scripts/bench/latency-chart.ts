@@ -15,7 +15,8 @@ const MARGIN = { left: 60, right: 150, top: 40, bottom: 50 };
 /** The pipeline runs of `kind` at the default subscriber count: one per transport and BullMQ. */
 export function chartRuns(results: BenchResults, kind: 'paced' | 'max'): RunResult[] {
   return results.runs.filter(
-    (run) => run.workload === 'pipeline' && run.kind === kind && run.subscribers === results.options.subscribers,
+    (run) =>
+      run.workload === 'pipeline' && run.kind === kind && run.subscribers === results.options.subscribers,
   );
 }
 
@@ -35,7 +36,8 @@ export function latencyChartSvg(results: BenchResults, kind: 'paced' | 'max'): s
   const plotW = WIDTH - MARGIN.left - MARGIN.right;
   const plotH = HEIGHT - MARGIN.top - MARGIN.bottom;
   const x = (ms: number): number =>
-    MARGIN.left + ((Math.log10(Math.max(ms, low)) - Math.log10(low)) / (Math.log10(high) - Math.log10(low))) * plotW;
+    MARGIN.left +
+    ((Math.log10(Math.max(ms, low)) - Math.log10(low)) / (Math.log10(high) - Math.log10(low))) * plotW;
   const y = (share: number): number => MARGIN.top + (1 - share) * plotH;
   const parts: string[] = [];
   parts.push(

@@ -44,7 +44,9 @@ async function main(): Promise<void> {
     writeFileSync(join(outDir, `latency-${kind}.svg`), latencyChartSvg(results, kind));
   writeFileSync(join(outDir, 'RESULTS.md'), renderMarkdown(results));
   process.stdout.write(`\n${renderSummary(results)}\n\n`);
-  log(`wrote ${join(outDir, 'RESULTS.md')}, results.json and the charts in ${results.durationS.toFixed(0)} s; child logs in ${logDir}`);
+  log(
+    `wrote ${join(outDir, 'RESULTS.md')}, results.json and the charts in ${results.durationS.toFixed(0)} s; child logs in ${logDir}`,
+  );
   if (results.errors.length > 0) {
     log(`${results.errors.length} part(s) failed; see "Errors during the run" in RESULTS.md`);
     process.exitCode = 1;
@@ -52,7 +54,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  if (err instanceof BenchUsageError || err instanceof StaleBuildError) process.stderr.write(`${err.message}\n`);
+  if (err instanceof BenchUsageError || err instanceof StaleBuildError)
+    process.stderr.write(`${err.message}\n`);
   else
     process.stderr.write(
       `bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n${err instanceof Error && err.cause ? `cause: ${String(err.cause)}\n` : ''}`,

@@ -203,7 +203,8 @@ export async function runNodebatchPhase(
       const shares = workers
         .map((worker) => busyShare(`${worker.logPath.replace(/\.log$/, '')}.cpuprofiles`, isSimulatorCode))
         .filter((share): share is number => share !== undefined);
-      const simulatorShare = shares.length > 0 ? shares.reduce((a, b) => a + b, 0) / shares.length : undefined;
+      const simulatorShare =
+        shares.length > 0 ? shares.reduce((a, b) => a + b, 0) / shares.length : undefined;
 
       // Timed events: per task, everything after TaskCreated up to the terminal event.
       const lastSeqByTask = new Map<string, number>();
@@ -306,7 +307,8 @@ export async function measureIdle(
   const cpuBeforeWindow = readCpuSeconds(gateway.pid);
   const windowStarted = Date.now();
   const idleTxPerSecWithSubscribers = await txRate();
-  const cpuPerMinuteWith = ((readCpuSeconds(gateway.pid) - cpuBeforeWindow) * 60_000) / (Date.now() - windowStarted);
+  const cpuPerMinuteWith =
+    ((readCpuSeconds(gateway.pid) - cpuBeforeWindow) * 60_000) / (Date.now() - windowStarted);
   for (const subscriber of [...first.subscribers, ...rest.subscribers]) subscriber.close();
   return {
     subscribers: options.idleSubscribers,

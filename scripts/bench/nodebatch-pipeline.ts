@@ -25,6 +25,7 @@ import {
   lagQuantiles,
   quantiles,
   readLagBuckets,
+  type LagBuckets,
   type StageBreakdown,
 } from './stage-timing.js';
 
@@ -102,7 +103,10 @@ export async function runNodebatchPipeline(
       queue: jobs.queue,
       createTask: async (id) => {
         await store.append(id, [
-          { type: 'TaskCreated', data: { userId: 'demo', action: 'cordon', nodes: ['sim-node-1'], params: {} } },
+          {
+            type: 'TaskCreated',
+            data: { userId: 'demo', action: 'cordon', nodes: ['sim-node-1'], params: {} },
+          },
         ]);
         return id;
       },
@@ -113,11 +117,15 @@ export async function runNodebatchPipeline(
     for (const step of steps) {
       const { plan } = step;
       const label = `${transport}-${plan.kind}-${plan.subscribers}x${plan.gateways}`;
-      const lagBefore = step.stages ? await readLagBuckets(urls.slice(0, plan.gateways)) : undefined;
+      let lagBefore: LagBuckets | undefined;
       const hints = listener;
-      const { run, appendMs } = await runPipeline(system, plan, label, timeoutMs, (taskIds) =>
-        hints.follow(taskIds),
-      );
+      const { run, appendMs } = await runPipeline(system, plan, label, timeoutMs, {
+        tasks: (taskIds) => hints.follow(taskIds),
+        // After the subscribers got seq 1 (read from the log as they subscribed): only the run's events count.
+        live: async () => {
+          if (step.stages) lagBefore = await readLagBuckets(urls.slice(0, plan.gateways));
+        },
+      });
       (step.table === 'scale' ? result.scale : result.runs).push(run);
       if (step.stages && lagBefore) {
         const lagAfter = await readLagBuckets(urls.slice(0, plan.gateways));

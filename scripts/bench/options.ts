@@ -28,10 +28,12 @@ export interface BenchOptions {
   concurrency: number;
   /** Subscriber counts of the scale table (postgres, 2 gateways). Default 100,1000,5000. */
   scaleSubscribers: number[];
-  /** Gateway counts of the scale table at 1,000 subscribers. Default 1,2,4. */
+  /** Gateway counts of the scale table, at `scaleGatewaySubscribers`. Default 1,2,4. */
   scaleGateways: number[];
-  /** Deliveries per scale run (events per job = this ÷ subscribers). Default 200000 (quick 20000). */
-  scaleDeliveries: number;
+  /** Subscribers of the scale table's gateway rows. Default 1000. */
+  scaleGatewaySubscribers: number;
+  /** Progress events per job in every scale run (deliveries grow with subscribers). Default 60 (quick 6). */
+  scaleEvents: number;
   /** Idle SSE subscribers opened on one gateway for its memory and CPU per subscriber. Default 1000 (quick 300). */
   idleSubscribers: number;
   /** Seconds of each idle window (with and without idle subscribers). Default 3 (quick 1). */
@@ -65,8 +67,9 @@ const USAGE = `pnpm bench [options]
   --nodes N                nodes per task of the full run on the simulated cluster (400; quick 50)
   --concurrency N          nodes at once per task in the full run (10)
   --scale-subscribers LIST subscriber counts of the scale table (100,1000,5000)
-  --scale-gateways LIST    gateway counts at 1,000 subscribers (1,2,4)
-  --scale-deliveries N     deliveries per scale run (200000; quick 20000)
+  --scale-gateways LIST    gateway counts of the scale table (1,2,4)
+  --scale-gateway-subscribers N  subscribers of those rows (1000)
+  --scale-events N         progress events per job in each scale run (60; quick 6)
   --idle-subscribers N     idle SSE streams for the gateway memory and CPU figures (1000; quick 300)
   --idle-window-s N        seconds per idle window (3; quick 1)
   --polling-subscribers N  subscribers of the second polling paced run, 0 = skip (400)
@@ -90,7 +93,7 @@ const SIZED = {
   events: ['2000', '300'],
   'paced-events': ['1000', '150'],
   nodes: ['400', '50'],
-  'scale-deliveries': ['200000', '20000'],
+  'scale-events': ['60', '6'],
   'idle-subscribers': ['1000', '300'],
   'idle-window-s': ['3', '1'],
   'raw-samples': ['2000', '300'],
@@ -115,7 +118,8 @@ export function parseBenchOptions(argv: string[]): BenchOptions {
       concurrency: { type: 'string', default: '10' },
       'scale-subscribers': { type: 'string', default: '100,1000,5000' },
       'scale-gateways': { type: 'string', default: '1,2,4' },
-      'scale-deliveries': { type: 'string' },
+      'scale-gateway-subscribers': { type: 'string', default: '1000' },
+      'scale-events': { type: 'string' },
       'idle-subscribers': { type: 'string' },
       'idle-window-s': { type: 'string' },
       'polling-subscribers': { type: 'string', default: '400' },
@@ -179,7 +183,8 @@ export function parseBenchOptions(argv: string[]): BenchOptions {
     concurrency: int('concurrency', 1),
     scaleSubscribers: intList('scale-subscribers'),
     scaleGateways: intList('scale-gateways'),
-    scaleDeliveries: int('scale-deliveries', 1),
+    scaleGatewaySubscribers: int('scale-gateway-subscribers', 1),
+    scaleEvents: int('scale-events', 1),
     idleSubscribers: int('idle-subscribers', 0),
     idleWindowS: int('idle-window-s', 1),
     pollingSubscribers: int('polling-subscribers', 0),

@@ -13,7 +13,9 @@ import { readCpuSeconds, type BenchChild } from './children.js';
 import { awaitCompletion, openSubscribers, summarize, type RunResult } from './measure.js';
 import type { SseMessage } from './sse-subscriber.js';
 
-export const NODEBATCH_PRODUCER = fileURLToPath(new URL('./pipeline/nodebatch-producer.mjs', import.meta.url));
+export const NODEBATCH_PRODUCER = fileURLToPath(
+  new URL('./pipeline/nodebatch-producer.mjs', import.meta.url),
+);
 export const BULLMQ_PRODUCER = fileURLToPath(new URL('./pipeline/bullmq-producer.mjs', import.meta.url));
 export const BULLMQ_GATEWAY = fileURLToPath(new URL('./pipeline/bullmq-gateway.mjs', import.meta.url));
 
@@ -78,7 +80,8 @@ function appendDurations(producers: BenchChild[], taskIds: Set<string>): number[
   const all: number[] = [];
   for (const producer of producers) {
     for (const line of producer.lines('job')) {
-      if (taskIds.has(String(line.job)) && Array.isArray(line.appendMs)) all.push(...(line.appendMs as number[]));
+      if (taskIds.has(String(line.job)) && Array.isArray(line.appendMs))
+        all.push(...(line.appendMs as number[]));
     }
   }
   return all;
@@ -94,19 +97,28 @@ export async function runPipeline(
   plan: PipelinePlan,
   label: string,
   timeoutMs: number,
-  /** Told the task ids before any job exists (e.g. to time their notifications). */
-  onTasks?: (taskIds: readonly string[]) => void,
+  hooks: {
+    /** Told the task ids before any job exists (e.g. to time their notifications). */
+    tasks?(taskIds: readonly string[]): void;
+    /** Every subscriber is live and no job exists yet (e.g. to read the gateways' counters). */
+    live?(): Promise<void>;
+  } = {},
 ): Promise<PipelineRun> {
   const taskIds: string[] = [];
   for (let t = 0; t < plan.tasks; t++) taskIds.push(await system.createTask(uniqueName(`${label}-${t + 1}`)));
-  onTasks?.(taskIds);
+  hooks.tasks?.(taskIds);
   const urls = system.urls.slice(0, plan.gateways);
   const gateways = system.gateways.slice(0, plan.gateways);
   const streamUrls = Array.from({ length: plan.subscribers }, (_, i) =>
     system.streamUrl(urls[i % urls.length]!, taskIds[i % taskIds.length]!),
   );
   const group = await openSubscribers(streamUrls, plan.subscribers, system.parse, timeoutMs, true);
-  const cpuBefore = { gateways: sumCpu(gateways), workers: sumCpu(system.producers), clients: process.cpuUsage() };
+  await hooks.live?.();
+  const cpuBefore = {
+    gateways: sumCpu(gateways),
+    workers: sumCpu(system.producers),
+    clients: process.cpuUsage(),
+  };
   await system.queue.addBulk(
     taskIds.map((taskId) => ({
       name: 'pipeline',

@@ -39,7 +39,9 @@ export async function pgCommitNotifyRoundTrip(
   const setup = new pg.Client({ connectionString: databaseUrl });
   await setup.connect();
   try {
-    await setup.query('CREATE TABLE IF NOT EXISTS bench_floor (id bigserial PRIMARY KEY, payload text NOT NULL)');
+    await setup.query(
+      'CREATE TABLE IF NOT EXISTS bench_floor (id bigserial PRIMARY KEY, payload text NOT NULL)',
+    );
   } finally {
     await setup.end();
   }

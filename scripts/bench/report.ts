@@ -229,8 +229,12 @@ export function renderTargets(results: BenchResults): string[] {
         (ok ? '' : `. Limit: ${cpuLimit(results, polling)}`),
     );
   }
-  const small = results.scale.find((run) => run.subscribers === Math.min(...results.scale.map((r) => r.subscribers)));
-  const large = results.scale.find((run) => run.subscribers === Math.max(...results.scale.map((r) => r.subscribers)));
+  const small = results.scale.find(
+    (run) => run.subscribers === Math.min(...results.scale.map((r) => r.subscribers)),
+  );
+  const large = results.scale.find(
+    (run) => run.subscribers === Math.max(...results.scale.map((r) => r.subscribers)),
+  );
   if (small && large && small !== large) {
     const ratio = gatewayCpuPerMillion(large) / gatewayCpuPerMillion(small);
     lines.push(
@@ -289,7 +293,7 @@ Each stage is timed from the same start, the event's append start, by a differen
 
 ${renderStages(results)}
 
-## Scale (postgres, pipeline max run; each run delivers about ${num(o.scaleDeliveries)} events)
+## Scale (postgres, pipeline max run; ${o.scaleEvents} events per job, ${o.tasks} jobs, in every run)
 ${renderScale(results)}
 
 ## Idle subscribers

@@ -105,7 +105,8 @@ export class HintListener {
 /** Cumulative bucket counts of the gateways' delivery-lag histogram, by upper bound in seconds. */
 export type LagBuckets = Map<number, number>;
 
-const BUCKET_LINE = /^nodebatch_gateway_delivery_lag_seconds_bucket\{([^}]*)\} (\d+(?:\.\d+)?(?:e[+-]?\d+)?)$/;
+const BUCKET_LINE =
+  /^nodebatch_gateway_delivery_lag_seconds_bucket\{([^}]*)\} (\d+(?:\.\d+)?(?:e[+-]?\d+)?)$/;
 
 /** Reads and sums the SSE delivery-lag buckets of the gateways' /metrics. */
 export async function readLagBuckets(gatewayUrls: readonly string[]): Promise<LagBuckets> {

@@ -41,7 +41,9 @@ export async function runBullmqBaseline(
   const results: RunResult[] = [];
   try {
     const gatewayCount = Math.max(...plans.map((plan) => plan.gateways));
-    log(`bullmq: starting ${gatewayCount} QueueEvents gateway(s) and ${options.workers} worker(s) (queue ${jobs.queue.name})`);
+    log(
+      `bullmq: starting ${gatewayCount} QueueEvents gateway(s) and ${options.workers} worker(s) (queue ${jobs.queue.name})`,
+    );
     const gateways = Array.from({ length: gatewayCount }, (_, i) =>
       children.spawn(`bullmq-gateway-${i + 1}`, [BULLMQ_GATEWAY], env),
     );

@@ -42,7 +42,8 @@ const worker = new Worker(
   /** @param {import('bullmq').Job<{taskId: string, events: number, paceMs: number, node: string, message: string, append?: string}>} job */
   async (job) => {
     const { taskId, events, paceMs, node, message, append: mode = 'batched' } = job.data;
-    if (mode !== 'batched' && mode !== 'each') throw new Error(`job ${taskId}: append ${mode}: expected batched or each`);
+    if (mode !== 'batched' && mode !== 'each')
+      throw new Error(`job ${taskId}: append ${mode}: expected batched or each`);
     /** @type {number[]} */
     const appendMs = [];
     /** @type {import('@nodebatch/worker').AppendEvents} */
@@ -65,7 +66,11 @@ const worker = new Worker(
     }
     await batcher?.flush();
     await runtime.notifier.append(taskId, [
-      { type: 'TaskCompleted', time: new Date().toISOString(), data: { succeeded: 1, failed: 0, skipped: 0 } },
+      {
+        type: 'TaskCompleted',
+        time: new Date().toISOString(),
+        data: { succeeded: 1, failed: 0, skipped: 0 },
+      },
     ]);
     process.stdout.write(`${JSON.stringify({ job: taskId, appendMs })}\n`);
   },
