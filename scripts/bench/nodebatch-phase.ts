@@ -273,6 +273,8 @@ export async function measureIdle(
 ): Promise<IdleResult> {
   const { options } = context;
   const windowMs = options.idleWindowS * 1000;
+  // Time for connections and their first reads to settle before a window starts.
+  const settleMs = Math.min(1000, windowMs / 2);
   // A task with no job behind it: it exists in the log and never progresses.
   const store = createEventStore({ pool });
   const taskId = uniqueName('idle-task');
@@ -285,11 +287,11 @@ export async function measureIdle(
     await sleep(windowMs);
     return ((await load.commits()) - before) / ((Date.now() - started) / 1000);
   };
-  await sleep(1000);
+  await sleep(settleMs);
   const idleTxPerSecNoSubscribers = await txRate();
   const streamUrl = `${url}/api/v1/tasks/${taskId}/events`;
   const first = await openSubscribers([streamUrl], 1, parseStoredEvent, timeoutMs, false);
-  await sleep(1000);
+  await sleep(settleMs);
   const cpuBeforeOne = readCpuSeconds(gateway.pid);
   const oneStarted = Date.now();
   const idleTxPerSecOneSubscriber = await txRate();
@@ -302,7 +304,7 @@ export async function measureIdle(
     timeoutMs,
     false,
   );
-  await sleep(1000);
+  await sleep(settleMs);
   const rssAfterBytes = readRssBytes(gateway.pid);
   const cpuBeforeWindow = readCpuSeconds(gateway.pid);
   const windowStarted = Date.now();
