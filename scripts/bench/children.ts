@@ -168,3 +168,13 @@ export function readCpuSeconds(pid: number): number {
   // USER_HZ is 100 on every Linux configuration Node supports.
   return ticks / 100;
 }
+
+/** Busy and total CPU time of the whole machine so far, in seconds (first line of /proc/stat, Linux). */
+export function readMachineCpu(): { busy: number; total: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
+  const ticks = line.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal ...: idle and iowait are not busy.
+  const total = ticks.slice(0, 8).reduce((sum, value) => sum + value, 0);
+  const idle = (ticks[3] ?? 0) + (ticks[4] ?? 0);
+  return { busy: (total - idle) / 100, total: total / 100 };
+}

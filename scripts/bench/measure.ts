@@ -59,6 +59,12 @@ export interface RunResult {
     /** Of `workers`: the simulated cluster's part, from the workers' CPU profiles (full runs only). */
     simulator?: number;
   };
+  /**
+   * Share of the whole machine's CPU (all cores) busy during the run, from
+   * /proc/stat: the measured processes, PostgreSQL, Redis and anything else
+   * running. Near 1, the run was bound by this machine's CPU.
+   */
+  machineBusy?: number;
   /** Simulated cluster latency (nodebatch) or pause between updateProgress calls (BullMQ), ms. */
   paceMs: number;
 }

@@ -4,7 +4,7 @@ import { createEventStore } from '@nodebatch/event-store';
 import { isTerminalType, type EventType } from '@nodebatch/progress';
 import { createTestDatabase, uniqueName } from '@nodebatch/testkit';
 import pg from 'pg';
-import { readCpuSeconds, readRssBytes, type BenchChild, type ChildSet } from './children.js';
+import { readCpuSeconds, readMachineCpu, readRssBytes, type BenchChild, type ChildSet } from './children.js';
 import { busyShare } from './cpu-profile.js';
 import { awaitCompletion, openSubscribers, summarize, type RunResult } from './measure.js';
 import type { BenchOptions, TransportName } from './options.js';
@@ -186,7 +186,9 @@ export async function runNodebatchPhase(
           return readCpuSeconds(worker.pid);
         }),
       );
+      const machineBefore = readMachineCpu();
       const finished = await awaitCompletion(group, timeoutMs);
+      const machineAfter = readMachineCpu();
       const clientCpu = process.cpuUsage(clientCpuBefore);
       const cpuSeconds = {
         gateways: sumCpu(gateways) - gatewayCpuBefore,
@@ -236,6 +238,7 @@ export async function runNodebatchPhase(
         dbTxPerSec: dbCommits / (summary.windowMs / 1000),
         dbTxPer1000Events: (dbCommits / timedEvents) * 1000,
         peakConnections,
+        machineBusy: (machineAfter.busy - machineBefore.busy) / (machineAfter.total - machineBefore.total),
         cpuSeconds: {
           ...cpuSeconds,
           ...(simulatorShare === undefined ? {} : { simulator: cpuSeconds.workers * simulatorShare }),

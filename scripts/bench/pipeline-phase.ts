@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { uniqueName } from '@nodebatch/testkit';
-import { readCpuSeconds, type BenchChild } from './children.js';
+import { readCpuSeconds, readMachineCpu, type BenchChild } from './children.js';
 import { awaitCompletion, openSubscribers, summarize, type RunResult } from './measure.js';
 import type { SseMessage } from './sse-subscriber.js';
 
@@ -119,6 +119,7 @@ export async function runPipeline(
     workers: sumCpu(system.producers),
     clients: process.cpuUsage(),
   };
+  const machineBefore = readMachineCpu();
   await system.queue.addBulk(
     taskIds.map((taskId) => ({
       name: 'pipeline',
@@ -134,6 +135,7 @@ export async function runPipeline(
     })),
   );
   const finished = await awaitCompletion(group, timeoutMs);
+  const machineAfter = readMachineCpu();
   const clientCpu = process.cpuUsage(cpuBefore.clients);
   const cpuSeconds = {
     gateways: sumCpu(gateways) - cpuBefore.gateways,
@@ -153,6 +155,7 @@ export async function runPipeline(
     tasks: plan.tasks,
     paceMs: plan.paceMs,
     cpuSeconds,
+    machineBusy: (machineAfter.busy - machineBefore.busy) / (machineAfter.total - machineBefore.total),
     ...summarize(group, plan.tasks * (plan.eventsPerTask + 1), () => lastSeq),
   };
   if (!finished) run.incomplete = group.subscribers.filter((subscriber) => !subscriber.done).length;
