@@ -178,3 +178,14 @@ export function readMachineCpu(): { busy: number; total: number } {
   const idle = (ticks[3] ?? 0) + (ticks[4] ?? 0);
   return { busy: (total - idle) / 100, total: total / 100 };
 }
+
+/** CPU seconds used so far by a set of children (those that exited count no more). */
+export function sumCpu(children: BenchChild[]): number {
+  return children.reduce((sum, child) => {
+    try {
+      return sum + readCpuSeconds(child.pid);
+    } catch {
+      return sum; // exited
+    }
+  }, 0);
+}

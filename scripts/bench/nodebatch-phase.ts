@@ -4,7 +4,14 @@ import { createEventStore } from '@nodebatch/event-store';
 import { isTerminalType, type EventType } from '@nodebatch/progress';
 import { createTestDatabase, uniqueName } from '@nodebatch/testkit';
 import pg from 'pg';
-import { readCpuSeconds, readMachineCpu, readRssBytes, type BenchChild, type ChildSet } from './children.js';
+import {
+  readCpuSeconds,
+  readMachineCpu,
+  readRssBytes,
+  sumCpu,
+  type BenchChild,
+  type ChildSet,
+} from './children.js';
 import { busyShare } from './cpu-profile.js';
 import { awaitCompletion, openSubscribers, summarize, type RunResult } from './measure.js';
 import type { BenchOptions, TransportName } from './options.js';
@@ -330,14 +337,4 @@ export async function measureIdle(
 /** Code of the simulated cluster (packages/kube: in simulated mode nothing else of it runs). */
 function isSimulatorCode(url: string): boolean {
   return url.includes('/packages/kube/');
-}
-
-function sumCpu(children: BenchChild[]): number {
-  return children.reduce((sum, child) => {
-    try {
-      return sum + readCpuSeconds(child.pid);
-    } catch {
-      return sum; // exited
-    }
-  }, 0);
 }

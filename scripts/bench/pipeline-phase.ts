@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { uniqueName } from '@nodebatch/testkit';
-import { readCpuSeconds, readMachineCpu, type BenchChild } from './children.js';
+import { readMachineCpu, sumCpu, type BenchChild } from './children.js';
 import { awaitCompletion, openSubscribers, summarize, type RunResult } from './measure.js';
 import type { SseMessage } from './sse-subscriber.js';
 
@@ -63,16 +63,6 @@ export interface PipelineRun {
   taskIds: string[];
   /** Append durations the nodebatch producers reported (start to commit returned), ms. */
   appendMs: number[];
-}
-
-function sumCpu(children: BenchChild[]): number {
-  return children.reduce((sum, child) => {
-    try {
-      return sum + readCpuSeconds(child.pid);
-    } catch {
-      return sum; // exited
-    }
-  }, 0);
 }
 
 /** Append durations printed by the producers for these tasks ({"job": id, "appendMs": [...]}). */
