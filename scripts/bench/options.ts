@@ -52,6 +52,8 @@ export interface BenchOptions {
   cpuProfile: boolean;
   /** Directory for RESULTS.md, results.json and latency.svg. Default bench (quick: bench/quick). */
   out: string;
+  /** A remark on the run printed with the machine in RESULTS.md (e.g. what else ran). Default none. */
+  note: string;
 }
 
 const USAGE = `pnpm bench [options]
@@ -79,7 +81,8 @@ const USAGE = `pnpm bench [options]
   --no-bullmq              skip the BullMQ QueueEvents baseline
   --timeout-s N            limit for a child to start or a run to finish (120)
   --cpu-profile            write V8 CPU profiles of workers and gateways beside their logs
-  --out DIR                where RESULTS.md, results.json and latency.svg go (bench; quick: bench/quick)`;
+  --out DIR                where RESULTS.md, results.json and latency.svg go (bench; quick: bench/quick)
+  --note TEXT              a remark printed with the machine in RESULTS.md (what else ran, ...)`;
 
 export class BenchUsageError extends Error {
   constructor(message: string) {
@@ -130,6 +133,7 @@ export function parseBenchOptions(argv: string[]): BenchOptions {
       'timeout-s': { type: 'string', default: '120' },
       'cpu-profile': { type: 'boolean', default: false },
       out: { type: 'string' },
+      note: { type: 'string', default: '' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -195,6 +199,7 @@ export function parseBenchOptions(argv: string[]): BenchOptions {
     timeoutS: int('timeout-s', 5),
     cpuProfile: values['cpu-profile'] === true,
     out: raw('out'),
+    note: String(values.note),
   };
 }
 

@@ -270,7 +270,7 @@ Written by \`pnpm bench${o.quick ? ' --quick' : ''}\` (scripts/bench/main.ts) on
 
 ## Machine and versions
 - ${results.machine.os}; ${results.machine.cores} × ${results.machine.cpus}; ${num(results.machine.memoryGiB, 1)} GiB memory; load average (1/5/15 min) at start ${load.map((value) => value.toFixed(2)).join(' / ')}, at end ${results.machine.loadAverageAtEnd.map((value) => value.toFixed(2)).join(' / ')}${(load[0] ?? 0) > 0.5 ? ' (other processes shared the cores during the run)' : ''}
-- Node ${results.versions.node}; ${results.versions.postgres}; Redis ${results.versions.redis}; BullMQ ${results.versions.bullmq}
+- Node ${results.versions.node}; ${results.versions.postgres}; Redis ${results.versions.redis}; BullMQ ${results.versions.bullmq}${o.note ? `\n- Note: ${o.note}` : ''}
 
 ## Parameters
 \`${JSON.stringify(o)}\`
