@@ -5,6 +5,12 @@ export interface DrainableTarget {
   once(event: 'drain', listener: () => void): unknown;
 }
 
+/** A stream whose writes can be held and sent together (net.Socket). */
+export interface Corkable {
+  cork(): void;
+  uncork(): void;
+}
+
 export interface BoundedWriterOptions {
   target: DrainableTarget;
   /** Hands one chunk to the target (res.write, ws.send). */
@@ -20,6 +26,12 @@ export interface BoundedWriterOptions {
    * the connection one write instead of one each. Not for WebSocket frames.
    */
   coalesce?: boolean;
+  /**
+   * The socket under a target whose chunks must stay separate (WebSocket
+   * frames): corked at the first chunk of a turn and uncorked at its end, so
+   * the frames of one turn leave in one write.
+   */
+  cork?: Corkable;
 }
 
 /**
@@ -40,6 +52,7 @@ export class BoundedWriter {
   /** Chunks written this turn, sent together at its end (`coalesce`). */
   #turn: string[] = [];
   #turnFlush: NodeJS.Immediate | undefined;
+  #corked = false;
 
   constructor(options: BoundedWriterOptions) {
     this.#options = options;
@@ -109,6 +122,15 @@ export class BoundedWriter {
   }
 
   #send(chunk: string): void {
+    const { cork } = this.#options;
+    if (cork && !this.#corked) {
+      this.#corked = true;
+      cork.cork();
+      setImmediate(() => {
+        this.#corked = false;
+        cork.uncork();
+      });
+    }
     this.#options.send(chunk);
     if (this.#options.target.writableNeedDrain) {
       this.#waiting = true;
