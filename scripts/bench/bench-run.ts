@@ -51,9 +51,10 @@ export function pipelinePlans(options: BenchOptions): { paced: PipelinePlan; max
 
 /**
  * The scale table's plans: each subscriber count at the default gateways,
- * then each gateway count at `scaleGatewaySubscribers` (1,000). Every run appends the same
- * events, so deliveries grow with the subscribers and the gateway CPU per
- * million deliveries shows whether the cost per delivery grows with fan-out.
+ * then each gateway count at `scaleGatewaySubscribers` (1,000). Every run
+ * delivers about `scaleDeliveries` events (a subscriber gets its job's
+ * events), so each gateway CPU figure is measured over the same work and
+ * the CPU per million deliveries compares like with like.
  */
 export function scalePlans(options: BenchOptions): PipelinePlan[] {
   const plan = (subscribers: number, gateways: number): PipelinePlan => ({
@@ -61,7 +62,7 @@ export function scalePlans(options: BenchOptions): PipelinePlan[] {
     subscribers,
     gateways,
     tasks: options.tasks,
-    eventsPerTask: options.scaleEvents,
+    eventsPerTask: Math.max(1, Math.ceil(options.scaleDeliveries / subscribers)),
     paceMs: 0,
   });
   const plans = options.scaleSubscribers.map((subscribers) => plan(subscribers, options.gateways));

@@ -283,8 +283,9 @@ export async function measureIdle(
 ): Promise<IdleResult> {
   const { options } = context;
   const windowMs = options.idleWindowS * 1000;
-  // Time for connections and their first reads to settle before a window starts.
-  const settleMs = Math.min(1000, windowMs / 2);
+  // Time for connections and their first reads to settle, and for PostgreSQL
+  // to flush its counters (up to a second late), before a window starts.
+  const settleMs = 1000;
   // A task with no job behind it: it exists in the log and never progresses.
   const store = createEventStore({ pool });
   const taskId = uniqueName('idle-task');

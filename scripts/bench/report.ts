@@ -299,7 +299,7 @@ Each stage is timed from the same start, the event's append start, by a differen
 
 ${renderStages(results)}
 
-## Scale (postgres, pipeline max run; ${o.scaleEvents} events per job, ${o.tasks} jobs, in every run)
+## Scale (postgres, pipeline max run; each run delivers about ${num(o.scaleDeliveries)} events: ${o.tasks} jobs of ${num(o.scaleDeliveries)} ÷ subscribers events)
 ${renderScale(results)}
 
 ## Idle subscribers
