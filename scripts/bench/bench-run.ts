@@ -41,7 +41,7 @@ async function versions(admin: pg.Client, redisUrl: string): Promise<BenchResult
 }
 
 /** The pipeline paced and max plans, shared by every transport and BullMQ. */
-export function pipelinePlans(options: BenchOptions): { paced: PipelinePlan; max: PipelinePlan } {
+function pipelinePlans(options: BenchOptions): { paced: PipelinePlan; max: PipelinePlan } {
   const base = { subscribers: options.subscribers, gateways: options.gateways, tasks: options.tasks };
   return {
     paced: { ...base, kind: 'paced', eventsPerTask: options.pacedEvents, paceMs: pacedPauseMs(options) },
@@ -56,7 +56,7 @@ export function pipelinePlans(options: BenchOptions): { paced: PipelinePlan; max
  * events), so each gateway CPU figure is measured over the same work and
  * the CPU per million deliveries compares like with like.
  */
-export function scalePlans(options: BenchOptions): PipelinePlan[] {
+function scalePlans(options: BenchOptions): PipelinePlan[] {
   const plan = (subscribers: number, gateways: number): PipelinePlan => ({
     kind: 'max',
     subscribers,

@@ -29,7 +29,7 @@ const isTest = (name: string): boolean => name.endsWith('.test.ts') || name === 
  * aside), or that have no `dist` at all: what the measured processes would
  * run stale.
  */
-export function staleBuilds(root: string): string[] {
+function staleBuilds(root: string): string[] {
   const stale: string[] = [];
   for (const group of ['packages', 'services']) {
     for (const name of readdirSync(join(root, group))) {

@@ -12,7 +12,7 @@ export interface CpuProfile {
 }
 
 /** Self time of one call frame in a profile, in µs. */
-export interface FrameTime {
+interface FrameTime {
   functionName: string;
   url: string;
   lineNumber: number;

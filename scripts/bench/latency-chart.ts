@@ -13,7 +13,7 @@ const HEIGHT = 420;
 const MARGIN = { left: 60, right: 150, top: 40, bottom: 50 };
 
 /** The pipeline runs of `kind` at the default subscriber count: one per transport and BullMQ. */
-export function chartRuns(results: BenchResults, kind: 'paced' | 'max'): RunResult[] {
+function chartRuns(results: BenchResults, kind: 'paced' | 'max'): RunResult[] {
   return results.runs.filter(
     (run) =>
       run.workload === 'pipeline' && run.kind === kind && run.subscribers === results.options.subscribers,

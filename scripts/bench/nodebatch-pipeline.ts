@@ -38,7 +38,7 @@ export interface NodebatchPipelineStep {
   table: 'pipeline' | 'scale';
 }
 
-export interface NodebatchPipelineResult {
+interface NodebatchPipelineResult {
   runs: RunResult[];
   scale: RunResult[];
   stages: StageBreakdown[];
@@ -150,7 +150,7 @@ export async function runNodebatchPipeline(
 }
 
 /** One log line per run: the figures a reader checks first. */
-export function describeRun(label: string, run: RunResult): string {
+function describeRun(label: string, run: RunResult): string {
   const cpu = run.cpuSeconds;
   return (
     `${label}/${run.kind} ${run.subscribers} subscribers × ${run.gateways} gateway(s): ${run.events} events in ${(run.windowMs / 1000).toFixed(2)} s = ${run.eventsPerSec.toFixed(0)} events/s ` +

@@ -20,8 +20,8 @@ export const BULLMQ_PRODUCER = fileURLToPath(new URL('./pipeline/bullmq-producer
 export const BULLMQ_GATEWAY = fileURLToPath(new URL('./pipeline/bullmq-gateway.mjs', import.meta.url));
 
 /** The node name and message every progress event of a pipeline job carries (same bytes on both sides). */
-export const PIPELINE_NODE = 'sim-node-1';
-export const PIPELINE_MESSAGE = 'x'.repeat(64);
+const PIPELINE_NODE = 'sim-node-1';
+const PIPELINE_MESSAGE = 'x'.repeat(64);
 
 /** One pipeline workload. */
 export interface PipelinePlan {
@@ -58,7 +58,7 @@ export interface PipelineSystem {
   parse(data: string): SseMessage;
 }
 
-export interface PipelineRun {
+interface PipelineRun {
   run: RunResult;
   taskIds: string[];
   /** Append durations the nodebatch producers reported (start to commit returned), ms. */
@@ -155,7 +155,7 @@ export async function runPipeline(
 }
 
 /** A BullMQ queue the producers of one system take their jobs from, with its own connection. */
-export interface JobQueue {
+interface JobQueue {
   queue: Queue;
   /** Removes the queue's keys and closes the connection. */
   drop(): Promise<void>;

@@ -64,7 +64,7 @@ function pipelineRun(
 const lostCell = (run: RunResult): string =>
   `${run.lost} | ${run.duplicated}${run.incomplete ? ` (${run.incomplete} incomplete)` : ''}`;
 
-export function renderPipelineTable(results: BenchResults): string {
+function renderPipelineTable(results: BenchResults): string {
   const rows = pipelineRuns(results).map((run) => {
     const raw = rawFloorFor(results, run.transport);
     const bull =
@@ -88,7 +88,7 @@ export function renderPipelineTable(results: BenchResults): string {
 const q = (value: Quantiles | undefined, bucketed = false): string =>
   value ? `${bucketed ? '≤ ' : ''}${ms(value.p50)} / ${bucketed ? '≤ ' : ''}${ms(value.p99)}` : 'n/a';
 
-export function renderStages(results: BenchResults): string {
+function renderStages(results: BenchResults): string {
   const rows = results.stages.map((stage) => {
     const raw = rawFloorFor(results, stage.transport);
     return `| ${stage.transport} | ${q(stage.appendReturned)} | ${q(stage.hintAtListener)} | ${q(stage.gatewayWrite, true)} | ${q(stage.clientArrival)} | ${raw ? ms(raw.p99) : `interval ${results.options.pollIntervalMs}`} | ${limitingStage(stage)?.name ?? 'n/a'} |`;
@@ -101,7 +101,7 @@ export function renderStages(results: BenchResults): string {
 }
 
 /** The step between consecutive observers with the largest p99 increase: where a latency miss comes from. */
-export function limitingStage(stage: StageBreakdown): { name: string; ms: number } | undefined {
+function limitingStage(stage: StageBreakdown): { name: string; ms: number } | undefined {
   const points: Array<[string, number | undefined]> = [
     ['commit and transport (append start → hint)', stage.hintAtListener?.p99],
     ['gateway (hint → socket write)', stage.gatewayWrite?.p99],
@@ -128,7 +128,7 @@ function cpuRow(run: RunResult): string {
   return `| ${run.transport} | ${run.workload} ${run.kind}${how} | ${run.subscribers} | ${machine} | ${num(cpu.workers, 1)} (${busy(cpu.workers)}%) | ${simulator} | ${num(cpu.gateways, 1)} (${busy(cpu.gateways)}%) | ${num(cpu.clients, 1)} (${busy(cpu.clients)}%) | ${per1000(cpu.workers)} | ${per1000(cpu.gateways)} | ${per1000(cpu.clients)} |`;
 }
 
-export function renderCpu(results: BenchResults): string {
+function renderCpu(results: BenchResults): string {
   return [
     '| transport | run | subscribers | machine CPU busy (all cores, everything) | workers CPU s (% of one core over the window) | of which the simulated cluster | gateways CPU s | SSE clients CPU s | workers CPU s per 1,000 events | gateways | clients |',
     '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
@@ -137,11 +137,11 @@ export function renderCpu(results: BenchResults): string {
 }
 
 /** Gateway CPU seconds per million deliveries of a run. */
-export function gatewayCpuPerMillion(run: RunResult): number {
+function gatewayCpuPerMillion(run: RunResult): number {
   return ((run.cpuSeconds?.gateways ?? NaN) / run.deliveries) * 1e6;
 }
 
-export function renderScale(results: BenchResults): string {
+function renderScale(results: BenchResults): string {
   return [
     '| subscribers | gateways | events | deliveries | events/s | deliveries/s | p50 ms | p99 ms | lost | duplicated | gateways CPU s | gateway CPU-s per million deliveries |',
     '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
@@ -152,7 +152,7 @@ export function renderScale(results: BenchResults): string {
   ].join('\n');
 }
 
-export function renderIdle(results: BenchResults): string {
+function renderIdle(results: BenchResults): string {
   return [
     '| transport | N idle SSE subscribers (gateway 1) | gateway RSS before, MiB | after, MiB | KiB per 1,000 subscribers | gateway CPU s per minute per 1,000 idle subscribers | idle db tx/s, no subscriber | 1 subscriber | 1 + N subscribers |',
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
@@ -163,7 +163,7 @@ export function renderIdle(results: BenchResults): string {
   ].join('\n');
 }
 
-export function renderFull(results: BenchResults): string {
+function renderFull(results: BenchResults): string {
   return [
     '| transport | subscribers | p50 ms | p99 ms | events/s | deliveries/s | lost | duplicated | db tx/s | db tx per 1,000 events | peak db connections |',
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
