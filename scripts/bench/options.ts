@@ -33,10 +33,12 @@ export interface BenchOptions {
   /** Subscribers of the scale table's gateway rows. Default 1000. */
   scaleGatewaySubscribers: number;
   /**
-   * Deliveries per scale run: each job has this ÷ subscribers events, so every
-   * run's gateway CPU is measured over the same work. Default 150000 (quick 15000).
+   * Progress events per job in every scale run: the same events at every
+   * size, so deliveries grow with the subscribers (fan-out) and the gateway
+   * CPU per million deliveries shows whether the cost per delivery grows with
+   * it. Default 150 (quick 10).
    */
-  scaleDeliveries: number;
+  scaleEvents: number;
   /** Idle SSE subscribers opened on one gateway for its memory and CPU per subscriber. Default 1000 (quick 300). */
   idleSubscribers: number;
   /** Seconds of each idle window (with and without idle subscribers). Default 3 (quick 1). */
@@ -74,7 +76,7 @@ const USAGE = `pnpm bench [options]
   --scale-subscribers LIST subscriber counts of the scale table (100,1000,5000)
   --scale-gateways LIST    gateway counts of the scale table (1,2,4)
   --scale-gateway-subscribers N  subscribers of those rows (1000)
-  --scale-deliveries N     deliveries per scale run; events per job = this ÷ subscribers (150000; quick 15000)
+  --scale-events N         progress events per job in every scale run (150; quick 10)
   --idle-subscribers N     idle SSE streams for the gateway memory and CPU figures (1000; quick 300)
   --idle-window-s N        seconds per idle window (3; quick 1)
   --polling-subscribers N  subscribers of the second polling paced run, 0 = skip (400)
@@ -99,7 +101,7 @@ const SIZED = {
   events: ['2000', '300'],
   'paced-events': ['1000', '150'],
   nodes: ['400', '50'],
-  'scale-deliveries': ['150000', '15000'],
+  'scale-events': ['150', '10'],
   'idle-subscribers': ['1000', '300'],
   'idle-window-s': ['3', '1'],
   'raw-samples': ['2000', '300'],
@@ -125,7 +127,7 @@ export function parseBenchOptions(argv: string[]): BenchOptions {
       'scale-subscribers': { type: 'string', default: '100,1000,5000' },
       'scale-gateways': { type: 'string', default: '1,2,4' },
       'scale-gateway-subscribers': { type: 'string', default: '1000' },
-      'scale-deliveries': { type: 'string' },
+      'scale-events': { type: 'string' },
       'idle-subscribers': { type: 'string' },
       'idle-window-s': { type: 'string' },
       'polling-subscribers': { type: 'string', default: '400' },
@@ -191,7 +193,7 @@ export function parseBenchOptions(argv: string[]): BenchOptions {
     scaleSubscribers: intList('scale-subscribers'),
     scaleGateways: intList('scale-gateways'),
     scaleGatewaySubscribers: int('scale-gateway-subscribers', 1),
-    scaleDeliveries: int('scale-deliveries', 1),
+    scaleEvents: int('scale-events', 1),
     idleSubscribers: int('idle-subscribers', 0),
     idleWindowS: int('idle-window-s', 1),
     pollingSubscribers: int('polling-subscribers', 0),

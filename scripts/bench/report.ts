@@ -299,7 +299,7 @@ Each stage is timed from the same start, the event's append start, by a differen
 
 ${renderStages(results)}
 
-## Scale (postgres, pipeline max run; each run delivers about ${num(o.scaleDeliveries)} events: ${o.tasks} jobs of ${num(o.scaleDeliveries)} ÷ subscribers events)
+## Scale (postgres, pipeline max run; the same ${o.tasks} jobs of ${o.scaleEvents} events in every run, so deliveries grow with the subscribers)
 ${renderScale(results)}
 
 ## Idle subscribers
