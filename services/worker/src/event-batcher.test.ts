@@ -77,6 +77,18 @@ describe('createEventBatcher', () => {
     expect((await store.readTask('t5')).map((event) => event.seq)).toEqual([1, 2, 3, 4, 5]);
   });
 
+  it('by default appends at the end of the turn what was pushed in it, together', async () => {
+    const { store, appends, append } = recordingStore();
+    await store.append('t6', [created]);
+    const batcher = createEventBatcher({ taskId: 't6', append });
+    batcher.push({ type: 'NodeStarted', data: { node: 'a', attempt: 1 } });
+    batcher.push({ type: 'NodeStarted', data: { node: 'b', attempt: 1 } });
+    // The batcher's end-of-turn callback was queued before this one: by now the append has begun, no timer waited.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(appends).toEqual([2]);
+    await expect.poll(async () => (await store.readTask('t6')).length).toBe(3);
+  });
+
   it('flushes on its own after the delay', async () => {
     const { store, append } = recordingStore();
     await store.append('t3', [created]);

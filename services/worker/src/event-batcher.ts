@@ -10,7 +10,13 @@ export type AppendEvents = (
 export interface EventBatcherOptions {
   taskId: string;
   append: AppendEvents;
-  /** How long an event may wait for others to share its transaction. Default 5 ms. */
+  /**
+   * How long an event that finds no append in flight waits for others to
+   * share its transaction. Default 0: the end of the current turn (events
+   * pushed together still go together). Events that find an append in flight
+   * wait for it and share the next one whatever this is, which bounds a
+   * task's transactions to one at a time.
+   */
   flushDelayMs?: number;
   /** A batch this large is appended at once, without waiting. Default 100. */
   maxBatchEvents?: number;
@@ -41,10 +47,10 @@ export interface EventBatcher {
 
 export function createEventBatcher(options: EventBatcherOptions): EventBatcher {
   const { taskId, append } = options;
-  const flushDelayMs = options.flushDelayMs ?? 5;
+  const flushDelayMs = options.flushDelayMs ?? 0;
   const maxBatchEvents = options.maxBatchEvents ?? 100;
   let pending: NewEvent[] = [];
-  let timer: NodeJS.Timeout | undefined;
+  let timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
   let failure: unknown;
   let failed = false;
   let lastSeq = 0;
@@ -54,7 +60,8 @@ export function createEventBatcher(options: EventBatcherOptions): EventBatcher {
   /** Starts an append of what is pending, unless one is in flight (its end starts the next). */
   const cut = (): void => {
     if (timer) {
-      clearTimeout(timer);
+      if (flushDelayMs > 0) clearTimeout(timer as NodeJS.Timeout);
+      else clearImmediate(timer as NodeJS.Immediate);
       timer = undefined;
     }
     if (inFlight || failed || pending.length === 0) return;
@@ -81,7 +88,7 @@ export function createEventBatcher(options: EventBatcherOptions): EventBatcher {
       pending.push(...events);
       if (inFlight) return;
       if (pending.length >= maxBatchEvents) cut();
-      else if (!timer) timer = setTimeout(cut, flushDelayMs);
+      else timer ??= flushDelayMs > 0 ? setTimeout(cut, flushDelayMs) : setImmediate(cut);
     },
     async flush() {
       for (;;) {
