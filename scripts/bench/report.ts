@@ -85,16 +85,15 @@ function renderPipelineTable(results: BenchResults): string {
   ].join('\n');
 }
 
-const q = (value: Quantiles | undefined, bucketed = false): string =>
-  value ? `${bucketed ? '≤ ' : ''}${ms(value.p50)} / ${bucketed ? '≤ ' : ''}${ms(value.p99)}` : 'n/a';
+const q = (value: Quantiles | undefined): string => (value ? `${ms(value.p50)} / ${ms(value.p99)}` : 'n/a');
 
 function renderStages(results: BenchResults): string {
   const rows = results.stages.map((stage) => {
     const raw = rawFloorFor(results, stage.transport);
-    return `| ${stage.transport} | ${q(stage.appendReturned)} | ${q(stage.hintAtListener)} | ${q(stage.gatewayWrite, true)} | ${q(stage.clientArrival)} | ${raw ? ms(raw.p99) : `interval ${results.options.pollIntervalMs}`} | ${limitingStage(stage)?.name ?? 'n/a'} |`;
+    return `| ${stage.transport} | ${q(stage.appendReturned)} | ${q(stage.hintAtListener)} | ${q(stage.gatewayWrite)} | ${q(stage.clientArrival)} | ${raw ? ms(raw.p99) : `interval ${results.options.pollIntervalMs}`} | ${limitingStage(stage)?.name ?? 'n/a'} |`;
   });
   return [
-    '| transport | append start → append returned (commit; redis: + PUBLISH) p50 / p99 ms | append start → hint at a listener | append start → gateway socket write (bucket bound) | append start → client arrival | raw p99 ms | largest p99 step |',
+    '| transport | append start → append returned (commit; redis: + PUBLISH) p50 / p99 ms | append start → hint at a listener | append start → gateway socket write (histogram) | append start → client arrival | raw p99 ms | largest p99 step |',
     '| --- | ---: | ---: | ---: | ---: | ---: | --- |',
     ...rows,
   ].join('\n');
@@ -295,7 +294,7 @@ Latency distributions: [paced runs](latency-paced.svg), [max runs](latency-max.s
 ![latency distribution, paced runs](latency-paced.svg)
 
 ## Latency by stage (paced pipeline run)
-Each stage is timed from the same start, the event's append start, by a different observer: the producer (append returned), a LISTEN / SUBSCRIBE connection of the bench process on the transport's channel (hint at a listener; events announced by reference are not timed), the gateways' own delivery-lag histogram read from /metrics before and after the run (socket write; bucketed, so the bucket's upper bound), and the SSE clients. The largest p99 step points at the stage that limits a miss; differences of quantiles are indicative, not exact.
+Each stage is timed from the same start, the event's append start, by a different observer: the producer (append returned), a LISTEN / SUBSCRIBE connection of the bench process on the transport's channel (hint at a listener; events announced by reference are not timed), the gateways' own delivery-lag histogram read from /metrics before and after the run (socket write; quantiles interpolated inside their bucket, as Prometheus' histogram_quantile does, so to the bucket's precision), and the SSE clients. The largest p99 step points at the stage that limits a miss; differences of quantiles are indicative, not exact.
 
 ${renderStages(results)}
 

@@ -24,7 +24,7 @@ export interface StageBreakdown {
   transport: string;
   appendReturned?: Quantiles;
   hintAtListener?: Quantiles;
-  /** Bucketed: the upper bound of the histogram bucket that holds the quantile. */
+  /** From the gateways' histogram: interpolated inside the bucket that holds the quantile. */
   gatewayWrite?: Quantiles;
   clientArrival: Quantiles;
 }
@@ -126,15 +126,26 @@ export async function readLagBuckets(gatewayUrls: readonly string[]): Promise<La
   return buckets;
 }
 
-/** Quantiles (bucket upper bounds, ms) of the deliveries between two readings. */
+/**
+ * Quantiles (ms) of the deliveries between two readings, interpolated
+ * linearly inside the bucket that holds them, as Prometheus'
+ * histogram_quantile does.
+ */
 export function lagQuantiles(before: LagBuckets, after: LagBuckets): Quantiles | undefined {
   const bounds = [...after.keys()].sort((a, b) => a - b);
-  const delta = bounds.map((bound) => (after.get(bound) ?? 0) - (before.get(bound) ?? 0));
-  const count = delta[delta.length - 1] ?? 0;
+  const cumulative = bounds.map((bound) => (after.get(bound) ?? 0) - (before.get(bound) ?? 0));
+  const count = cumulative[cumulative.length - 1] ?? 0;
   if (count === 0) return undefined;
   const at = (q: number): number => {
-    const index = delta.findIndex((cumulative) => cumulative >= q * count);
-    return bounds[index]! * 1000;
+    const rank = q * count;
+    const index = cumulative.findIndex((value) => value >= rank);
+    const upper = bounds[index]!;
+    const lower = index > 0 ? bounds[index - 1]! : 0;
+    if (!Number.isFinite(upper)) return lower * 1000; // beyond the last bound: its lower edge
+    const below = index > 0 ? cumulative[index - 1]! : 0;
+    const inBucket = cumulative[index]! - below;
+    const share = inBucket > 0 ? (rank - below) / inBucket : 1;
+    return (lower + (upper - lower) * share) * 1000;
   };
   return { p50: at(0.5), p99: at(0.99), count };
 }

@@ -7,6 +7,7 @@
  *
  * Env: REDIS_URL, BENCH_QUEUE, BENCH_CONCURRENCY.
  */
+import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -21,8 +22,14 @@ const worker = new Worker(
   async (job) => {
     const { events, paceMs, node, message } = job.data;
     // Seq 1 is the gateway's "subscribed" message (a nodebatch stream's TaskCreated); the completion takes the last seq.
+    // Paced on an absolute schedule (event i due at start + i × paceMs), so that
+    // timer overshoot and the time each report takes do not lower the rate.
+    const startedAt = performance.now();
     for (let done = 1; done <= events; done++) {
-      if (paceMs > 0) await sleep(paceMs);
+      if (paceMs > 0) {
+        const wait = startedAt + done * paceMs - performance.now();
+        if (wait > 0) await sleep(wait);
+      }
       await job.updateProgress({ seq: done + 1, time: Date.now(), node, done, total: events, message });
     }
     return { seq: events + 2 };

@@ -54,8 +54,14 @@ const worker = new Worker(
       return stored;
     };
     const batcher = mode === 'batched' ? createEventBatcher({ taskId, append: timedAppend }) : undefined;
+    // Paced on an absolute schedule (event i due at start + i × paceMs), so that
+    // timer overshoot and the time each report takes do not lower the rate.
+    const startedAt = performance.now();
     for (let done = 1; done <= events; done++) {
-      if (paceMs > 0) await sleep(paceMs);
+      if (paceMs > 0) {
+        const wait = startedAt + done * paceMs - performance.now();
+        if (wait > 0) await sleep(wait);
+      }
       const event = {
         type: /** @type {const} */ ('NodeProgress'),
         time: new Date().toISOString(),
