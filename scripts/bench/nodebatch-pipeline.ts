@@ -68,15 +68,31 @@ export async function runNodebatchPipeline(
   const env = nodebatchEnv(context, transport, database.url, 1);
   let listener: HintListener | undefined;
   try {
-    const gatewayCount = Math.max(...steps.map((step) => step.plan.gateways));
-    log(`${transport}/pipeline: starting ${gatewayCount} gateway(s) and ${options.workers} producer(s)`);
-    const gateways = Array.from({ length: gatewayCount }, (_, i) =>
-      spawnNodebatch(context, 'gateway', `${transport}-pipeline-gateway-${i + 1}`, { ...env, PORT: '0' }),
-    );
-    started.push(...gateways);
-    const urls = (await Promise.all(gateways.map((gateway) => gateway.waitForLine('port', timeoutMs)))).map(
-      (line) => String(line.gatewayUrl ?? `http://127.0.0.1:${String(line.port)}`).replace(/\/$/, ''),
-    );
+    const gateways: BenchChild[] = [];
+    const urls: string[] = [];
+    // Gateways are started as the steps need them: an idle gateway still
+    // receives every notification, and the pipeline runs should not pay for
+    // the scale table's extra ones.
+    const ensureGateways = async (count: number): Promise<void> => {
+      if (gateways.length >= count) return;
+      log(`${transport}/pipeline: starting gateway(s) ${gateways.length + 1} to ${count}`);
+      const more = Array.from({ length: count - gateways.length }, (_, i) =>
+        spawnNodebatch(context, 'gateway', `${transport}-pipeline-gateway-${gateways.length + i + 1}`, {
+          ...env,
+          PORT: '0',
+        }),
+      );
+      started.push(...more);
+      const lines = await Promise.all(more.map((gateway) => gateway.waitForLine('port', timeoutMs)));
+      gateways.push(...more);
+      urls.push(
+        ...lines.map((line) =>
+          String(line.gatewayUrl ?? `http://127.0.0.1:${String(line.port)}`).replace(/\/$/, ''),
+        ),
+      );
+    };
+    await ensureGateways(Math.max(1, steps[0]?.plan.gateways ?? 1));
+    log(`${transport}/pipeline: starting ${options.workers} producer(s)`);
     const producers = Array.from({ length: options.workers }, (_, i) =>
       context.children.spawn(`${transport}-pipeline-producer-${i + 1}`, [NODEBATCH_PRODUCER], {
         ...env,
@@ -116,6 +132,7 @@ export async function runNodebatchPipeline(
     listener = await HintListener.start(transport, database.url, context.redisUrl);
     for (const step of steps) {
       const { plan } = step;
+      await ensureGateways(plan.gateways);
       const label = `${transport}-${plan.kind}-${plan.subscribers}x${plan.gateways}`;
       let lagBefore: LagBuckets | undefined;
       const hints = listener;
