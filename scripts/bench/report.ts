@@ -289,6 +289,8 @@ ${rawLine('Redis PUBLISH → SUBSCRIBE', raw.redisPublish)}
 ## Pipeline runs: nodebatch against BullMQ, identical job body (append → SSE client)
 ${renderPipelineTable(results)}
 
+In the **max** runs the two job bodies meet back-pressure differently: BullMQ's job issues its next update only once the previous one returned, so each event is stamped after the backlog; nodebatch's job pushes every event at once and the batcher appends them 100 at a time, so an event's latency includes its wait behind the earlier batches. The paced runs, at the same schedule on both sides, compare latency like for like.
+
 Latency distributions: [paced runs](latency-paced.svg), [max runs](latency-max.svg).
 
 ![latency distribution, paced runs](latency-paced.svg)
