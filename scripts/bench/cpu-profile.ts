@@ -30,20 +30,19 @@ export function selfTimes(profile: CpuProfile): FrameTime[] {
 }
 
 /**
- * The share of the busy (non-idle) time of every profile in `dir` spent in
- * frames whose script URL matches `match`; undefined when there is no profile.
+ * Self time, in seconds, of the frames whose script URL matches `match` in
+ * every profile in `dir`; undefined when there is no profile. A time, not a
+ * share of the process's busy time: start-up (module loading) dominates a
+ * short process's profile and would dilute a share.
  */
-export function busyShare(dir: string, match: (url: string) => boolean): number | undefined {
+export function selfSeconds(dir: string, match: (url: string) => boolean): number | undefined {
   if (!existsSync(dir)) return undefined;
-  let busy = 0;
+  const files = readdirSync(dir).filter((name) => name.endsWith('.cpuprofile'));
+  if (files.length === 0) return undefined;
   let matched = 0;
-  for (const file of readdirSync(dir).filter((name) => name.endsWith('.cpuprofile'))) {
+  for (const file of files) {
     const profile = JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile;
-    for (const frame of selfTimes(profile)) {
-      if (frame.functionName === '(idle)') continue;
-      busy += frame.us;
-      if (match(frame.url)) matched += frame.us;
-    }
+    for (const frame of selfTimes(profile)) if (match(frame.url)) matched += frame.us;
   }
-  return busy > 0 ? matched / busy : undefined;
+  return matched / 1e6;
 }

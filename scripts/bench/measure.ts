@@ -56,7 +56,7 @@ export interface RunResult {
     gateways: number;
     workers: number;
     clients: number;
-    /** Of `workers`: the simulated cluster's part, from the workers' CPU profiles (full runs only). */
+    /** Of `workers`: the simulated cluster's self time in the workers' CPU profiles, whole process life (full runs only). */
     simulator?: number;
   };
   /**

@@ -12,7 +12,7 @@ import {
   type BenchChild,
   type ChildSet,
 } from './children.js';
-import { busyShare } from './cpu-profile.js';
+import { selfSeconds } from './cpu-profile.js';
 import { awaitCompletion, openSubscribers, summarize, type RunResult } from './measure.js';
 import type { BenchOptions, TransportName } from './options.js';
 import { DatabaseLoad } from './pg-stats.js';
@@ -208,12 +208,12 @@ export async function runNodebatchPhase(
       const peakConnections = load.stopSampling();
       for (const subscriber of group.subscribers) subscriber.close();
       await children.stop(workers);
-      // The simulated cluster runs inside the workers: its share of their profiled busy time, on its own line.
-      const shares = workers
-        .map((worker) => busyShare(`${worker.logPath.replace(/\.log$/, '')}.cpuprofiles`, isSimulatorCode))
-        .filter((share): share is number => share !== undefined);
-      const simulatorShare =
-        shares.length > 0 ? shares.reduce((a, b) => a + b, 0) / shares.length : undefined;
+      // The simulated cluster runs inside the workers: its CPU (from their profiles) on its own line.
+      const simulatorTimes = workers
+        .map((worker) => selfSeconds(`${worker.logPath.replace(/\.log$/, '')}.cpuprofiles`, isSimulatorCode))
+        .filter((seconds): seconds is number => seconds !== undefined);
+      const simulatorSeconds =
+        simulatorTimes.length > 0 ? simulatorTimes.reduce((a, b) => a + b, 0) : undefined;
 
       // Timed events: per task, everything after TaskCreated up to the terminal event.
       const lastSeqByTask = new Map<string, number>();
@@ -248,7 +248,7 @@ export async function runNodebatchPhase(
         machineBusy: (machineAfter.busy - machineBefore.busy) / (machineAfter.total - machineBefore.total),
         cpuSeconds: {
           ...cpuSeconds,
-          ...(simulatorShare === undefined ? {} : { simulator: cpuSeconds.workers * simulatorShare }),
+          ...(simulatorSeconds === undefined ? {} : { simulator: simulatorSeconds }),
         },
       };
       result.runs.push(run);
