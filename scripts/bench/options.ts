@@ -39,7 +39,7 @@ export interface BenchOptions {
    * it. Default 150 (quick 10).
    */
   scaleEvents: number;
-  /** Idle SSE subscribers opened on one gateway for its memory and CPU per subscriber. Default 1000 (quick 300). */
+  /** Idle SSE subscribers opened on one gateway for its memory and CPU per subscriber. Default 1000 (quick 200). */
   idleSubscribers: number;
   /** Seconds of each idle window (with and without idle subscribers). Default 3 (quick 1). */
   idleWindowS: number;
@@ -48,7 +48,7 @@ export interface BenchOptions {
   /** PROGRESS_POLL_INTERVAL for the polling transport, ms. Default 1000. */
   pollIntervalMs: number;
   transports: TransportName[];
-  /** Round trips timed for each raw floor. Default 2000 (quick 300). */
+  /** Round trips timed for each raw floor. Default 2000 (quick 150). */
   rawSamples: number;
   bullmq: boolean;
   /** Limit for a child to start or a run to finish, seconds. Default 120. */
@@ -77,12 +77,12 @@ const USAGE = `pnpm bench [options]
   --scale-gateways LIST    gateway counts of the scale table (1,2,4)
   --scale-gateway-subscribers N  subscribers of those rows (1000)
   --scale-events N         progress events per job in every scale run (150; quick 10)
-  --idle-subscribers N     idle SSE streams for the gateway memory and CPU figures (1000; quick 300)
+  --idle-subscribers N     idle SSE streams for the gateway memory and CPU figures (1000; quick 200)
   --idle-window-s N        seconds per idle window (3; quick 1)
   --polling-subscribers N  subscribers of the second polling paced run, 0 = skip (400)
   --poll-interval-ms N     polling interval (1000)
   --transports LIST        comma-separated: postgres,redis,polling
-  --raw-samples N          raw pg_notify / PUBLISH round trips (2000; quick 300)
+  --raw-samples N          raw pg_notify / PUBLISH round trips (2000; quick 150)
   --no-bullmq              skip the BullMQ QueueEvents baseline
   --timeout-s N            limit for a child to start or a run to finish (120)
   --cpu-profile            write V8 CPU profiles of workers and gateways beside their logs
@@ -102,9 +102,9 @@ const SIZED = {
   'paced-events': ['1000', '150'],
   nodes: ['400', '50'],
   'scale-events': ['150', '10'],
-  'idle-subscribers': ['1000', '300'],
+  'idle-subscribers': ['1000', '200'],
   'idle-window-s': ['3', '1'],
-  'raw-samples': ['2000', '300'],
+  'raw-samples': ['2000', '150'],
   out: ['bench', 'bench/quick'],
 } as const;
 
