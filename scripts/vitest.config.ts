@@ -1,3 +1,3 @@
 import { vitestConfig } from '../vitest.shared.ts';
 
-export default vitestConfig({ include: ['local-services/**/*.test.ts', '*.test.ts'] });
+export default vitestConfig({ include: ['local-services/**/*.test.ts', 'bench/**/*.test.ts', '*.test.ts'] });

@@ -11,6 +11,8 @@ export interface BenchChild {
   process: ChildProcess;
   /** The first JSON line on stdout that has `key`, e.g. `{"port":1234}` from `nodebatch gateway`. */
   waitForLine(key: string, timeoutMs: number): Promise<Record<string, unknown>>;
+  /** Every JSON line printed so far that has `key`. */
+  lines(key: string): Array<Record<string, unknown>>;
 }
 
 class ChildStartError extends Error {
@@ -73,6 +75,7 @@ export class ChildSet {
 
     const handle: BenchChild = {
       name,
+      lines: (key) => seen.filter((line) => key in line),
       pid: child.pid,
       logPath,
       process: child,
@@ -164,4 +167,25 @@ export function readCpuSeconds(pid: number): number {
   const ticks = Number(fields[11]) + Number(fields[12]);
   // USER_HZ is 100 on every Linux configuration Node supports.
   return ticks / 100;
+}
+
+/** Busy and total CPU time of the whole machine so far, in seconds (first line of /proc/stat, Linux). */
+export function readMachineCpu(): { busy: number; total: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
+  const ticks = line.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal ...: idle and iowait are not busy.
+  const total = ticks.slice(0, 8).reduce((sum, value) => sum + value, 0);
+  const idle = (ticks[3] ?? 0) + (ticks[4] ?? 0);
+  return { busy: (total - idle) / 100, total: total / 100 };
+}
+
+/** CPU seconds used so far by a set of children (those that exited count no more). */
+export function sumCpu(children: BenchChild[]): number {
+  return children.reduce((sum, child) => {
+    try {
+      return sum + readCpuSeconds(child.pid);
+    } catch {
+      return sum; // exited
+    }
+  }, 0);
 }

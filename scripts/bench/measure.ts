@@ -1,13 +1,30 @@
 import { LatencyRecorder, SseSubscriber, waitUntil } from './sse-subscriber.js';
 import type { SseMessage } from './sse-subscriber.js';
 
+/** Where each run's latency distribution is sampled: every percent, then the tail. */
+export const CDF_QUANTILES: readonly number[] = [
+  ...Array.from({ length: 99 }, (_, i) => (i + 1) / 100),
+  0.995,
+  0.999,
+  1,
+];
+
 /** The figures of one loaded run (one transport or the BullMQ path, one workload). */
 export interface RunResult {
   /** 'postgres' | 'redis' | 'polling' | 'bullmq'. */
   transport: string;
   /** 'paced' (fixed rate) or 'max' (as fast as possible). */
   kind: 'paced' | 'max';
+  /**
+   * 'pipeline': the identical job body on both sides (N progress events per
+   * job, no cluster work); 'full': nodebatch's worker draining the simulated cluster.
+   */
+  workload: 'pipeline' | 'full';
+  /** nodebatch pipeline runs: events through the worker's batcher, or one awaited append each. */
+  append?: 'batched' | 'each';
   subscribers: number;
+  /** Gateway processes the subscribers were spread over. */
+  gateways: number;
   tasks: number;
   /** Events appended after the subscribers were connected (the timed ones), over all tasks. */
   events: number;
@@ -18,6 +35,8 @@ export interface RunResult {
   eventsPerSec: number;
   deliveriesPerSec: number;
   latencyMs: { p50: number; p99: number; max: number };
+  /** Latency at each of CDF_QUANTILES, ms: the run's distribution (the SVG chart's curve). */
+  cdfMs: number[];
   lost: number;
   duplicated: number;
   reconnects: number;
@@ -33,7 +52,19 @@ export interface RunResult {
    * processes (from their ready line) and the bench process holding the SSE
    * clients: where the time goes when a target is missed.
    */
-  cpuSeconds?: { gateways: number; workers: number; clients: number };
+  cpuSeconds?: {
+    gateways: number;
+    workers: number;
+    clients: number;
+    /** Of `workers`: the simulated cluster's self time in the workers' CPU profiles, whole process life (full runs only). */
+    simulator?: number;
+  };
+  /**
+   * Share of the whole machine's CPU (all cores) busy during the run, from
+   * /proc/stat: the measured processes, PostgreSQL, Redis and anything else
+   * running. Near 1, the run was bound by this machine's CPU.
+   */
+  machineBusy?: number;
   /** Simulated cluster latency (nodebatch) or pause between updateProgress calls (BullMQ), ms. */
   paceMs: number;
 }
@@ -114,6 +145,7 @@ export function summarize(
   | 'eventsPerSec'
   | 'deliveriesPerSec'
   | 'latencyMs'
+  | 'cdfMs'
   | 'lost'
   | 'duplicated'
   | 'reconnects'
@@ -130,6 +162,7 @@ export function summarize(
     eventsPerSec: timedEvents / (windowMs / 1000),
     deliveriesPerSec: latency.count / (windowMs / 1000),
     latencyMs: { p50, p99, max },
+    cdfMs: latency.quantiles(CDF_QUANTILES),
     lost: subscribers.reduce((sum, subscriber, i) => sum + subscriber.lostUpTo(expectedLastSeq(i)), 0),
     duplicated: subscribers.reduce((sum, subscriber) => sum + subscriber.duplicated, 0),
     reconnects: subscribers.reduce((sum, subscriber) => sum + subscriber.reconnects, 0),

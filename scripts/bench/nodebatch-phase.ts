@@ -4,7 +4,15 @@ import { createEventStore } from '@nodebatch/event-store';
 import { isTerminalType, type EventType } from '@nodebatch/progress';
 import { createTestDatabase, uniqueName } from '@nodebatch/testkit';
 import pg from 'pg';
-import { readCpuSeconds, readRssBytes, type BenchChild, type ChildSet } from './children.js';
+import {
+  readCpuSeconds,
+  readMachineCpu,
+  readRssBytes,
+  sumCpu,
+  type BenchChild,
+  type ChildSet,
+} from './children.js';
+import { selfSeconds } from './cpu-profile.js';
 import { awaitCompletion, openSubscribers, summarize, type RunResult } from './measure.js';
 import type { BenchOptions, TransportName } from './options.js';
 import { DatabaseLoad } from './pg-stats.js';
@@ -21,6 +29,8 @@ export interface IdleResult {
   idleTxPerSecOneSubscriber: number;
   /** With 1 + `subscribers` idle subscribers. */
   idleTxPerSecWithSubscribers: number;
+  /** Gateway 1's CPU seconds per minute per 1,000 idle subscribers (their window less the one-subscriber window). */
+  cpuPer1000PerMinute: number;
 }
 
 interface PhaseResult {
@@ -39,17 +49,7 @@ export interface PhaseContext {
   log: (line: string) => void;
 }
 
-/** About 1.5 events per simulated latency period per node in flight (a drain emits ~6 events over ~4 pauses). */
-const EVENTS_PER_PAUSE = 1.5;
-
-export function pacedLatencyMs(options: BenchOptions): number {
-  return Math.max(
-    1,
-    Math.round((options.tasks * options.concurrency * EVENTS_PER_PAUSE * 1000) / options.rate),
-  );
-}
-
-function parseStoredEvent(data: string): SseMessage {
+export function parseStoredEvent(data: string): SseMessage {
   const event = JSON.parse(data) as { seq: number; time: string; type: EventType };
   return { seq: event.seq, time: Date.parse(event.time), terminal: isTerminalType(event.type) };
 }
@@ -59,10 +59,57 @@ function parseStoredEvent(data: string): SseMessage {
  * in a fresh database with its own queue. Measures idle memory and database
  * load first, then each loaded run (paced and/or max).
  */
+/** The environment of `nodebatch worker` / `gateway` in a bench database (no per-user caps, simulated cluster). */
+export function nodebatchEnv(
+  context: PhaseContext,
+  transport: TransportName,
+  databaseUrl: string,
+  simNodes: number,
+): Record<string, string> {
+  return {
+    DATABASE_URL: databaseUrl,
+    REDIS_URL: context.redisUrl,
+    PROGRESS_NOTIFY_TYPE: transport,
+    PROGRESS_POLL_INTERVAL: String(context.options.pollIntervalMs),
+    AUTH_DISABLED: 'true',
+    // Every subscriber and batch is the same anonymous user; the per-user caps would end the run early.
+    LIMIT_STREAMS_PER_USER: '1000000',
+    LIMIT_BATCHES_PER_MINUTE: '1000000',
+    NODEBATCH_CLUSTER: 'simulated',
+    NODEBATCH_SIM_NODES: String(simNodes),
+    NODEBATCH_SIM_FAILURE_RATE: '0',
+    WORKER_JOB_CONCURRENCY: String(Math.ceil(context.options.tasks / context.options.workers)),
+    LOG_LEVEL: 'info',
+  };
+}
+
+/**
+ * Starts `nodebatch <command>` from the built output (services/cli/dist),
+ * never through a TypeScript loader: what is measured is what ships.
+ * `profile` writes a V8 CPU profile beside the log (the full run's workers,
+ * to tell the simulated cluster's share of their CPU).
+ */
+export function spawnNodebatch(
+  context: PhaseContext,
+  command: 'worker' | 'gateway',
+  name: string,
+  env: Record<string, string>,
+  profile = false,
+): BenchChild {
+  const args = [
+    ...(context.options.cpuProfile || profile
+      ? ['--cpu-prof', `--cpu-prof-dir=${join(context.children.logDir, `${name}.cpuprofiles`)}`]
+      : []),
+    context.cliMain,
+    command,
+  ];
+  return context.children.spawn(name, args, env);
+}
+
 export async function runNodebatchPhase(
   context: PhaseContext,
   transport: TransportName,
-  plan: { subscribers: number; kinds: Array<'paced' | 'max'>; idle: boolean; label: string },
+  plan: { subscribers: number; kinds: Array<'max'>; idle: boolean; label: string },
 ): Promise<PhaseResult> {
   const { options, children, log } = context;
   const timeoutMs = options.timeoutS * 1000;
@@ -71,44 +118,17 @@ export async function runNodebatchPhase(
   const started: BenchChild[] = [];
   const pool = new pg.Pool({ connectionString: database.url, max: 2 });
   const queueName = uniqueName('nb_bench_queue');
-  const maxNodes = options.tasks * Math.max(options.nodes, options.pacedNodes);
+  const maxNodes = options.tasks * options.nodes;
   const env = (extra: Record<string, string>): Record<string, string> => ({
-    DATABASE_URL: database.url,
-    REDIS_URL: context.redisUrl,
-    PROGRESS_NOTIFY_TYPE: transport,
-    PROGRESS_POLL_INTERVAL: String(options.pollIntervalMs),
+    ...nodebatchEnv(context, transport, database.url, maxNodes),
     QUEUE_NAME: queueName,
-    AUTH_DISABLED: 'true',
-    // Every subscriber and batch is the same anonymous user; the per-user caps would end the run early.
-    LIMIT_STREAMS_PER_USER: '1000000',
-    LIMIT_BATCHES_PER_MINUTE: '1000000',
-    NODEBATCH_CLUSTER: 'simulated',
-    NODEBATCH_SIM_NODES: String(maxNodes),
-    NODEBATCH_SIM_FAILURE_RATE: '0',
-    WORKER_JOB_CONCURRENCY: String(Math.ceil(options.tasks / options.workers)),
-    LOG_LEVEL: 'info',
     ...extra,
   });
   const result: PhaseResult = { transport, runs: [] };
-  const nodeArgs = (command: 'worker' | 'gateway', name: string): string[] => [
-    // One profile per thread (tsx's loader runs in a worker thread), so a directory per process.
-    ...(options.cpuProfile
-      ? ['--cpu-prof', `--cpu-prof-dir=${join(children.logDir, `${name}.cpuprofiles`)}`]
-      : []),
-    '--conditions=source',
-    '--import',
-    'tsx',
-    context.cliMain,
-    command,
-  ];
   try {
     log(`${plan.label}: starting ${options.gateways} gateway(s) (database ${database.name})`);
     const gateways = Array.from({ length: options.gateways }, (_, i) =>
-      children.spawn(
-        `${plan.label}-gateway-${i + 1}`,
-        nodeArgs('gateway', `${plan.label}-gateway-${i + 1}`),
-        env({ PORT: '0' }),
-      ),
+      spawnNodebatch(context, 'gateway', `${plan.label}-gateway-${i + 1}`, env({ PORT: '0' })),
     );
     started.push(...gateways);
     const urls = (await Promise.all(gateways.map((gateway) => gateway.waitForLine('port', timeoutMs)))).map(
@@ -125,8 +145,9 @@ export async function runNodebatchPhase(
 
     let nodeOffset = 0;
     for (const kind of plan.kinds) {
-      const nodesPerTask = kind === 'max' ? options.nodes : options.pacedNodes;
-      const paceMs = kind === 'max' ? 0 : pacedLatencyMs(options);
+      const nodesPerTask = options.nodes;
+      // The full run goes as fast as the workers go; pacing is the pipeline runs' part.
+      const paceMs = 0;
       const taskIds: string[] = [];
       for (let t = 0; t < options.tasks; t++) {
         const nodes = Array.from(
@@ -157,10 +178,12 @@ export async function runNodebatchPhase(
         `${plan.label}/${kind}: ${plan.subscribers} subscribers live; starting ${options.workers} worker(s) (simulated latency ${paceMs} ms)`,
       );
       const workers = Array.from({ length: options.workers }, (_, i) =>
-        children.spawn(
+        spawnNodebatch(
+          context,
+          'worker',
           `${plan.label}-${kind}-worker-${i + 1}`,
-          nodeArgs('worker', `${plan.label}-${kind}-worker-${i + 1}`),
           env({ NODEBATCH_SIM_LATENCY_MS: String(paceMs) }),
+          true,
         ),
       );
       started.push(...workers);
@@ -170,7 +193,9 @@ export async function runNodebatchPhase(
           return readCpuSeconds(worker.pid);
         }),
       );
+      const machineBefore = readMachineCpu();
       const finished = await awaitCompletion(group, timeoutMs);
+      const machineAfter = readMachineCpu();
       const clientCpu = process.cpuUsage(clientCpuBefore);
       const cpuSeconds = {
         gateways: sumCpu(gateways) - gatewayCpuBefore,
@@ -183,6 +208,12 @@ export async function runNodebatchPhase(
       const peakConnections = load.stopSampling();
       for (const subscriber of group.subscribers) subscriber.close();
       await children.stop(workers);
+      // The simulated cluster runs inside the workers: its CPU (from their profiles) on its own line.
+      const simulatorTimes = workers
+        .map((worker) => selfSeconds(`${worker.logPath.replace(/\.log$/, '')}.cpuprofiles`, isSimulatorCode))
+        .filter((seconds): seconds is number => seconds !== undefined);
+      const simulatorSeconds =
+        simulatorTimes.length > 0 ? simulatorTimes.reduce((a, b) => a + b, 0) : undefined;
 
       // Timed events: per task, everything after TaskCreated up to the terminal event.
       const lastSeqByTask = new Map<string, number>();
@@ -203,7 +234,9 @@ export async function runNodebatchPhase(
       const run: RunResult = {
         transport,
         kind,
+        workload: 'full',
         subscribers: plan.subscribers,
+        gateways: options.gateways,
         tasks: options.tasks,
         paceMs,
         ...summary,
@@ -212,7 +245,11 @@ export async function runNodebatchPhase(
         dbTxPerSec: dbCommits / (summary.windowMs / 1000),
         dbTxPer1000Events: (dbCommits / timedEvents) * 1000,
         peakConnections,
-        cpuSeconds,
+        machineBusy: (machineAfter.busy - machineBefore.busy) / (machineAfter.total - machineBefore.total),
+        cpuSeconds: {
+          ...cpuSeconds,
+          ...(simulatorSeconds === undefined ? {} : { simulator: simulatorSeconds }),
+        },
       };
       result.runs.push(run);
       log(
@@ -236,7 +273,7 @@ export async function runNodebatchPhase(
  * subscriber and with N idle SSE streams open on a task that never
  * progresses, and the first gateway's RSS before and after opening them.
  */
-async function measureIdle(
+export async function measureIdle(
   context: PhaseContext,
   load: DatabaseLoad,
   pool: pg.Pool,
@@ -246,6 +283,9 @@ async function measureIdle(
 ): Promise<IdleResult> {
   const { options } = context;
   const windowMs = options.idleWindowS * 1000;
+  // Time for connections and their first reads to settle, and for PostgreSQL
+  // to flush its counters (up to a second late), before a window starts.
+  const settleMs = 1000;
   // A task with no job behind it: it exists in the log and never progresses.
   const store = createEventStore({ pool });
   const taskId = uniqueName('idle-task');
@@ -258,12 +298,15 @@ async function measureIdle(
     await sleep(windowMs);
     return ((await load.commits()) - before) / ((Date.now() - started) / 1000);
   };
-  await sleep(1000);
+  await sleep(settleMs);
   const idleTxPerSecNoSubscribers = await txRate();
   const streamUrl = `${url}/api/v1/tasks/${taskId}/events`;
   const first = await openSubscribers([streamUrl], 1, parseStoredEvent, timeoutMs, false);
-  await sleep(1000);
+  await sleep(settleMs);
+  const cpuBeforeOne = readCpuSeconds(gateway.pid);
+  const oneStarted = Date.now();
   const idleTxPerSecOneSubscriber = await txRate();
+  const cpuPerMinuteOne = ((readCpuSeconds(gateway.pid) - cpuBeforeOne) * 60_000) / (Date.now() - oneStarted);
   const rssBeforeBytes = readRssBytes(gateway.pid);
   const rest = await openSubscribers(
     [streamUrl],
@@ -272,9 +315,13 @@ async function measureIdle(
     timeoutMs,
     false,
   );
-  await sleep(1000);
+  await sleep(settleMs);
   const rssAfterBytes = readRssBytes(gateway.pid);
+  const cpuBeforeWindow = readCpuSeconds(gateway.pid);
+  const windowStarted = Date.now();
   const idleTxPerSecWithSubscribers = await txRate();
+  const cpuPerMinuteWith =
+    ((readCpuSeconds(gateway.pid) - cpuBeforeWindow) * 60_000) / (Date.now() - windowStarted);
   for (const subscriber of [...first.subscribers, ...rest.subscribers]) subscriber.close();
   return {
     subscribers: options.idleSubscribers,
@@ -284,15 +331,11 @@ async function measureIdle(
     idleTxPerSecNoSubscribers,
     idleTxPerSecOneSubscriber,
     idleTxPerSecWithSubscribers,
+    cpuPer1000PerMinute: (Math.max(0, cpuPerMinuteWith - cpuPerMinuteOne) / options.idleSubscribers) * 1000,
   };
 }
 
-function sumCpu(children: BenchChild[]): number {
-  return children.reduce((sum, child) => {
-    try {
-      return sum + readCpuSeconds(child.pid);
-    } catch {
-      return sum; // exited
-    }
-  }, 0);
+/** Code of the simulated cluster (packages/kube: in simulated mode nothing else of it runs). */
+function isSimulatorCode(url: string): boolean {
+  return url.includes('/packages/kube/');
 }

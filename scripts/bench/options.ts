@@ -2,63 +2,92 @@ import { parseArgs } from 'node:util';
 
 export type TransportName = 'postgres' | 'redis' | 'polling';
 
-/** Parameters of one bench run; the defaults finish in about three minutes on 2 idle cores. */
+/** Parameters of one bench run; the defaults finish in about five minutes on 2 idle cores, `--quick` in under one. */
 export interface BenchOptions {
-  /** Worker processes (simulated cluster, zero latency in max runs). Default 2. */
+  /** `--quick`: the same tables from fewer samples (smaller defaults below). */
+  quick: boolean;
+  /** Build the workspace before measuring (turbo, cached); false: only check that dist is current. */
+  build: boolean;
+  /** Worker (producer) processes. Default 2. */
   workers: number;
-  /** Gateway processes; subscribers are spread over them. Default 2. */
+  /** Gateway processes of the pipeline and full runs; subscribers are spread over them. Default 2. */
   gateways: number;
-  /** SSE subscribers per loaded run, spread over the tasks and gateways. Default 100. */
+  /** SSE subscribers of the pipeline and full runs. Default 100. */
   subscribers: number;
-  /** Tasks (drain batches) per loaded run. Default 4. */
+  /** Tasks (jobs) per run. Default 4. */
   tasks: number;
-  /** Nodes per task in the max run (about 6 events per node). Default 1000. */
-  nodes: number;
-  /** Nodes per task in the paced run. Default 250. */
-  pacedNodes: number;
-  /** Target events/s of the paced run (0 = no paced run). Default 2000. */
+  /** Progress events per job in the pipeline max run. Default 2000 (quick 300). */
+  events: number;
+  /** Target events/s of the pipeline paced run (over all jobs). Default 1000. */
   rate: number;
-  /** Nodes drained at once per task. Default 20. */
+  /** Progress events per job in the pipeline paced run. Default 1000 (quick 150). */
+  pacedEvents: number;
+  /** Nodes per task of the full run (nodebatch's worker draining the simulated cluster, ~6 events per node). Default 400 (quick 50). */
+  nodes: number;
+  /** Nodes drained at once per task in the full run. Default 10 (the gateway's LIMIT_DRAIN_CONCURRENCY). */
   concurrency: number;
-  /** Idle SSE subscribers opened on one gateway to measure its memory per subscriber. Default 1000. */
+  /** Subscriber counts of the scale table (postgres, 2 gateways). Default 100,1000,5000. */
+  scaleSubscribers: number[];
+  /** Gateway counts of the scale table, at `scaleGatewaySubscribers`. Default 1,2,4. */
+  scaleGateways: number[];
+  /** Subscribers of the scale table's gateway rows. Default 1000. */
+  scaleGatewaySubscribers: number;
+  /**
+   * Progress events per job in every scale run: the same events at every
+   * size, so deliveries grow with the subscribers (fan-out) and the gateway
+   * CPU per million deliveries shows whether the cost per delivery grows with
+   * it. Default 150 (quick 10).
+   */
+  scaleEvents: number;
+  /** Idle SSE subscribers opened on one gateway for its memory and CPU per subscriber. Default 1000 (quick 200). */
   idleSubscribers: number;
-  /** Seconds of each idle database-load window (with and without idle subscribers). Default 3. */
+  /** Seconds of each idle window (with and without idle subscribers). Default 3 (quick 1). */
   idleWindowS: number;
-  /** Subscribers of the second polling run (database load against subscriber count). Default 400; 0 skips it. */
+  /** Subscribers of the second polling paced run (database load against subscriber count). Default 400; 0 skips it. */
   pollingSubscribers: number;
   /** PROGRESS_POLL_INTERVAL for the polling transport, ms. Default 1000. */
   pollIntervalMs: number;
   transports: TransportName[];
-  /** Round trips timed for each raw floor. Default 2000. */
+  /** Round trips timed for each raw floor. Default 2000 (quick 150). */
   rawSamples: number;
   bullmq: boolean;
   /** Limit for a child to start or a run to finish, seconds. Default 120. */
   timeoutS: number;
   /** Write V8 CPU profiles of the worker and gateway processes next to their logs. Default false. */
   cpuProfile: boolean;
-  /** Directory for RESULTS.md and results.json. Default bench. */
+  /** Directory for RESULTS.md, results.json and latency.svg. Default bench (quick: bench/quick). */
   out: string;
+  /** A remark on the run printed with the machine in RESULTS.md (e.g. what else ran). Default none. */
+  note: string;
 }
 
 const USAGE = `pnpm bench [options]
-  --workers N              worker processes (2)
-  --gateways N             gateway processes (2)
-  --subscribers N          SSE subscribers per loaded run (100)
-  --tasks N                tasks per loaded run (4)
-  --nodes N                nodes per task in the max-rate run (1000)
-  --paced-nodes N          nodes per task in the paced run (250)
-  --rate N                 target events/s of the paced run, 0 = skip it (2000)
-  --concurrency N          nodes at once per task (20)
-  --idle-subscribers N     idle SSE streams for the gateway memory figure (1000)
-  --idle-window-s N        seconds per idle database-load window (3)
-  --polling-subscribers N  subscribers of the second polling run, 0 = skip (400)
+  --quick                  same tables from fewer samples (under a minute on 2 cores)
+  --no-build               do not build first; refuse if any dist is older than its sources
+  --workers N              worker / producer processes (2)
+  --gateways N             gateway processes of the pipeline and full runs (2)
+  --subscribers N          SSE subscribers of the pipeline and full runs (100)
+  --tasks N                jobs (tasks) per run (4)
+  --events N               progress events per job, pipeline max run (2000; quick 300)
+  --rate N                 target events/s of the pipeline paced run (1000)
+  --paced-events N         progress events per job, pipeline paced run (1000; quick 150)
+  --nodes N                nodes per task of the full run on the simulated cluster (400; quick 50)
+  --concurrency N          nodes at once per task in the full run (10)
+  --scale-subscribers LIST subscriber counts of the scale table (100,1000,5000)
+  --scale-gateways LIST    gateway counts of the scale table (1,2,4)
+  --scale-gateway-subscribers N  subscribers of those rows (1000)
+  --scale-events N         progress events per job in every scale run (150; quick 10)
+  --idle-subscribers N     idle SSE streams for the gateway memory and CPU figures (1000; quick 200)
+  --idle-window-s N        seconds per idle window (3; quick 1)
+  --polling-subscribers N  subscribers of the second polling paced run, 0 = skip (400)
   --poll-interval-ms N     polling interval (1000)
   --transports LIST        comma-separated: postgres,redis,polling
-  --raw-samples N          raw pg_notify / PUBLISH round trips (2000)
+  --raw-samples N          raw pg_notify / PUBLISH round trips (2000; quick 150)
   --no-bullmq              skip the BullMQ QueueEvents baseline
   --timeout-s N            limit for a child to start or a run to finish (120)
   --cpu-profile            write V8 CPU profiles of workers and gateways beside their logs
-  --out DIR                where RESULTS.md and results.json go (bench)`;
+  --out DIR                where RESULTS.md, results.json and latency.svg go (bench; quick: bench/quick)
+  --note TEXT              a remark printed with the machine in RESULTS.md (what else ran, ...)`;
 
 export class BenchUsageError extends Error {
   constructor(message: string) {
@@ -67,29 +96,49 @@ export class BenchUsageError extends Error {
   }
 }
 
+/** Defaults that differ between a full and a quick run. */
+const SIZED = {
+  events: ['2000', '300'],
+  'paced-events': ['1000', '150'],
+  nodes: ['400', '50'],
+  'scale-events': ['150', '10'],
+  'idle-subscribers': ['1000', '200'],
+  'idle-window-s': ['3', '1'],
+  'raw-samples': ['2000', '150'],
+  out: ['bench', 'bench/quick'],
+} as const;
+
 export function parseBenchOptions(argv: string[]): BenchOptions {
   const { values } = parseArgs({
     args: argv,
     strict: true,
     options: {
+      quick: { type: 'boolean', default: false },
+      'no-build': { type: 'boolean', default: false },
       workers: { type: 'string', default: '2' },
       gateways: { type: 'string', default: '2' },
       subscribers: { type: 'string', default: '100' },
       tasks: { type: 'string', default: '4' },
-      nodes: { type: 'string', default: '1000' },
-      'paced-nodes': { type: 'string', default: '250' },
-      rate: { type: 'string', default: '2000' },
-      concurrency: { type: 'string', default: '20' },
-      'idle-subscribers': { type: 'string', default: '1000' },
-      'idle-window-s': { type: 'string', default: '3' },
+      events: { type: 'string' },
+      rate: { type: 'string', default: '1000' },
+      'paced-events': { type: 'string' },
+      nodes: { type: 'string' },
+      concurrency: { type: 'string', default: '10' },
+      'scale-subscribers': { type: 'string', default: '100,1000,5000' },
+      'scale-gateways': { type: 'string', default: '1,2,4' },
+      'scale-gateway-subscribers': { type: 'string', default: '1000' },
+      'scale-events': { type: 'string' },
+      'idle-subscribers': { type: 'string' },
+      'idle-window-s': { type: 'string' },
       'polling-subscribers': { type: 'string', default: '400' },
       'poll-interval-ms': { type: 'string', default: '1000' },
       transports: { type: 'string', default: 'postgres,redis,polling' },
-      'raw-samples': { type: 'string', default: '2000' },
+      'raw-samples': { type: 'string' },
       'no-bullmq': { type: 'boolean', default: false },
       'timeout-s': { type: 'string', default: '120' },
       'cpu-profile': { type: 'boolean', default: false },
-      out: { type: 'string', default: 'bench' },
+      out: { type: 'string' },
+      note: { type: 'string', default: '' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -97,12 +146,29 @@ export function parseBenchOptions(argv: string[]): BenchOptions {
     process.stdout.write(`${USAGE}\n`);
     process.exit(0);
   }
+  const quick = values.quick === true;
+  const raw = (name: keyof typeof values): string => {
+    const given = values[name];
+    if (given !== undefined) return String(given);
+    const sized = SIZED[name as keyof typeof SIZED];
+    return sized[quick ? 1 : 0];
+  };
   const int = (name: keyof typeof values, min: number): number => {
-    const raw = String(values[name]);
-    const value = Number(raw);
+    const text = raw(name);
+    const value = Number(text);
     if (!Number.isInteger(value) || value < min)
-      throw new BenchUsageError(`--${name} ${raw}: expected an integer >= ${min}`);
+      throw new BenchUsageError(`--${name} ${text}: expected an integer >= ${min}`);
     return value;
+  };
+  const intList = (name: keyof typeof values): number[] => {
+    const list = raw(name)
+      .split(',')
+      .map((item) => item.trim())
+      .filter(Boolean)
+      .map(Number);
+    if (list.length === 0 || list.some((value) => !Number.isInteger(value) || value < 1))
+      throw new BenchUsageError(`--${name} ${raw(name)}: expected a comma-separated list of integers >= 1`);
+    return list;
   };
   const transports = String(values.transports)
     .split(',')
@@ -113,14 +179,21 @@ export function parseBenchOptions(argv: string[]): BenchOptions {
       throw new BenchUsageError(`--transports: unknown transport "${name}" (postgres, redis, polling)`);
   }
   return {
+    quick,
+    build: values['no-build'] !== true,
     workers: int('workers', 1),
     gateways: int('gateways', 1),
     subscribers: int('subscribers', 1),
     tasks: int('tasks', 1),
+    events: int('events', 1),
+    rate: int('rate', 1),
+    pacedEvents: int('paced-events', 1),
     nodes: int('nodes', 1),
-    pacedNodes: int('paced-nodes', 1),
-    rate: int('rate', 0),
     concurrency: int('concurrency', 1),
+    scaleSubscribers: intList('scale-subscribers'),
+    scaleGateways: intList('scale-gateways'),
+    scaleGatewaySubscribers: int('scale-gateway-subscribers', 1),
+    scaleEvents: int('scale-events', 1),
     idleSubscribers: int('idle-subscribers', 0),
     idleWindowS: int('idle-window-s', 1),
     pollingSubscribers: int('polling-subscribers', 0),
@@ -130,6 +203,12 @@ export function parseBenchOptions(argv: string[]): BenchOptions {
     bullmq: !values['no-bullmq'],
     timeoutS: int('timeout-s', 5),
     cpuProfile: values['cpu-profile'] === true,
-    out: String(values.out),
+    out: raw('out'),
+    note: String(values.note),
   };
+}
+
+/** Pause before each event of a job so that `tasks` jobs together reach `rate` events/s. */
+export function pacedPauseMs(options: Pick<BenchOptions, 'tasks' | 'rate'>): number {
+  return Math.max(1, Math.round((options.tasks * 1000) / options.rate));
 }

@@ -6,17 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-
-interface ProfileNode {
-  id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number };
-  hitCount?: number;
-}
-interface Profile {
-  nodes: ProfileNode[];
-  samples: number[];
-  timeDeltas: number[];
-}
+import { selfTimes, type CpuProfile } from './cpu-profile.js';
 
 /** Where a script lives, coarsely: a workspace package, a dependency, or Node itself. */
 function owner(url: string): string {
@@ -36,26 +26,20 @@ const { values, positionals } = parseArgs({
 const top = Number(values.top);
 
 for (const file of positionals) {
-  const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile;
-  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
-  const selfUs = new Map<number, number>();
-  profile.samples.forEach((id, index) => {
-    selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[index] ?? 0));
-  });
+  const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
   const byFunction = new Map<string, number>();
   const byOwner = new Map<string, number>();
   let total = 0;
   let idle = 0;
-  for (const [id, us] of selfUs) {
-    const frame = byId.get(id)!.callFrame;
+  for (const frame of selfTimes(profile)) {
     if (frame.functionName === '(idle)') {
-      idle += us;
+      idle += frame.us;
       continue;
     }
-    total += us;
+    total += frame.us;
     const key = `${frame.functionName || '(anonymous)'} ${owner(frame.url)}:${frame.lineNumber + 1}`;
-    byFunction.set(key, (byFunction.get(key) ?? 0) + us);
-    byOwner.set(owner(frame.url), (byOwner.get(owner(frame.url)) ?? 0) + us);
+    byFunction.set(key, (byFunction.get(key) ?? 0) + frame.us);
+    byOwner.set(owner(frame.url), (byOwner.get(owner(frame.url)) ?? 0) + frame.us);
   }
   const rows = (map: Map<string, number>) =>
     [...map]

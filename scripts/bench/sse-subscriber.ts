@@ -24,9 +24,18 @@ export class LatencyRecorder {
   }
 
   summary(): { p50: number; p99: number; max: number; count: number } {
+    const [p50, p99, max] = this.quantiles([0.5, 0.99, 1]) as [number, number, number];
+    return { p50, p99, max, count: this.#length };
+  }
+
+  /** The sample at each quantile (1 = the largest); NaN without samples. */
+  quantiles(qs: readonly number[]): number[] {
     const sorted = this.#samples.slice(0, this.#length).sort();
-    const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
-    return { p50: at(0.5), p99: at(0.99), max: sorted[sorted.length - 1] ?? NaN, count: sorted.length };
+    return qs.map((q) =>
+      q >= 1
+        ? (sorted[sorted.length - 1] ?? NaN)
+        : (sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN),
+    );
   }
 }
 

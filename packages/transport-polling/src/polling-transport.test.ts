@@ -5,6 +5,7 @@ import { filter, firstValueFrom, timeout } from 'rxjs';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createEventStore, runMigrations } from '@nodebatch/event-store';
 import type {
+  EventReader,
   EventStore,
   Hint,
   NewEvent,
@@ -145,6 +146,38 @@ describe('createPollingTransport', () => {
     expect(total()).toBe(7);
     expect(seen.eventsOf(b).map((event) => event.seq)).toEqual([2, 3, 4, 5]);
     expect(seen.eventsOf(a).map((event) => event.seq)).toEqual([2, 3, 4, 5, 6]);
+  });
+
+  it('starts polls one interval apart: the time a read takes is not added to the wait', async () => {
+    const delays: number[] = [];
+    let pending: (() => void) | null = null;
+    const scheduler = {
+      now: () => performance.now(),
+      schedule(task: () => void, delayMs: number) {
+        delays.push(delayMs);
+        pending = task;
+        return { cancel: () => (pending = null) };
+      },
+    };
+    const readMs = 80;
+    const slowReader: EventReader = {
+      readTask: (taskId, options) => store.readTask(taskId, options),
+      latestSeqs: (taskIds) => store.latestSeqs(taskIds),
+      headPosition: () => store.headPosition(),
+      readAll: async (options) => {
+        await new Promise((resolve) => setTimeout(resolve, readMs));
+        return store.readAll(options);
+      },
+    };
+    const transport = newTransport({ store: slowReader, scheduler, intervalMs: 1000 });
+    transport.watch(await newTask());
+    await transport.start();
+    expect(delays).toEqual([1000]);
+    pending!();
+    await vi.waitFor(() => expect(delays).toHaveLength(2), WAIT);
+    // The read took at least readMs, so the next poll is due at most 1000 - readMs after it.
+    expect(delays[1]).toBeLessThanOrEqual(1000 - readMs);
+    expect(delays[1]).toBeGreaterThanOrEqual(0);
   });
 
   it('pages through a backlog in one poll when a query returns a full page', async () => {

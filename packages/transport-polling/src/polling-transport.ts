@@ -121,15 +121,19 @@ export function createPollingTransport(options: PollingTransportOptions): Transp
     }
   }
 
-  function scheduleNext(): void {
+  function scheduleNext(delayMs = intervalMs): void {
     if (state !== 'started') return;
     timer = scheduler.schedule(() => {
       timer = null;
+      const started = scheduler.now();
       polling = poll().finally(() => {
         polling = null;
-        scheduleNext();
+        // Polls start one interval apart, however long the read took: an
+        // event committed just after a read waits at most one interval for the
+        // next (waiting a full interval after each read made it interval + read).
+        scheduleNext(Math.max(0, intervalMs - (scheduler.now() - started)));
       });
-    }, intervalMs);
+    }, delayMs);
   }
 
   return {

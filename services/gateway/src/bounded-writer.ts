@@ -5,6 +5,12 @@ export interface DrainableTarget {
   once(event: 'drain', listener: () => void): unknown;
 }
 
+/** A stream whose writes can be held and sent together (net.Socket). */
+export interface Corkable {
+  cork(): void;
+  uncork(): void;
+}
+
 export interface BoundedWriterOptions {
   target: DrainableTarget;
   /** Hands one chunk to the target (res.write, ws.send). */
@@ -13,6 +19,19 @@ export interface BoundedWriterOptions {
   maxQueuedBytes: number;
   /** The reader fell too far behind: the caller drops the connection. */
   onOverflow(queuedBytes: number): void;
+  /**
+   * Join the chunks written in the same turn of the event loop into one
+   * `send` (SSE: messages are self-delimiting, so a client cannot tell).
+   * Every event of a hint, and of every hint read in that turn, then costs
+   * the connection one write instead of one each. Not for WebSocket frames.
+   */
+  coalesce?: boolean;
+  /**
+   * The socket under a target whose chunks must stay separate (WebSocket
+   * frames): corked at the first chunk of a turn and uncorked at its end, so
+   * the frames of one turn leave in one write.
+   */
+  cork?: Corkable;
 }
 
 /**
@@ -30,6 +49,10 @@ export class BoundedWriter {
   #queuedBytes = 0;
   #waiting = false;
   #overflowed = false;
+  /** Chunks written this turn, sent together at its end (`coalesce`). */
+  #turn: string[] = [];
+  #turnFlush: NodeJS.Immediate | undefined;
+  #corked = false;
 
   constructor(options: BoundedWriterOptions) {
     this.#options = options;
@@ -42,6 +65,23 @@ export class BoundedWriter {
   /** Sends or queues a chunk; false once the queue overflowed (nothing more is accepted). */
   write(chunk: string): boolean {
     if (this.#overflowed) return false;
+    if (this.#options.coalesce) {
+      this.#turn.push(chunk);
+      this.#turnFlush ??= setImmediate(() => this.#endTurn());
+      return true;
+    }
+    return this.#accept(chunk);
+  }
+
+  #endTurn(): void {
+    this.#turnFlush = undefined;
+    const chunks = this.#turn;
+    this.#turn = [];
+    if (chunks.length > 0 && !this.#overflowed)
+      this.#accept(chunks.length === 1 ? chunks[0]! : chunks.join(''));
+  }
+
+  #accept(chunk: string): boolean {
     if (!this.#waiting) {
       this.#send(chunk);
       return true;
@@ -66,11 +106,31 @@ export class BoundedWriter {
 
   /** Hands every queued chunk to the target now (before ending the stream; bounded by the queue limit). */
   flushAll(): void {
+    if (this.#turnFlush) clearImmediate(this.#turnFlush);
+    this.#turnFlush = undefined;
+    const turn = this.#turn.splice(0);
     for (const chunk of this.#queue.splice(0)) this.#options.send(chunk);
     this.#queuedBytes = 0;
+    if (turn.length > 0 && !this.#overflowed) this.#options.send(turn.join(''));
+  }
+
+  /** Drops what waits for the end of the turn (the connection is being destroyed). */
+  discard(): void {
+    if (this.#turnFlush) clearImmediate(this.#turnFlush);
+    this.#turnFlush = undefined;
+    this.#turn.length = 0;
   }
 
   #send(chunk: string): void {
+    const { cork } = this.#options;
+    if (cork && !this.#corked) {
+      this.#corked = true;
+      cork.cork();
+      setImmediate(() => {
+        this.#corked = false;
+        cork.uncork();
+      });
+    }
     this.#options.send(chunk);
     if (this.#options.target.writableNeedDrain) {
       this.#waiting = true;

@@ -5,6 +5,18 @@ import type { Observable, Subscription } from 'rxjs';
 
 export type StreamKind = 'sse' | 'ws';
 
+/** Append times by event: every subscriber of a task gets the same event object, so its time is parsed once. */
+const appendTimes = new WeakMap<StoredEvent, number>();
+
+function appendTimeMs(event: StoredEvent): number {
+  let time = appendTimes.get(event);
+  if (time === undefined) {
+    time = Date.parse(event.time);
+    appendTimes.set(event, time);
+  }
+  return time;
+}
+
 /**
  * The gateway's Prometheus metrics, in a registry of its own so that two
  * gateways in one process (tests) do not share counters.
@@ -33,7 +45,7 @@ export class GatewayMetrics {
     name: 'nodebatch_gateway_delivery_lag_seconds',
     help: 'Time from an event being appended (its time) to it being written to a client',
     labelNames: ['kind'] as const,
-    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [this.registry],
   });
   readonly #notifierActive = new Gauge({
@@ -59,6 +71,15 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
   #notifierSubscription: Subscription | undefined;
+  /**
+   * Children bound to each kind once: `inc({ kind })` per delivery hashed the
+   * labels every time (several percent of a busy gateway's CPU).
+   */
+  readonly #deliveredBy = {
+    sse: this.#eventsDelivered.labels('sse'),
+    ws: this.#eventsDelivered.labels('ws'),
+  };
+  readonly #lagBy = { sse: this.#deliveryLag.labels('sse'), ws: this.#deliveryLag.labels('ws') };
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
@@ -89,9 +110,9 @@ export class GatewayMetrics {
   }
 
   delivered(kind: StreamKind, event: StoredEvent, now = Date.now()): void {
-    this.#eventsDelivered.inc({ kind });
-    const lagSeconds = (now - Date.parse(event.time)) / 1000;
-    if (Number.isFinite(lagSeconds)) this.#deliveryLag.observe({ kind }, Math.max(0, lagSeconds));
+    this.#deliveredBy[kind].inc();
+    const lagSeconds = (now - appendTimeMs(event)) / 1000;
+    if (Number.isFinite(lagSeconds)) this.#lagBy[kind].observe(Math.max(0, lagSeconds));
   }
 
   streamOpened(kind: StreamKind): void {

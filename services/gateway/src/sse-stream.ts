@@ -89,6 +89,7 @@ export function streamEventsOverSse(
     target: response,
     send: (chunk) => response.write(chunk),
     maxQueuedBytes: options.maxBufferedBytes,
+    coalesce: true,
     onOverflow: (queuedBytes) => {
       metrics.slowClientDisconnected('sse');
       logger.warn(
@@ -117,7 +118,10 @@ export function streamEventsOverSse(
       const linger = setTimeout(() => response.destroy(), END_LINGER_MS);
       linger.unref();
       response.once('close', () => clearTimeout(linger));
-    } else response.destroy();
+    } else {
+      writer.discard();
+      response.destroy();
+    }
     onClosed(handle);
   };
 

@@ -6,6 +6,7 @@ import type { WebSocket } from 'ws';
 import { z } from 'zod';
 import type { Principal } from './auth.js';
 import { BoundedWriter } from './bounded-writer.js';
+import type { Corkable } from './bounded-writer.js';
 import type { DrainableTarget } from './bounded-writer.js';
 import { GatewayError } from './errors.js';
 import type { GatewayMetrics } from './metrics.js';
@@ -27,6 +28,22 @@ export type ServerMessage =
   | { type: 'event'; event: StoredEvent }
   | { type: 'error'; code: string; message: string; taskId?: string }
   | { type: 'end'; taskId: string };
+
+/**
+ * Event messages already serialized, by event: every subscriber of a task
+ * gets the same event object from the shared feed, so it is turned into JSON
+ * once per gateway rather than once per client (as for SSE).
+ */
+const eventMessages = new WeakMap<StoredEvent, string>();
+
+function eventMessage(event: StoredEvent): string {
+  let text = eventMessages.get(event);
+  if (text === undefined) {
+    text = JSON.stringify({ type: 'event', event } satisfies ServerMessage);
+    eventMessages.set(event, text);
+  }
+  return text;
+}
 
 /** Options of a WebSocket progress session. */
 export interface WebSocketSessionOptions {
@@ -50,8 +67,11 @@ export const WS_DEFAULTS = {
 
 export interface WebSocketSessionParams {
   socket: WebSocket;
-  /** The TCP connection under `socket`: its 'drain' says the client keeps up. */
-  connection: DrainableTarget;
+  /**
+   * The TCP connection under `socket`: its 'drain' says the client keeps up,
+   * and the frames of one turn leave it corked, in one write.
+   */
+  connection: DrainableTarget & Corkable;
   principal: Principal;
   /** Rejects (TaskNotFoundError) when the principal may not see the task. */
   authorize(taskId: string, principal: Principal): Promise<void>;
@@ -85,6 +105,7 @@ export function runWebSocketSession(params: WebSocketSessionParams): () => void 
     target: params.connection,
     send: (text) => socket.send(text),
     maxQueuedBytes: options.maxBufferedBytes,
+    cork: params.connection,
     onOverflow: (queuedBytes) => {
       metrics.slowClientDisconnected('ws');
       logger.warn(
@@ -96,10 +117,11 @@ export function runWebSocketSession(params: WebSocketSessionParams): () => void 
       shutdown();
     },
   });
-  const send = (message: ServerMessage): boolean => {
+  const sendText = (text: string): boolean => {
     if (closed || socket.readyState !== socket.OPEN) return false;
-    return writer.write(JSON.stringify(message));
+    return writer.write(text);
   };
+  const send = (message: ServerMessage): boolean => sendText(JSON.stringify(message));
 
   const stop = (id: string): void => {
     const entry = subscriptions.get(id);
@@ -159,7 +181,7 @@ export function runWebSocketSession(params: WebSocketSessionParams): () => void 
     };
     entry.subscription = params.events$(id, after).subscribe({
       next(event) {
-        if (send({ type: 'event', event })) metrics.delivered('ws', event);
+        if (sendText(eventMessage(event))) metrics.delivered('ws', event);
         if (isTerminalType(event.type)) finish();
       },
       error(err: unknown) {

@@ -51,7 +51,7 @@ export interface BatchTaskRunOptions {
   retry?: NodeRetryPolicy;
   /** Nodes at once when TaskCreated names no concurrency. Default DEFAULT_ACTION_CONCURRENCY. */
   concurrencyByAction?: Readonly<Record<BatchAction, number>>;
-  /** See EventBatcherOptions. Defaults 5 ms and 100 events. */
+  /** See EventBatcherOptions. Defaults 0 ms (the end of the turn) and 100 events. */
   flushDelayMs?: number;
   maxBatchEvents?: number;
 }

@@ -50,6 +50,45 @@ describe('createEventBatcher', () => {
     expect((await store.readTask('t2')).map((event) => event.seq)).toEqual([1, 2, 3, 4]);
   });
 
+  it('cuts no batch while an append is in flight: what arrives meanwhile shares the next append', async () => {
+    const { store, appends, append } = recordingStore();
+    await store.append('t5', [created]);
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let first = true;
+    const slowAppend: typeof append = async (taskId, events, options) => {
+      if (first) {
+        first = false;
+        await gate;
+      }
+      return append(taskId, events, options);
+    };
+    const batcher = createEventBatcher({ taskId: 't5', append: slowAppend, flushDelayMs: 1 });
+    batcher.push({ type: 'NodeStarted', data: { node: 'a', attempt: 1 } });
+    await expect.poll(() => first).toBe(false);
+    // Each of these arrives after the flush delay has passed again, while the first append is held.
+    for (const node of ['b', 'c', 'd']) {
+      batcher.push({ type: 'NodeStarted', data: { node, attempt: 1 } });
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    release();
+    await batcher.flush();
+    expect(appends).toEqual([1, 3]);
+    expect((await store.readTask('t5')).map((event) => event.seq)).toEqual([1, 2, 3, 4, 5]);
+  });
+
+  it('by default appends at the end of the turn what was pushed in it, together', async () => {
+    const { store, appends, append } = recordingStore();
+    await store.append('t6', [created]);
+    const batcher = createEventBatcher({ taskId: 't6', append });
+    batcher.push({ type: 'NodeStarted', data: { node: 'a', attempt: 1 } });
+    batcher.push({ type: 'NodeStarted', data: { node: 'b', attempt: 1 } });
+    // The batcher's end-of-turn callback was queued before this one: by now the append has begun, no timer waited.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(appends).toEqual([2]);
+    await expect.poll(async () => (await store.readTask('t6')).length).toBe(3);
+  });
+
   it('flushes on its own after the delay', async () => {
     const { store, append } = recordingStore();
     await store.append('t3', [created]);

@@ -10,7 +10,13 @@ export type AppendEvents = (
 export interface EventBatcherOptions {
   taskId: string;
   append: AppendEvents;
-  /** How long an event may wait for others to share its transaction. Default 5 ms. */
+  /**
+   * How long an event that finds no append in flight waits for others to
+   * share its transaction. Default 0: the end of the current turn (events
+   * pushed together still go together). Events that find an append in flight
+   * wait for it and share the next one whatever this is, which bounds a
+   * task's transactions to one at a time.
+   */
   flushDelayMs?: number;
   /** A batch this large is appended at once, without waiting. Default 100. */
   maxBatchEvents?: number;
@@ -21,6 +27,12 @@ export interface EventBatcherOptions {
  * batch is a few hundred transactions rather than 5,000. Each batch is one
  * append through the notifier, so every event is durable before anyone is
  * told about it; batches are appended one after another, in push order.
+ *
+ * A batch is cut only while no append is in flight: events pushed during an
+ * append wait for it and then share the next transaction (group commit).
+ * Cutting on a timer regardless queued one small append behind another
+ * whenever appends took longer than the flush delay, and the queue, with
+ * every event's latency, grew without bound.
  */
 export interface EventBatcher {
   /** Queues events; throws the append error if an earlier batch failed (the task must stop). */
@@ -35,52 +47,57 @@ export interface EventBatcher {
 
 export function createEventBatcher(options: EventBatcherOptions): EventBatcher {
   const { taskId, append } = options;
-  const flushDelayMs = options.flushDelayMs ?? 5;
+  const flushDelayMs = options.flushDelayMs ?? 0;
   const maxBatchEvents = options.maxBatchEvents ?? 100;
   let pending: NewEvent[] = [];
-  let timer: NodeJS.Timeout | undefined;
+  let timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
   let failure: unknown;
   let failed = false;
   let lastSeq = 0;
-  // Appends run one at a time so the log keeps the order of push.
-  let chain: Promise<void> = Promise.resolve();
+  /** The append in flight (it never rejects: its error goes to `failure`); undefined when idle. */
+  let inFlight: Promise<void> | undefined;
 
-  const appendPending = (): Promise<void> => {
+  /** Starts an append of what is pending, unless one is in flight (its end starts the next). */
+  const cut = (): void => {
     if (timer) {
-      clearTimeout(timer);
+      if (flushDelayMs > 0) clearTimeout(timer as NodeJS.Timeout);
+      else clearImmediate(timer as NodeJS.Immediate);
       timer = undefined;
     }
-    if (pending.length > 0 && !failed) {
-      const batch = pending;
-      pending = [];
-      chain = chain.then(async () => {
-        if (failed) return;
-        try {
-          const stored = await append(taskId, batch);
-          lastSeq = stored.at(-1)?.seq ?? lastSeq;
-        } catch (err) {
-          failed = true;
-          failure = err;
-        }
-      });
-    }
-    return chain.then(() => {
-      if (failed) throw failure;
-    });
+    if (inFlight || failed || pending.length === 0) return;
+    const batch = pending.length > maxBatchEvents ? pending.splice(0, maxBatchEvents) : pending;
+    if (batch === pending) pending = [];
+    inFlight = (async () => {
+      try {
+        const stored = await append(taskId, batch);
+        lastSeq = stored.at(-1)?.seq ?? lastSeq;
+      } catch (err) {
+        failed = true;
+        failure = err;
+      } finally {
+        inFlight = undefined;
+      }
+      // What arrived meanwhile has waited for a whole append already: it goes now, together.
+      if (pending.length > 0) cut();
+    })();
   };
 
   return {
     push(...events) {
       if (failed) throw failure;
       pending.push(...events);
-      if (pending.length >= maxBatchEvents) {
-        // The error is kept in `failure` and surfaces on the next push or flush.
-        appendPending().catch(() => undefined);
-      } else if (!timer) {
-        timer = setTimeout(() => appendPending().catch(() => undefined), flushDelayMs);
+      if (inFlight) return;
+      if (pending.length >= maxBatchEvents) cut();
+      else timer ??= flushDelayMs > 0 ? setTimeout(cut, flushDelayMs) : setImmediate(cut);
+    },
+    async flush() {
+      for (;;) {
+        if (failed) throw failure;
+        if (!inFlight && pending.length === 0) return;
+        cut();
+        await inFlight;
       }
     },
-    flush: appendPending,
     get failure() {
       return failure;
     },

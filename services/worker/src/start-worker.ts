@@ -69,7 +69,7 @@ export interface StartWorkerOptions {
    * Default: tasks idle for a minute are looked at.
    */
   orphanSweep?: OrphanSweepOptions;
-  /** Event batching, see EventBatcherOptions. Defaults 5 ms and 100 events. */
+  /** Event batching, see EventBatcherOptions. Defaults 0 ms (the end of the turn) and 100 events. */
   flushDelayMs?: number;
   maxBatchEvents?: number;
   /**

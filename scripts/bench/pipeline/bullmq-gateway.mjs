@@ -1,7 +1,7 @@
 /**
  * The BullMQ baseline's "gateway": what a user would build without nodebatch.
  * One QueueEvents listener per process turns 'progress' and 'completed' into
- * SSE messages for the subscribers of that job. Prints {"port": N} when ready.
+ * SSE messages for the subscribers of that job. Plain `node`, no loader. Prints {"port": N} when ready.
  *
  * Env: REDIS_URL, BENCH_QUEUE.
  */
@@ -13,7 +13,8 @@ const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const queueName = process.env.BENCH_QUEUE;
 if (!queueName) throw new Error('BENCH_QUEUE is not set');
 
-const subscribers = new Map<string, Set<http.ServerResponse>>();
+/** @type {Map<string, Set<http.ServerResponse>>} */
+const subscribers = new Map();
 const queueEvents = new QueueEvents(queueName, {
   connection: new Redis(redisUrl, { maxRetriesPerRequest: null }),
 });
@@ -27,7 +28,7 @@ queueEvents.on('progress', ({ jobId, data }) => {
 queueEvents.on('completed', ({ jobId, returnvalue }) => {
   const listeners = subscribers.get(jobId);
   if (!listeners) return;
-  const { seq } = returnvalue as unknown as { seq: number };
+  const { seq } = /** @type {{seq: number}} */ (/** @type {unknown} */ (returnvalue));
   const message = `data: ${JSON.stringify({ seq, time: Date.now(), terminal: true })}\n\n`;
   for (const response of listeners) response.end(message);
   subscribers.delete(jobId);
@@ -39,7 +40,7 @@ const server = http.createServer((request, response) => {
     response.writeHead(404).end();
     return;
   }
-  const jobId = decodeURIComponent(match[1]!);
+  const jobId = decodeURIComponent(match[1] ?? '');
   response.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
   // Seq 1 says "subscribed", like a nodebatch stream's TaskCreated: the client starts timing after it.
   response.write(`data: ${JSON.stringify({ seq: 1, time: Date.now() })}\n\n`);

@@ -1,0 +1,133 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, expect, it } from 'vitest';
+import { runBench } from './bench-run.js';
+import { ChildSet } from './children.js';
+import { latencyChartSvg } from './latency-chart.js';
+import { parseBenchOptions } from './options.js';
+import { renderMarkdown, renderTargets } from './report.js';
+
+/**
+ * The bench's own code on a tiny configuration: every part runs, every
+ * table has its rows, and each run accounts for every event (0 lost, 0
+ * duplicated, none incomplete). No figure is judged here: timing belongs to
+ * `pnpm bench`, not to a test.
+ */
+const children = new ChildSet(mkdtempSync(join(tmpdir(), 'nodebatch-bench-smoke-')));
+afterAll(() => children.stop());
+
+it(
+  'runs every part of the bench on a tiny configuration and accounts for every event',
+  { timeout: 240_000 },
+  async () => {
+    const options = parseBenchOptions([
+      '--quick',
+      '--transports',
+      'postgres',
+      '--subscribers',
+      '4',
+      '--tasks',
+      '2',
+      '--workers',
+      '1',
+      '--gateways',
+      '1',
+      '--events',
+      '8',
+      '--paced-events',
+      '4',
+      '--rate',
+      '500',
+      '--nodes',
+      '3',
+      '--concurrency',
+      '2',
+      '--scale-subscribers',
+      '2,6',
+      '--scale-gateways',
+      '1,2',
+      '--scale-gateway-subscribers',
+      '6',
+      '--scale-events',
+      '3',
+      '--idle-subscribers',
+      '5',
+      '--idle-window-s',
+      '1',
+      '--raw-samples',
+      '50',
+      '--timeout-s',
+      '60',
+    ]);
+    // The test command builds the workspace before any test runs.
+    const results = await runBench(options, children, () => undefined, false);
+    expect(results.errors).toEqual([]);
+
+    expect(results.rawFloor.pgNotify?.samples).toBe(30);
+    expect(results.rawFloor.pgCommitNotify?.samples).toBe(30);
+    expect(results.rawFloor.redisPublish?.samples).toBe(30);
+
+    const rows = results.runs.map((run) => [
+      run.transport,
+      run.workload,
+      run.kind,
+      run.append ?? null,
+      run.subscribers,
+    ]);
+    expect(rows).toEqual([
+      ['postgres', 'pipeline', 'paced', 'batched', 4],
+      ['postgres', 'pipeline', 'max', 'batched', 4],
+      ['postgres', 'pipeline', 'max', 'each', 4],
+      ['bullmq', 'pipeline', 'paced', null, 4],
+      ['bullmq', 'pipeline', 'max', null, 4],
+      ['postgres', 'full', 'max', null, 4],
+    ]);
+    expect(results.scale.map((run) => [run.subscribers, run.gateways])).toEqual([
+      [2, 1],
+      [6, 1],
+      [6, 2],
+    ]);
+    for (const run of [...results.runs, ...results.scale]) {
+      expect({
+        run: run.transport,
+        lost: run.lost,
+        duplicated: run.duplicated,
+        incomplete: run.incomplete,
+      }).toEqual({
+        run: run.transport,
+        lost: 0,
+        duplicated: 0,
+        incomplete: 0,
+      });
+    }
+    // Pipeline runs: every subscriber gets its job's events and the terminal one.
+    const pipelineMax = results.runs[1]!;
+    expect(pipelineMax.events).toBe(2 * (8 + 1));
+    expect(pipelineMax.deliveries).toBe(4 * (8 + 1));
+    expect(results.runs[4]!.deliveries).toBe(4 * (8 + 1));
+    expect(results.runs[5]!.cpuSeconds?.simulator).toBeGreaterThanOrEqual(0);
+
+    expect(results.stages.map((stage) => stage.transport)).toEqual(['postgres']);
+    expect(results.stages[0]!.appendReturned?.count).toBeGreaterThan(0);
+    expect(results.stages[0]!.gatewayWrite?.count).toBe(4 * (4 + 1));
+    expect(results.idle.map((idle) => [idle.transport, idle.subscribers])).toEqual([['postgres', 5]]);
+
+    const markdown = renderMarkdown(results);
+    for (const heading of [
+      '## Raw floor',
+      '## Pipeline runs',
+      '## Latency by stage',
+      '## Scale',
+      '## Idle subscribers',
+      '## Full runs',
+      '## Where the CPU went',
+      '## Targets (issue 15)',
+    ])
+      expect(markdown).toContain(heading);
+    // postgres: throughput against BullMQ, paced latency, gateway CPU linear in deliveries.
+    expect(renderTargets(results).filter((line) => /\*\*(MET|MISSED)\*\*/.test(line))).toHaveLength(3);
+    const svg = latencyChartSvg(results, 'paced');
+    expect(svg.match(/<polyline /g)).toHaveLength(2);
+  },
+);

@@ -1,0 +1,175 @@
+/**
+ * The pipeline runs: nodebatch's event pipeline and the BullMQ baseline
+ * executing the identical job body (pipeline/*-producer.mjs): per job, N
+ * progress events of the same size appended one after another, then the
+ * terminal one; same jobs, subscribers, processes and pacing, no cluster work.
+ * Every measured process is plain `node` on built output.
+ */
+import { fileURLToPath } from 'node:url';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { uniqueName } from '@nodebatch/testkit';
+import { readMachineCpu, sumCpu, type BenchChild } from './children.js';
+import { awaitCompletion, openSubscribers, summarize, type RunResult } from './measure.js';
+import type { SseMessage } from './sse-subscriber.js';
+
+export const NODEBATCH_PRODUCER = fileURLToPath(
+  new URL('./pipeline/nodebatch-producer.mjs', import.meta.url),
+);
+export const BULLMQ_PRODUCER = fileURLToPath(new URL('./pipeline/bullmq-producer.mjs', import.meta.url));
+export const BULLMQ_GATEWAY = fileURLToPath(new URL('./pipeline/bullmq-gateway.mjs', import.meta.url));
+
+/** The node name and message every progress event of a pipeline job carries (same bytes on both sides). */
+const PIPELINE_NODE = 'sim-node-1';
+const PIPELINE_MESSAGE = 'x'.repeat(64);
+
+/** One pipeline workload. */
+export interface PipelinePlan {
+  kind: 'paced' | 'max';
+  subscribers: number;
+  /** Gateways used (the first N of the system's); subscriber i goes to gateway i mod N. */
+  gateways: number;
+  tasks: number;
+  /** Progress events per job, before the terminal one. */
+  eventsPerTask: number;
+  /** Pause before each event, ms (0 = as fast as possible). */
+  paceMs: number;
+  /**
+   * How nodebatch's job reports events: through the worker's event batcher
+   * (`batched`, what `nodebatch worker` does) or one awaited append each
+   * (`each`, like an awaited updateProgress). BullMQ always awaits each. Default batched.
+   */
+  append?: 'batched' | 'each';
+}
+
+/** What runs a pipeline workload: gateways serving SSE and producers taking jobs from `queue`. */
+export interface PipelineSystem {
+  /** 'postgres' | 'redis' | 'polling' | 'bullmq'. */
+  name: string;
+  urls: string[];
+  gateways: BenchChild[];
+  producers: BenchChild[];
+  /** Where the jobs go: the producers' BullMQ queue. */
+  queue: Queue;
+  /** Makes a task id the gateways can stream before any progress (nodebatch: TaskCreated in the log). */
+  createTask(id: string): Promise<string>;
+  /** The stream of a task under a gateway URL. */
+  streamUrl(gatewayUrl: string, taskId: string): string;
+  parse(data: string): SseMessage;
+}
+
+interface PipelineRun {
+  run: RunResult;
+  taskIds: string[];
+  /** Append durations the nodebatch producers reported (start to commit returned), ms. */
+  appendMs: number[];
+}
+
+/** Append durations printed by the producers for these tasks ({"job": id, "appendMs": [...]}). */
+function appendDurations(producers: BenchChild[], taskIds: Set<string>): number[] {
+  const all: number[] = [];
+  for (const producer of producers) {
+    for (const line of producer.lines('job')) {
+      if (taskIds.has(String(line.job)) && Array.isArray(line.appendMs))
+        all.push(...(line.appendMs as number[]));
+    }
+  }
+  return all;
+}
+
+/**
+ * Runs one workload on a system: creates the tasks, opens the subscribers
+ * (all live before any job exists), adds one job per task, waits for every
+ * subscriber's terminal event and accounts for every seq 1..N+2 of each.
+ */
+export async function runPipeline(
+  system: PipelineSystem,
+  plan: PipelinePlan,
+  label: string,
+  timeoutMs: number,
+  hooks: {
+    /** Told the task ids before any job exists (e.g. to time their notifications). */
+    tasks?(taskIds: readonly string[]): void;
+    /** Every subscriber is live and no job exists yet (e.g. to read the gateways' counters). */
+    live?(): Promise<void>;
+  } = {},
+): Promise<PipelineRun> {
+  const taskIds: string[] = [];
+  for (let t = 0; t < plan.tasks; t++) taskIds.push(await system.createTask(uniqueName(`${label}-${t + 1}`)));
+  hooks.tasks?.(taskIds);
+  const urls = system.urls.slice(0, plan.gateways);
+  const gateways = system.gateways.slice(0, plan.gateways);
+  const streamUrls = Array.from({ length: plan.subscribers }, (_, i) =>
+    system.streamUrl(urls[i % urls.length]!, taskIds[i % taskIds.length]!),
+  );
+  const group = await openSubscribers(streamUrls, plan.subscribers, system.parse, timeoutMs, true);
+  await hooks.live?.();
+  const cpuBefore = {
+    gateways: sumCpu(gateways),
+    workers: sumCpu(system.producers),
+    clients: process.cpuUsage(),
+  };
+  const machineBefore = readMachineCpu();
+  await system.queue.addBulk(
+    taskIds.map((taskId) => ({
+      name: 'pipeline',
+      data: {
+        taskId,
+        events: plan.eventsPerTask,
+        paceMs: plan.paceMs,
+        node: PIPELINE_NODE,
+        message: PIPELINE_MESSAGE,
+        append: plan.append ?? 'batched',
+      },
+      opts: { jobId: taskId, removeOnComplete: true, removeOnFail: true },
+    })),
+  );
+  const finished = await awaitCompletion(group, timeoutMs);
+  const machineAfter = readMachineCpu();
+  const clientCpu = process.cpuUsage(cpuBefore.clients);
+  const cpuSeconds = {
+    gateways: sumCpu(gateways) - cpuBefore.gateways,
+    workers: sumCpu(system.producers) - cpuBefore.workers,
+    clients: (clientCpu.user + clientCpu.system) / 1e6,
+  };
+  for (const subscriber of group.subscribers) subscriber.close();
+  // TaskCreated (or "subscribed") is seq 1, the events 2..N+1, the terminal event N+2.
+  const lastSeq = plan.eventsPerTask + 2;
+  const run: RunResult = {
+    transport: system.name,
+    kind: plan.kind,
+    workload: 'pipeline',
+    ...(system.name === 'bullmq' ? {} : { append: plan.append ?? 'batched' }),
+    subscribers: plan.subscribers,
+    gateways: plan.gateways,
+    tasks: plan.tasks,
+    paceMs: plan.paceMs,
+    cpuSeconds,
+    machineBusy: (machineAfter.busy - machineBefore.busy) / (machineAfter.total - machineBefore.total),
+    ...summarize(group, plan.tasks * (plan.eventsPerTask + 1), () => lastSeq),
+  };
+  if (!finished) run.incomplete = group.subscribers.filter((subscriber) => !subscriber.done).length;
+  // The producers print a job's durations right after its terminal append; give the last line a moment.
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  return { run, taskIds, appendMs: appendDurations(system.producers, new Set(taskIds)) };
+}
+
+/** A BullMQ queue the producers of one system take their jobs from, with its own connection. */
+interface JobQueue {
+  queue: Queue;
+  /** Removes the queue's keys and closes the connection. */
+  drop(): Promise<void>;
+}
+
+export function createJobQueue(redisUrl: string): JobQueue {
+  const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
+  const queue = new Queue(uniqueName('nb_bench_jobs'), { connection });
+  return {
+    queue,
+    drop: async () => {
+      await queue.obliterate({ force: true }).catch(() => undefined);
+      await queue.close().catch(() => undefined);
+      connection.disconnect();
+    },
+  };
+}

@@ -1,0 +1,97 @@
+/**
+ * The pipeline run's nodebatch worker (bench only, never part of the
+ * product): a BullMQ Worker whose job body is the same as the BullMQ
+ * baseline's (bullmq-producer.mjs): `events` progress events of the same
+ * size, one after another, each appended through the runtime's notifier (one
+ * transaction, with the transport's NOTIFY in it or its PUBLISH after it),
+ * then the terminal event. No cluster, no drain, no batching of events: what
+ * is measured is the event pipeline alone.
+ *
+ * The job's `append` says how it reports each event:
+ * - `batched` (default): through the worker's event batcher
+ *   (@nodebatch/worker createEventBatcher), as `nodebatch worker` does:
+ *   events pushed while an append is in flight share the next transaction;
+ *   the job ends once all are appended. The event's time is its push time,
+ *   so its wait in the batcher counts in every latency.
+ * - `each`: one awaited append per event, like an awaited job.updateProgress.
+ *
+ * Plain JavaScript run by plain `node`: it imports the packages' built output
+ * (dist), like `nodebatch worker`.
+ *
+ * Env: the nodebatch configuration (DATABASE_URL, REDIS_URL,
+ * PROGRESS_NOTIFY_TYPE, ...), BENCH_QUEUE, BENCH_CONCURRENCY.
+ * Prints {"ready": true} when it takes jobs, then {"job": id, "appendMs": [...]}
+ * per finished job: how long each append (transaction) took, start to commit returned.
+ */
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createLogger, loadConfig } from '@nodebatch/config';
+import { createRuntime } from '@nodebatch/runtime';
+import { createEventBatcher } from '@nodebatch/worker';
+import { Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+
+const queueName = process.env.BENCH_QUEUE;
+if (!queueName) throw new Error('BENCH_QUEUE is not set');
+const { config } = loadConfig();
+const logger = createLogger({ level: 'warn', name: 'bench-producer' });
+const runtime = await createRuntime({ config, logger, retention: false });
+
+const worker = new Worker(
+  queueName,
+  /** @param {import('bullmq').Job<{taskId: string, events: number, paceMs: number, node: string, message: string, append?: string}>} job */
+  async (job) => {
+    const { taskId, events, paceMs, node, message, append: mode = 'batched' } = job.data;
+    if (mode !== 'batched' && mode !== 'each')
+      throw new Error(`job ${taskId}: append ${mode}: expected batched or each`);
+    /** @type {number[]} */
+    const appendMs = [];
+    /** @type {import('@nodebatch/worker').AppendEvents} */
+    const timedAppend = async (id, batch, options) => {
+      const started = performance.now();
+      const stored = await runtime.notifier.append(id, batch, options);
+      appendMs.push(Math.round((performance.now() - started) * 100) / 100);
+      return stored;
+    };
+    const batcher = mode === 'batched' ? createEventBatcher({ taskId, append: timedAppend }) : undefined;
+    // Paced on an absolute schedule (event i due at start + i × paceMs), so that
+    // timer overshoot and the time each report takes do not lower the rate.
+    const startedAt = performance.now();
+    for (let done = 1; done <= events; done++) {
+      if (paceMs > 0) {
+        const wait = startedAt + done * paceMs - performance.now();
+        if (wait > 0) await sleep(wait);
+      }
+      const event = {
+        type: /** @type {const} */ ('NodeProgress'),
+        time: new Date().toISOString(),
+        data: { node, done, total: events, message },
+      };
+      if (batcher) batcher.push(event);
+      else await timedAppend(taskId, [event]);
+    }
+    await batcher?.flush();
+    await runtime.notifier.append(taskId, [
+      {
+        type: 'TaskCompleted',
+        time: new Date().toISOString(),
+        data: { succeeded: 1, failed: 0, skipped: 0 },
+      },
+    ]);
+    process.stdout.write(`${JSON.stringify({ job: taskId, appendMs })}\n`);
+  },
+  {
+    connection: new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', {
+      maxRetriesPerRequest: null,
+    }),
+    concurrency: Number(process.env.BENCH_CONCURRENCY ?? '2'),
+  },
+);
+await worker.waitUntilReady();
+process.stdout.write(`${JSON.stringify({ ready: true })}\n`);
+process.once('SIGTERM', () => {
+  void worker
+    .close()
+    .then(() => runtime.close())
+    .finally(() => process.exit(0));
+});

@@ -1,0 +1,85 @@
+import { createServer, type Server } from 'node:http';
+import { connect, type Socket } from 'node:net';
+import type { StoredEvent } from '@nodebatch/progress';
+import { pino } from 'pino';
+import { Subject } from 'rxjs';
+import { afterEach, expect, it } from 'vitest';
+import { GatewayMetrics } from '../src/metrics.js';
+import { SSE_DEFAULTS, streamEventsOverSse } from '../src/sse-stream.js';
+
+let server: Server | undefined;
+let socket: Socket | undefined;
+
+afterEach(async () => {
+  socket?.destroy();
+  await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+});
+
+/** The chunks of a chunked HTTP/1.1 body (Node joins the writes of one corked turn into one). */
+function chunksOf(raw: string): string[] {
+  let rest = raw.slice(raw.indexOf('\r\n\r\n') + 4);
+  const chunks: string[] = [];
+  for (;;) {
+    const lineEnd = rest.indexOf('\r\n');
+    if (lineEnd < 0) return chunks;
+    const size = Number.parseInt(rest.slice(0, lineEnd), 16);
+    if (!Number.isFinite(size) || size === 0 || rest.length < lineEnd + 2 + size) return chunks;
+    chunks.push(rest.slice(lineEnd + 2, lineEnd + 2 + size));
+    rest = rest.slice(lineEnd + 2 + size + 2);
+  }
+}
+
+const progress = (seq: number): StoredEvent => ({
+  taskId: 't1',
+  seq,
+  position: seq,
+  type: 'NodeProgress',
+  time: new Date().toISOString(),
+  data: { node: 'node-a', done: seq, total: 10 },
+});
+
+it('writes the events that become ready in the same turn to a client in one write', async () => {
+  const events$ = new Subject<StoredEvent>();
+  const metrics = new GatewayMetrics({ defaultMetrics: false });
+  // Calls on the real response: each costs Node's whole write path (headers state, chunk framing, cork).
+  let writes = 0;
+  server = createServer((_request, response) => {
+    const write = response.write.bind(response) as (chunk: string) => boolean;
+    response.write = ((chunk: string) => {
+      writes++;
+      return write(chunk);
+    }) as typeof response.write;
+    streamEventsOverSse(
+      { response, events$, options: SSE_DEFAULTS, metrics, logger: pino({ level: 'silent' }) },
+      () => undefined,
+    );
+  });
+  await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  let raw = '';
+  socket = connect(port, '127.0.0.1');
+  socket.setEncoding('utf8');
+  socket.on('data', (data: string) => (raw += data));
+  socket.write(`GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+  await expect.poll(() => chunksOf(raw).length).toBe(1); // retry: and ": stream open"
+  expect(writes).toBe(1);
+
+  // One hint's events arrive together: one write for the three of them.
+  events$.next(progress(2));
+  events$.next(progress(3));
+  events$.next(progress(4));
+  await expect.poll(() => chunksOf(raw).length).toBe(2);
+  expect(writes).toBe(2);
+  // A later turn is a write of its own.
+  events$.next(progress(5));
+  await expect.poll(() => chunksOf(raw).length).toBe(3);
+  expect(writes).toBe(3);
+
+  const chunks = chunksOf(raw);
+  expect(chunks[1]!.match(/^id: \d+$/gm)).toEqual(['id: 2', 'id: 3', 'id: 4']);
+  expect(chunks[2]!.match(/^id: \d+$/gm)).toEqual(['id: 5']);
+  const delivered = await metrics.registry.getSingleMetricAsString(
+    'nodebatch_gateway_events_delivered_total',
+  );
+  expect(delivered).toContain('nodebatch_gateway_events_delivered_total{kind="sse"} 4');
+});
