@@ -45,5 +45,5 @@ describe('startRedisCluster', () => {
     } finally {
       client.disconnect();
     }
-  });
+  }, 120_000);
 });

@@ -173,7 +173,7 @@ describe('redis transport on a Redis Cluster', () => {
     ]);
     const seqs = pair.hints.map((hint) => hint.seq);
     expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
-  });
+  }, 120_000);
 
   it('subscribes again when its connection drops while the cluster is down (another master stopped)', async () => {
     const channel = uniqueName('progress');
@@ -200,7 +200,7 @@ describe('redis transport on a Redis Cluster', () => {
     await vi.waitFor(() => expect(pair.health.at(-1)).toEqual({ healthy: true, reason: null }), WAIT);
     await pair.append(1);
     await vi.waitFor(() => expect(pushedSeqs(pair.hints)).toEqual([2]), WAIT);
-  });
+  }, 120_000);
 
   it('falls back to classic Pub/Sub on a cluster without SPUBLISH (Redis before 7), and says so in its log', async () => {
     // A real cluster whose servers do not know SPUBLISH, as Redis 6 does not.
@@ -217,5 +217,5 @@ describe('redis transport on a Redis Cluster', () => {
     for (let done = 1; done <= 3; done++) await pair.append(done);
     await vi.waitFor(() => expect(pushedSeqs(pair.hints)).toEqual([2, 3, 4]), WAIT);
     expect(pair.publisher.failedPublishes).toBe(0);
-  });
+  }, 120_000);
 });
