@@ -1,4 +1,4 @@
-import { recordEventStream } from '@nodebatch/client/testing';
+import { recordEventStream, type EventStreamRecording } from '@nodebatch/client/testing';
 import { isTerminalType, sleep, type StoredEvent } from '@nodebatch/progress';
 import WebSocket from 'ws';
 
@@ -33,125 +33,109 @@ function lastSeq(received: readonly StoredEvent[]): number {
   return received.at(-1)?.seq ?? 0;
 }
 
-/** Follows one task over SSE, reconnecting with Last-Event-ID after every break. */
-export function sseSubscriber(options: SubscriberOptions): ChaosSubscriber {
+/** One connection of a subscriber: `ended` is true once the task's end arrived, false when it broke. */
+interface Connection {
+  ended: Promise<boolean>;
+  close(): void;
+}
+
+/**
+ * The reconnect loop both kinds share: connect to the next gateway, resuming
+ * after the last seq received, until a connection delivered the task's end.
+ */
+function follow(
+  kind: ChaosSubscriber['kind'],
+  options: SubscriberOptions,
+  connect: (url: string, received: StoredEvent[], opened: () => void) => Connection,
+): ChaosSubscriber {
   const received: StoredEvent[] = [];
   let connections = 0;
   let stopped = false;
-  let current: { close(): void } | undefined;
+  let current: Connection | undefined;
   const done = (async () => {
     for (let attempt = 0; !stopped; attempt++) {
-      const url = options.urls[attempt % options.urls.length]!;
-      const after = lastSeq(received);
-      let recording;
-      try {
-        recording = await recordEventStream(`${url}/api/v1/tasks/${options.taskId}/events`, {
-          headers: {
-            authorization: `Bearer ${options.token}`,
-            ...(after > 0 && { 'last-event-id': String(after) }),
-          },
-        });
-      } catch {
-        // The gateway is restarting, or answered an error status: try the next one.
-        await sleep(250);
-        continue;
-      }
-      connections += 1;
-      current = recording;
-      let seen = 0;
-      const take = () => {
-        for (; seen < recording.messages.length; seen++) {
-          const message = recording.messages[seen]!;
-          if (message.data) received.push(JSON.parse(message.data) as StoredEvent);
-        }
-      };
-      await recording.waitFor(() => (take(), false)).catch(() => undefined);
-      take();
-      if (received.some((event) => isTerminalType(event.type))) return;
-      await sleep(100);
+      current = connect(options.urls[attempt % options.urls.length]!, received, () => (connections += 1));
+      if (await current.ended.catch(() => false)) return;
+      await sleep(250);
     }
-    throw new Error(`SSE subscriber of ${options.taskId} stopped before the task ended`);
+    throw new Error(`${kind} subscriber of ${options.taskId} stopped before the task ended`);
   })();
-  return handle(
-    'sse',
-    options.taskId,
+  return {
+    kind,
+    taskId: options.taskId,
     received,
-    () => connections,
+    get connections() {
+      return connections;
+    },
     done,
-    () => {
+    stop: () => {
       stopped = true;
       current?.close();
     },
-  );
+  };
+}
+
+/** Follows one task over SSE, reconnecting with Last-Event-ID after every break. */
+export function sseSubscriber(options: SubscriberOptions): ChaosSubscriber {
+  return follow('sse', options, (url, received, opened) => {
+    let recording: EventStreamRecording | undefined;
+    let closed = false;
+    const ended = (async () => {
+      const after = lastSeq(received);
+      recording = await recordEventStream(`${url}/api/v1/tasks/${options.taskId}/events`, {
+        headers: {
+          authorization: `Bearer ${options.token}`,
+          ...(after > 0 && { 'last-event-id': String(after) }),
+        },
+      });
+      opened();
+      if (closed) recording.close();
+      const stream = recording;
+      let seen = 0;
+      const take = () => {
+        for (; seen < stream.messages.length; seen++) {
+          const message = stream.messages[seen]!;
+          if (message.data) received.push(JSON.parse(message.data) as StoredEvent);
+        }
+      };
+      await stream.waitFor(() => (take(), false)).catch(() => undefined);
+      take();
+      return received.some((event) => isTerminalType(event.type));
+    })();
+    return {
+      ended,
+      close: () => {
+        closed = true;
+        recording?.close();
+      },
+    };
+  });
 }
 
 /** Follows one task over the WebSocket, resubscribing with `after` after every break. */
 export function wsSubscriber(options: SubscriberOptions): ChaosSubscriber {
-  const received: StoredEvent[] = [];
-  let connections = 0;
-  let stopped = false;
-  let socket: WebSocket | undefined;
-  const done = (async () => {
-    for (let attempt = 0; !stopped; attempt++) {
-      const url = options.urls[attempt % options.urls.length]!.replace(/^http/, 'ws');
-      const ended = await new Promise<boolean>((resolve) => {
-        const ws = new WebSocket(`${url}/api/v1/progress/ws`, {
-          headers: { authorization: `Bearer ${options.token}` },
-        });
-        socket = ws;
-        let finished = false;
-        ws.on('open', () => {
-          connections += 1;
-          ws.send(JSON.stringify({ type: 'subscribe', taskId: options.taskId, after: lastSeq(received) }));
-        });
-        ws.on('message', (data) => {
-          const message = JSON.parse(String(data)) as
-            | { type: 'event'; event: StoredEvent }
-            | { type: 'end'; taskId: string }
-            | { type: 'error'; code: string; message: string };
-          if (message.type === 'event') received.push(message.event);
-          else if (message.type === 'end') {
-            finished = true;
-            ws.close();
-          } else ws.close();
-        });
-        ws.on('error', () => undefined);
-        ws.on('close', () => resolve(finished));
+  return follow('ws', options, (url, received, opened) => {
+    const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/api/v1/progress/ws`, {
+      headers: { authorization: `Bearer ${options.token}` },
+    });
+    const ended = new Promise<boolean>((resolve) => {
+      let finished = false;
+      ws.on('open', () => {
+        opened();
+        ws.send(JSON.stringify({ type: 'subscribe', taskId: options.taskId, after: lastSeq(received) }));
       });
-      if (ended) return;
-      await sleep(250);
-    }
-    throw new Error(`WebSocket subscriber of ${options.taskId} stopped before the task ended`);
-  })();
-  return handle(
-    'ws',
-    options.taskId,
-    received,
-    () => connections,
-    done,
-    () => {
-      stopped = true;
-      socket?.terminate();
-    },
-  );
-}
-
-function handle(
-  kind: ChaosSubscriber['kind'],
-  taskId: string,
-  received: readonly StoredEvent[],
-  connections: () => number,
-  done: Promise<void>,
-  stop: () => void,
-): ChaosSubscriber {
-  return {
-    kind,
-    taskId,
-    received,
-    get connections() {
-      return connections();
-    },
-    done,
-    stop,
-  };
+      ws.on('message', (data) => {
+        const message = JSON.parse(String(data)) as
+          | { type: 'event'; event: StoredEvent }
+          | { type: 'end'; taskId: string }
+          | { type: 'error'; code: string; message: string };
+        if (message.type === 'event') received.push(message.event);
+        else if (message.type === 'end') finished = true;
+        if (message.type !== 'event') ws.close();
+      });
+      ws.on('error', () => undefined);
+      ws.on('close', () => resolve(finished));
+    });
+    return { ended, close: () => ws.terminate() };
+  });
 }
