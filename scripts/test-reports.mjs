@@ -61,9 +61,16 @@ export function summariseReports({
       failed += 1;
     }
     for (const file of data.testResults ?? []) {
-      // A file that failed to load reports no tests at all; count it, or a
-      // broken import would look like a green run.
-      if (file.status === 'failed' && (file.assertionResults ?? []).length === 0) failed += 1;
+      // A file that failed with no failed test (it failed to load, or a
+      // beforeAll/afterAll hook failed or timed out) counts once, or a broken
+      // import or a hanging teardown would look like a green run.
+      if (
+        file.status === 'failed' &&
+        !(file.assertionResults ?? []).some((test) => test.status === 'failed')
+      ) {
+        log(`[test] ${relative(root, file.name)} failed outside its tests: ${file.message ?? 'no message'}`);
+        failed += 1;
+      }
       for (const test of file.assertionResults ?? []) {
         if (!SKIPPED_STATUSES.has(test.status)) continue;
         const id = [relative(root, file.name), ...(test.ancestorTitles ?? []), test.title].join(' > ');

@@ -45,6 +45,13 @@ beforeAll(() => {
     ].join('\n'),
   });
   workspace('emptied', { 'README.md': 'its tests were deleted\n' });
+  workspace('failing-hook', {
+    'c.test.js': [
+      "it('passes', () => {});",
+      "afterAll(() => { throw new Error('teardown failed'); });",
+      '',
+    ].join('\n'),
+  });
   workspace('no-script', {}, false);
 }, 240_000);
 
@@ -70,6 +77,14 @@ describe('the test command reading Vitest reports', () => {
       counts: { passed: 1, failed: 0, skipped: 0 },
       messages: [],
     });
+  });
+
+  it('fails a file whose tests passed but whose afterAll hook failed, naming it', () => {
+    const { counts, messages } = summarise(['failing-hook']);
+    expect(counts).toEqual({ passed: 1, failed: 1, skipped: 0 });
+    expect(messages).toEqual([
+      expect.stringMatching(/^\[test\] failing-hook\/c\.test\.js failed outside its tests: /),
+    ]);
   });
 
   it('fails a package that has a test script and ran no test', () => {

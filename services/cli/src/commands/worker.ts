@@ -1,7 +1,11 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { createLogger, loadConfig, logConfigWarnings } from '@nodebatch/config';
+import { withTimeout } from '@nodebatch/progress';
 import { startWorker } from '@nodebatch/worker';
+
+/** Beyond the worker's grace period, how long its close may take before the process exits anyway. */
+const CLOSE_MARGIN_MS = 25_000;
 
 function positiveMs(value: string): number {
   const ms = Number(value);
@@ -46,7 +50,15 @@ export function registerWorkerCommand(program: Command): void {
       process.stdout.write(`${JSON.stringify({ workerId: worker.id, healthUrl: worker.healthUrl })}\n`);
       const stop = (signal: NodeJS.Signals) => {
         logger.info({ signal }, 'stopping the worker');
-        worker.close().then(
+        // The worker's own close hands jobs back within the grace period and
+        // then forces; past that and a margin, connections that never let go
+        // (a blocked fetch on a Redis Cluster node that restarted) must not
+        // keep the process from exiting.
+        withTimeout(
+          worker.close(),
+          config.worker.shutdownGraceMs + CLOSE_MARGIN_MS,
+          'closing the worker',
+        ).then(
           () => process.exit(0),
           (err: unknown) => {
             logger.error({ err }, 'the worker did not close cleanly');
