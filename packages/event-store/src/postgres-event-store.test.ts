@@ -1,3 +1,4 @@
+import pg from 'pg';
 import {
   InvalidEventError,
   StaleSequenceError,
@@ -107,6 +108,39 @@ describe('append and read', () => {
     });
     expect(seen).toEqual(stored);
     expect(stored[0]!.position).toBeGreaterThan(0);
+  });
+
+  it("sends a hook's NOTIFY with the commit, and rolls the append back when the NOTIFY fails", async () => {
+    const { store, database } = fixture;
+    const listener = new pg.Client({ connectionString: database.url });
+    await listener.connect();
+    try {
+      const received: string[] = [];
+      listener.on('notification', (message) => received.push(message.payload ?? ''));
+      await listener.query('LISTEN store_hook_test');
+      await store.append('t-notify', [taskCreated()], {
+        hook: (tx, events) => {
+          tx.notify('store_hook_test', `it's seq ${events[0]!.seq}`);
+          return Promise.resolve();
+        },
+      });
+      // PostgreSQL refuses payloads of 8000 bytes and more: the append fails as a whole.
+      await expect(
+        store.append('t-notify', [nodeProgress('node-a', 1)], {
+          hook: (tx) => {
+            tx.notify('store_hook_test', 'x'.repeat(9000));
+            return Promise.resolve();
+          },
+        }),
+      ).rejects.toThrow(/payload string too long/);
+      await listener.query('SELECT 1');
+      expect(received).toEqual(["it's seq 1"]);
+      expect((await store.readTask('t-notify')).map((event) => event.seq)).toEqual([1]);
+      // The connection the failed append used is clean again.
+      await expect(store.append('t-notify', [nodeProgress('node-a', 1)])).resolves.toHaveLength(1);
+    } finally {
+      await listener.end();
+    }
   });
 });
 

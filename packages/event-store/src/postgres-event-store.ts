@@ -11,17 +11,18 @@ import {
   UnknownTaskError,
   validateEvents,
   type AppendOptions,
-  type AppendTransaction,
   type EventStore,
   type NewEvent,
   type ReadAllOptions,
   type ReadTaskOptions,
   type StoredEvent,
   type TerminalEventType,
+  type ValidatedEvent,
 } from '@nodebatch/progress';
-import { CompiledQuery, Kysely, PostgresDialect, sql, type Transaction } from 'kysely';
+import { Kysely, PostgresDialect, sql } from 'kysely';
 import type pg from 'pg';
 import { pino, type Logger } from 'pino';
+import { AppendConnection } from './append-connection.js';
 import type { EventRow, EventStoreDatabase, TaskRow } from './database.js';
 import { applyToSummary, type TaskSummary, type TaskSummaryStatus } from './task-summary.js';
 
@@ -119,6 +120,12 @@ const EVENT_COLUMNS = sql.raw(
   `position, task_id, seq, type, to_char(time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS time, data`,
 );
 
+/** The locked task row, with what the locking statement's snapshot saw (see append). */
+interface LockedTaskRow extends TaskRow {
+  seen_last_seq: number | null;
+  seen_batch: number | null;
+}
+
 const TERMINAL_TYPE_OF_STATUS: Partial<Record<string, TerminalEventType>> = {
   completed: 'TaskCompleted',
   cancelled: 'TaskCancelled',
@@ -144,6 +151,7 @@ export function createEventStore(options: EventStoreOptions): PostgresEventStore
 
 class PgEventStore implements PostgresEventStore {
   readonly #db: Kysely<EventStoreDatabase>;
+  readonly #pool: pg.Pool;
   readonly #logger: Logger;
   readonly #maxEventBytes: number;
   readonly #maxTaskCreatedBytes: number;
@@ -151,6 +159,7 @@ class PgEventStore implements PostgresEventStore {
   readonly #now: () => Date;
 
   constructor(options: EventStoreOptions) {
+    this.#pool = options.pool;
     this.#db = new Kysely<EventStoreDatabase>({ dialect: new PostgresDialect({ pool: options.pool }) });
     this.#logger = options.logger ?? pino({ level: 'silent' });
     this.#maxEventBytes = options.maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES;
@@ -168,65 +177,91 @@ class PgEventStore implements PostgresEventStore {
     const key = checkIdempotencyKey(taskId, options.idempotencyKey) ?? null;
     if (validated.length === 0) return [];
     const defaultTime = this.#now().toISOString();
-    // READ COMMITTED whatever the server's default: a waiting append must read
-    // the row as the append before it committed it, not fail to serialize.
-    return this.#db
-      .transaction()
-      .setIsolationLevel('read committed')
-      .execute(async (trx) => {
-        // The row lock serializes appends to this task and nothing else; a
-        // waiting append then reads the row as the previous one committed it.
-        // The same statement announces this append to readers (invariant 4,
-        // docs/invariants.md) before any position is taken: one round trip
-        // less per append. Announcing before the lock wait only makes readers
-        // more cautious (an older floor), never less.
-        const { rows } = await sql<TaskRow>`
-          SELECT t.* FROM event_writer_register() AS registered,
-            LATERAL (SELECT * FROM tasks WHERE task_id = ${taskId} FOR UPDATE) AS t`.execute(trx);
-        const task = rows[0];
-        if (key !== null && task !== undefined) {
-          // A statement of its own, after the lock: its snapshot sees a batch
-          // that an append we waited for committed (the locking statement's
-          // snapshot, for a joined table, would not).
-          const replayed = await sql<EventRow>`
+    const lit = AppendConnection.literal;
+    // The row lock serializes appends to this task and nothing else; a
+    // waiting append then reads the row as the previous one committed it.
+    // The same statement announces this append to readers (invariant 4,
+    // docs/invariants.md) before any position is taken, and, with a key, looks
+    // for a batch an earlier try committed. Announcing before the lock wait
+    // only makes readers more cautious (an older floor), never less.
+    //
+    // The key's lookup and `seen_last_seq` read the statement's snapshot, taken
+    // before any lock wait; the locked row is the newest version. When they
+    // differ an append committed while this one waited, possibly the earlier
+    // try: its batch is then looked up again by a statement of its own, whose
+    // snapshot sees it.
+    const { tx, rows } = await AppendConnection.begin<LockedTaskRow>(
+      this.#pool,
+      `SELECT t.*, (SELECT last_seq FROM tasks WHERE task_id = ${lit(taskId)}) AS seen_last_seq,
+         ${key === null ? 'NULL' : `(SELECT first_seq FROM event_batches WHERE task_id = ${lit(taskId)} AND idempotency_key = ${lit(key)})`} AS seen_batch
+       FROM event_writer_register() AS registered,
+         LATERAL (SELECT * FROM tasks WHERE task_id = ${lit(taskId)} FOR UPDATE) AS t`,
+    );
+    try {
+      const stored = await this.#appendLocked(tx, taskId, rows[0], key, validated, defaultTime, options);
+      await tx.commit();
+      return stored;
+    } catch (err) {
+      await tx.rollback();
+      throw err;
+    }
+  }
+
+  async #appendLocked(
+    tx: AppendConnection,
+    taskId: string,
+    task: LockedTaskRow | undefined,
+    key: string | null,
+    validated: readonly ValidatedEvent[],
+    defaultTime: string,
+    options: AppendOptions,
+  ): Promise<StoredEvent[]> {
+    if (key !== null && task !== undefined) {
+      const mayHaveCommitted = task.seen_batch !== null || task.seen_last_seq !== task.last_seq;
+      const replayed = mayHaveCommitted
+        ? await tx.run(
+            sql<EventRow>`
             SELECT ${EVENT_COLUMNS} FROM events JOIN event_batches b USING (task_id)
             WHERE task_id = ${taskId} AND b.idempotency_key = ${key} AND seq BETWEEN b.first_seq AND b.last_seq
-            ORDER BY seq`.execute(trx);
-          // Written by an earlier try whose acknowledgement was lost: answer as it would have.
-          if (replayed.rows.length > 0) {
-            return replayedBatch(taskId, key, replayed.rows.map(toStoredEvent), validated);
-          }
-        }
-        const lastSeq = task?.last_seq ?? 0;
-        if (options.expectedSeq !== undefined && options.expectedSeq !== lastSeq) {
-          throw new StaleSequenceError(taskId, options.expectedSeq, lastSeq);
-        }
-        const endedWith =
-          task?.finished_at != null ? (TERMINAL_TYPE_OF_STATUS[task.status] ?? task.status) : null;
-        checkLogRules(taskId, { lastSeq, endedWith }, validated);
-        // After the log rules: a stale run's append to an ended task is told the task ended.
-        const attempt = applyFence(taskId, task?.attempt ?? 0, options.fence, validated as NewEvent[]);
+            ORDER BY seq`.compile(this.#db),
+          )
+        : [];
+      // Written by an earlier try whose acknowledgement was lost: answer as it would have.
+      if (replayed.length > 0) {
+        return replayedBatch(taskId, key, replayed.map(toStoredEvent), validated);
+      }
+    }
+    const lastSeq = task?.last_seq ?? 0;
+    if (options.expectedSeq !== undefined && options.expectedSeq !== lastSeq) {
+      throw new StaleSequenceError(taskId, options.expectedSeq, lastSeq);
+    }
+    const endedWith =
+      task?.finished_at != null ? (TERMINAL_TYPE_OF_STATUS[task.status] ?? task.status) : null;
+    checkLogRules(taskId, { lastSeq, endedWith }, validated);
+    // After the log rules: a stale run's append to an ended task is told the task ended.
+    const attempt = applyFence(taskId, task?.attempt ?? 0, options.fence, validated as NewEvent[]);
 
-        const pending = validated.map(
-          (event, index) =>
-            ({
-              taskId,
-              seq: lastSeq + index + 1,
-              position: 0,
-              type: event.type,
-              time: event.time ?? defaultTime,
-              data: event.data,
-            }) as StoredEvent,
-        );
-        const countableEnds = await this.#countableNodeEnds(trx, taskId, task === undefined, pending);
-        const summary = applyToSummary(task === undefined ? null : summaryOf(task), pending, countableEnds);
-        if (task === undefined) await this.#insertTask(trx, summary, options.expectedSeq);
+    const pending = validated.map(
+      (event, index) =>
+        ({
+          taskId,
+          seq: lastSeq + index + 1,
+          position: 0,
+          type: event.type,
+          time: event.time ?? defaultTime,
+          data: event.data,
+        }) as StoredEvent,
+    );
+    const countableEnds = await this.#countableNodeEnds(tx, taskId, task === undefined, pending);
+    const summary = applyToSummary(task === undefined ? null : summaryOf(task), pending, countableEnds);
+    if (task === undefined) await this.#insertTask(tx, summary, options.expectedSeq);
 
-        const batch = JSON.stringify(
-          pending.map((event) => ({ type: event.type, time: event.time, data: event.data })),
-        );
-        // One statement for the whole batch; the ordered subquery makes positions follow seqs.
-        const inserted = await sql<EventRow>`
+    const batch = JSON.stringify(
+      pending.map((event) => ({ type: event.type, time: event.time, data: event.data })),
+    );
+    // One statement for the whole batch; the ordered subquery makes positions follow seqs.
+    const inserted = await tx.run(
+      sql<EventRow>`
         WITH inserted AS (
           INSERT INTO events (position, task_id, seq, type, time, data)
           SELECT nextval('event_position_seq'), ${taskId}, ${lastSeq}::integer + e.ord::integer,
@@ -244,11 +279,11 @@ class PgEventStore implements PostgresEventStore {
           SELECT ${taskId}, ${key}::text, ${lastSeq + 1}::integer, ${lastSeq + pending.length}::integer
           WHERE ${key}::text IS NOT NULL
         )
-        SELECT * FROM inserted ORDER BY seq`.execute(trx);
-        const stored = inserted.rows.map(toStoredEvent);
-        if (options.hook) await options.hook(appendTransaction(trx), stored);
-        return stored;
-      });
+        SELECT * FROM inserted ORDER BY seq`.compile(this.#db),
+    );
+    const stored = inserted.map(toStoredEvent);
+    if (options.hook) await options.hook(tx, stored);
+    return stored;
   }
 
   /**
@@ -258,7 +293,7 @@ class PgEventStore implements PostgresEventStore {
    * partial index events_node_end_idx.
    */
   async #countableNodeEnds(
-    trx: Transaction<EventStoreDatabase>,
+    tx: AppendConnection,
     taskId: string,
     isNew: boolean,
     events: readonly StoredEvent[],
@@ -272,34 +307,40 @@ class PgEventStore implements PostgresEventStore {
       }
     }
     if (ending.size === 0) return ending;
-    const { rows } = await sql<{ node: string }>`
+    const rows = await tx.run(
+      sql<{ node: string }>`
       SELECT n.node FROM unnest(${[...ending]}::text[]) AS n (node)
       WHERE (SELECT data->'nodes' FROM events WHERE task_id = ${taskId} AND seq = 1) ? n.node
         AND NOT EXISTS (
           SELECT 1 FROM events
           WHERE task_id = ${taskId} AND data->>'node' = n.node
-            AND type IN ('NodeSucceeded', 'NodeFailed', 'NodeSkipped'))`.execute(trx);
+            AND type IN ('NodeSucceeded', 'NodeFailed', 'NodeSkipped'))`.compile(this.#db),
+    );
     return new Set(rows.map((row) => row.node));
   }
 
   async #insertTask(
-    trx: Transaction<EventStoreDatabase>,
+    tx: AppendConnection,
     summary: TaskSummary,
     expectedSeq: number | undefined,
   ): Promise<void> {
-    const created = await sql`
+    const created = await tx.run(
+      sql`
       INSERT INTO tasks (task_id, user_id, action, status, total, done, succeeded, failed, skipped, last_seq,
                          created_at, updated_at, finished_at)
       VALUES (${summary.taskId}, ${summary.userId}, ${summary.action}, ${summary.status}, ${summary.total},
               ${summary.done}, ${summary.succeeded}, ${summary.failed}, ${summary.skipped}, ${summary.lastSeq},
               ${summary.createdAt}, ${summary.updatedAt}, ${summary.finishedAt})
       ON CONFLICT (task_id) DO NOTHING
-      RETURNING task_id`.execute(trx);
-    if (created.rows.length > 0) return;
+      RETURNING task_id`.compile(this.#db),
+    );
+    if (created.length > 0) return;
     // Another append created the task after our FOR UPDATE found nothing.
-    const { rows } = await sql<{
-      last_seq: number;
-    }>`SELECT last_seq FROM tasks WHERE task_id = ${summary.taskId}`.execute(trx);
+    const rows = await tx.run(
+      sql<{ last_seq: number }>`SELECT last_seq FROM tasks WHERE task_id = ${summary.taskId}`.compile(
+        this.#db,
+      ),
+    );
     const actual = rows[0]?.last_seq ?? 0;
     if (expectedSeq !== undefined) throw new StaleSequenceError(summary.taskId, expectedSeq, actual);
     throw new InvalidEventError(
@@ -458,13 +499,6 @@ class PgEventStore implements PostgresEventStore {
       },
     };
   }
-}
-
-function appendTransaction(trx: Transaction<EventStoreDatabase>): AppendTransaction {
-  return {
-    query: (text, values) =>
-      trx.executeQuery(CompiledQuery.raw(text, values === undefined ? [] : [...values])),
-  };
 }
 
 function toStoredEvent(row: EventRow): StoredEvent {

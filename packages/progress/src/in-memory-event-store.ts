@@ -43,6 +43,9 @@ export class InMemoryQueryError extends NodebatchError {
 
 const inMemoryTransaction: AppendTransaction = {
   query: (text) => Promise.reject(new InMemoryQueryError(text)),
+  notify: (channel) => {
+    throw new InMemoryQueryError(`NOTIFY ${channel}`);
+  },
 };
 
 /**

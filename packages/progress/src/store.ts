@@ -34,7 +34,14 @@ export interface EventReader {
 
 /** What an append hook may do inside the append transaction. */
 export interface AppendTransaction {
+  /** Runs a statement now, inside the transaction. */
   query(text: string, values?: readonly unknown[]): Promise<unknown>;
+  /**
+   * Queues a NOTIFY that goes out with the COMMIT, in the same round trip
+   * (PostgreSQL delivers notifications at commit anyway); a failure of it
+   * rolls the append back like a failed query.
+   */
+  notify(channel: string, payload: string): void;
 }
 
 /**

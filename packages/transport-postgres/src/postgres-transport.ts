@@ -145,9 +145,10 @@ class PostgresTransportImpl implements PostgresTransport {
     return this.#malformed.count;
   }
 
-  readonly inTransaction: AppendHook = async (tx, events) => {
-    if (events.length === 0) return;
-    await tx.query('SELECT pg_notify($1, $2)', [this.channel, encodeEvents(events)]);
+  readonly inTransaction: AppendHook = (tx, events) => {
+    // Sent with the COMMIT, in its round trip.
+    if (events.length > 0) tx.notify(this.channel, encodeEvents(events));
+    return Promise.resolve();
   };
 
   async start(): Promise<void> {
