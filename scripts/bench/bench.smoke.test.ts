@@ -111,6 +111,8 @@ it(
     expect(results.stages.map((stage) => stage.transport)).toEqual(['postgres']);
     expect(results.stages[0]!.appendReturned?.count).toBeGreaterThan(0);
     expect(results.stages[0]!.gatewayWrite?.count).toBe(4 * (4 + 1));
+    // The durable round trip sampled while the paced run went on.
+    expect(results.stages[0]!.loadedFloor?.count).toBeGreaterThan(0);
     expect(results.idle.map((idle) => [idle.transport, idle.subscribers])).toEqual([['postgres', 5]]);
 
     const markdown = renderMarkdown(results);

@@ -12,6 +12,7 @@ import {
 } from './nodebatch-phase.js';
 import type { TransportName } from './options.js';
 import { DatabaseLoad } from './pg-stats.js';
+import { startLoadedFloor, type LoadedFloor } from './raw-floor.js';
 import {
   createJobQueue,
   NODEBATCH_PRODUCER,
@@ -135,14 +136,24 @@ export async function runNodebatchPipeline(
       await ensureGateways(plan.gateways);
       const label = `${transport}-${plan.kind}-${plan.subscribers}x${plan.gateways}`;
       let lagBefore: LagBuckets | undefined;
+      let floor: LoadedFloor | undefined;
       const hints = listener;
       const { run, appendMs } = await runPipeline(system, plan, label, timeoutMs, {
         tasks: (taskIds) => hints.follow(taskIds),
         // After the subscribers got seq 1 (read from the log as they subscribed): only the run's events count.
         live: async () => {
-          if (step.stages) lagBefore = await readLagBuckets(urls.slice(0, plan.gateways));
+          if (!step.stages) return;
+          lagBefore = await readLagBuckets(urls.slice(0, plan.gateways));
+          if (transport !== 'polling') {
+            floor = await startLoadedFloor(
+              transport,
+              { database: database.url, redis: context.redisUrl },
+              'nb_bench_loaded_floor',
+            );
+          }
         },
       });
+      const loadedFloor = await floor?.stop();
       (step.table === 'scale' ? result.scale : result.runs).push(run);
       if (step.stages && lagBefore) {
         const lagAfter = await readLagBuckets(urls.slice(0, plan.gateways));
@@ -152,6 +163,7 @@ export async function runNodebatchPipeline(
           hintAtListener: quantiles(listener.samples),
           gatewayWrite: lagQuantiles(lagBefore, lagAfter),
           clientArrival: { p50: run.latencyMs.p50, p99: run.latencyMs.p99, count: run.deliveries },
+          ...(loadedFloor && { loadedFloor: { ...loadedFloor, count: loadedFloor.samples } }),
         });
       }
       log(describeRun(`${transport}/pipeline`, run));

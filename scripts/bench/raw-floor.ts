@@ -110,3 +110,83 @@ export async function redisPublishRoundTrip(
     publisher.disconnect();
   }
 }
+
+/** A floor sampled in the background; {@link LoadedFloor.stop} ends it and summarises. */
+export interface LoadedFloor {
+  stop(): Promise<RoundTrip | undefined>;
+}
+
+/**
+ * The durable floor again, sampled while a run loads the machine: one
+ * committed INSERT + notification round trip every `intervalMs`, on
+ * connections of its own, from start to stop. The raw floor is measured on
+ * an idle machine; a run's latency stands on what the same round trip takes
+ * while the run's own processes, PostgreSQL and Redis share the cores.
+ * postgres: INSERT + pg_notify in one transaction → LISTEN (as an append's
+ * NOTIFY); redis: the committed INSERT, then PUBLISH → SUBSCRIBE (as an
+ * append's PUBLISH after commit).
+ */
+export async function startLoadedFloor(
+  transport: 'postgres' | 'redis',
+  urls: { database: string; redis: string },
+  channel: string,
+  intervalMs = 10,
+): Promise<LoadedFloor> {
+  const sender = new pg.Client({ connectionString: urls.database });
+  await sender.connect();
+  await sender.query(
+    'CREATE TABLE IF NOT EXISTS bench_floor (id bigserial PRIMARY KEY, payload text NOT NULL)',
+  );
+  let pending: ((payload: string) => void) | undefined;
+  let close: () => Promise<void>;
+  let send: (payload: string) => Promise<unknown>;
+  if (transport === 'postgres') {
+    const listener = new pg.Client({ connectionString: urls.database });
+    await listener.connect();
+    await listener.query(`LISTEN "${channel}"`);
+    listener.on('notification', (message) => pending?.(message.payload ?? ''));
+    send = (payload) =>
+      sender.query(
+        `BEGIN; INSERT INTO bench_floor (payload) VALUES ('${payload}'); SELECT pg_notify('${channel}', '${payload}'); COMMIT`,
+      );
+    close = () => listener.end();
+  } else {
+    const subscriber = new Redis(urls.redis, { lazyConnect: true });
+    const publisher = new Redis(urls.redis, { lazyConnect: true });
+    await Promise.all([subscriber.connect(), publisher.connect()]);
+    await subscriber.subscribe(channel);
+    subscriber.on('message', (_channel: string, message: string) => pending?.(message));
+    send = async (payload) => {
+      await sender.query(`BEGIN; INSERT INTO bench_floor (payload) VALUES ('${payload}'); COMMIT`);
+      await publisher.publish(channel, payload);
+    };
+    close = () => {
+      subscriber.disconnect();
+      publisher.disconnect();
+      return Promise.resolve();
+    };
+  }
+  const recorder = new LatencyRecorder();
+  let stopped = false;
+  const loop = (async () => {
+    for (let i = 0; !stopped; i++) {
+      const arrived = new Promise<string>((resolve) => (pending = resolve));
+      const started = performance.now();
+      await send(String(i));
+      if ((await arrived) !== String(i)) throw new Error(`loaded floor: expected ${i}`);
+      recorder.add(performance.now() - started);
+      await new Promise((resolve) => setTimeout(resolve, intervalMs));
+    }
+  })();
+  return {
+    stop: async () => {
+      stopped = true;
+      try {
+        await loop;
+      } finally {
+        await Promise.all([close(), sender.end()]);
+      }
+      return recorder.count > 0 ? { ...recorder.summary(), samples: recorder.count } : undefined;
+    },
+  };
+}

@@ -27,6 +27,8 @@ export interface StageBreakdown {
   /** From the gateways' histogram: interpolated inside the bucket that holds the quantile. */
   gatewayWrite?: Quantiles;
   clientArrival: Quantiles;
+  /** The durable commit + notification round trip, sampled during the run (raw-floor.ts startLoadedFloor). */
+  loadedFloor?: Quantiles;
 }
 
 export function quantiles(samples: readonly number[]): Quantiles | undefined {
