@@ -47,6 +47,23 @@ describe('SseParser', () => {
     expect(parse([STREAM.replaceAll('\n', '\r')])).toEqual(EXPECTED);
   });
 
+  it('reads LF, CRLF and CR line ends mixed in one chunk', () => {
+    const endings = ['\n', '\r\n', '\r'];
+    for (let shift = 0; shift < endings.length; shift++) {
+      const lines = STREAM.split('\n');
+      const last = lines.pop();
+      // A CR before an empty LF-ended line would read as one CRLF: that line ends with CRLF instead.
+      const mixed =
+        lines
+          .map((line, i) => {
+            const ending = endings[(i + shift) % endings.length]!;
+            return line + (ending === '\r' && lines[i + 1] === '' ? '\r\n' : ending);
+          })
+          .join('') + last;
+      expect(parse([mixed])).toEqual(EXPECTED);
+    }
+  });
+
   it('does not dispatch a message that has no data line, nor one not yet ended by a blank line', () => {
     expect(parse(['id: 7\nevent: ping\n\n', 'id: 8\ndata: half']).messages).toEqual([]);
   });

@@ -51,8 +51,13 @@ export class SseParser {
     }
     this.#buffer += text;
     let from = 0;
+    // The next CR at or after `from`, -1 when the rest has none. Kept across
+    // lines: a stream of LF-ended lines (what the gateway sends) would
+    // otherwise be scanned to its end for a CR once per line, quadratic in
+    // the size of a chunk that carries many events.
+    let cr = this.#buffer.indexOf('\r');
     for (;;) {
-      const cr = this.#buffer.indexOf('\r', from);
+      if (cr >= 0 && cr < from) cr = this.#buffer.indexOf('\r', from);
       const lf = this.#buffer.indexOf('\n', from);
       if (cr < 0 && lf < 0) break;
       const end = cr < 0 ? lf : lf < 0 ? cr : Math.min(cr, lf);
