@@ -195,6 +195,21 @@ function cpuLimit(results: BenchResults, run: RunResult): string {
 }
 
 /**
+ * Whether this machine has the CPU for a target rate at the CPU an event cost
+ * in this run: the whole machine's CPU per event (every process, PostgreSQL
+ * and Redis included) and the SSE clients' alone, times the target rate,
+ * against the cores there are.
+ */
+function capacityNote(results: BenchResults, run: RunResult, targetEventsPerSec: number): string {
+  if (run.machineBusy === undefined || !run.cpuSeconds || run.events === 0) return '';
+  const { cores } = results.machine;
+  const machinePerEvent = (run.machineBusy * cores * (run.windowMs / 1000)) / run.events;
+  const clientsPerEvent = run.cpuSeconds.clients / run.events;
+  const need = (perEvent: number): string => num(perEvent * targetEventsPerSec, 2);
+  return `; at the CPU an event cost in this run (${num(machinePerEvent * 1e6)} µs of machine CPU, all processes; ${num(clientsPerEvent * 1e6)} µs of it in the SSE clients for its ${num(run.deliveries / run.events, 0)} deliveries), ${num(targetEventsPerSec)} events/s would take ${need(machinePerEvent)} cores (the clients alone ${need(clientsPerEvent)}) of this machine's ${cores}`;
+}
+
+/**
  * What the bare durable round trip took while the paced run loaded the
  * machine, against the target: whether the target is below what the machine
  * gives one commit and notification at that load, or how much the pipeline
@@ -220,7 +235,9 @@ export function renderTargets(results: BenchResults): string[] {
     const ok = ratio >= 2 && clean && run.latencyMs.p99 <= bullMax.latencyMs.p99;
     lines.push(
       `- **${ok ? 'MET' : 'MISSED'}** pipeline, ${run.subscribers} subscribers, ${transport} ≥ 2× BullMQ events/s at ≤ its p99, 0 lost / 0 duplicated: ${num(run.eventsPerSec)} vs ${num(bullMax.eventsPerSec)} events/s = ${num(ratio, 2)}×; p99 ${ms(run.latencyMs.p99)} vs ${ms(bullMax.latencyMs.p99)} ms; lost ${run.lost}, duplicated ${run.duplicated}` +
-        (ok ? '' : `. Limit: ${cpuLimit(results, run)} (BullMQ: ${cpuLimit(results, bullMax)})`),
+        (ok
+          ? ''
+          : `. Limit: ${cpuLimit(results, run)} (BullMQ: ${cpuLimit(results, bullMax)})${capacityNote(results, run, 2 * bullMax.eventsPerSec)}`),
     );
   }
   for (const transport of ['postgres', 'redis']) {
