@@ -1,8 +1,5 @@
-import type { NodebatchConfig } from '@nodebatch/config';
 import { createEventStore } from '@nodebatch/event-store';
 import { ProgressStreams } from '@nodebatch/progress';
-import type { BatchQueue, Runtime } from '@nodebatch/runtime';
-import type { PostgresServer } from '@nodebatch/testkit';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startWorker } from './start-worker.js';
@@ -15,6 +12,7 @@ import {
   waitForEnd,
   waitForEvents,
   capturingLogger,
+  simulatedClusterEnv,
   simulatedNodes,
 } from '../test/support/batch-harness.js';
 
@@ -34,21 +32,13 @@ const FEED_LOST = 'lost the task event feed';
 
 describe('a cancel after the worker lost and regained its task event feed', () => {
   let setup: PrivateDatabaseSetup;
-  let server: PostgresServer;
-  let config: NodebatchConfig;
-  let runtime: Runtime;
-  let queue: BatchQueue;
   let worker: WorkerHandle;
   let admin: pg.Client;
   let feedPool: pg.Pool;
 
   beforeAll(async () => {
-    setup = await startPrivateDatabaseSetup({
-      NODEBATCH_CLUSTER: 'simulated',
-      NODEBATCH_SIM_NODES: String(NODE_COUNT),
-      NODEBATCH_SIM_LATENCY_MS: '600000',
-    });
-    ({ server, config, runtime, queue } = setup);
+    setup = await startPrivateDatabaseSetup({ env: simulatedClusterEnv(NODE_COUNT, 600_000) });
+    const { server, config, runtime } = setup;
     admin = new pg.Client({ connectionString: server.url });
     await admin.connect();
     await admin.query('CREATE ROLE nb_feed LOGIN');
@@ -78,6 +68,7 @@ describe('a cancel after the worker lost and regained its task event feed', () =
   }, 60_000);
 
   it('stops the nodes in flight and ends with TaskCancelled', async () => {
+    const { runtime, queue } = setup;
     const taskId = await submitBatch(runtime, queue, { action: 'cordon', nodes, concurrency: 2 });
     await waitForEvents(runtime, taskId, (event) => event.type === 'NodeStarted', 2);
 

@@ -1,6 +1,3 @@
-import type { NodebatchConfig } from '@nodebatch/config';
-import type { BatchQueue, Runtime } from '@nodebatch/runtime';
-import type { PostgresServer } from '@nodebatch/testkit';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startWorker } from './start-worker.js';
 import type { WorkerHandle } from './start-worker.js';
@@ -13,6 +10,7 @@ import {
   waitForEnd,
   waitForEvents,
   capturingLogger,
+  simulatedClusterEnv,
   simulatedNodes,
 } from '../test/support/batch-harness.js';
 
@@ -30,21 +28,13 @@ const { logger, lines: logLines } = capturingLogger();
 
 describe('a worker whose database stops for a few seconds mid-run', () => {
   let setup: PrivateDatabaseSetup;
-  let server: PostgresServer;
-  let config: NodebatchConfig;
-  let runtime: Runtime;
-  let queue: BatchQueue;
   let worker: WorkerHandle;
 
   beforeAll(async () => {
     setup = await startPrivateDatabaseSetup({
-      NODEBATCH_CLUSTER: 'simulated',
-      NODEBATCH_SIM_NODES: String(NODE_COUNT),
-      NODEBATCH_SIM_LATENCY_MS: '150',
-      WORKER_APPEND_RETRY_BUDGET_MS: '60000',
+      env: { ...simulatedClusterEnv(NODE_COUNT, 150), WORKER_APPEND_RETRY_BUDGET_MS: '60000' },
     });
-    ({ server, config, runtime, queue } = setup);
-    worker = await startWorker({ config, logger });
+    worker = await startWorker({ config: setup.config, logger });
   }, 120_000);
 
   afterAll(async () => {
@@ -61,6 +51,7 @@ describe('a worker whose database stops for a few seconds mid-run', () => {
   async function batchThroughOutage(
     until: (taskId: string) => (line: Record<string, unknown>) => boolean,
   ): Promise<string> {
+    const { runtime, queue, server } = setup;
     const taskId = await submitBatch(runtime, queue, { action: 'cordon', nodes, concurrency: 2 });
     await waitForEvents(runtime, taskId, (event) => event.type === 'NodeSucceeded', 5);
     await server.stop();
@@ -73,6 +64,7 @@ describe('a worker whose database stops for a few seconds mid-run', () => {
   }
 
   it('finishes the run it was in, with every event once', async () => {
+    const { runtime } = setup;
     // Up again once an append of the run has failed and is being retried (or, were it not, the job failed).
     const taskId = await batchThroughOutage((id) => (line) => appendRetried(id)(line) || jobFailed(id)(line));
     const { state, events } = await waitForEnd(runtime, taskId, 120_000);
@@ -91,6 +83,7 @@ describe('a worker whose database stops for a few seconds mid-run', () => {
   }, 240_000);
 
   it('stops the run once the budget is spent; the job runs again and resumes from the log', async () => {
+    const { runtime, config } = setup;
     await worker.close({ graceMs: 1000 });
     worker = await startWorker({
       config: { ...config, worker: { ...config.worker, appendRetryBudgetMs: 300 } },

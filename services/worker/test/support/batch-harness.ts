@@ -141,3 +141,12 @@ export function capturingLogger(level: 'info' | 'warn' = 'info'): {
 export function simulatedNodes(count: number): string[] {
   return Array.from({ length: count }, (_, i) => `sim-node-${i + 1}`);
 }
+
+/** The variables of a simulated cluster of `count` nodes whose operations take `latencyMs` each. */
+export function simulatedClusterEnv(count: number, latencyMs: number): Record<string, string> {
+  return {
+    NODEBATCH_CLUSTER: 'simulated',
+    NODEBATCH_SIM_NODES: String(count),
+    NODEBATCH_SIM_LATENCY_MS: String(latencyMs),
+  };
+}

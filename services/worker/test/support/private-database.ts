@@ -1,41 +1,21 @@
-import { createLogger, loadConfig } from '@nodebatch/config';
-import type { NodebatchConfig } from '@nodebatch/config';
-import { createBatchQueue, createRuntime } from '@nodebatch/runtime';
-import type { BatchQueue, Runtime } from '@nodebatch/runtime';
-import { sharedRedisUrl, startPostgres } from '@nodebatch/testkit';
+import { startPostgres } from '@nodebatch/testkit';
 import type { PostgresServer } from '@nodebatch/testkit';
-import { testEnv } from './batch-harness.js';
-import { removeQueueKeys } from './remove-queue-keys.js';
+import { openBatchSetup } from './batch-setup.js';
+import type { BatchSetup, BatchSetupOptions } from './batch-setup.js';
 
-/** A private PostgreSQL to stop or alter, and what a test drives batches with: the queue stays on the shared Redis. */
-export interface PrivateDatabaseSetup {
+/** A set-up whose database is a private server of its own. */
+export interface PrivateDatabaseSetup extends BatchSetup {
   server: PostgresServer;
-  config: NodebatchConfig;
-  /** The test's own runtime (its logger is silent): appends TaskCreated, watches the task. */
-  runtime: Runtime;
-  queue: BatchQueue;
-  /** Closes the queue and the runtime, removes the server and the queue's keys. */
-  close(): Promise<void>;
 }
 
-export async function startPrivateDatabaseSetup(env: Record<string, string>): Promise<PrivateDatabaseSetup> {
-  const logger = createLogger({ level: 'silent' });
+/**
+ * A set-up on a private PostgreSQL, for tests that stop the server or alter its roles (the
+ * queue stays on the shared Redis); close() removes the server.
+ */
+export async function startPrivateDatabaseSetup(
+  options: BatchSetupOptions = {},
+): Promise<PrivateDatabaseSetup> {
   const server = await startPostgres();
-  const config = loadConfig({
-    env: { ...testEnv(server.url, { redisUrl: sharedRedisUrl() }), ...env },
-  }).config;
-  const runtime = await createRuntime({ config, logger });
-  const queue = createBatchQueue({ config, logger });
-  return {
-    server,
-    config,
-    runtime,
-    queue,
-    close: async () => {
-      await queue.close();
-      await runtime.close();
-      await server.destroy();
-      await removeQueueKeys(sharedRedisUrl(), config.queue.name);
-    },
-  };
+  const setup = await openBatchSetup({ url: server.url, remove: () => server.destroy() }, options);
+  return { ...setup, server };
 }
