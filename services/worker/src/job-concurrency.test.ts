@@ -1,19 +1,16 @@
-import { createLogger, loadConfig } from '@nodebatch/config';
+import { createLogger } from '@nodebatch/config';
 import type { NodebatchConfig } from '@nodebatch/config';
-import { createNodeOperator } from '@nodebatch/kube';
 import { startFakeKubeApi } from '@nodebatch/kube/testing';
 import type { FakeKubeApi } from '@nodebatch/kube/testing';
 import { readTaskEvents } from '@nodebatch/progress';
 import type { StoredEvent } from '@nodebatch/progress';
-import { createBatchQueue, createRuntime } from '@nodebatch/runtime';
 import type { BatchQueue, Runtime } from '@nodebatch/runtime';
-import { createTestDatabase, sharedRedisUrl, uniqueName } from '@nodebatch/testkit';
-import type { TestDatabase } from '@nodebatch/testkit';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startWorker } from './start-worker.js';
 import type { WorkerHandle } from './start-worker.js';
-import { removeQueueKeys } from '../test/support/remove-queue-keys.js';
-import { submitBatch, testEnv, waitForEnd, waitForEvents } from '../test/support/batch-harness.js';
+import { fakeApiOperator, startBatchSetup } from '../test/support/batch-setup.js';
+import type { BatchSetup } from '../test/support/batch-setup.js';
+import { submitBatch, waitForEnd, waitForEvents } from '../test/support/batch-harness.js';
 
 /**
  * WORKER_JOB_CONCURRENCY bounds the tasks one worker runs at once: the
@@ -26,36 +23,26 @@ const nodes = Array.from({ length: TASKS }, (_, i) => `jobs-node-${i + 1}`);
 const podOf = (node: string) => `default/${node}-app`;
 
 const logger = createLogger({ level: 'silent' });
-let database: TestDatabase;
+let setup: BatchSetup;
 let config: NodebatchConfig;
 let runtime: Runtime;
-let api: FakeKubeApi;
 let queue: BatchQueue;
+let api: FakeKubeApi;
 let worker: WorkerHandle | undefined;
 
 beforeAll(async () => {
-  database = await createTestDatabase({ prefix: 'nb_jobs' });
-  config = loadConfig({
-    env: {
-      ...testEnv(database.url, { redisUrl: sharedRedisUrl() }),
-      WORKER_JOB_CONCURRENCY: String(JOB_CONCURRENCY),
-    },
-  }).config;
-  runtime = await createRuntime({ config, logger, postgresChannel: uniqueName('progress') });
+  setup = await startBatchSetup('nb_jobs', { env: { WORKER_JOB_CONCURRENCY: String(JOB_CONCURRENCY) } });
+  ({ config, runtime, queue } = setup);
   api = await startFakeKubeApi({
     nodes,
     pods: nodes.map((node) => ({ name: `${node}-app`, node, ownerKind: 'ReplicaSet' })),
   });
-  queue = createBatchQueue({ config, logger });
 });
 
 afterAll(async () => {
   await worker?.close({ graceMs: 1000 });
-  await queue?.close();
-  await runtime?.close();
   await api?.close();
-  await database?.drop();
-  if (config) await removeQueueKeys(sharedRedisUrl(), config.queue.name);
+  await setup?.close();
 });
 
 it(`runs at most WORKER_JOB_CONCURRENCY=${JOB_CONCURRENCY} tasks at once in one worker`, async () => {
@@ -72,11 +59,7 @@ it(`runs at most WORKER_JOB_CONCURRENCY=${JOB_CONCURRENCY} tasks at once in one 
   worker = await startWorker({
     config,
     logger,
-    operator: createNodeOperator({
-      cluster: { ...config.cluster, mode: 'kubernetes', kubeconfig: api.kubeconfigPath },
-      logger,
-      kubernetes: { evictionBackoff: { initialMs: 20, maxMs: 100 } },
-    }),
+    operator: fakeApiOperator(config, api, logger),
     runtime,
   });
 

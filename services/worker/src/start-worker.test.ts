@@ -1,23 +1,22 @@
-import { createLogger, loadConfig } from '@nodebatch/config';
 import type { NodebatchConfig } from '@nodebatch/config';
-import { createNodeOperator } from '@nodebatch/kube';
 import type { NodeOperator } from '@nodebatch/kube';
 import { startFakeKubeApi } from '@nodebatch/kube/testing';
 import type { FakeKubeApi } from '@nodebatch/kube/testing';
 import type { NewEvent, StoredEvent } from '@nodebatch/progress';
-import { createBatchQueue, createRuntime } from '@nodebatch/runtime';
+import { createBatchQueue } from '@nodebatch/runtime';
 import type { BatchQueue, Runtime } from '@nodebatch/runtime';
-import { createTestDatabase, sharedRedisUrl, uniqueName } from '@nodebatch/testkit';
-import type { TestDatabase } from '@nodebatch/testkit';
+import { sharedRedisUrl, uniqueName } from '@nodebatch/testkit';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startWorker } from './start-worker.js';
 import type { WorkerHandle, WorkerRuntime } from './start-worker.js';
 import { removeQueueKeys } from '../test/support/remove-queue-keys.js';
+import { fakeApiOperator, startBatchSetup } from '../test/support/batch-setup.js';
+import type { BatchSetup } from '../test/support/batch-setup.js';
 import {
+  capturingLogger,
   eventsOfType,
   expectEachNodeSucceededOnce,
   submitBatch,
-  testEnv,
   waitForEnd,
   waitForEvents,
 } from '../test/support/batch-harness.js';
@@ -26,31 +25,19 @@ const NODE_COUNT = 200;
 const nodes = Array.from({ length: NODE_COUNT }, (_, i) => `node-${i + 1}`);
 
 /** Log lines of the worker, to check what it says per task (not per event). */
-const logLines: Record<string, unknown>[] = [];
-const logger = createLogger({
-  level: 'info',
-  destination: { write: (line: string) => void logLines.push(JSON.parse(line) as Record<string, unknown>) },
-});
+const { logger, lines: logLines } = capturingLogger();
 
-let database: TestDatabase;
+let setup: BatchSetup;
 let config: NodebatchConfig;
 let runtime: Runtime;
 let api: FakeKubeApi;
 let operator: NodeOperator;
 let queue: BatchQueue;
 let worker: WorkerHandle;
-/** Queues this file made on the shared Redis, removed at the end. */
+/** Queues this file made on the shared Redis besides the set-up's, removed at the end. */
 const usedQueues: string[] = [];
 /** Every append the worker made through the notifier, to see that events travel in batches. */
 const appendSizes: number[] = [];
-
-function operatorFor(kubeApi: FakeKubeApi): NodeOperator {
-  return createNodeOperator({
-    cluster: { ...config.cluster, mode: 'kubernetes', kubeconfig: kubeApi.kubeconfigPath },
-    logger,
-    kubernetes: { evictionBackoff: { initialMs: 20, maxMs: 100 } },
-  });
-}
 
 function countingRuntime(): WorkerRuntime {
   return {
@@ -66,10 +53,8 @@ function countingRuntime(): WorkerRuntime {
 }
 
 beforeAll(async () => {
-  database = await createTestDatabase({ prefix: 'nb_worker' });
-  config = loadConfig({ env: testEnv(database.url, { redisUrl: sharedRedisUrl() }) }).config;
-  usedQueues.push(config.queue.name);
-  runtime = await createRuntime({ config, logger, postgresChannel: uniqueName('progress') });
+  setup = await startBatchSetup('nb_worker', { logger });
+  ({ config, runtime, queue } = setup);
   api = await startFakeKubeApi({
     nodes,
     pods: nodes.flatMap((node) => [
@@ -77,8 +62,7 @@ beforeAll(async () => {
       { name: `${node}-agent`, node, namespace: 'kube-system', ownerKind: 'DaemonSet' },
     ]),
   });
-  operator = operatorFor(api);
-  queue = createBatchQueue({ config, logger });
+  operator = fakeApiOperator(config, api, logger);
   worker = await startWorker({
     config,
     logger,
@@ -90,10 +74,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await worker?.close({ graceMs: 1000 });
-  await queue?.close();
-  await runtime?.close();
   await api?.close();
-  await database?.drop();
+  await setup?.close();
   await Promise.all(usedQueues.map((name) => removeQueueKeys(sharedRedisUrl(), name)));
 });
 

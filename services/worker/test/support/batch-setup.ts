@@ -1,5 +1,8 @@
 import { createLogger, loadConfig } from '@nodebatch/config';
 import type { NodebatchConfig } from '@nodebatch/config';
+import { createNodeOperator } from '@nodebatch/kube';
+import type { NodeOperator } from '@nodebatch/kube';
+import type { FakeKubeApi } from '@nodebatch/kube/testing';
 import { createBatchQueue, createRuntime } from '@nodebatch/runtime';
 import type { BatchQueue, Runtime } from '@nodebatch/runtime';
 import { createTestDatabase, sharedRedisUrl } from '@nodebatch/testkit';
@@ -74,4 +77,16 @@ export async function openBatchSetup(
     await database.remove();
     throw err;
   }
+}
+
+/**
+ * The Kubernetes operator a worker uses against a fake API server, with short eviction
+ * back-off so that refused evictions are retried within a test's time.
+ */
+export function fakeApiOperator(config: NodebatchConfig, api: FakeKubeApi, logger: Logger): NodeOperator {
+  return createNodeOperator({
+    cluster: { ...config.cluster, mode: 'kubernetes', kubeconfig: api.kubeconfigPath },
+    logger,
+    kubernetes: { evictionBackoff: { initialMs: 20, maxMs: 100 } },
+  });
 }
