@@ -61,42 +61,123 @@ function pipelineRun(
   );
 }
 
-const lostCell = (run: RunResult): string =>
-  `${run.lost} | ${run.duplicated}${run.incomplete ? ` (${run.incomplete} incomplete)` : ''}`;
+/** One column of a Markdown table: its heading, whether it holds figures (right-aligned), its cell in a row. */
+interface Column<Row> {
+  heading: string;
+  figures?: boolean;
+  cell(row: Row): string | number;
+}
+
+/** A Markdown table with a line per row. */
+function markdownTable<Row>(columns: readonly Column<Row>[], rows: readonly Row[]): string {
+  const line = (cells: ReadonlyArray<string | number>): string => `| ${cells.join(' | ')} |`;
+  return [
+    line(columns.map((column) => column.heading)),
+    line(columns.map((column) => (column.figures ? '---:' : '---'))),
+    ...rows.map((row) => line(columns.map((column) => column.cell(row)))),
+  ].join('\n');
+}
+
+/** The columns several tables of runs share. */
+const RUN_COLUMNS = {
+  transport: { heading: 'transport', cell: (run) => run.transport },
+  subscribers: { heading: 'subscribers', figures: true, cell: (run) => run.subscribers },
+  p50: { heading: 'p50 ms', figures: true, cell: (run) => ms(run.latencyMs.p50) },
+  p99: { heading: 'p99 ms', figures: true, cell: (run) => ms(run.latencyMs.p99) },
+  eventsPerSec: { heading: 'events/s', figures: true, cell: (run) => num(run.eventsPerSec) },
+  deliveriesPerSec: { heading: 'deliveries/s', figures: true, cell: (run) => num(run.deliveriesPerSec) },
+  lost: { heading: 'lost', figures: true, cell: (run) => run.lost },
+  duplicated: {
+    heading: 'duplicated',
+    figures: true,
+    cell: (run) => `${run.duplicated}${run.incomplete ? ` (${run.incomplete} incomplete)` : ''}`,
+  },
+} satisfies Record<string, Column<RunResult>>;
+
+/** BullMQ's run that a nodebatch pipeline run is compared with: same kind, same subscribers. */
+function bullmqPeer(results: BenchResults, run: RunResult): RunResult | undefined {
+  return run.transport === 'bullmq' ? undefined : pipelineRun(results, 'bullmq', run.kind, run.subscribers);
+}
 
 function renderPipelineTable(results: BenchResults): string {
-  const rows = pipelineRuns(results).map((run) => {
+  const { transport, subscribers, p50, p99, eventsPerSec, deliveriesPerSec, lost, duplicated } = RUN_COLUMNS;
+  const rawRatio = (run: RunResult): string => {
+    if (run.transport === 'polling') {
+      return `p99 − interval = ${ms(run.latencyMs.p99 - results.options.pollIntervalMs)} ms`;
+    }
     const raw = rawFloorFor(results, run.transport);
-    const bull =
-      run.transport === 'bullmq' ? undefined : pipelineRun(results, 'bullmq', run.kind, run.subscribers);
-    const rawRatio =
-      run.transport === 'polling'
-        ? `p99 − interval = ${ms(run.latencyMs.p99 - results.options.pollIntervalMs)} ms`
-        : raw
-          ? `${num(run.latencyMs.p99 / raw.p99, 1)}×`
-          : 'n/a';
-    const how = run.append === 'each' ? ', one awaited append per event' : '';
-    return `| ${run.transport} | ${run.kind}${run.kind === 'paced' ? ` (an event every ${run.paceMs} ms per job)` : ''}${how} | ${run.subscribers} | ${ms(run.latencyMs.p50)} | ${ms(run.latencyMs.p99)} | ${ms(run.latencyMs.max)} | ${num(run.eventsPerSec)} | ${num(run.deliveriesPerSec)} | ${lostCell(run)} | ${rawRatio} | ${bull ? `${num(run.eventsPerSec / bull.eventsPerSec, 2)}×` : '—'} | ${bull ? `${num(run.latencyMs.p99 / bull.latencyMs.p99, 2)}×` : '—'} |`;
-  });
-  return [
-    '| transport | run | subscribers | p50 ms | p99 ms | max ms | events/s | deliveries/s | lost | duplicated | p99 ÷ raw p99 | events/s ÷ BullMQ | p99 ÷ BullMQ p99 |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-    ...rows,
-  ].join('\n');
+    return raw ? `${num(run.latencyMs.p99 / raw.p99, 1)}×` : 'n/a';
+  };
+  const againstBullmq = (of: (run: RunResult) => number) => (run: RunResult) => {
+    const bull = bullmqPeer(results, run);
+    return bull ? `${num(of(run) / of(bull), 2)}×` : '—';
+  };
+  return markdownTable(
+    [
+      transport,
+      {
+        heading: 'run',
+        cell: (run) =>
+          `${run.kind}${run.kind === 'paced' ? ` (an event every ${run.paceMs} ms per job)` : ''}${run.append === 'each' ? ', one awaited append per event' : ''}`,
+      },
+      subscribers,
+      p50,
+      p99,
+      { heading: 'max ms', figures: true, cell: (run) => ms(run.latencyMs.max) },
+      eventsPerSec,
+      deliveriesPerSec,
+      lost,
+      duplicated,
+      { heading: 'p99 ÷ raw p99', figures: true, cell: rawRatio },
+      {
+        heading: 'events/s ÷ BullMQ',
+        figures: true,
+        cell: againstBullmq((run) => run.eventsPerSec),
+      },
+      {
+        heading: 'p99 ÷ BullMQ p99',
+        figures: true,
+        cell: againstBullmq((run) => run.latencyMs.p99),
+      },
+    ],
+    pipelineRuns(results),
+  );
 }
 
 const q = (value: Quantiles | undefined): string => (value ? `${ms(value.p50)} / ${ms(value.p99)}` : 'n/a');
 
 function renderStages(results: BenchResults): string {
-  const rows = results.stages.map((stage) => {
-    const raw = rawFloorFor(results, stage.transport);
-    return `| ${stage.transport} | ${q(stage.appendReturned)} | ${q(stage.hintAtListener)} | ${q(stage.gatewayWrite)} | ${q(stage.clientArrival)} | ${raw ? ms(raw.p99) : `interval ${results.options.pollIntervalMs}`} | ${q(stage.loadedFloor)} | ${limitingStage(stage)?.name ?? 'n/a'} |`;
+  const stageColumn = (heading: string, of: (stage: StageBreakdown) => Quantiles | undefined) => ({
+    heading,
+    figures: true,
+    cell: (stage: StageBreakdown) => q(of(stage)),
   });
-  return [
-    '| transport | append start → append returned (commit; redis: + PUBLISH) p50 / p99 ms | append start → hint at a listener | append start → gateway socket write (histogram) | append start → client arrival | raw p99 ms (idle machine) | durable floor during the run (committed INSERT + NOTIFY → LISTEN; redis: commit, then PUBLISH → SUBSCRIBE) p50 / p99 ms | largest p99 step |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
-    ...rows,
-  ].join('\n');
+  return markdownTable<StageBreakdown>(
+    [
+      { heading: 'transport', cell: (stage) => stage.transport },
+      stageColumn(
+        'append start → append returned (commit; redis: + PUBLISH) p50 / p99 ms',
+        (stage) => stage.appendReturned,
+      ),
+      stageColumn('append start → hint at a listener', (stage) => stage.hintAtListener),
+      stageColumn('append start → gateway socket write (histogram)', (stage) => stage.gatewayWrite),
+      stageColumn('append start → client arrival', (stage) => stage.clientArrival),
+      {
+        heading: 'raw p99 ms (idle machine)',
+        figures: true,
+        cell: (stage) => {
+          const raw = rawFloorFor(results, stage.transport);
+          return raw ? ms(raw.p99) : `interval ${results.options.pollIntervalMs}`;
+        },
+      },
+      stageColumn(
+        'durable floor during the run (committed INSERT + NOTIFY → LISTEN; redis: commit, then PUBLISH → SUBSCRIBE) p50 / p99 ms',
+        (stage) => stage.loadedFloor,
+      ),
+      { heading: 'largest p99 step', cell: (stage) => limitingStage(stage)?.name ?? 'n/a' },
+    ],
+    results.stages,
+  );
 }
 
 /** The step between consecutive observers with the largest p99 increase: where a latency miss comes from. */
@@ -117,22 +198,49 @@ function limitingStage(stage: StageBreakdown): { name: string; ms: number } | un
   return best;
 }
 
-function cpuRow(run: RunResult): string {
-  const cpu = run.cpuSeconds!;
-  const per1000 = (seconds: number) => num((seconds / run.events) * 1000, 3);
-  const busy = (seconds: number) => num((seconds / (run.windowMs / 1000)) * 100);
-  const simulator = cpu.simulator === undefined ? '—' : `${num(cpu.simulator, 1)} (${busy(cpu.simulator)}%)`;
-  const how = run.append === 'each' ? ', one append per event' : '';
-  const machine = run.machineBusy === undefined ? 'n/a' : `${num(run.machineBusy * 100)}%`;
-  return `| ${run.transport} | ${run.workload} ${run.kind}${how} | ${run.subscribers} | ${machine} | ${num(cpu.workers, 1)} (${busy(cpu.workers)}%) | ${simulator} | ${num(cpu.gateways, 1)} (${busy(cpu.gateways)}%) | ${num(cpu.clients, 1)} (${busy(cpu.clients)}%) | ${per1000(cpu.workers)} | ${per1000(cpu.gateways)} | ${per1000(cpu.clients)} |`;
-}
-
 function renderCpu(results: BenchResults): string {
-  return [
-    '| transport | run | subscribers | machine CPU busy (all cores, everything) | workers CPU s (% of one core over the window) | of which the simulated cluster | gateways CPU s | SSE clients CPU s | workers CPU s per 1,000 events | gateways | clients |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-    ...results.runs.filter((run) => run.cpuSeconds).map(cpuRow),
-  ].join('\n');
+  type Group = 'workers' | 'gateways' | 'clients';
+  const seconds = (run: RunResult, group: Group) => run.cpuSeconds![group];
+  /** CPU seconds, and their share of one core over the run's window. */
+  const busy = (run: RunResult, cpuSeconds: number) =>
+    `${num(cpuSeconds, 1)} (${num((cpuSeconds / (run.windowMs / 1000)) * 100)}%)`;
+  const busyColumn = (heading: string, group: Group): Column<RunResult> => ({
+    heading,
+    figures: true,
+    cell: (run) => busy(run, seconds(run, group)),
+  });
+  const per1000Column = (heading: string, group: Group): Column<RunResult> => ({
+    heading,
+    figures: true,
+    cell: (run) => num((seconds(run, group) / run.events) * 1000, 3),
+  });
+  return markdownTable(
+    [
+      RUN_COLUMNS.transport,
+      {
+        heading: 'run',
+        cell: (run) => `${run.workload} ${run.kind}${run.append === 'each' ? ', one append per event' : ''}`,
+      },
+      RUN_COLUMNS.subscribers,
+      {
+        heading: 'machine CPU busy (all cores, everything)',
+        figures: true,
+        cell: (run) => (run.machineBusy === undefined ? 'n/a' : `${num(run.machineBusy * 100)}%`),
+      },
+      busyColumn('workers CPU s (% of one core over the window)', 'workers'),
+      {
+        heading: 'of which the simulated cluster',
+        figures: true,
+        cell: (run) => (run.cpuSeconds!.simulator === undefined ? '—' : busy(run, run.cpuSeconds!.simulator)),
+      },
+      busyColumn('gateways CPU s', 'gateways'),
+      busyColumn('SSE clients CPU s', 'clients'),
+      per1000Column('workers CPU s per 1,000 events', 'workers'),
+      per1000Column('gateways', 'gateways'),
+      per1000Column('clients', 'clients'),
+    ],
+    results.runs.filter((run) => run.cpuSeconds),
+  );
 }
 
 /** Gateway CPU seconds per million deliveries of a run. */
@@ -141,38 +249,74 @@ function gatewayCpuPerMillion(run: RunResult): number {
 }
 
 function renderScale(results: BenchResults): string {
-  return [
-    '| subscribers | gateways | events | deliveries | events/s | deliveries/s | p50 ms | p99 ms | lost | duplicated | gateways CPU s | gateway CPU-s per million deliveries |',
-    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-    ...results.scale.map(
-      (run) =>
-        `| ${num(run.subscribers)} | ${run.gateways} | ${num(run.events)} | ${num(run.deliveries)} | ${num(run.eventsPerSec)} | ${num(run.deliveriesPerSec)} | ${ms(run.latencyMs.p50)} | ${ms(run.latencyMs.p99)} | ${lostCell(run)} | ${num(run.cpuSeconds?.gateways, 1)} | ${num(gatewayCpuPerMillion(run), 1)} |`,
-    ),
-  ].join('\n');
+  const { p50, p99, eventsPerSec, deliveriesPerSec, lost, duplicated } = RUN_COLUMNS;
+  return markdownTable(
+    [
+      { heading: 'subscribers', figures: true, cell: (run) => num(run.subscribers) },
+      { heading: 'gateways', figures: true, cell: (run) => run.gateways },
+      { heading: 'events', figures: true, cell: (run) => num(run.events) },
+      { heading: 'deliveries', figures: true, cell: (run) => num(run.deliveries) },
+      eventsPerSec,
+      deliveriesPerSec,
+      p50,
+      p99,
+      lost,
+      duplicated,
+      { heading: 'gateways CPU s', figures: true, cell: (run) => num(run.cpuSeconds?.gateways, 1) },
+      {
+        heading: 'gateway CPU-s per million deliveries',
+        figures: true,
+        cell: (run) => num(gatewayCpuPerMillion(run), 1),
+      },
+    ],
+    results.scale,
+  );
 }
 
 function renderIdle(results: BenchResults): string {
-  return [
-    '| transport | N idle SSE subscribers (gateway 1) | gateway RSS before, MiB | after, MiB | KiB per 1,000 subscribers | gateway CPU s per minute per 1,000 idle subscribers | idle db tx/s, no subscriber | 1 subscriber | 1 + N subscribers |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-    ...results.idle.map(
-      (idle) =>
-        `| ${idle.transport} | ${idle.subscribers} | ${num(idle.rssBeforeBytes / 2 ** 20, 1)} | ${num(idle.rssAfterBytes / 2 ** 20, 1)} | ${num(idle.rssPer1000Bytes / 1024)} | ${num(idle.cpuPer1000PerMinute, 3)} | ${num(idle.idleTxPerSecNoSubscribers, 1)} | ${num(idle.idleTxPerSecOneSubscriber, 1)} | ${num(idle.idleTxPerSecWithSubscribers, 1)} |`,
-    ),
-  ].join('\n');
+  type Idle = BenchResults['idle'][number];
+  const figure = (heading: string, cell: (idle: Idle) => string | number): Column<Idle> => ({
+    heading,
+    figures: true,
+    cell,
+  });
+  const mib = (bytes: number) => num(bytes / 2 ** 20, 1);
+  return markdownTable(
+    [
+      { heading: 'transport', cell: (idle) => idle.transport },
+      figure('N idle SSE subscribers (gateway 1)', (idle) => idle.subscribers),
+      figure('gateway RSS before, MiB', (idle) => mib(idle.rssBeforeBytes)),
+      figure('after, MiB', (idle) => mib(idle.rssAfterBytes)),
+      figure('KiB per 1,000 subscribers', (idle) => num(idle.rssPer1000Bytes / 1024)),
+      figure('gateway CPU s per minute per 1,000 idle subscribers', (idle) =>
+        num(idle.cpuPer1000PerMinute, 3),
+      ),
+      figure('idle db tx/s, no subscriber', (idle) => num(idle.idleTxPerSecNoSubscribers, 1)),
+      figure('1 subscriber', (idle) => num(idle.idleTxPerSecOneSubscriber, 1)),
+      figure('1 + N subscribers', (idle) => num(idle.idleTxPerSecWithSubscribers, 1)),
+    ],
+    results.idle,
+  );
 }
 
 function renderFull(results: BenchResults): string {
-  return [
-    '| transport | subscribers | p50 ms | p99 ms | events/s | deliveries/s | lost | duplicated | db tx/s | db tx per 1,000 events | peak db connections |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-    ...results.runs
-      .filter((run) => run.workload === 'full')
-      .map(
-        (run) =>
-          `| ${run.transport} | ${run.subscribers} | ${ms(run.latencyMs.p50)} | ${ms(run.latencyMs.p99)} | ${num(run.eventsPerSec)} | ${num(run.deliveriesPerSec)} | ${lostCell(run)} | ${num(run.dbTxPerSec)} | ${num(run.dbTxPer1000Events)} | ${run.peakConnections ?? 'n/a'} |`,
-      ),
-  ].join('\n');
+  const { transport, subscribers, p50, p99, eventsPerSec, deliveriesPerSec, lost, duplicated } = RUN_COLUMNS;
+  return markdownTable(
+    [
+      transport,
+      subscribers,
+      p50,
+      p99,
+      eventsPerSec,
+      deliveriesPerSec,
+      lost,
+      duplicated,
+      { heading: 'db tx/s', figures: true, cell: (run) => num(run.dbTxPerSec) },
+      { heading: 'db tx per 1,000 events', figures: true, cell: (run) => num(run.dbTxPer1000Events) },
+      { heading: 'peak db connections', figures: true, cell: (run) => run.peakConnections ?? 'n/a' },
+    ],
+    results.runs.filter((run) => run.workload === 'full'),
+  );
 }
 
 /** Where the CPU of a run's window went, for a throughput miss: the busiest process group and the machine's load. */
@@ -290,10 +434,20 @@ export function renderSummary(results: BenchResults): string {
 export function renderMarkdown(results: BenchResults): string {
   const o = results.options;
   const raw = results.rawFloor;
-  const rawLine = (name: string, trip: RoundTrip | undefined) =>
-    trip
-      ? `| ${name} | ${ms(trip.p50)} | ${ms(trip.p99)} | ${ms(trip.max)} | ${trip.samples} |`
-      : `| ${name} | n/a | n/a | n/a | 0 |`;
+  const rawFloor = markdownTable<[string, RoundTrip | undefined]>(
+    [
+      { heading: 'round trip', cell: ([name]) => name },
+      { heading: 'p50 ms', figures: true, cell: ([, trip]) => (trip ? ms(trip.p50) : 'n/a') },
+      { heading: 'p99 ms', figures: true, cell: ([, trip]) => (trip ? ms(trip.p99) : 'n/a') },
+      { heading: 'max ms', figures: true, cell: ([, trip]) => (trip ? ms(trip.max) : 'n/a') },
+      { heading: 'samples', figures: true, cell: ([, trip]) => trip?.samples ?? 0 },
+    ],
+    [
+      ['pg_notify → LISTEN', raw.pgNotify],
+      ['committed INSERT + pg_notify (one transaction, fsync) → LISTEN', raw.pgCommitNotify],
+      ['Redis PUBLISH → SUBSCRIBE', raw.redisPublish],
+    ],
+  );
   const load = results.machine.loadAverage;
   return `# nodebatch benchmark results
 
@@ -312,11 +466,7 @@ Written by \`pnpm bench${o.quick ? ' --quick' : ''}\` (scripts/bench/main.ts) on
 - Latency: client arrival time minus the event's \`time\` (the append start, set by the producer; same machine clock), for every event after seq 1 at every subscriber. events/s: timed events ÷ (last delivery − first timed event's append); deliveries/s counts each subscriber's copy. Lost and duplicated: every seq 1..N+2 of every subscriber is accounted for.
 
 ## Raw floor (one at a time, send → arrival on the listening connection)
-| round trip | p50 ms | p99 ms | max ms | samples |
-| --- | ---: | ---: | ---: | ---: |
-${rawLine('pg_notify → LISTEN', raw.pgNotify)}
-${rawLine('committed INSERT + pg_notify (one transaction, fsync) → LISTEN', raw.pgCommitNotify)}
-${rawLine('Redis PUBLISH → SUBSCRIBE', raw.redisPublish)}
+${rawFloor}
 
 ## Pipeline runs: nodebatch against BullMQ, identical job body (append → SSE client)
 ${renderPipelineTable(results)}
