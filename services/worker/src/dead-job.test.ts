@@ -1,24 +1,23 @@
-import { createLogger, loadConfig } from '@nodebatch/config';
+import { createLogger } from '@nodebatch/config';
 import type { NodebatchConfig } from '@nodebatch/config';
 import type { StoredEvent } from '@nodebatch/progress';
-import {
-  BATCH_JOB_NAME,
-  QUEUE_REDIS_PREFIX,
-  createBatchQueue,
-  createRuntime,
-  queueRedisOptions,
-} from '@nodebatch/runtime';
+import { BATCH_JOB_NAME, QUEUE_REDIS_PREFIX, queueRedisOptions } from '@nodebatch/runtime';
 import type { BatchQueue, Runtime } from '@nodebatch/runtime';
-import { createTestDatabase, sharedRedisUrl, uniqueName } from '@nodebatch/testkit';
-import type { TestDatabase } from '@nodebatch/testkit';
+import { uniqueName } from '@nodebatch/testkit';
 import { Queue } from 'bullmq';
 import pg from 'pg';
 import { firstValueFrom, timeout, toArray } from 'rxjs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startWorker } from './start-worker.js';
 import type { WorkerHandle } from './start-worker.js';
-import { removeQueueKeys } from '../test/support/remove-queue-keys.js';
-import { simulatedNodes, submitBatch, testEnv, waitForEvents } from '../test/support/batch-harness.js';
+import { startBatchSetup } from '../test/support/batch-setup.js';
+import type { BatchSetup } from '../test/support/batch-setup.js';
+import {
+  simulatedClusterEnv,
+  simulatedNodes,
+  submitBatch,
+  waitForEvents,
+} from '../test/support/batch-harness.js';
 import { spawnWorker, stopWorker } from '../test/support/worker-process.js';
 import type { WorkerProcess } from '../test/support/worker-process.js';
 
@@ -37,7 +36,7 @@ const NODE_COUNT = 40;
 const nodes = simulatedNodes(NODE_COUNT);
 
 describe('a batch job that fails for good ends its task with TaskFailed', () => {
-  let database: TestDatabase;
+  let setup: BatchSetup;
   let env: Record<string, string>;
   let config: NodebatchConfig;
   let runtime: Runtime;
@@ -48,16 +47,8 @@ describe('a batch job that fails for good ends its task with TaskFailed', () => 
   let child: WorkerProcess | undefined;
 
   beforeAll(async () => {
-    database = await createTestDatabase({ prefix: 'nb_dead_job' });
-    env = {
-      ...testEnv(database.url, { redisUrl: sharedRedisUrl() }),
-      NODEBATCH_CLUSTER: 'simulated',
-      NODEBATCH_SIM_NODES: String(NODE_COUNT),
-      NODEBATCH_SIM_LATENCY_MS: '200',
-    };
-    config = loadConfig({ env }).config;
-    runtime = await createRuntime({ config, logger });
-    queue = createBatchQueue({ config, logger });
+    setup = await startBatchSetup('nb_dead_job', { env: simulatedClusterEnv(NODE_COUNT, 200) });
+    ({ env, config, runtime, queue } = setup);
     rawQueue = new Queue(config.queue.name, {
       prefix: QUEUE_REDIS_PREFIX,
       connection: queueRedisOptions(config.redis!, 'producer'),
@@ -73,10 +64,7 @@ describe('a batch job that fails for good ends its task with TaskFailed', () => 
 
   afterAll(async () => {
     await rawQueue?.close();
-    await queue?.close();
-    await runtime?.close();
-    await database?.drop();
-    if (config) await removeQueueKeys(sharedRedisUrl(), config.queue.name);
+    await setup?.close();
   }, 60_000);
 
   /** A task as the gateway creates it, without its job. */
@@ -129,7 +117,7 @@ describe('a batch job that fails for good ends its task with TaskFailed', () => 
     worker = await startInProcessWorker();
     const taskId = await createTask();
     // A fault in the database itself: every run of this task fails on its TaskStarted, whatever worker runs it.
-    const admin = new pg.Client({ connectionString: database.url });
+    const admin = new pg.Client({ connectionString: setup.databaseUrl });
     await admin.connect();
     try {
       await admin.query(`

@@ -1,21 +1,21 @@
 import { once } from 'node:events';
-import { createLogger, loadConfig } from '@nodebatch/config';
+import { createLogger } from '@nodebatch/config';
 import type { NodebatchConfig } from '@nodebatch/config';
-import { createBatchQueue, createRuntime } from '@nodebatch/runtime';
 import type { BatchQueue, Runtime } from '@nodebatch/runtime';
-import { createTestDatabase, sharedRedisUrl } from '@nodebatch/testkit';
-import type { TestDatabase } from '@nodebatch/testkit';
+import { sharedRedisUrl } from '@nodebatch/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startWorker } from './start-worker.js';
-import { removeQueueKeys } from '../test/support/remove-queue-keys.js';
 import type { WorkerHandle } from './start-worker.js';
+import { startBatchSetup } from '../test/support/batch-setup.js';
+import type { BatchSetup } from '../test/support/batch-setup.js';
 import { spawnWorker as spawnWorkerProcess, stopWorker } from '../test/support/worker-process.js';
 import type { WorkerProcess } from '../test/support/worker-process.js';
 import {
   eventsOfType,
   expectEachNodeSucceededOnce,
+  simulatedClusterEnv,
+  simulatedNodes,
   submitBatch,
-  testEnv,
   waitForEnd,
   waitForEvents,
 } from '../test/support/batch-harness.js';
@@ -29,13 +29,9 @@ import {
  */
 
 const NODE_COUNT = 200;
-const nodes = Array.from({ length: NODE_COUNT }, (_, i) => `sim-node-${i + 1}`);
+const nodes = simulatedNodes(NODE_COUNT);
 const logger = createLogger({ level: 'silent' });
-const CLUSTER_ENV = {
-  NODEBATCH_CLUSTER: 'simulated',
-  NODEBATCH_SIM_NODES: String(NODE_COUNT),
-  NODEBATCH_SIM_LATENCY_MS: '50',
-};
+const CLUSTER_ENV = simulatedClusterEnv(NODE_COUNT, 50);
 /** Short locks, so the job of a killed worker is taken over within seconds. */
 const LOCK_DURATION_MS = 2000;
 const STALLED_INTERVAL_MS = 500;
@@ -50,7 +46,7 @@ describe.each([
   { backend: 'redis', redisUrl: sharedRedisUrl() },
   { backend: 'postgres (no Redis)', redisUrl: undefined },
 ])('two worker processes, queue on $backend', ({ redisUrl }) => {
-  let database: TestDatabase;
+  let setup: BatchSetup;
   let env: Record<string, string>;
   let config: NodebatchConfig;
   let runtime: Runtime;
@@ -59,12 +55,9 @@ describe.each([
   let survivor: WorkerHandle | undefined;
 
   beforeAll(async () => {
-    database = await createTestDatabase({ prefix: 'nb_worker_kill' });
-    env = { ...testEnv(database.url, redisUrl === undefined ? {} : { redisUrl }), ...CLUSTER_ENV };
-    config = loadConfig({ env }).config;
+    setup = await startBatchSetup('nb_worker_kill', { env: CLUSTER_ENV, redisUrl: redisUrl ?? null });
+    ({ env, config, runtime, queue } = setup);
     expect(config.redis === null).toBe(redisUrl === undefined);
-    runtime = await createRuntime({ config, logger });
-    queue = createBatchQueue({ config, logger });
   });
 
   afterEach(async () => {
@@ -73,10 +66,7 @@ describe.each([
   });
 
   afterAll(async () => {
-    await queue?.close();
-    await runtime?.close();
-    await database?.drop();
-    if (redisUrl !== undefined && config) await removeQueueKeys(redisUrl, config.queue.name);
+    await setup?.close();
   });
 
   it('finishes the batch of a worker killed with SIGKILL, every node succeeded once, one terminal event', async () => {
@@ -134,7 +124,7 @@ describe.each([
 });
 
 describe('a worker process stopped with SIGTERM mid-batch', () => {
-  let database: TestDatabase;
+  let setup: BatchSetup;
   let env: Record<string, string>;
   let config: NodebatchConfig;
   let runtime: Runtime;
@@ -143,19 +133,17 @@ describe('a worker process stopped with SIGTERM mid-batch', () => {
   let survivor: WorkerHandle | undefined;
 
   beforeAll(async () => {
-    database = await createTestDatabase({ prefix: 'nb_worker_term' });
-    env = { ...testEnv(database.url), ...CLUSTER_ENV, LOG_LEVEL: 'info', WORKER_SHUTDOWN_GRACE_MS: '500' };
-    config = loadConfig({ env }).config;
-    runtime = await createRuntime({ config, logger });
-    queue = createBatchQueue({ config, logger });
+    setup = await startBatchSetup('nb_worker_term', {
+      env: { ...CLUSTER_ENV, LOG_LEVEL: 'info', WORKER_SHUTDOWN_GRACE_MS: '500' },
+      redisUrl: null,
+    });
+    ({ env, config, runtime, queue } = setup);
   });
 
   afterAll(async () => {
     if (child) await stop(child);
     await survivor?.close({ graceMs: 1000 });
-    await queue?.close();
-    await runtime?.close();
-    await database?.drop();
+    await setup?.close();
   });
 
   it('exits 0 after handing the task back, and another worker finishes it from the log', async () => {

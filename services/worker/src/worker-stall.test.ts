@@ -1,15 +1,13 @@
-import { createLogger, loadConfig } from '@nodebatch/config';
-import type { NodebatchConfig } from '@nodebatch/config';
-import { createBatchQueue, createRuntime } from '@nodebatch/runtime';
 import type { BatchQueue, Runtime } from '@nodebatch/runtime';
-import { createTestDatabase, sharedRedisUrl } from '@nodebatch/testkit';
-import type { TestDatabase } from '@nodebatch/testkit';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { removeQueueKeys } from '../test/support/remove-queue-keys.js';
+import { startBatchSetup } from '../test/support/batch-setup.js';
+import type { BatchSetup } from '../test/support/batch-setup.js';
 import {
   eventsOfType,
+  expectEachNodeSucceededOnce,
+  simulatedClusterEnv,
+  simulatedNodes,
   submitBatch,
-  testEnv,
   waitForEnd,
   waitForEvents,
 } from '../test/support/batch-harness.js';
@@ -24,40 +22,31 @@ import type { WorkerProcess } from '../test/support/worker-process.js';
  */
 
 const NODE_COUNT = 90;
-const nodes = Array.from({ length: NODE_COUNT }, (_, i) => `sim-node-${i + 1}`);
-const logger = createLogger({ level: 'silent' });
+const nodes = simulatedNodes(NODE_COUNT);
 /** Short locks, so the frozen worker loses its job within seconds. */
 const QUEUE_OPTIONS = { lockDurationMs: 3000, stalledIntervalMs: 500 };
 const LOST_TASK_LINE = 'this run lost the task';
 
 describe('a worker frozen past its job lock (SIGSTOP, then SIGCONT)', () => {
-  let database: TestDatabase;
-  let config: NodebatchConfig;
+  let setup: BatchSetup;
   let runtime: Runtime;
   let queue: BatchQueue;
   let workers: WorkerProcess[] = [];
 
   beforeAll(async () => {
-    database = await createTestDatabase({ prefix: 'nb_worker_stall' });
-    const env = {
-      ...testEnv(database.url, { redisUrl: sharedRedisUrl() }),
-      NODEBATCH_CLUSTER: 'simulated',
-      NODEBATCH_SIM_NODES: String(NODE_COUNT),
-      NODEBATCH_SIM_LATENCY_MS: '100',
-      LOG_LEVEL: 'warn',
-    };
-    config = loadConfig({ env }).config;
-    runtime = await createRuntime({ config, logger });
-    queue = createBatchQueue({ config, logger });
-    workers = await Promise.all([spawnWorker(env, QUEUE_OPTIONS), spawnWorker(env, QUEUE_OPTIONS)]);
+    setup = await startBatchSetup('nb_worker_stall', {
+      env: { ...simulatedClusterEnv(NODE_COUNT, 100), LOG_LEVEL: 'warn' },
+    });
+    ({ runtime, queue } = setup);
+    workers = await Promise.all([
+      spawnWorker(setup.env, QUEUE_OPTIONS),
+      spawnWorker(setup.env, QUEUE_OPTIONS),
+    ]);
   }, 240_000);
 
   afterAll(async () => {
     await Promise.all(workers.map(stopWorker));
-    await queue?.close();
-    await runtime?.close();
-    await database?.drop();
-    if (config) await removeQueueKeys(sharedRedisUrl(), config.queue.name);
+    await setup?.close();
   }, 60_000);
 
   it('appends nothing after the new attempt started, every node succeeds once, one terminal event', async () => {
@@ -122,13 +111,7 @@ describe('a worker frozen past its job lock (SIGSTOP, then SIGCONT)', () => {
     expect(startedAfterNodes.filter((node) => succeededBefore.has(node))).toEqual([]);
     expect(succeededBefore.size + startedAfterNodes.length).toBe(NODE_COUNT);
 
-    // Counted in the log, not in the fold: every node succeeded exactly once.
-    const successes = new Map<string, number>();
-    for (const event of eventsOfType(events, 'NodeSucceeded')) {
-      successes.set(event.data.node, (successes.get(event.data.node) ?? 0) + 1);
-    }
-    expect([...successes.keys()].sort()).toEqual([...nodes].sort());
-    expect([...successes.values()].every((count) => count === 1)).toBe(true);
+    expectEachNodeSucceededOnce(events, nodes);
     const terminal = events.filter((event) =>
       ['TaskCompleted', 'TaskCancelled', 'TaskFailed'].includes(event.type),
     );

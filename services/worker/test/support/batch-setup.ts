@@ -14,6 +14,8 @@ import { removeQueueKeys } from './remove-queue-keys.js';
 export interface BatchSetup {
   /** What the configuration was read from: a worker process started with it shares the database and queue. */
   env: Record<string, string>;
+  /** The database's URL, for a connection of the test's own (one that injects a fault). */
+  databaseUrl: string;
   config: NodebatchConfig;
   /** The test's runtime: appends TaskCreated, watches the task. */
   runtime: Runtime;
@@ -63,6 +65,7 @@ export async function openBatchSetup(
     const queue = createBatchQueue({ config, logger });
     return {
       env,
+      databaseUrl: database.url,
       config,
       runtime,
       queue,
