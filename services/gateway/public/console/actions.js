@@ -178,6 +178,36 @@ function DrainFields({ f, set, err }) {
   </fieldset>`;
 }
 
+/** One input of a row of `Rows`, bound to the row's `name`. */
+function RowInput({ row, name, change, label, id, placeholder }) {
+  return html`<input
+    aria-label=${label}
+    id=${id}
+    placeholder=${placeholder}
+    value=${row[name]}
+    onInput=${(e) => change({ [name]: e.currentTarget.value })}
+  />`;
+}
+
+/** The key and value inputs of a label or taint row (`kind`), the `index`th of its rows. */
+function KeyValueInputs({ kind, row, change, index, valuePlaceholder = 'value' }) {
+  return html`<${RowInput}
+      row=${row}
+      name="key"
+      change=${change}
+      label=${`${kind} key`}
+      id=${`${kind}-key-${index}`}
+      placeholder="key"
+    /><${RowInput}
+      row=${row}
+      name="value"
+      change=${change}
+      label=${`${kind} value`}
+      id=${`${kind}-value-${index}`}
+      placeholder=${valuePlaceholder}
+    />`;
+}
+
 /** Rows of inputs with add and remove buttons. */
 function Rows({ rows, onChange, blank, render, addLabel }) {
   const update = (index, change) =>
@@ -212,19 +242,7 @@ function LabelFields({ f, set, err }) {
       addLabel="Add label"
       onChange=${(rows) => set('labelRows', rows)}
       render=${(row, change, i) =>
-        html`<input
-            aria-label="label key"
-            id=${`label-key-${i}`}
-            placeholder="key"
-            value=${row.key}
-            onInput=${(e) => change({ key: e.currentTarget.value })}
-          /><input
-            aria-label="label value"
-            id=${`label-value-${i}`}
-            placeholder="value"
-            value=${row.value}
-            onInput=${(e) => change({ value: e.currentTarget.value })}
-          />`}
+        html`<${KeyValueInputs} kind="label" row=${row} change=${change} index=${i} />`}
     />
     <${FieldError} message=${err('body.params.set')} />
     <${TextField}
@@ -258,17 +276,12 @@ function TaintFields({ f, set, err }) {
         addLabel="Add taint"
         onChange=${(rows) => set('taintAdd', rows)}
         render=${(row, change, i) =>
-          html`<input
-              aria-label="taint key"
-              id=${`taint-key-${i}`}
-              placeholder="key"
-              value=${row.key}
-              onInput=${(e) => change({ key: e.currentTarget.value })}
-            /><input
-              aria-label="taint value"
-              placeholder="value (optional)"
-              value=${row.value}
-              onInput=${(e) => change({ value: e.currentTarget.value })}
+          html`<${KeyValueInputs}
+              kind="taint"
+              row=${row}
+              change=${change}
+              index=${i}
+              valuePlaceholder="value (optional)"
             /><${EffectSelect}
               id=${`taint-effect-${i}`}
               value=${row.effect}
@@ -285,11 +298,12 @@ function TaintFields({ f, set, err }) {
         addLabel="Remove a taint"
         onChange=${(rows) => set('taintRemove', rows)}
         render=${(row, change) =>
-          html`<input
-              aria-label="taint key to remove"
+          html`<${RowInput}
+              row=${row}
+              name="key"
+              change=${change}
+              label="taint key to remove"
               placeholder="key"
-              value=${row.key}
-              onInput=${(e) => change({ key: e.currentTarget.value })}
             /><${EffectSelect} allowAny value=${row.effect} onChange=${(v) => change({ effect: v })} />`}
       />
       <${FieldError} message=${err('body.params.remove')} />

@@ -1,7 +1,7 @@
 // The cluster's nodes: filter by text, label selector and status, sort, page, select.
 import { api, queryString } from './api.js';
 import { useEffect, useMemo, useState } from './console-lib.js';
-import { FieldError, SimulatedBadge, errorFor, html } from './ui.js';
+import { FieldError, Pager, SimulatedBadge, errorFor, html } from './ui.js';
 
 /** The API's largest page: 2,000 nodes are four requests. */
 const FETCH_LIMIT = 500;
@@ -297,22 +297,6 @@ export function NodeTable({ selected, onSelect, onLoaded, refreshKey, cluster, c
         </tbody>
       </table>
     </div>
-    ${
-      pages > 1
-        ? html`<div class="pager">
-            <button type="button" disabled=${currentPage === 0} onClick=${() => setPage(currentPage - 1)}>
-              Previous
-            </button>
-            <span>page ${currentPage + 1} of ${pages}</span>
-            <button
-              type="button"
-              disabled=${currentPage + 1 >= pages}
-              onClick=${() => setPage(currentPage + 1)}
-            >
-              Next
-            </button>
-          </div>`
-        : null
-    }
+    <${Pager} page=${currentPage} pages=${pages} onPage=${setPage} />
   </section>`;
 }

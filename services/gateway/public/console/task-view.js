@@ -1,6 +1,6 @@
 // A task: the overall bar, one row per node with its live status, and the final summary.
 import { useState } from './console-lib.js';
-import { Bar, SimulatedBadge, formatDuration, html } from './ui.js';
+import { Bar, Pager, SimulatedBadge, formatDuration, html } from './ui.js';
 
 const PAGE_SIZE = 100;
 const BUDGET_WAIT = /disruption budget/i;
@@ -155,16 +155,6 @@ export function TaskView({ watch, mayCancel, onCancel, cancelError, onClose }) {
         </tbody>
       </table>
     </div>
-    ${
-      pages > 1
-        ? html`<div class="pager">
-            <button type="button" disabled=${page === 0} onClick=${() => setPage(page - 1)}>Previous</button>
-            <span>page ${page + 1} of ${pages}</span>
-            <button type="button" disabled=${page + 1 >= pages} onClick=${() => setPage(page + 1)}>
-              Next
-            </button>
-          </div>`
-        : null
-    }
+    <${Pager} page=${page} pages=${pages} onPage=${setPage} />
   </section>`;
 }

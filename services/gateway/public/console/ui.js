@@ -38,6 +38,16 @@ export function Bar({ percent, done, total, failed }) {
   </div>`;
 }
 
+/** Previous and next buttons over `pages` pages (none when there is one); `page` counts from 0. */
+export function Pager({ page, pages, onPage }) {
+  if (pages <= 1) return null;
+  return html`<div class="pager">
+    <button type="button" disabled=${page === 0} onClick=${() => onPage(page - 1)}>Previous</button>
+    <span>page ${page + 1} of ${pages}</span>
+    <button type="button" disabled=${page + 1 >= pages} onClick=${() => onPage(page + 1)}>Next</button>
+  </div>`;
+}
+
 export function SimulatedBadge() {
   return html`<span class="badge simulated" title="ran against the simulated cluster, not Kubernetes"
     >simulated</span
