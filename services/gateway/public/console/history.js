@@ -1,7 +1,7 @@
 // Recent tasks, newest first, with filters; opening one replays it from the log.
 import { api, queryString } from './api.js';
-import { useEffect, useState } from './console-lib.js';
-import { Bar, formatTime, html } from './ui.js';
+import { useState } from './console-lib.js';
+import { Bar, formatTime, html, useRefresh } from './ui.js';
 
 const STATUSES = ['pending', 'running', 'cancelling', 'completed', 'cancelled', 'failed'];
 const ACTIONS = ['cordon', 'uncordon', 'drain', 'label', 'taint'];
@@ -27,26 +27,20 @@ export function History({ who, openTaskId, onOpen, refreshKey }) {
   const [tasks, setTasks] = useState([]);
   const [error, setError] = useState(null);
 
-  useEffect(() => {
-    let stopped = false;
-    let timer;
-    const load = async () => {
+  useRefresh(
+    async (live) => {
       try {
         const { tasks: list } = await api('GET', `/api/v1/tasks${queryString({ status, limit: LIMIT })}`);
-        if (stopped) return;
+        if (!live()) return;
         setTasks(list);
         setError(null);
       } catch (err) {
-        if (!stopped) setError(err.message);
+        if (live()) setError(err.message);
       }
-      if (!stopped) timer = setTimeout(load, REFRESH_MS);
-    };
-    void load();
-    return () => {
-      stopped = true;
-      clearTimeout(timer);
-    };
-  }, [status, refreshKey]);
+    },
+    REFRESH_MS,
+    [status, refreshKey],
+  );
 
   const shown = tasks.filter(
     (task) => (!action || task.action === action) && (!user || task.userId.includes(user.trim())),

@@ -7,7 +7,7 @@ import { History } from './history.js';
 import { NodeTable } from './nodes.js';
 import { TaskView } from './task-view.js';
 import { TaskWatch } from './task-watch.js';
-import { html } from './ui.js';
+import { html, useRefresh } from './ui.js';
 
 const READY_REFRESH_MS = 5000;
 
@@ -43,23 +43,15 @@ function SignIn({ onSignedIn, problem }) {
 /** The notifier's health line from /readyz. */
 function Notifier() {
   const [ready, setReady] = useState(null);
-  useEffect(() => {
-    let stopped = false;
-    let timer;
-    const load = async () => {
+  useRefresh(
+    async (live) => {
       const response = await fetch('/readyz').catch(() => null);
       const body = response ? await response.json().catch(() => null) : null;
-      if (!stopped) {
-        setReady(body);
-        timer = setTimeout(load, READY_REFRESH_MS);
-      }
-    };
-    void load();
-    return () => {
-      stopped = true;
-      clearTimeout(timer);
-    };
-  }, []);
+      if (live()) setReady(body);
+    },
+    READY_REFRESH_MS,
+    [],
+  );
   const n = ready?.notifier;
   if (!n)
     return html`<span class="notifier muted" id="notifier">notifier: ${ready ? 'ready' : 'checking…'}</span>`;

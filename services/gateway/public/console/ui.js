@@ -1,5 +1,5 @@
 // Shared bits of the console's views: the template tag and small presentational components.
-import { h, htm } from './console-lib.js';
+import { h, htm, useEffect } from './console-lib.js';
 
 export const html = htm.bind(h);
 
@@ -15,6 +15,27 @@ export function errorFor(error, ...fields) {
   )
     ? error.message
     : null;
+}
+
+/**
+ * Runs `load` now, then again `everyMs` after each run ended, until the view goes or `deps`
+ * change. `load(live)` applies what it read only while `live()` holds: an answer that arrives
+ * after the view went or its deps changed is dropped.
+ */
+export function useRefresh(load, everyMs, deps) {
+  useEffect(() => {
+    let stopped = false;
+    let timer;
+    const run = async () => {
+      await load(() => !stopped);
+      if (!stopped) timer = setTimeout(run, everyMs);
+    };
+    void run();
+    return () => {
+      stopped = true;
+      clearTimeout(timer);
+    };
+  }, deps);
 }
 
 /** The error under a field, announced to screen readers. */
