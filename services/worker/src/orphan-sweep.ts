@@ -53,8 +53,8 @@ const SWEPT_STATUSES = ['running', 'cancelling'] as const;
  * log moved on (StaleSequenceError or TaskAlreadyEndedError) and leave it;
  * a task that got an event since it was listed is alive and left too.
  *
- * The queue asked is the worker's own (QUEUE_NAME): the sweep assumes, as
- * every deployment here does, that the tasks of a database run on one queue.
+ * A task's job is looked up in the queue of the task's cluster (deps.jobState);
+ * a task of a cluster this sweeper does not serve is left to the workers that do.
  */
 export async function sweepOrphanedTasks(
   deps: OrphanSweepDeps,
