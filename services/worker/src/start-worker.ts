@@ -152,11 +152,17 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
   const closeConsumers = async (force: boolean): Promise<void> => {
     await Promise.all(consumers.map((consumer) => consumer.close({ force })));
   };
+  /** Undoes a start that failed; the start's error is what the caller sees, a failure to close is logged. */
+  const abandonStart = async (): Promise<void> => {
+    await closeConsumers(true).catch((err: unknown) =>
+      logger.warn({ err }, 'closing the queue consumers of a failed start failed'),
+    );
+    await ownRuntime?.close();
+  };
   try {
     await Promise.all(consumers.map((consumer) => consumer.ready()));
   } catch (err) {
-    await closeConsumers(true).catch(() => undefined);
-    await ownRuntime?.close();
+    await abandonStart();
     throw err;
   }
   let stopping = false;
@@ -181,8 +187,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
     }
   } catch (err) {
     health.stop();
-    await closeConsumers(true).catch(() => undefined);
-    await ownRuntime?.close();
+    await abandonStart();
     throw err;
   }
   for (const [index, { name, operator }] of clusters.entries()) {

@@ -151,7 +151,10 @@ export async function startHealthServer(options: {
         }
         answer(result.ok ? 200 : 503, { status: result.ok ? 'ok' : 'unavailable', ...result });
       },
-      (err: unknown) => answer(500, { status: 'error', reason: describeError(err) }),
+      (err: unknown) => {
+        logger.warn({ err, probe: path }, 'worker health check could not run');
+        answer(500, { status: 'error', reason: describeError(err) });
+      },
     );
   });
   await new Promise<void>((resolve, reject) => {
