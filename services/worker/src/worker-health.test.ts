@@ -1,13 +1,15 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { createLogger, loadConfig } from '@nodebatch/config';
 import type { NodebatchConfig } from '@nodebatch/config';
 import { createBatchConsumer } from '@nodebatch/runtime';
 import { startPostgres, startRedis } from '@nodebatch/testkit';
 import type { PostgresServer, RedisServer } from '@nodebatch/testkit';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { startWorker } from './start-worker.js';
 import type { WorkerHandle } from './start-worker.js';
 import { testEnv } from '../test/support/batch-harness.js';
-import { createWorkerHealth } from './worker-health.js';
+import { createWorkerHealth, startHealthServer } from './worker-health.js';
 
 const logger = createLogger({ level: 'silent' });
 /** Held longer than this, the event loop fails liveness (well above a test's GC pauses). */
@@ -104,6 +106,27 @@ describe('the worker health endpoint', () => {
       timeout: 10_000,
       interval: 200,
     });
+  });
+});
+
+describe('a health port that cannot be served', () => {
+  it('is refused naming WORKER_HEALTH_PORT and the cause', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const { port } = taken.address() as AddressInfo;
+    try {
+      const health = createWorkerHealth({
+        consumer: { running: true, check: () => Promise.reject(new Error('not asked')) },
+        readEventLog: () => Promise.resolve(0),
+        stopping: () => false,
+      });
+      onTestFinished(() => health.stop());
+      await expect(
+        startHealthServer({ health, port, host: '127.0.0.1', logger: createLogger({ level: 'silent' }) }),
+      ).rejects.toThrow(new RegExp(`port ${port} \\(WORKER_HEALTH_PORT\\): .*EADDRINUSE`));
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
   });
 });
 

@@ -1,7 +1,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { describeError, withTimeout } from '@nodebatch/progress';
+import { describeError, NodebatchError, withTimeout } from '@nodebatch/progress';
 import type { QueueCheck } from '@nodebatch/runtime';
 import type { Logger } from 'pino';
 
@@ -108,6 +108,17 @@ function report(checks: HealthReport['checks']): HealthReport {
   };
 }
 
+/** The health probes cannot be served: the port is taken or not allowed. */
+export class HealthPortError extends NodebatchError {
+  constructor(port: number, cause: Error) {
+    super(
+      'HEALTH_PORT_UNAVAILABLE',
+      `cannot serve the worker's health probes on port ${port} (WORKER_HEALTH_PORT): ${describeError(cause)}; choose a free port, or unset WORKER_HEALTH_PORT to serve none`,
+      { cause },
+    );
+  }
+}
+
 export interface HealthServer {
   /** `http://host:port` */
   readonly url: string;
@@ -158,7 +169,7 @@ export async function startHealthServer(options: {
     );
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (err) => reject(new HealthPortError(options.port, err)));
     server.listen(options.port, options.host ?? '0.0.0.0', () => {
       server.off('error', reject);
       resolve();
