@@ -92,7 +92,6 @@ export async function runNodebatchPipeline(
         ),
       );
     };
-    await ensureGateways(Math.max(1, steps[0]?.plan.gateways ?? 1));
     log(`${transport}/pipeline: starting ${options.workers} producer(s)`);
     const producers = Array.from({ length: options.workers }, (_, i) =>
       context.children.spawn(`${transport}-pipeline-producer-${i + 1}`, [NODEBATCH_PRODUCER], {
@@ -102,7 +101,11 @@ export async function runNodebatchPipeline(
       }),
     );
     started.push(...producers);
-    await Promise.all(producers.map((producer) => producer.waitForLine('ready', timeoutMs)));
+    // Producers and gateways start side by side: no job exists before both are up.
+    await Promise.all([
+      ensureGateways(Math.max(1, steps[0]?.plan.gateways ?? 1)),
+      ...producers.map((producer) => producer.waitForLine('ready', timeoutMs)),
+    ]);
 
     if (idle && options.idleSubscribers > 0) {
       const load = new DatabaseLoad(context.admin, database.name);
