@@ -3,10 +3,10 @@ import type { StoredEvent } from './events.js';
 
 /**
  * Invariant 8: a notification can announce events, never define them. An
- * inline event from another process is delivered only when it is identical
- * to the stored one;
- * the rest is dropped here, counted and logged at a limited rate, and the
- * subscribers get the real events from the store.
+ * inline event from another process is delivered only when it is
+ * authenticated (its MAC verified with PROGRESS_HINT_KEY, see hint-key.ts) or
+ * identical to the stored one; the rest is dropped here, counted and logged
+ * at a limited rate, and the subscribers get the real events from the store.
  */
 
 /** Why an inline event of a hint was not delivered. */
@@ -24,6 +24,15 @@ export const HINT_REJECTION_REASONS: readonly HintRejectionReason[] = [
   'overflow',
 ];
 
+/** Why the MAC of a hint did not authenticate its inline events, in a process that has a hint key. */
+export type HintSignatureProblem =
+  /** A MAC came but does not verify: forged, altered, or made with another key. */
+  | 'invalid'
+  /** No MAC came: a sender without the key (or one from before keys). */
+  | 'missing';
+
+export const HINT_SIGNATURE_PROBLEMS: readonly HintSignatureProblem[] = ['invalid', 'missing'];
+
 /** One inline event that did not reach any subscriber. */
 export interface HintRejection {
   taskId: string;
@@ -37,10 +46,18 @@ export interface HintRejection {
 export interface HintCheckCounts {
   /** Inline events taken without a store read: from a source inside this process. */
   trusted: number;
+  /** Inline events from another process taken without a store read: their MAC verified with the hint key. */
+  authenticated: number;
   /** Inline events from another process that matched the stored event at their seq. */
   matched: number;
   /** Inline events dropped, by reason. */
   rejected: Record<HintRejectionReason, number>;
+  /**
+   * Inline events whose MAC did not authenticate them, by why, counted only
+   * when this process has a hint key. Each was then checked against the log,
+   * so it is counted as matched or rejected too.
+   */
+  unauthenticated: Record<HintSignatureProblem, number>;
   /** Hints that announced a seq the store, read afterwards, did not have. */
   falseAnnouncements: number;
 }
@@ -95,8 +112,10 @@ export class HintChecks {
   readonly #now: () => number;
   readonly #counts: HintCheckCounts = {
     trusted: 0,
+    authenticated: 0,
     matched: 0,
     rejected: { 'differs-from-log': 0, 'not-in-log': 0, overflow: 0 },
+    unauthenticated: { invalid: 0, missing: 0 },
     falseAnnouncements: 0,
   };
   #lastLogAt: number | null = null;
@@ -110,7 +129,11 @@ export class HintChecks {
 
   /** A copy of the counts. */
   counts(): HintCheckCounts {
-    return { ...this.#counts, rejected: { ...this.#counts.rejected } };
+    return {
+      ...this.#counts,
+      rejected: { ...this.#counts.rejected },
+      unauthenticated: { ...this.#counts.unauthenticated },
+    };
   }
 
   trusted(count: number): void {
@@ -119,6 +142,31 @@ export class HintChecks {
 
   matched(count: number): void {
     this.#counts.matched += count;
+  }
+
+  authenticated(count: number): void {
+    this.#counts.authenticated += count;
+  }
+
+  /**
+   * `events` inline events of one hint came with a MAC that did not verify,
+   * or with none; they go to the log check. Only a MAC that does not verify
+   * is logged: a missing one is what every hint of a sender without the key
+   * looks like, and the count says how many.
+   */
+  unauthenticated(details: {
+    taskId: string;
+    seq: number;
+    events: number;
+    problem: HintSignatureProblem;
+  }): void {
+    this.#counts.unauthenticated[details.problem] += details.events;
+    if (details.problem === 'invalid') {
+      this.#warn(
+        details,
+        'the MAC of a progress notification does not verify with PROGRESS_HINT_KEY (forged, altered, or signed with another key); its events are checked against the event log',
+      );
+    }
   }
 
   rejected(rejection: HintRejection): void {

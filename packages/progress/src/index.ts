@@ -7,6 +7,7 @@ export * from './task-state.js';
 export * from './reducer.js';
 export * from './progress-streams.js';
 export * from './hint-check.js';
+export * from './hint-key.js';
 export * from './in-memory-event-store.js';
 export * from './local-hint-source.js';
 export * from './notifier/index.js';

@@ -38,7 +38,7 @@ async function setUp(options: { hintWarningIntervalMs?: number } = {}) {
   return { store, reader, hints, streams, lines };
 }
 
-describe('ProgressStreams: a client receives only what is in the log (invariant 8)', () => {
+describe('ProgressStreams: a client receives only what is in the log or authenticated (invariant 8)', () => {
   it('a forged terminal event announced past the head reaches no subscriber; the real events do', async () => {
     const { store, hints, streams, lines } = await setUp();
     const subscriber = collect(streams, TASK);
@@ -137,6 +137,71 @@ describe('ProgressStreams: a client receives only what is in the log (invariant 
     release();
     await eventually(() => expect(streams.hintCheckCounts().rejected['not-in-log']).toBe(1000));
     expect(subscriber.events).toHaveLength(2);
+    subscriber.subscription.unsubscribe();
+  });
+
+  it('delivers authenticated inline events without a store read; only a gap before them is read', async () => {
+    const { store, hints, streams, reader } = await setUp();
+    const subscriber = collect(streams, TASK);
+    await eventually(() => expect(subscriber.events).toHaveLength(2));
+    const readsBefore = reader.readTaskCalls.length;
+    // Seq 3 is never hinted: the authenticated hint of seq 4 shows the gap, which is read from the log.
+    await store.append(TASK, [ev.nodeStarted('n1')]);
+    const fourth = await store.append(TASK, [ev.nodeSucceeded('n1')]);
+    hints.hint({ taskId: TASK, seq: 4, events: fourth, authentication: 'verified' });
+    await eventually(() => expect(subscriber.events.map((e) => e.seq)).toEqual([1, 2, 3, 4]));
+    expect(reader.readTaskCalls.slice(readsBefore).map((call) => call.after)).toEqual([2]);
+    // A second delivery of the same hint: dropped by seq.
+    hints.hint({ taskId: TASK, seq: 4, events: fourth, authentication: 'verified' });
+
+    const readsAfterGap = reader.readTaskCalls.length;
+    const last = await store.append(TASK, [ev.completed(1, 0)]);
+    hints.hint({ taskId: TASK, seq: 5, events: last, authentication: 'verified' });
+    await eventually(() => expect(subscriber.isCompleted()).toBe(true));
+    expect(reader.readTaskCalls.length).toBe(readsAfterGap);
+    expect(subscriber.events).toEqual(await store.readTask(TASK));
+    expect(streams.hintCheckCounts()).toMatchObject({
+      authenticated: 3,
+      matched: 0,
+      unauthenticated: { invalid: 0, missing: 0 },
+    });
+  });
+
+  it('checks events whose MAC does not verify against the log, counts them and warns at the limited rate', async () => {
+    const { store, hints, streams, lines } = await setUp({ hintWarningIntervalMs: 3_600_000 });
+    const subscriber = collect(streams, TASK);
+    await eventually(() => expect(subscriber.events).toHaveLength(2));
+    const [real] = await store.append(TASK, [ev.nodeStarted('n1')]);
+    const forged = { ...real!, type: 'TaskCompleted', data: { succeeded: 1, failed: 0, skipped: 0 } };
+    for (let i = 0; i < 10; i++) {
+      hints.hint({ taskId: TASK, seq: 3, events: [forged as StoredEvent], authentication: 'invalid' });
+    }
+    await eventually(() => expect(subscriber.events.map((e) => e.seq)).toEqual([1, 2, 3]));
+    expect(subscriber.events[2]).toEqual(real);
+    expect(subscriber.isCompleted()).toBe(false);
+    expect(streams.hintCheckCounts()).toMatchObject({
+      authenticated: 0,
+      unauthenticated: { invalid: 10, missing: 0 },
+    });
+    expect(streams.hintCheckCounts().rejected['differs-from-log']).toBeGreaterThanOrEqual(1);
+    expect(warnings(lines)).toHaveLength(1);
+    expect(warnings(lines)[0]).toMatchObject({ taskId: TASK, seq: 3, events: 1, problem: 'invalid' });
+    subscriber.subscription.unsubscribe();
+  });
+
+  it('checks events that came without a MAC against the log and counts them without a warning', async () => {
+    const { store, hints, streams, lines } = await setUp();
+    const subscriber = collect(streams, TASK);
+    await eventually(() => expect(subscriber.events).toHaveLength(2));
+    const real = await store.append(TASK, [ev.nodeStarted('n1')]);
+    hints.hint({ taskId: TASK, seq: 3, events: real, authentication: 'missing' });
+    await eventually(() => expect(streams.hintCheckCounts().matched).toBe(1));
+    expect(subscriber.events).toEqual(await store.readTask(TASK));
+    expect(streams.hintCheckCounts()).toMatchObject({
+      authenticated: 0,
+      unauthenticated: { invalid: 0, missing: 1 },
+    });
+    expect(warnings(lines)).toEqual([]);
     subscriber.subscription.unsubscribe();
   });
 });

@@ -107,9 +107,11 @@ export class TaskFeed {
 
   /**
    * A hint announces events up to its seq. Its inline events are delivered as
-   * they are only when `trusted` (from this process);
-   * otherwise they are held until a store read shows whether the log has
-   * them, and subscribers get the stored events (invariant 8).
+   * they are when `trusted` (from this process) or authenticated (their MAC
+   * verified with the hint key); otherwise they are held until a store read
+   * shows whether the log has them, and subscribers get the stored events
+   * (invariant 8). Either way they go through the same cache, so order,
+   * gaps and duplicates are handled alike.
    */
   onHint(hint: Hint, trusted: boolean): void {
     if (this.#disposed) return;
@@ -119,7 +121,18 @@ export class TaskFeed {
       if (trusted) {
         this.#settings.checks.trusted(hint.events.length);
         this.#addEvents(hint.events);
+      } else if (hint.authentication === 'verified') {
+        this.#settings.checks.authenticated(hint.events.length);
+        this.#addEvents(hint.events);
       } else {
+        if (hint.authentication !== undefined) {
+          this.#settings.checks.unauthenticated({
+            taskId: this.taskId,
+            seq: hint.seq,
+            events: hint.events.length,
+            problem: hint.authentication,
+          });
+        }
         this.#holdUnverified(hint.events);
       }
     }

@@ -1,5 +1,6 @@
 import type { Observable } from 'rxjs';
 import type { StoredEvent } from './events.js';
+import type { HintAuthentication } from './hint-key.js';
 import type { AppendHook } from './store.js';
 
 export const TRANSPORT_TYPES = ['postgres', 'redis', 'polling'] as const;
@@ -22,6 +23,15 @@ export interface Hint {
    * this process, never copied from a received message (invariant 8).
    */
   readFromLog?: boolean;
+  /**
+   * What this process's transport found of the MAC that came with `events`
+   * (PROGRESS_HINT_KEY, see HintKey): `verified` events are delivered
+   * without a log read; `invalid` and `missing` ones are checked against
+   * the log like unsigned ones, and counted. Absent when this process has no
+   * key or the hint has no events. Set only by code in this process from its
+   * own check, never copied from a received message (invariant 8).
+   */
+  authentication?: HintAuthentication;
 }
 
 /** Where subscribers get their hints: a transport, or the notifier that switches between them. */

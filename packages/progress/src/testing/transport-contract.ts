@@ -1,18 +1,32 @@
-import { randomUUID } from 'node:crypto';
-import { filter, firstValueFrom, take, timeout } from 'rxjs';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { filter, firstValueFrom, take, timeout, type Subscription } from 'rxjs';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { TransportUnavailableError } from '../errors.js';
-import type { StoredEvent } from '../events.js';
+import type { NewEvent, StoredEvent } from '../events.js';
+import { HintKey, type SignedHint } from '../hint-key.js';
+import { ProgressStreams } from '../progress-streams.js';
 import type { EventStore } from '../store.js';
 import type { Hint, Transport, TransportHealth } from '../transport.js';
+import { InstrumentedReader } from './instrumented-reader.js';
 import { ev } from './stored-events.js';
 
 /** What the suite needs from a transport package: its real server behind a store. */
 export interface TransportContractOptions {
   /** Once per suite: the event log the transports announce (a migrated database), and how to release it. */
   setup(): Promise<{ store: EventStore; close(): Promise<void> }>;
-  /** A fresh, unstarted transport over the real server, announcing appends to `store`. */
-  create(store: EventStore): Transport;
+  /**
+   * A fresh, unstarted transport over the real server, announcing appends to
+   * `store`, with `hintKey` when the suite gives one (see `signsHints`). All
+   * on one channel: two transports of the suite reach each other.
+   */
+  create(store: EventStore, options?: { hintKey?: HintKey }): Transport;
+  /**
+   * True when the transport carries inline events to other processes and
+   * takes a hint key: the suite then checks that signed events reach
+   * subscribers without a log read and that nothing else does. Default false
+   * (polling reads the log itself).
+   */
+  signsHints?: boolean;
   /**
    * A transport whose server is not there (a closed port, a database that
    * does not exist), configured with a password: `names` is what its start
@@ -60,8 +74,8 @@ export function transportContract(name: string, options: TransportContractOption
       await close?.();
     });
 
-    async function start(): Promise<Transport> {
-      const transport = options.create(store);
+    async function start(createOptions: { hintKey?: HintKey } = {}): Promise<Transport> {
+      const transport = options.create(store, createOptions);
       started.push(transport);
       await transport.start();
       return transport;
@@ -191,6 +205,8 @@ export function transportContract(name: string, options: TransportContractOption
       if (hint.events) expect(hint.events.find((event) => event.seq === 2)).toEqual(stored[0]);
     });
 
+    if (options.signsHints) hintKeyContract(() => store, start, waitMs);
+
     it('refuses a start when its server is not there, naming it and never the password', async () => {
       const { transport, names, secret } = await options.createUnreachable(store);
       started.push(transport);
@@ -210,6 +226,194 @@ export function transportContract(name: string, options: TransportContractOption
       } finally {
         subscription.unsubscribe();
       }
+    });
+  });
+}
+
+/** A key that signs other events than those sent: a genuine MAC over altered data. */
+class MacOfOtherEvents extends HintKey {
+  readonly #genuine: readonly StoredEvent[];
+
+  constructor(secret: Uint8Array, genuine: readonly StoredEvent[]) {
+    super(secret);
+    this.#genuine = genuine;
+  }
+
+  override sign(hint: SignedHint): string {
+    return super.sign({ ...hint, events: this.#genuine });
+  }
+}
+
+/**
+ * Invariant 8 with a hint key: events inline in a hint whose MAC verifies are
+ * delivered without a store read; a MAC made with another key, a genuine MAC
+ * over altered data, or none at all leaves the events to the log check, and
+ * is counted; a receiver without a key checks everything against the log.
+ * Store reads are counted on the reader of the receiving ProgressStreams.
+ */
+function hintKeyContract(
+  getStore: () => EventStore,
+  start: (options?: { hintKey?: HintKey }) => Promise<Transport>,
+  waitMs: number,
+): void {
+  describe('hint key (PROGRESS_HINT_KEY)', () => {
+    const secret = randomBytes(32);
+    const key = new HintKey(secret);
+    const otherKey = new HintKey(randomBytes(32));
+    const subscriptions: Subscription[] = [];
+    const wait = { timeout: waitMs, interval: 10 };
+
+    afterEach(() => {
+      subscriptions.splice(0).forEach((subscription) => subscription.unsubscribe());
+    });
+
+    /** A subscriber of a new task with two events, through ProgressStreams over `receiver`. */
+    async function follow(receiver: Transport) {
+      const store = getStore();
+      const taskId = `contract-${randomUUID()}`;
+      await store.append(taskId, [ev.created(['n1']), ev.started()]);
+      const reader = new InstrumentedReader(store);
+      const streams = new ProgressStreams({ store: reader, hints: receiver });
+      const events: StoredEvent[] = [];
+      const hints: Hint[] = [];
+      const subscription = receiver.hints$.subscribe((hint) => {
+        if (hint.taskId === taskId) hints.push(hint);
+      });
+      subscription.add(streams.events$(taskId).subscribe((event) => events.push(event)));
+      subscriptions.push(subscription);
+      await vi.waitFor(() => expect(events).toHaveLength(2), wait);
+      const total = () => reader.calls.readTask + reader.calls.latestSeqs;
+      const before = total();
+      return { taskId, streams, events, hints, readsSinceFirstDelivery: () => total() - before };
+    }
+
+    /** Appends as the notifier does: NOTIFY inside the transaction, then afterCommit. */
+    async function appendAs(
+      transport: Transport,
+      taskId: string,
+      events: NewEvent[],
+    ): Promise<StoredEvent[]> {
+      const stored = await getStore().append(
+        taskId,
+        events,
+        transport.inTransaction ? { hook: transport.inTransaction } : {},
+      );
+      await transport.afterCommit?.(stored);
+      return stored;
+    }
+
+    /** Announces `events` the way `transport` announces an append, without appending them. */
+    async function sendAs(transport: Transport, events: readonly StoredEvent[]): Promise<void> {
+      const hook = transport.inTransaction;
+      if (hook) {
+        // A NOTIFY leaves with the commit of its transaction: one that appends to a task of its own.
+        await getStore().append(`carrier-${randomUUID()}`, [ev.created(['n1'])], {
+          hook: (tx) => hook(tx, events),
+        });
+      }
+      await transport.afterCommit?.(events);
+    }
+
+    it('delivers signed inline events without a store read, each once and in order', async () => {
+      const [sender, receiver] = [await start({ hintKey: key }), await start({ hintKey: key })];
+      const subscriber = await follow(receiver);
+      const first = await appendAs(sender, subscriber.taskId, [ev.nodeStarted('n1'), ev.nodeSucceeded('n1')]);
+      await vi.waitFor(() => expect(subscriber.events).toHaveLength(4), wait);
+      // The same signed hint again (a replay, a second delivery): verified, and dropped by seq.
+      await sendAs(sender, first);
+      await appendAs(sender, subscriber.taskId, [ev.completed(1, 0)]);
+      await vi.waitFor(() => expect(subscriber.events).toHaveLength(5), wait);
+      await vi.waitFor(() => expect(subscriber.hints).toHaveLength(3), wait);
+
+      expect(subscriber.events).toEqual(await getStore().readTask(subscriber.taskId));
+      expect(subscriber.hints.map((hint) => hint.authentication)).toEqual([
+        'verified',
+        'verified',
+        'verified',
+      ]);
+      expect(subscriber.readsSinceFirstDelivery()).toBe(0);
+      expect(subscriber.streams.hintCheckCounts()).toMatchObject({
+        authenticated: 5,
+        matched: 0,
+        unauthenticated: { invalid: 0, missing: 0 },
+      });
+    });
+
+    it('does not deliver a forged event signed with another key: subscribers get the stored one', async () => {
+      const [receiver, forger] = [await start({ hintKey: key }), await start({ hintKey: otherKey })];
+      const subscriber = await follow(receiver);
+      // Appended without a notification: only the forgery announces seq 3.
+      const [real] = await getStore().append(subscriber.taskId, [ev.nodeStarted('n1')]);
+      const forged = { ...real!, type: 'TaskCompleted', data: { succeeded: 1, failed: 0, skipped: 0 } };
+      await sendAs(forger, [forged as StoredEvent]);
+
+      await vi.waitFor(
+        () => expect(subscriber.streams.hintCheckCounts().unauthenticated.invalid).toBe(1),
+        wait,
+      );
+      await vi.waitFor(() => expect(subscriber.events).toHaveLength(3), wait);
+      expect(subscriber.events[2]).toEqual(real);
+      expect(subscriber.hints.map((hint) => hint.authentication)).toEqual(['invalid']);
+      expect(subscriber.streams.hintCheckCounts()).toMatchObject({
+        authenticated: 0,
+        rejected: { 'differs-from-log': 1 },
+      });
+    });
+
+    it('does not deliver altered data under the MAC of the genuine event: subscribers get the stored one', async () => {
+      const receiver = await start({ hintKey: key });
+      const subscriber = await follow(receiver);
+      const [real] = await getStore().append(subscriber.taskId, [ev.nodeProgress('n1', 1, 2, 'genuine')]);
+      const altered = {
+        ...real!,
+        data: { node: 'n1', done: 2, total: 2, message: 'altered' },
+      } as StoredEvent;
+      const tamperer = await start({ hintKey: new MacOfOtherEvents(secret, [real!]) });
+      await sendAs(tamperer, [altered]);
+
+      await vi.waitFor(
+        () => expect(subscriber.streams.hintCheckCounts().unauthenticated.invalid).toBe(1),
+        wait,
+      );
+      await vi.waitFor(() => expect(subscriber.events).toHaveLength(3), wait);
+      expect(subscriber.events[2]).toEqual(real);
+      expect(subscriber.hints.map((hint) => hint.authentication)).toEqual(['invalid']);
+      expect(subscriber.streams.hintCheckCounts()).toMatchObject({
+        authenticated: 0,
+        rejected: { 'differs-from-log': 1 },
+      });
+    });
+
+    it('checks an unsigned hint against the log at a receiver with the key, and counts it', async () => {
+      const [sender, receiver] = [await start(), await start({ hintKey: key })];
+      const subscriber = await follow(receiver);
+      await appendAs(sender, subscriber.taskId, [ev.nodeStarted('n1')]);
+
+      await vi.waitFor(() => expect(subscriber.events).toHaveLength(3), wait);
+      expect(subscriber.events).toEqual(await getStore().readTask(subscriber.taskId));
+      expect(subscriber.hints.map((hint) => hint.authentication)).toEqual(['missing']);
+      expect(subscriber.readsSinceFirstDelivery()).toBeGreaterThan(0);
+      expect(subscriber.streams.hintCheckCounts()).toMatchObject({
+        authenticated: 0,
+        matched: 1,
+        unauthenticated: { invalid: 0, missing: 1 },
+      });
+    });
+
+    it('checks signed events against the log at a receiver without the key, as without keys', async () => {
+      const [sender, receiver] = [await start({ hintKey: key }), await start()];
+      const subscriber = await follow(receiver);
+      await appendAs(sender, subscriber.taskId, [ev.nodeStarted('n1')]);
+
+      await vi.waitFor(() => expect(subscriber.events).toHaveLength(3), wait);
+      expect(subscriber.events).toEqual(await getStore().readTask(subscriber.taskId));
+      expect(subscriber.hints.map((hint) => hint.authentication)).toEqual([undefined]);
+      expect(subscriber.readsSinceFirstDelivery()).toBeGreaterThan(0);
+      expect(subscriber.streams.hintCheckCounts()).toMatchObject({
+        authenticated: 0,
+        matched: 1,
+        unauthenticated: { invalid: 0, missing: 0 },
+      });
     });
   });
 }
