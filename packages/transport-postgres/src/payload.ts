@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { StoredEventSchema } from '@nodebatch/progress';
-import type { StoredEvent } from '@nodebatch/progress';
+import { HINT_MAC_LENGTH, StoredEventSchema } from '@nodebatch/progress';
+import type { HintKey, StoredEvent } from '@nodebatch/progress';
 
 /**
  * PostgreSQL rejects a NOTIFY payload of 8000 bytes or more ("payload string
@@ -11,17 +11,30 @@ export const MAX_PAYLOAD_BYTES = 7999;
 
 /**
  * What travels on the channel, as compact JSON:
- * - events: `{"taskId":"t","seq":7,"events":[{"seq":6,...},{"seq":7,...}]}` (taskId left out of each event);
+ * - events: `{"taskId":"t","seq":7,"events":[{"seq":6,...},{"seq":7,...}],"mac":"..."}` (taskId left
+ *   out of each event; `mac` only from a sender with a hint key, see HintKey);
  * - reference: `{"taskId":"t","seq":7,"from":6}`: events `from`..`seq` are in the log;
  * - probe: `{"probe":"<id>"}`: a round trip check, ignored by anyone who did not send it.
  */
 export type Notification =
-  | { kind: 'events'; taskId: string; seq: number; events: StoredEvent[] }
+  | { kind: 'events'; taskId: string; seq: number; events: StoredEvent[]; mac?: string }
   | { kind: 'reference'; taskId: string; seq: number; from: number }
   | { kind: 'probe'; probe: string };
 
+/** Options of {@link encodeEvents}. */
+export interface EncodeEventsOptions {
+  /** Signs inline events (PROGRESS_HINT_KEY). Default none: no `mac`. */
+  key?: HintKey | undefined;
+  /** Larger payloads are sent as a reference. Default {@link MAX_PAYLOAD_BYTES}. */
+  maxBytes?: number;
+}
+
+/** What `"mac":"..."` adds to a payload, in bytes (base64url is ASCII). */
+const MAC_FIELD_BYTES = ',"mac":""'.length + HINT_MAC_LENGTH;
+
 /** Encodes the events of one append (one task, ascending seq) for pg_notify. */
-export function encodeEvents(events: readonly StoredEvent[], maxBytes = MAX_PAYLOAD_BYTES): string {
+export function encodeEvents(events: readonly StoredEvent[], options: EncodeEventsOptions = {}): string {
+  const { key, maxBytes = MAX_PAYLOAD_BYTES } = options;
   const first = events[0];
   const last = events[events.length - 1];
   if (!first || !last) throw new RangeError('encodeEvents needs at least one event');
@@ -31,8 +44,12 @@ export function encodeEvents(events: readonly StoredEvent[], maxBytes = MAX_PAYL
     events: events.map(({ taskId: _taskId, ...rest }) => rest),
   });
   // Byte length, not string length: the limit is in bytes of the database encoding (UTF-8).
-  if (Buffer.byteLength(full, 'utf8') <= maxBytes) return full;
-  return JSON.stringify({ taskId: first.taskId, seq: last.seq, from: first.seq });
+  const bytes = Buffer.byteLength(full, 'utf8') + (key ? MAC_FIELD_BYTES : 0);
+  if (bytes > maxBytes) return JSON.stringify({ taskId: first.taskId, seq: last.seq, from: first.seq });
+  if (!key) return full;
+  // Spliced into the text already built: the MAC covers the events, not this JSON.
+  const mac = key.sign({ taskId: first.taskId, seq: last.seq, events });
+  return `${full.slice(0, -1)},"mac":"${mac}"}`;
 }
 
 export function encodeProbe(id: string): string {
@@ -44,7 +61,14 @@ const seqSchema = z.number().int().positive();
 const EnvelopeSchema = z.union([
   z.object({ probe: z.string().min(1) }).strict(),
   z.object({ taskId: z.string().min(1), seq: seqSchema, from: seqSchema }).strict(),
-  z.object({ taskId: z.string().min(1), seq: seqSchema, events: z.array(z.unknown()).min(1) }).strict(),
+  z
+    .object({
+      taskId: z.string().min(1),
+      seq: seqSchema,
+      events: z.array(z.unknown()).min(1),
+      mac: z.string().optional(),
+    })
+    .strict(),
 ]);
 
 export type DecodeResult =
@@ -96,5 +120,9 @@ export function decodeNotification(json: unknown): DecodeResult {
   if (!ascending || events[events.length - 1]!.seq !== value.seq) {
     return { ok: false, error: 'events are not consecutive up to seq', taskId: value.taskId, seq: value.seq };
   }
-  return { ok: true, notification: { kind: 'events', taskId: value.taskId, seq: value.seq, events } };
+  const { taskId, seq, mac } = value;
+  return {
+    ok: true,
+    notification: { kind: 'events', taskId, seq, events, ...(mac === undefined ? {} : { mac }) },
+  };
 }

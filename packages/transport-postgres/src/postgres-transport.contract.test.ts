@@ -6,16 +6,21 @@ import { createPostgresTransport } from './postgres-transport.js';
 
 let fixture: StoreFixture;
 
+// One channel for the suite: its sender and receiver transports must reach each other.
+const channel = uniqueName('progress');
+
 transportContract('postgres', {
   setup: async () => (fixture = await createStoreFixture()),
-  create: (store) =>
+  signsHints: true,
+  create: (store, { hintKey } = {}) =>
     createPostgresTransport({
       pool: fixture.pool,
       connection: { connectionString: fixture.database.url, application_name: uniqueName('listener') },
       store,
-      channel: uniqueName('progress'),
+      channel,
       logger: pino({ level: 'silent' }),
       reconnect: { minDelayMs: 20, maxDelayMs: 200 },
+      hintKey,
     }),
   createUnreachable: async (store) => {
     const port = await freePort();

@@ -15,6 +15,7 @@ import type {
   BackoffOptions,
   EventReader,
   Hint,
+  HintKey,
   Scheduler,
   StoredEvent,
   Transport,
@@ -61,6 +62,14 @@ export interface PostgresTransportOptions {
   heartbeatTimeoutMs?: number;
   /** Minimum time between two log summaries of malformed payloads, in ms. Default 60000. */
   malformedSummaryIntervalMs?: number;
+  /**
+   * The hint key (PROGRESS_HINT_KEY) shared by every process that sends or
+   * receives hints: notifications sent carry a MAC of their events, and the
+   * events of received ones whose MAC verifies reach subscribers without a
+   * log read (Hint.authentication). Default none: nothing signed, every
+   * inline event checked against the log.
+   */
+  hintKey?: HintKey | undefined;
   /** Source of jitter; injectable for tests. Default Math.random. */
   random?: () => number;
   /** Clock and timer of the probe; injectable for tests. Default: real timers. */
@@ -147,7 +156,7 @@ class PostgresTransportImpl implements PostgresTransport {
 
   readonly inTransaction: AppendHook = (tx, events) => {
     // Sent with the COMMIT, in its round trip.
-    if (events.length > 0) tx.notify(this.channel, encodeEvents(events));
+    if (events.length > 0) tx.notify(this.channel, encodeEvents(events, { key: this.#options.hintKey }));
     return Promise.resolve();
   };
 
@@ -262,9 +271,17 @@ class PostgresTransportImpl implements PostgresTransport {
       case 'probe':
         this.#probes.get(notification.probe)?.();
         return undefined;
-      case 'events':
-        this.#emit({ taskId: notification.taskId, seq: notification.seq, events: notification.events });
+      case 'events': {
+        const { taskId, seq, events, mac } = notification;
+        const key = this.#options.hintKey;
+        // One HMAC per notification, for every subscriber of the process.
+        this.#emit(
+          key
+            ? { taskId, seq, events, authentication: key.authenticate({ taskId, seq, events }, mac) }
+            : { taskId, seq, events },
+        );
         return undefined;
+      }
       case 'reference':
         return this.#resolveReference(notification);
     }

@@ -6,14 +6,22 @@ import { createRedisTransport } from './redis-transport.js';
 
 const url = new URL(sharedRedisUrl());
 
+// One channel for the suite: its sender and receiver transports must reach each other.
+const channel = uniqueName('progress');
+
 transportContract('redis', {
   setup: () => createStoreFixture(),
-  create: (store) =>
+  signsHints: true,
+  create: (store, { hintKey } = {}) =>
     createRedisTransport({
       redis: { host: url.hostname, port: Number(url.port || 6379) },
-      channel: uniqueName('progress'),
+      channel,
       store,
       logger: pino({ level: 'silent' }),
+      hintKey,
+      // The position check covers lost PUBLISHes, and this suite loses none. Run every second, it could
+      // announce an append between its commit and its PUBLISH, and the suite asserts when the log is read.
+      catchUpIntervalMs: 60_000,
     }),
   createUnreachable: (store) => ({
     transport: createRedisTransport({

@@ -1,5 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import type { EventReader, Hint, StoredEvent, Transport, TransportHealth } from '@nodebatch/progress';
+import type {
+  EventReader,
+  Hint,
+  HintKey,
+  StoredEvent,
+  Transport,
+  TransportHealth,
+} from '@nodebatch/progress';
 import {
   TransportUnavailableError,
   WatchCounts,
@@ -47,6 +54,14 @@ export interface RedisTransportOptions {
   publishTimeoutMs?: number;
   /** Clock and timers; default {@link realScheduler}. */
   scheduler?: Scheduler;
+  /**
+   * The hint key (PROGRESS_HINT_KEY) shared by every process that sends or
+   * receives hints: messages published carry a MAC of their events, and the
+   * events of received ones whose MAC verifies reach subscribers without a
+   * log read (Hint.authentication). Default none: nothing signed, every
+   * inline event checked against the log.
+   */
+  hintKey?: HintKey | undefined;
 }
 
 export const DEFAULT_REDIS_CHANNEL = 'nodebatch:progress';
@@ -99,6 +114,7 @@ export function createRedisTransport(options: RedisTransportOptions): RedisTrans
   const publishTimeoutMs = options.publishTimeoutMs ?? 2000;
   const scheduler = options.scheduler ?? realScheduler;
   const clusterNodes = options.clusterNodes ?? [];
+  const hintKey = options.hintKey;
   const inCluster = clusterNodes.length > 0;
   const target = inCluster
     ? `cluster ${clusterNodes.map((node) => `${node.host}:${node.port}`).join(',')}`
@@ -267,8 +283,12 @@ export function createRedisTransport(options: RedisTransportOptions): RedisTrans
         if (!watches.has(value.taskId)) return;
         const events = decodeEvents(value);
         if (!events.ok) return malformed(message, events.problem);
-        announce(value.taskId, value.seq);
-        hints$.next({ taskId: value.taskId, seq: value.seq, events: events.value });
+        const signed = { taskId: value.taskId, seq: value.seq, events: events.value };
+        announce(signed.taskId, signed.seq);
+        // One HMAC per message, for every subscriber of the process.
+        hints$.next(
+          hintKey ? { ...signed, authentication: hintKey.authenticate(signed, value.mac) } : signed,
+        );
         return;
       }
     }
@@ -437,7 +457,8 @@ export function createRedisTransport(options: RedisTransportOptions): RedisTrans
     async afterCommit(events: readonly StoredEvent[]) {
       if (state === 'stopped' || events.length === 0) return;
       try {
-        for (const message of encodeAppend(events, maxPayloadBytes)) await publish(message);
+        for (const message of encodeAppend(events, { maxBytes: maxPayloadBytes, key: hintKey }))
+          await publish(message);
         if (publishFailing) logger.info('publishing to redis works again');
         publishFailing = false;
       } catch (err) {

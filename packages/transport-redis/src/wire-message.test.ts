@@ -24,7 +24,9 @@ function decodeAll(message: string) {
 
 describe('encodeAppend', () => {
   it('sends one message per task with its events inline', () => {
-    const messages = encodeAppend([progress('a', 1), progress('a', 2), progress('b', 7)], 512 * 1024);
+    const messages = encodeAppend([progress('a', 1), progress('a', 2), progress('b', 7)], {
+      maxBytes: 512 * 1024,
+    });
     expect(messages.map(decodeAll)).toEqual([
       { v: 1, kind: 'events', taskId: 'a', seq: 2, events: [progress('a', 1), progress('a', 2)] },
       { v: 1, kind: 'events', taskId: 'b', seq: 7, events: [progress('b', 7)] },
@@ -32,12 +34,12 @@ describe('encodeAppend', () => {
   });
 
   it('sends a reference above the byte limit, counting bytes not characters', () => {
-    const small = encodeAppend([progress('a', 3)], 512 * 1024)[0]!;
+    const small = encodeAppend([progress('a', 3)], { maxBytes: 512 * 1024 })[0]!;
     const limit = Buffer.byteLength(small) + 100;
     // 100 three-byte characters: 100 UTF-16 units but 300 bytes.
-    const [message] = encodeAppend([progress('a', 3, '€'.repeat(100))], limit);
+    const [message] = encodeAppend([progress('a', 3, '€'.repeat(100))], { maxBytes: limit });
     expect(decodeAll(message!)).toEqual({ v: 1, kind: 'ref', taskId: 'a', seq: 3 });
-    const [fits] = encodeAppend([progress('a', 3, 'x'.repeat(100))], limit);
+    const [fits] = encodeAppend([progress('a', 3, 'x'.repeat(100))], { maxBytes: limit });
     expect(Buffer.byteLength(fits!)).toBe(limit);
     expect(decodeAll(fits!)).toHaveProperty('events');
   });

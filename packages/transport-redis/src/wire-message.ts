@@ -1,5 +1,5 @@
-import type { StoredEvent } from '@nodebatch/progress';
-import { StoredEventSchema } from '@nodebatch/progress';
+import type { HintKey, StoredEvent } from '@nodebatch/progress';
+import { HINT_MAC_LENGTH, StoredEventSchema } from '@nodebatch/progress';
 import { z } from 'zod';
 
 /**
@@ -7,8 +7,8 @@ import { z } from 'zod';
  * channel, so every message is validated before it becomes a hint.
  */
 type WireMessage =
-  /** The events of one append, inline. */
-  | { v: 1; kind: 'events'; taskId: string; seq: number; events: readonly StoredEvent[] }
+  /** The events of one append, inline; `mac` only from a sender with a hint key (see HintKey). */
+  | { v: 1; kind: 'events'; taskId: string; seq: number; events: readonly StoredEvent[]; mac?: string }
   /** An append too large to carry: subscribers read its events from the store. */
   | { v: 1; kind: 'ref'; taskId: string; seq: number }
   /** A round-trip check of the channel (Transport.probe). */
@@ -22,7 +22,14 @@ const seq = z.number().int().positive();
  * while the events themselves are validated only for watched tasks.
  */
 const EnvelopeSchema = z.discriminatedUnion('kind', [
-  z.object({ v: z.literal(1), kind: z.literal('events'), taskId, seq, events: z.array(z.unknown()).min(1) }),
+  z.object({
+    v: z.literal(1),
+    kind: z.literal('events'),
+    taskId,
+    seq,
+    events: z.array(z.unknown()).min(1),
+    mac: z.string().optional(),
+  }),
   z.object({ v: z.literal(1), kind: z.literal('ref'), taskId, seq }),
   z.object({ v: z.literal(1), kind: z.literal('probe'), id: z.string().min(1) }),
 ]);
@@ -66,12 +73,24 @@ export function decodeEvents(envelope: Extract<Envelope, { kind: 'events' }>): D
   return { ok: true, value: events };
 }
 
+/** Options of {@link encodeAppend}. */
+interface EncodeAppendOptions {
+  /** Larger messages are sent as a reference. */
+  maxBytes: number;
+  /** Signs inline events (PROGRESS_HINT_KEY). Default none: no `mac`. */
+  key?: HintKey | undefined;
+}
+
+/** What `"mac":"..."` adds to a message, in bytes (base64url is ASCII). */
+const MAC_FIELD_BYTES = ',"mac":""'.length + HINT_MAC_LENGTH;
+
 /**
  * One message per task of an append. Above `maxBytes` the events are left out
  * and subscribers read them from the store: Redis would carry them, but every
  * subscriber of the channel would pay for the copy.
  */
-export function encodeAppend(events: readonly StoredEvent[], maxBytes: number): string[] {
+export function encodeAppend(events: readonly StoredEvent[], options: EncodeAppendOptions): string[] {
+  const { maxBytes, key } = options;
   const byTask = new Map<string, StoredEvent[]>();
   for (const event of events) {
     let list = byTask.get(event.taskId);
@@ -88,11 +107,15 @@ export function encodeAppend(events: readonly StoredEvent[], maxBytes: number): 
       seq,
       events: taskEvents,
     } satisfies WireMessage);
-    messages.push(
-      Buffer.byteLength(inline) <= maxBytes
-        ? inline
-        : JSON.stringify({ v: 1, kind: 'ref', taskId, seq } satisfies WireMessage),
-    );
+    if (Buffer.byteLength(inline) + (key ? MAC_FIELD_BYTES : 0) > maxBytes) {
+      messages.push(JSON.stringify({ v: 1, kind: 'ref', taskId, seq } satisfies WireMessage));
+    } else if (key) {
+      // Spliced into the text already built: the MAC covers the events, not this JSON.
+      const mac = key.sign({ taskId, seq, events: taskEvents });
+      messages.push(`${inline.slice(0, -1)},"mac":"${mac}"}`);
+    } else {
+      messages.push(inline);
+    }
   }
   return messages;
 }
