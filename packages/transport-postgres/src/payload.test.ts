@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { HintKey } from '@nodebatch/progress';
 import type { StoredEvent } from '@nodebatch/progress';
 import { MAX_PAYLOAD_BYTES, decodeNotification, encodeEvents, encodeProbe, peekTaskId } from './payload.js';
 
@@ -47,6 +48,35 @@ describe('encodeEvents', () => {
     expect(JSON.parse(encodeEvents([fits]))).toHaveProperty('events');
     const tooBig = progress(1, 'x'.repeat(MAX_PAYLOAD_BYTES - probeSize + 1));
     expect(JSON.parse(encodeEvents([tooBig]))).not.toHaveProperty('events');
+  });
+});
+
+describe('encodeEvents with a hint key', () => {
+  const key = new HintKey('payload-test-hint-key-0123456789abcdef');
+
+  it('carries the MAC of the events it sends, and the receiver gets it back with them', () => {
+    const events = [progress(3), progress(4)];
+    const result = roundTrip(encodeEvents(events, { key }));
+    if (!result.ok || result.notification.kind !== 'events') throw new Error('expected events');
+    const { mac, ...rest } = result.notification;
+    expect(rest).toEqual({ kind: 'events', taskId: 'task-1', seq: 4, events });
+    expect(key.authenticate({ taskId: 'task-1', seq: 4, events: rest.events }, mac)).toBe('verified');
+  });
+
+  it('counts the MAC within the 8000-byte limit, and sends a reference without one above it', () => {
+    const probeSize = Buffer.byteLength(encodeEvents([progress(1, '')], { key }));
+    const fits = progress(1, 'x'.repeat(MAX_PAYLOAD_BYTES - probeSize));
+    const largest = encodeEvents([fits], { key });
+    expect(Buffer.byteLength(largest)).toBe(MAX_PAYLOAD_BYTES);
+    expect(JSON.parse(largest)).toHaveProperty('mac');
+    const tooBig = progress(1, 'x'.repeat(MAX_PAYLOAD_BYTES - probeSize + 1));
+    expect(JSON.parse(encodeEvents([tooBig], { key }))).toEqual({ taskId: 'task-1', seq: 1, from: 1 });
+  });
+
+  it('leaves the MAC out without a key, and a receiver without one ignores it', () => {
+    expect(JSON.parse(encodeEvents([progress(1)]))).not.toHaveProperty('mac');
+    const result = roundTrip(encodeEvents([progress(1)], { key }));
+    expect(result).toMatchObject({ ok: true, notification: { kind: 'events', events: [progress(1)] } });
   });
 });
 

@@ -1,3 +1,4 @@
+import { HintKey } from '@nodebatch/progress';
 import type { StoredEvent } from '@nodebatch/progress';
 import { describe, expect, it } from 'vitest';
 import { decodeEnvelope, decodeEvents, encodeAppend, encodeProbe } from './wire-message.js';
@@ -42,6 +43,39 @@ describe('encodeAppend', () => {
     const [fits] = encodeAppend([progress('a', 3, 'x'.repeat(100))], { maxBytes: limit });
     expect(Buffer.byteLength(fits!)).toBe(limit);
     expect(decodeAll(fits!)).toHaveProperty('events');
+  });
+});
+
+describe('encodeAppend with a hint key', () => {
+  const key = new HintKey('wire-test-hint-key-0123456789abcdef0123');
+
+  it('carries the MAC of each task’s events, which the receiver verifies over what it decoded', () => {
+    const messages = encodeAppend([progress('a', 1), progress('a', 2), progress('b', 7)], {
+      maxBytes: 512 * 1024,
+      key,
+    });
+    const decoded = messages.map((message) => {
+      const envelope = decodeEnvelope(message);
+      if (!envelope.ok || envelope.value.kind !== 'events') throw new Error('expected events');
+      const events = decodeEvents(envelope.value);
+      if (!events.ok) throw new Error(events.problem);
+      const { taskId, seq, mac } = envelope.value;
+      return { taskId, authentication: key.authenticate({ taskId, seq, events: events.value }, mac) };
+    });
+    expect(decoded).toEqual([
+      { taskId: 'a', authentication: 'verified' },
+      { taskId: 'b', authentication: 'verified' },
+    ]);
+  });
+
+  it('counts the MAC within the byte limit, and sends a reference without one above it', () => {
+    const unsigned = encodeAppend([progress('a', 3, 'x'.repeat(100))], { maxBytes: 512 * 1024 })[0]!;
+    const [signed] = encodeAppend([progress('a', 3, 'x'.repeat(100))], { maxBytes: 512 * 1024, key });
+    const limit = Buffer.byteLength(signed!);
+    expect(limit).toBeGreaterThan(Buffer.byteLength(unsigned));
+    expect(encodeAppend([progress('a', 3, 'x'.repeat(100))], { maxBytes: limit, key })).toEqual([signed]);
+    const [reference] = encodeAppend([progress('a', 3, 'x'.repeat(101))], { maxBytes: limit, key });
+    expect(JSON.parse(reference!)).toEqual({ v: 1, kind: 'ref', taskId: 'a', seq: 3 });
   });
 });
 
