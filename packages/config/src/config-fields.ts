@@ -204,6 +204,13 @@ export const CONFIG_FIELDS: readonly ConfigField[] = [
     value: milliseconds(100, 3_600_000),
     default: () => 5000,
   },
+  // Signs and checks the events inline in hints: a verified one needs no log read. The same on workers and gateways.
+  {
+    key: 'progress.hintKey',
+    env: ['PROGRESS_HINT_KEY', 'PROGRESS_HINT_KEY_FILE'],
+    value: secret({ minBytes: 32 }),
+    secret: true,
+  },
   {
     key: 'gateway.port',
     env: ['PORT'],

@@ -18,6 +18,7 @@ export interface CreateLoggerOptions {
 export const REDACTED_PATHS: readonly string[] = [
   'password',
   'jwtSecret',
+  'hintKey',
   'token',
   'authorization',
   'cookie',

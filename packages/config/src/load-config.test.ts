@@ -438,6 +438,25 @@ describe('*_FILE secrets', () => {
     expect(config.auth.jwtSecret).toBe('jwt');
   });
 
+  it('reads PROGRESS_HINT_KEY or PROGRESS_HINT_KEY_FILE, and refuses a key under 32 bytes naming the variable', () => {
+    const key = 'k'.repeat(31) + '\u00e9'; // 33 bytes in UTF-8, 32 characters
+    expect(load({ PROGRESS_HINT_KEY: key }).config.progress.hintKey).toBe(key);
+    const fromFile = load({ PROGRESS_HINT_KEY_FILE: secretFile(`${key}\n`) });
+    expect(fromFile.config.progress.hintKey).toBe(key);
+    expect(fromFile.sources['progress.hintKey']).toBe('env:PROGRESS_HINT_KEY_FILE');
+    expect(load({}).config.progress.hintKey).toBeUndefined();
+
+    const short = 'short-hint-key-0123456789abcdef'; // 31 bytes
+    expect(errorOf(() => load({ PROGRESS_HINT_KEY: short })).message).toBe(
+      'invalid configuration: PROGRESS_HINT_KEY=<hidden> (from env PROGRESS_HINT_KEY): expected a secret of at least 32 bytes (for example: openssl rand -base64 48)',
+    );
+    const shortFile = errorOf(() => load({ PROGRESS_HINT_KEY_FILE: secretFile(`${short}\n`) })).message;
+    expect(shortFile).toContain(
+      'PROGRESS_HINT_KEY_FILE=<hidden> (from env PROGRESS_HINT_KEY_FILE): expected a secret of at least 32 bytes',
+    );
+    expect(shortFile).not.toContain(short);
+  });
+
   it('fails on a missing or empty file, naming the variable and path', () => {
     expect(errorOf(() => load({ DB_PASSWORD_FILE: '/nonexistent/pw' })).message).toBe(
       'invalid configuration: DB_PASSWORD_FILE="/nonexistent/pw" (from env DB_PASSWORD_FILE): cannot read the file (ENOENT); expected a readable file holding the secret',

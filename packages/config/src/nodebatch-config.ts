@@ -57,6 +57,13 @@ export interface ProgressConfig {
   notifyType: NotifyType;
   pollIntervalMs: number;
   fallbackAfterMs: number;
+  /**
+   * Shared secret of every worker and gateway (PROGRESS_HINT_KEY, ≥ 32 bytes):
+   * hints carry a MAC of their inline events, and a verified event is
+   * delivered without reading the log. Unset: every inline event from
+   * another process is checked against the log.
+   */
+  hintKey?: string;
 }
 
 /** Roles a token may carry, least to most powerful. A token's `user` is read as `operator`. */

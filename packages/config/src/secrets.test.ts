@@ -35,6 +35,7 @@ const SECRETS = [
   'redis-pw-url',
   'redis-pw-env',
   'jwt-secret-value',
+  'hint-key-value-0123456789abcdef0123',
 ];
 
 describe('no password in any output', () => {
@@ -44,6 +45,7 @@ describe('no password in any output', () => {
         DB_PASSWORD: 'db-pw-env',
         REDIS_URL: 'redis://:redis-pw-url@r:6379/1',
         AUTH_JWT_SECRET: 'jwt-secret-value',
+        PROGRESS_HINT_KEY: 'hint-key-value-0123456789abcdef0123',
       },
     },
     { env: { DATABASE_URL: 'postgres://u:db-pw-url@h/db', REDIS_HOST: 'r', REDIS_PASSWORD: 'redis-pw-env' } },
@@ -65,6 +67,7 @@ describe('no password in any output', () => {
       logger.info({ config: loaded.config }, 'effective configuration');
       logger.info({ database: pgPoolConfig(loaded.config.database) }, 'pool');
       logger.info({ password: 'db-pw-env', token: 'jwt-secret-value' }, 'top-level fields');
+      logger.info({ progress: loaded.config.progress }, 'progress settings');
       const outputs = [
         JSON.stringify(entries),
         JSON.stringify(loaded.sources),
@@ -84,6 +87,9 @@ describe('no password in any output', () => {
     expect(shown['database.password']).toBe('set');
     expect(shown['redis.password']).toBe('not set');
     expect(shown['auth.jwtSecret']).toBe('not set');
+    expect(shown['progress.hintKey']).toBe('not set');
+    const withKey = configEntries(loadConfig({ env: { PROGRESS_HINT_KEY: 'h'.repeat(32) }, cwd: dir }));
+    expect(withKey.find((e) => e.key === 'progress.hintKey')?.value).toBe('set');
   });
 
   it('never echoes a secret in a validation error', () => {

@@ -46,11 +46,20 @@ export function text(what = 'a non-empty string'): ValueSchema<string> {
   };
 }
 
-/** A secret is taken as given (no trimming): spaces may be part of a password. */
-export function secret(): ValueSchema<string> {
+/**
+ * A secret is taken as given (no trimming): spaces may be part of a password.
+ * `minBytes`: a key that must be long enough to resist guessing (counted in UTF-8 bytes).
+ */
+export function secret(options: { minBytes?: number } = {}): ValueSchema<string> {
+  const minBytes = options.minBytes ?? 1;
   return {
-    schema: z.union([z.string(), z.number().transform(String)]).pipe(z.string().min(1)),
-    expected: 'a non-empty string',
+    schema: z
+      .union([z.string(), z.number().transform(String)])
+      .pipe(z.string().refine((value) => Buffer.byteLength(value, 'utf8') >= minBytes)),
+    expected:
+      minBytes > 1
+        ? `a secret of at least ${minBytes} bytes (for example: openssl rand -base64 48)`
+        : 'a non-empty string',
   };
 }
 

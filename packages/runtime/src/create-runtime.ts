@@ -12,6 +12,7 @@ import type { DatabaseConfig, NodebatchConfig } from '@nodebatch/config';
 import { createEventStore, runMigrations } from '@nodebatch/event-store';
 import type { PostgresEventStore } from '@nodebatch/event-store';
 import {
+  HintKey,
   NodebatchError,
   ProgressStreams,
   TransportUnavailableError,
@@ -96,6 +97,9 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   const logger = options.logger;
   const env = options.env ?? process.env;
   const connectionTimeoutMillis = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  // One key for the transports of the process: they sign what they send and check what they receive.
+  // Made before any connection opens: a key too short is refused here, with nothing to close.
+  const hintKey = config.progress.hintKey === undefined ? undefined : new HintKey(config.progress.hintKey);
   const poolConfig = { ...pgPoolConfig(config.database), connectionTimeoutMillis };
   const databaseTarget: ConnectionTarget = { service: 'postgres', ...describeDatabase(config.database) };
   const listenerDatabase = options.listenerDatabase ?? configuredListenerDatabase(config.database);
@@ -147,6 +151,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
           connection: { ...listenerConnection, application_name: 'nodebatch-listener' },
           store,
           logger,
+          hintKey,
           ...(options.postgresChannel ? { channel: options.postgresChannel } : {}),
           ...(options.listenerReconnect ? { reconnect: options.listenerReconnect } : {}),
         });
@@ -161,6 +166,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
           clusterNodes: redisClusterNodes(config.redis),
           store,
           logger,
+          hintKey,
           ...(options.redisChannel ? { channel: options.redisChannel } : {}),
         });
       case 'polling':

@@ -1,5 +1,5 @@
 import type { HintCheckCounts, NotifierInfo, StoredEvent } from '@nodebatch/progress';
-import { HINT_REJECTION_REASONS, TRANSPORT_TYPES } from '@nodebatch/progress';
+import { HINT_REJECTION_REASONS, HINT_SIGNATURE_PROBLEMS, TRANSPORT_TYPES } from '@nodebatch/progress';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Observable, Subscription } from 'rxjs';
 
@@ -130,17 +130,29 @@ export class GatewayMetrics {
   observeHintChecks(counts: () => HintCheckCounts): void {
     new Counter({
       name: 'nodebatch_progress_hint_events_total',
-      help: 'Inline events of progress notifications: trusted (authenticated or read from the log here), matched (checked against the log) or rejected (dropped; subscribers got the stored event)',
+      help: 'Inline events of progress notifications: trusted (from this process or read from the log here), authenticated (their MAC verified with PROGRESS_HINT_KEY), matched (checked against the log) or rejected (dropped; subscribers got the stored event)',
       labelNames: ['outcome', 'reason'] as const,
       registers: [this.registry],
       collect() {
         const current = counts();
         this.reset();
         this.inc({ outcome: 'trusted', reason: '' }, current.trusted);
+        this.inc({ outcome: 'authenticated', reason: '' }, current.authenticated);
         this.inc({ outcome: 'matched', reason: '' }, current.matched);
         for (const reason of HINT_REJECTION_REASONS) {
           this.inc({ outcome: 'rejected', reason }, current.rejected[reason]);
         }
+      },
+    });
+    new Counter({
+      name: 'nodebatch_progress_hint_unauthenticated_events_total',
+      help: 'Inline events of progress notifications whose MAC was invalid or missing while PROGRESS_HINT_KEY is set; each was checked against the log instead (and is counted as matched or rejected too)',
+      labelNames: ['reason'] as const,
+      registers: [this.registry],
+      collect() {
+        const current = counts();
+        this.reset();
+        for (const reason of HINT_SIGNATURE_PROBLEMS) this.inc({ reason }, current.unauthenticated[reason]);
       },
     });
     new Counter({

@@ -41,7 +41,13 @@ function runConfig(args: string[], env: Record<string, string>, configYaml = '')
   });
 }
 
-const PASSWORDS = ['db-secret-1', 'url-secret-2', 'redis-secret-3', 'jwt-secret-4'];
+const PASSWORDS = [
+  'db-secret-1',
+  'url-secret-2',
+  'redis-secret-3',
+  'jwt-secret-4',
+  'hint-key-5-0123456789abcdef0123456789',
+];
 
 // Each case starts Node with tsx; on a loaded CI machine that alone can take tens of seconds.
 describe('nodebatch config', { timeout: 180_000 }, () => {
@@ -54,6 +60,7 @@ describe('nodebatch config', { timeout: 180_000 }, () => {
         DB_PASSWORD: 'db-secret-1',
         REDIS_URL: 'redis://:redis-secret-3@cache:6380/2',
         AUTH_JWT_SECRET: 'jwt-secret-4',
+        PROGRESS_HINT_KEY: 'hint-key-5-0123456789abcdef0123456789',
         PROGRESS_NOTIFY_TYPE: 'redis',
       },
       'database:\n  poolMax: 7\n',
@@ -70,6 +77,7 @@ describe('nodebatch config', { timeout: 180_000 }, () => {
     expect(printed['redis.password']).toEqual({ value: 'set', source: 'url:REDIS_URL' });
     expect(printed['redis.db']).toEqual({ value: 2, source: 'url:REDIS_URL' });
     expect(printed['auth.jwtSecret']).toEqual({ value: 'set', source: 'env:AUTH_JWT_SECRET' });
+    expect(printed['progress.hintKey']).toEqual({ value: 'set', source: 'env:PROGRESS_HINT_KEY' });
     expect(printed['progress.notifyType']).toEqual({ value: 'redis', source: 'env:PROGRESS_NOTIFY_TYPE' });
     expect(printed['log.level']).toEqual({ value: 'info', source: 'default' });
     for (const secret of PASSWORDS) expect(result.stdout + result.stderr).not.toContain(secret);
@@ -84,6 +92,7 @@ describe('nodebatch config', { timeout: 180_000 }, () => {
     expect(lines).toContainEqual(expect.stringMatching(/^database\.password\s+set\s+env:DB_PASSWORD$/));
     expect(lines).toContainEqual(expect.stringMatching(/^redis\s+not configured\s+default$/));
     expect(lines).toContainEqual(expect.stringMatching(/^auth\.jwtSecret\s+not set\s+default$/));
+    expect(lines).toContainEqual(expect.stringMatching(/^progress\.hintKey\s+not set\s+default$/));
     expect(result.stdout).not.toContain('db-secret-1');
   });
 
