@@ -207,6 +207,12 @@ describe('deploy/kubernetes manifests', () => {
     const gatewayEnv = containersOf(deployment('nodebatch-gateway'))[0]!.env!.map((e) => e.name);
     expect(gatewayEnv).toEqual(expect.arrayContaining(['AUTH_JWT_SECRET_FILE', 'REDIS_PASSWORD_FILE']));
     expect(secretKeys).toContain('auth-jwt-secret');
+    // Workers sign hints and gateways verify them: one key, from one Secret entry, on both.
+    const hintKeyFiles = deployments.map(
+      (d) => containersOf(d)[0]!.env?.find((e) => e.name === 'PROGRESS_HINT_KEY_FILE')?.value,
+    );
+    expect(hintKeyFiles).toEqual(deployments.map(() => '/var/run/secrets/nodebatch/progress-hint-key'));
+    expect(secretKeys).toContain('progress-hint-key');
   });
 
   it('let only the gateway be reached, on its public port, with metrics on an internal port', () => {
