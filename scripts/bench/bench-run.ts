@@ -5,6 +5,7 @@
  * the BullMQ baseline on the same plans, then the full runs of nodebatch's
  * worker on the simulated cluster.
  */
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg, platform, release, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -150,7 +151,16 @@ export async function runBench(
       record('Redis PUBLISH round trip', err);
     }
 
-    const context: PhaseContext = { options, children, serverUrl, redisUrl, admin, cliMain: CLI_MAIN, log };
+    const context: PhaseContext = {
+      options,
+      children,
+      serverUrl,
+      redisUrl,
+      admin,
+      cliMain: CLI_MAIN,
+      log,
+      hintKey: options.hintKey ? randomBytes(32).toString('base64') : null,
+    };
     const plans = pipelinePlans(options);
     for (const transport of options.transports) {
       const steps: NodebatchPipelineStep[] = [

@@ -1,19 +1,21 @@
 /**
  * What invariant 8 costs: inline events of a hint from another process are
- * delivered only once the log shows the same events (hint-check.ts), while a
- * hint from inside the process is taken as it is. This runs the same appends
- * and hints through ProgressStreams over a real PostgreSQL store both ways and
- * prints, per mode, the store reads, the time from hint to delivery and the
- * CPU time of the process.
+ * delivered only once the log shows the same events (hint-check.ts), or at
+ * once when their MAC verifies with the hint key (hint-key.ts), while a hint
+ * from inside the process is taken as it is. This runs the same appends and
+ * hints through ProgressStreams over a real PostgreSQL store the three ways
+ * and prints, per mode, the store reads, the time from hint to delivery and
+ * the CPU time of the process.
  *
  * Runs against NODEBATCH_TEST_DATABASE_URL or the local server, in a fresh
  * database it creates and drops, and writes bench/hint-check.md:
  *   node --conditions=source --import tsx scripts/bench/hint-check.ts [--quick]
  */
+import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createEventStore, runMigrations, type PostgresEventStore } from '@nodebatch/event-store';
-import { ProgressStreams, isTerminalType, type NewEvent } from '@nodebatch/progress';
+import { HintKey, ProgressStreams, isTerminalType, type NewEvent } from '@nodebatch/progress';
 import { InstrumentedReader, ManualHintSource } from '@nodebatch/progress/testing';
 import { createTestDatabase } from '@nodebatch/testkit';
 import pg from 'pg';
@@ -44,9 +46,24 @@ function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
 }
 
-async function runMode(store: PostgresEventStore, trusted: boolean, prefix: string): Promise<ModeResult> {
+/**
+ * How hints reach the subscribers: from inside the process; from another
+ * process, checked against the log; or from another process with a MAC made
+ * with the hint key, which is signed as a sender would and verified as a
+ * receiving transport does, once per hint.
+ */
+type Mode = 'in-process' | 'checked' | 'authenticated';
+
+const MODE_NAMES: Record<Mode, string> = {
+  'in-process': 'in-process hints (taken as they are)',
+  checked: 'hints from another process (checked against the log)',
+  authenticated: 'hints from another process with a MAC (PROGRESS_HINT_KEY)',
+};
+
+async function runMode(store: PostgresEventStore, mode: Mode, prefix: string): Promise<ModeResult> {
   const reader = new InstrumentedReader(store);
-  const hints = new ManualHintSource({ inProcess: trusted });
+  const hints = new ManualHintSource({ inProcess: mode === 'in-process' });
+  const key = new HintKey(randomBytes(32));
   const streams = new ProgressStreams({ store: reader, hints });
   const taskIds = Array.from({ length: TASKS }, (_, i) => `${prefix}-${i}`);
   for (const taskId of taskIds) {
@@ -91,8 +108,13 @@ async function runMode(store: PostgresEventStore, trusted: boolean, prefix: stri
           : progress(i);
         const stored = await store.append(taskId, [event]);
         const seq = stored.at(-1)!.seq;
+        const signed = { taskId, seq, events: stored };
+        // The sender's MAC is made before the hint leaves; the receiver's check counts in the latency.
+        const mac = mode === 'authenticated' ? key.sign(signed) : undefined;
         times[seq] = performance.now();
-        hints.hint({ taskId, seq, events: stored });
+        hints.hint(
+          mode === 'authenticated' ? { ...signed, authentication: key.authenticate(signed, mac) } : signed,
+        );
         if (last && !isTerminalType(stored.at(-1)!.type)) throw new Error('the last event must end the task');
       }
     }),
@@ -102,9 +124,7 @@ async function runMode(store: PostgresEventStore, trusted: boolean, prefix: stri
   const cpu = process.cpuUsage(cpuBefore);
   latencies.sort((a, b) => a - b);
   return {
-    mode: trusted
-      ? 'in-process hints (taken as they are)'
-      : 'hints from another process (checked against the log)',
+    mode: MODE_NAMES[mode],
     events: TASKS * EVENTS_PER_TASK,
     deliveries,
     storeReads: reader.calls.readTask - readsBefore,
@@ -142,22 +162,21 @@ async function main(): Promise<void> {
   try {
     await runMigrations(pool);
     const store = createEventStore({ pool });
-    // Trusted first and checked second, then again in the other order, so a warm cache favours neither.
-    const runs = [
-      await runMode(store, true, 'warm-trusted'),
-      await runMode(store, false, 'checked-1'),
-      await runMode(store, true, 'trusted-2'),
-    ];
-    const results = [runs[2]!, runs[1]!];
+    // A warm-up, then the modes that leave the process, then in-process again, so a warm cache favours none.
+    await runMode(store, 'in-process', 'warm-trusted');
+    const checked = await runMode(store, 'checked', 'checked-1');
+    const authenticated = await runMode(store, 'authenticated', 'authenticated-1');
+    const inProcess = await runMode(store, 'in-process', 'trusted-2');
+    const results = [inProcess, checked, authenticated];
     const table = render(results);
     const text = [
-      '# The cost of checking inline hint events against the log',
+      '# The cost of checking inline hint events against the log, and of authenticating them instead',
       '',
       `${TASKS} tasks × ${EVENTS_PER_TASK} events, one append and one hint per event, ${SUBSCRIBERS_PER_TASK} subscribers per task,`,
       'ProgressStreams over a real PostgreSQL store, in one process (`scripts/bench/hint-check.ts`' +
         (quick ? ', `--quick`' : '') +
         `, ${new Date().toISOString()}).`,
-      'CPU and wall time include the appends, which are the same in both modes.',
+      'CPU and wall time include the appends, which are the same in every mode.',
       '',
       table,
       '',

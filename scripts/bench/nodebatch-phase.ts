@@ -47,6 +47,8 @@ export interface PhaseContext {
   admin: pg.Client;
   cliMain: string;
   log: (line: string) => void;
+  /** PROGRESS_HINT_KEY of every process of the run (BenchOptions.hintKey); null: none. */
+  hintKey: string | null;
 }
 
 export function parseStoredEvent(data: string): SseMessage {
@@ -80,6 +82,8 @@ export function nodebatchEnv(
     NODEBATCH_SIM_FAILURE_RATE: '0',
     WORKER_JOB_CONCURRENCY: String(Math.ceil(context.options.tasks / context.options.workers)),
     LOG_LEVEL: 'info',
+    // The same key on workers, producers and gateways: inline events reach subscribers without a log read.
+    ...(context.hintKey === null ? {} : { PROGRESS_HINT_KEY: context.hintKey }),
   };
 }
 

@@ -55,6 +55,13 @@ export interface BenchOptions {
   timeoutS: number;
   /** Write V8 CPU profiles of the worker and gateway processes next to their logs. Default false. */
   cpuProfile: boolean;
+  /**
+   * Give every worker, producer and gateway one random PROGRESS_HINT_KEY, so
+   * that gateways deliver signed inline events without a log read, as a
+   * deployment with the key does. `--no-hint-key`: false, every inline event
+   * is checked against the log. Default true.
+   */
+  hintKey: boolean;
   /** Directory for RESULTS.md, results.json and latency.svg. Default bench (quick: bench/quick). */
   out: string;
   /** A remark on the run printed with the machine in RESULTS.md (e.g. what else ran). Default none. */
@@ -86,6 +93,8 @@ const USAGE = `pnpm bench [options]
   --no-bullmq              skip the BullMQ QueueEvents baseline
   --timeout-s N            limit for a child to start or a run to finish (120)
   --cpu-profile            write V8 CPU profiles of workers and gateways beside their logs
+  --no-hint-key            no PROGRESS_HINT_KEY: gateways check every inline event against the log
+                           (default: one random key for all workers and gateways)
   --out DIR                where RESULTS.md, results.json and latency.svg go (bench; quick: bench/quick)
   --note TEXT              a remark printed with the machine in RESULTS.md (what else ran, ...)`;
 
@@ -137,6 +146,7 @@ export function parseBenchOptions(argv: string[]): BenchOptions {
       'no-bullmq': { type: 'boolean', default: false },
       'timeout-s': { type: 'string', default: '120' },
       'cpu-profile': { type: 'boolean', default: false },
+      'no-hint-key': { type: 'boolean', default: false },
       out: { type: 'string' },
       note: { type: 'string', default: '' },
       help: { type: 'boolean', default: false },
@@ -203,6 +213,7 @@ export function parseBenchOptions(argv: string[]): BenchOptions {
     bullmq: !values['no-bullmq'],
     timeoutS: int('timeout-s', 5),
     cpuProfile: values['cpu-profile'] === true,
+    hintKey: values['no-hint-key'] !== true,
     out: raw('out'),
     note: String(values.note),
   };

@@ -19,7 +19,8 @@
  * (dist), like `nodebatch worker`.
  *
  * Env: the nodebatch configuration (DATABASE_URL, REDIS_URL,
- * PROGRESS_NOTIFY_TYPE, ...), BENCH_QUEUE, BENCH_CONCURRENCY.
+ * PROGRESS_NOTIFY_TYPE, PROGRESS_HINT_KEY: the gateways' key, so that its
+ * notifications are signed, ...), BENCH_QUEUE, BENCH_CONCURRENCY.
  * Prints {"ready": true} when it takes jobs, then {"job": id, "appendMs": [...]}
  * per finished job: how long each append (transaction) took, start to commit returned.
  */
