@@ -1,6 +1,7 @@
+import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { isTerminalType, type StoredEvent, type TransportType } from '@nodebatch/progress';
+import { HintKey, isTerminalType, type StoredEvent, type TransportType } from '@nodebatch/progress';
 import { createEventStore } from '@nodebatch/event-store';
 import { freePort, startPostgres, startRedis } from '@nodebatch/testkit';
 import type { PostgresServer, RedisServer } from '@nodebatch/testkit';
@@ -16,7 +17,9 @@ import { sseSubscriber, wsSubscriber, type ChaosSubscriber } from './subscribers
  * worker, restarts a gateway, stops PostgreSQL for 10 s, restarts Redis,
  * freezes a worker past its job lock, and sends forged and malformed
  * notifications on both channels. Then it compares what every subscriber
- * received with the log.
+ * received with the log. Workers and gateways share a hint key, so their
+ * own notifications are delivered authenticated while the forgeries, unsigned
+ * or signed with another key, meet the signed path.
  */
 
 const TASKS = 20;
@@ -72,7 +75,14 @@ async function eventCount(pool: pg.Pool, taskIds: readonly string[]): Promise<nu
   return Number(rows[0]?.n ?? 0);
 }
 
-/** A forged terminal event for the seq after `taskId`'s head, and junk, on both channels. */
+/** The processes' shared hint key; the forger has a key of its own. */
+const HINT_KEY = randomBytes(32).toString('base64');
+const FORGER_KEY = new HintKey(randomBytes(32));
+
+/**
+ * A forged terminal event for the seq after `taskId`'s head, unsigned and
+ * signed with a key that is not the processes', and junk, on both channels.
+ */
 async function injectForgeries(pool: pg.Pool, redisUrl: string, taskId: string): Promise<void> {
   const { rows } = await pool.query<{ head: string | null }>(
     'SELECT max(seq) AS head FROM events WHERE task_id = $1',
@@ -86,13 +96,20 @@ async function injectForgeries(pool: pg.Pool, redisUrl: string, taskId: string):
     time: new Date().toISOString(),
     data: { succeeded: NODES_PER_TASK, failed: 0, skipped: 0 },
   };
-  for (const payload of [JSON.stringify({ taskId, seq, events: [forged] }), 'not json', '{"taskId":1}'])
+  const mac = FORGER_KEY.sign({ taskId, seq, events: [{ taskId, ...forged } as StoredEvent] });
+  for (const payload of [
+    JSON.stringify({ taskId, seq, events: [forged] }),
+    JSON.stringify({ taskId, seq, events: [forged], mac }),
+    'not json',
+    '{"taskId":1}',
+  ])
     await pool.query('SELECT pg_notify($1, $2)', ['nodebatch_progress', payload]);
   const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
   try {
     await redis.connect();
     for (const payload of [
       JSON.stringify({ v: 1, kind: 'events', taskId, seq, events: [{ taskId, ...forged }] }),
+      JSON.stringify({ v: 1, kind: 'events', taskId, seq, events: [{ taskId, ...forged }], mac }),
       '{"v":1,"kind":"events"}',
       'garbage',
     ])
@@ -114,6 +131,7 @@ async function chaosRun(transport: TransportType): Promise<void> {
   const env = serviceEnv(pgServer.url, {
     REDIS_URL: redisServer.url,
     PROGRESS_NOTIFY_TYPE: transport,
+    PROGRESS_HINT_KEY: HINT_KEY,
     QUEUE_NAME: 'chaos',
     NODEBATCH_SIM_NODES: String(TASKS * NODES_PER_TASK),
     // 12 nodes one at a time, 2 s each: a task runs for about 25 s, and with

@@ -123,7 +123,11 @@ async function runScenario(
 
   const event = forgedCompletion(3);
   // A key of the forger's own: the MAC is well formed, and does not verify with the gateway's key.
-  const mac = new HintKey(randomBytes(32)).sign({ taskId, seq: 3, events: [{ taskId, ...event }] });
+  const mac = new HintKey(randomBytes(32)).sign({
+    taskId,
+    seq: 3,
+    events: [{ taskId, ...event } as StoredEvent],
+  });
   const forgeries = [
     { signature: {}, counted: MAC_MISSING },
     { signature: { mac }, counted: MAC_INVALID },

@@ -64,7 +64,9 @@ describe('HintKey', () => {
     ],
     [
       "a key is added to an event's data",
-      withSecondEvent((event) => ({ ...event, data: { ...event.data, extra: true } }) as StoredEvent),
+      withSecondEvent(
+        (event) => ({ ...event, data: { ...event.data, extra: true } }) as unknown as StoredEvent,
+      ),
     ],
   ])('refuses the MAC of a hint when %s', (_what, changed) => {
     const key = new HintKey(SECRET);
