@@ -111,7 +111,11 @@ export class ProgressStreams {
     return this.events$(taskId).pipe(scan(reduceTask, initialTaskState(taskId)));
   }
 
-  /** What became of the inline events of hints (invariant 8): taken, matched, or dropped and why. */
+  /**
+   * What became of the inline events of hints (invariant 8): taken (from this
+   * process, or authenticated by their MAC), matched, or dropped and why;
+   * and how many came with a MAC that was invalid or missing.
+   */
   hintCheckCounts(): HintCheckCounts {
     return this.#checks.counts();
   }
@@ -153,7 +157,7 @@ export class ProgressStreams {
   #ensureUpstream(): void {
     if (this.#upstream !== null) return;
     // Only events that never left this process, or that it read from the log, are taken as they are;
-    // the rest is checked against the log (invariant 8).
+    // the feed takes authenticated ones too, and checks the rest against the log (invariant 8).
     const inProcess = this.#hints.inProcess === true;
     const upstream = this.#hints.hints$.subscribe({
       next: (hint) => this.#feeds.get(hint.taskId)?.onHint(hint, inProcess || hint.readFromLog === true),

@@ -39,8 +39,9 @@ export interface HintSource {
   /**
    * True only when hints never leave this process (LocalHintSource): their
    * inline events are delivered as they are. Otherwise (the default) inline
-   * events are announcements to check against the log (invariant 8): anyone
-   * who can reach the channel can send a notification.
+   * events are announcements to check against the log unless their MAC
+   * verified (Hint.authentication; invariant 8): anyone who can reach the
+   * channel can send a notification.
    */
   readonly inProcess?: boolean;
   /** Hints for watched tasks, from one shared listener per process (invariant 5, docs/invariants.md). */
