@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { createEventStore } from '@nodebatch/event-store';
 import { createTestDatabase } from '@nodebatch/testkit';
 import pg from 'pg';
@@ -12,7 +13,7 @@ import {
 } from './nodebatch-phase.js';
 import type { TransportName } from './options.js';
 import { DatabaseLoad } from './pg-stats.js';
-import { startLoadedFloor, type LoadedFloor } from './raw-floor.js';
+import type { RoundTrip } from './raw-floor.js';
 import {
   createJobQueue,
   NODEBATCH_PRODUCER,
@@ -29,6 +30,9 @@ import {
   type LagBuckets,
   type StageBreakdown,
 } from './stage-timing.js';
+
+/** The durable round trip sampled in a process of its own while the paced run goes on. */
+const LOADED_FLOOR = fileURLToPath(new URL('./pipeline/loaded-floor.mjs', import.meta.url));
 
 /** A pipeline workload of the phase, and whether its stages are timed. */
 export interface NodebatchPipelineStep {
@@ -139,7 +143,7 @@ export async function runNodebatchPipeline(
       await ensureGateways(plan.gateways);
       const label = `${transport}-${plan.kind}-${plan.subscribers}x${plan.gateways}`;
       let lagBefore: LagBuckets | undefined;
-      let floor: LoadedFloor | undefined;
+      let floor: BenchChild | undefined;
       const hints = listener;
       const { run, appendMs } = await runPipeline(system, plan, label, timeoutMs, {
         tasks: (taskIds) => hints.follow(taskIds),
@@ -148,15 +152,21 @@ export async function runNodebatchPipeline(
           if (!step.stages) return;
           lagBefore = await readLagBuckets(urls.slice(0, plan.gateways));
           if (transport !== 'polling') {
-            floor = await startLoadedFloor(
-              transport,
-              { database: database.url, redis: context.redisUrl },
-              'nb_bench_loaded_floor',
-            );
+            floor = children.spawn(`${transport}-loaded-floor`, [LOADED_FLOOR], {
+              DATABASE_URL: database.url,
+              REDIS_URL: context.redisUrl,
+              BENCH_FLOOR_TRANSPORT: transport,
+            });
+            started.push(floor);
+            await floor.waitForLine('ready', timeoutMs);
           }
         },
       });
-      const loadedFloor = await floor?.stop();
+      let loadedFloor: RoundTrip | undefined;
+      if (floor) {
+        await children.stop([floor]);
+        loadedFloor = (await floor.waitForLine('floor', 5000)).floor as RoundTrip;
+      }
       (step.table === 'scale' ? result.scale : result.runs).push(run);
       if (step.stages && lagBefore) {
         const lagAfter = await readLagBuckets(urls.slice(0, plan.gateways));

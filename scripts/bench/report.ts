@@ -478,7 +478,7 @@ Latency distributions: [paced runs](latency-paced.svg), [max runs](latency-max.s
 ![latency distribution, paced runs](latency-paced.svg)
 
 ## Latency by stage (paced pipeline run)
-Each stage is timed from the same start, the event's append start, by a different observer: the producer (append returned), a LISTEN / SUBSCRIBE connection of the bench process on the transport's channel (hint at a listener; events announced by reference are not timed), the gateways' own delivery-lag histogram read from /metrics before and after the run (socket write; quantiles interpolated inside their bucket, as Prometheus' histogram_quantile does, so to the bucket's precision), and the SSE clients. The largest p99 step points at the stage that limits a miss; differences of quantiles are indicative, not exact.
+Each stage is timed from the same start, the event's append start, by a different observer: the producer (append returned), a LISTEN / SUBSCRIBE connection of the bench process on the transport's channel (hint at a listener; events announced by reference are not timed), the gateways' own delivery-lag histogram read from /metrics before and after the run (socket write; quantiles interpolated inside their bucket, as Prometheus' histogram_quantile does, so to the bucket's precision), and the SSE clients. Beside them a process of its own repeats the bare durable round trip every 10 ms during the run (pipeline/loaded-floor.mjs): what this machine gives one commit and notification at that load. The largest p99 step points at the stage that limits a miss; differences of quantiles are indicative, not exact.
 
 ${renderStages(results)}
 
