@@ -113,6 +113,7 @@ it(
     expect(results.stages[0]!.gatewayWrite?.count).toBe(4 * (4 + 1));
     // The durable round trip sampled while the paced run went on.
     expect(results.stages[0]!.loadedFloor?.count).toBeGreaterThan(0);
+    expect(results.stages[0]!.observerDelay?.count).toBeGreaterThan(0);
     expect(results.idle.map((idle) => [idle.transport, idle.subscribers])).toEqual([['postgres', 5]]);
 
     const markdown = renderMarkdown(results);

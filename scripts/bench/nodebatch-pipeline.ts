@@ -1,3 +1,4 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { createEventStore } from '@nodebatch/event-store';
 import { createTestDatabase } from '@nodebatch/testkit';
@@ -144,6 +145,7 @@ export async function runNodebatchPipeline(
       const label = `${transport}-${plan.kind}-${plan.subscribers}x${plan.gateways}`;
       let lagBefore: LagBuckets | undefined;
       let floor: BenchChild | undefined;
+      let observerDelay: ReturnType<typeof monitorEventLoopDelay> | undefined;
       const hints = listener;
       const { run, appendMs } = await runPipeline(system, plan, label, timeoutMs, {
         tasks: (taskIds) => hints.follow(taskIds),
@@ -151,6 +153,8 @@ export async function runNodebatchPipeline(
         live: async () => {
           if (!step.stages) return;
           lagBefore = await readLagBuckets(urls.slice(0, plan.gateways));
+          observerDelay = monitorEventLoopDelay({ resolution: 5 });
+          observerDelay.enable();
           if (transport !== 'polling') {
             floor = children.spawn(`${transport}-loaded-floor`, [LOADED_FLOOR], {
               DATABASE_URL: database.url,
@@ -162,6 +166,7 @@ export async function runNodebatchPipeline(
           }
         },
       });
+      observerDelay?.disable();
       let loadedFloor: RoundTrip | undefined;
       if (floor) {
         await children.stop([floor]);
@@ -177,6 +182,13 @@ export async function runNodebatchPipeline(
           gatewayWrite: lagQuantiles(lagBefore, lagAfter),
           clientArrival: { p50: run.latencyMs.p50, p99: run.latencyMs.p99, count: run.deliveries },
           ...(loadedFloor && { loadedFloor: { ...loadedFloor, count: loadedFloor.samples } }),
+          ...(observerDelay && {
+            observerDelay: {
+              p50: observerDelay.percentile(50) / 1e6,
+              p99: observerDelay.percentile(99) / 1e6,
+              count: observerDelay.count,
+            },
+          }),
         });
       }
       log(describeRun(`${transport}/pipeline`, run));

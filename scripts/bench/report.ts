@@ -174,6 +174,10 @@ function renderStages(results: BenchResults): string {
         'durable floor during the run (committed INSERT + NOTIFY → LISTEN; redis: commit, then PUBLISH → SUBSCRIBE) p50 / p99 ms',
         (stage) => stage.loadedFloor,
       ),
+      stageColumn(
+        "the observers' own lag: event-loop delay of the bench process (hint listener, SSE clients) p50 / p99 ms",
+        (stage) => stage.observerDelay,
+      ),
       { heading: 'largest p99 step', cell: (stage) => limitingStage(stage)?.name ?? 'n/a' },
     ],
     results.stages,
@@ -398,7 +402,10 @@ export function renderTargets(results: BenchResults): string[] {
         (ok || !commit
           ? ''
           : `; append returned p50 / p99 ${q(stage?.appendReturned)} ms; this machine's durable commit floor (committed INSERT + pg_notify → LISTEN) is p50 ${ms(commit.p50)} / p99 ${ms(commit.p99)} ms idle, ${num(commit.p99 / raw.p99, 1)}× the raw round trip by itself`) +
-        (ok || !stage?.loadedFloor ? '' : loadedFloorNote(stage.loadedFloor, raw, run)),
+        (ok || !stage?.loadedFloor ? '' : loadedFloorNote(stage.loadedFloor, raw, run)) +
+        (ok || !stage?.observerDelay
+          ? ''
+          : `; the bench process that hosts the hint listener and the SSE clients had event-loop delays of p50 / p99 ${q(stage.observerDelay)} ms, part of every stage it times`),
     );
   }
   const polling = pipelineRun(results, 'polling', 'paced');

@@ -27,8 +27,13 @@ export interface StageBreakdown {
   /** From the gateways' histogram: interpolated inside the bucket that holds the quantile. */
   gatewayWrite?: Quantiles;
   clientArrival: Quantiles;
-  /** The durable commit + notification round trip, sampled during the run (raw-floor.ts startLoadedFloor). */
+  /** The durable commit + notification round trip, sampled during the run by pipeline/loaded-floor.mjs. */
   loadedFloor?: Quantiles;
+  /**
+   * Event-loop delay of the bench process during the run: the hint listener
+   * and the SSE clients live there, so what they time includes it.
+   */
+  observerDelay?: Quantiles;
 }
 
 export function quantiles(samples: readonly number[]): Quantiles | undefined {
