@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 
 export type TransportName = 'postgres' | 'redis' | 'polling';
 
-/** Parameters of one bench run; the defaults finish in about five minutes on 2 idle cores, `--quick` in under one. */
+/** Parameters of one bench run; the defaults finish in about three minutes on 2 idle cores, `--quick` in about one and a half. */
 export interface BenchOptions {
   /** `--quick`: the same tables from fewer samples (smaller defaults below). */
   quick: boolean;
@@ -69,7 +69,7 @@ export interface BenchOptions {
 }
 
 const USAGE = `pnpm bench [options]
-  --quick                  same tables from fewer samples (under a minute on 2 cores)
+  --quick                  same tables from fewer samples (about 1.5 minutes on 2 cores)
   --no-build               do not build first; refuse if any dist is older than its sources
   --workers N              worker / producer processes (2)
   --gateways N             gateway processes of the pipeline and full runs (2)
