@@ -47,12 +47,7 @@ export class AppendConnection implements AppendTransaction {
   }
 
   /** A value as an SQL literal, for the statements sent without parameters. */
-  static literal(value: string | number | null): string {
-    if (value === null) return 'NULL';
-    if (typeof value === 'number') {
-      if (!Number.isSafeInteger(value)) throw new TypeError(`not an integer: ${value}`);
-      return String(value);
-    }
+  static literal(value: string): string {
     return pg.escapeLiteral(value);
   }
 
@@ -74,19 +69,17 @@ export class AppendConnection implements AppendTransaction {
     );
   }
 
-  /** Sends what waits for the commit, then COMMIT; returns the connection to the pool. */
+  /**
+   * Sends what waits for the commit, then COMMIT; returns the connection to
+   * the pool. On a failure the caller rolls back ({@link rollback}).
+   */
   async commit(): Promise<void> {
-    try {
-      const results = (await this.#client.query([...this.#atCommit, 'COMMIT'].join('; '))) as
-        pg.QueryResult | pg.QueryResult[];
-      const last = Array.isArray(results) ? results[results.length - 1] : results;
-      // PostgreSQL answers COMMIT with ROLLBACK when an earlier error left the
-      // transaction aborted; then nothing was written.
-      if (last?.command === 'ROLLBACK') throw new Error('the append transaction was rolled back at COMMIT');
-    } catch (err) {
-      await this.rollback();
-      throw err;
-    }
+    const results = (await this.#client.query([...this.#atCommit, 'COMMIT'].join('; '))) as
+      pg.QueryResult | pg.QueryResult[];
+    const last = Array.isArray(results) ? results[results.length - 1] : results;
+    // PostgreSQL answers COMMIT with ROLLBACK when an earlier error left the
+    // transaction aborted; then nothing was written.
+    if (last?.command === 'ROLLBACK') throw new Error('the append transaction was rolled back at COMMIT');
     this.#release();
   }
 
