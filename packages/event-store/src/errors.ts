@@ -18,3 +18,19 @@ export class MigrationError extends NodebatchError {
     this.migration = migration;
   }
 }
+
+/**
+ * The database ended an append's session while its transaction was open (the
+ * idle-in-transaction timeout, a restart, a terminated backend): nothing of
+ * the append was written, and it may be tried again. The server's reason,
+ * with its code (25P03 for the timeout), is the cause.
+ */
+export class AppendSessionLostError extends NodebatchError {
+  constructor(cause: Error) {
+    super(
+      'APPEND_SESSION_LOST',
+      `the database ended the append's session while its transaction was open, so nothing of it was written: ${cause.message}`,
+      { cause },
+    );
+  }
+}

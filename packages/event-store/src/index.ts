@@ -4,7 +4,7 @@ export {
   TaskAlreadyEndedError,
   UnknownTaskError,
 } from '@nodebatch/progress';
-export { EventTooLargeError, MigrationError } from './errors.js';
+export { AppendSessionLostError, EventTooLargeError, MigrationError } from './errors.js';
 export {
   createEventStore,
   DEFAULT_MAX_EVENT_BYTES,

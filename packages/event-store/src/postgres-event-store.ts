@@ -44,7 +44,20 @@ export interface EventStoreOptions {
   pageSize?: number;
   /** Clock for events appended without a time and for retention. Default `() => new Date()`. */
   now?: () => Date;
+  /**
+   * How long an append's transaction may wait for its own client between two
+   * statements before the server ends the session (PostgreSQL's
+   * idle_in_transaction_session_timeout, for that transaction only). A
+   * process stopped mid-append would otherwise hold its task's lock, and
+   * hold back every reader, for as long as it is stopped. A healthy append
+   * waits for its client for well under a millisecond. Default
+   * {@link DEFAULT_APPEND_IDLE_TIMEOUT_MS}.
+   */
+  appendIdleTimeoutMs?: number;
 }
+
+/** See {@link EventStoreOptions.appendIdleTimeoutMs}: 10 s. */
+export const DEFAULT_APPEND_IDLE_TIMEOUT_MS = 10_000;
 
 /**
  * Where a page of {@link PostgresEventStore.listTasks} ends: the last task of
@@ -157,6 +170,7 @@ class PgEventStore implements PostgresEventStore {
   readonly #maxTaskCreatedBytes: number;
   readonly #pageSize: number;
   readonly #now: () => Date;
+  readonly #appendIdleTimeoutMs: number;
 
   constructor(options: EventStoreOptions) {
     this.#pool = options.pool;
@@ -166,6 +180,7 @@ class PgEventStore implements PostgresEventStore {
     this.#maxTaskCreatedBytes = options.maxTaskCreatedBytes ?? DEFAULT_MAX_TASK_CREATED_BYTES;
     this.#pageSize = options.pageSize ?? 1000;
     this.#now = options.now ?? (() => new Date());
+    this.#appendIdleTimeoutMs = options.appendIdleTimeoutMs ?? DEFAULT_APPEND_IDLE_TIMEOUT_MS;
   }
 
   async append(
@@ -196,6 +211,7 @@ class PgEventStore implements PostgresEventStore {
          ${key === null ? 'NULL' : `(SELECT first_seq FROM event_batches WHERE task_id = ${lit(taskId)} AND idempotency_key = ${lit(key)})`} AS seen_batch
        FROM event_writer_register() AS registered,
          LATERAL (SELECT * FROM tasks WHERE task_id = ${lit(taskId)} FOR UPDATE) AS t`,
+      this.#appendIdleTimeoutMs,
     );
     try {
       const stored = await this.#appendLocked(tx, taskId, rows[0], key, validated, defaultTime, options);

@@ -161,13 +161,15 @@ const UNREACHABLE_MESSAGES =
 /**
  * True when the error, or anything behind it, says the database could not be
  * reached or went away (refused, reset, timed out, PostgreSQL shutting down
- * or starting: 57P0x, a connection exception: 08xxx), as opposed to refusing
+ * or starting: 57P0x, a connection exception: 08xxx, a session it ended for
+ * idling in a transaction: 25P03), as opposed to refusing
  * what was asked. Only the first kind is worth retrying as it is.
  */
 export function isDatabaseUnavailable(err: unknown): boolean {
   for (const current of causeChain(err)) {
     const code = (current as { code?: unknown }).code;
-    if (typeof code === 'string' && (UNREACHABLE_CODES.test(code) || /^(57P0|08)/.test(code))) return true;
+    if (typeof code === 'string' && (UNREACHABLE_CODES.test(code) || /^(57P0|08|25P03$)/.test(code)))
+      return true;
     if (current instanceof Error && UNREACHABLE_MESSAGES.test(current.message)) return true;
   }
   return false;
