@@ -1,7 +1,13 @@
 import { isDatabaseUnavailable } from '@nodebatch/progress';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppendSessionLostError } from './errors.js';
-import { createStoreFixture, nodeProgress, taskCreated, type StoreFixture } from './testing/store-fixture.js';
+import {
+  createStoreFixture,
+  gate,
+  nodeProgress,
+  taskCreated,
+  type StoreFixture,
+} from './testing/store-fixture.js';
 
 /*
  * A process stopped in the middle of an append (SIGSTOP, a paused VM) holds
@@ -27,22 +33,20 @@ describe('an append whose client stops inside the transaction', () => {
     await store.append('t-stopped', [taskCreated()]);
     const head = await store.headPosition();
 
-    let entered!: () => void;
-    const insideTransaction = new Promise<void>((resolve) => (entered = resolve));
-    let thaw!: () => void;
-    const thawed = new Promise<void>((resolve) => (thaw = resolve));
+    const entered = gate();
+    const thawed = gate();
     // The hook runs with the lock and the announcement held, and sends nothing while it waits: a stopped client.
     const stopped = store.append('t-stopped', [nodeProgress('node-a', 1)], {
       hook: async () => {
-        entered();
-        await thawed;
+        entered.open();
+        await thawed.promise;
       },
     });
     const stoppedOutcome = stopped.then(
       () => undefined,
       (err: unknown) => err,
     );
-    await insideTransaction;
+    await entered.promise;
 
     // Without the timeout this waits for the row lock for as long as the client is stopped.
     const next = await store.append('t-stopped', [nodeProgress('node-b', 1)]);
@@ -51,7 +55,7 @@ describe('an append whose client stops inside the transaction', () => {
     const read = await store.readAll({ afterPosition: head });
     expect(read.map((event) => [event.taskId, event.seq])).toEqual([['t-stopped', 2]]);
 
-    thaw();
+    thawed.open();
     const err = await stoppedOutcome;
     expect(err).toBeInstanceOf(AppendSessionLostError);
     expect((err as AppendSessionLostError).message).toMatch(/idle-in-transaction timeout/);

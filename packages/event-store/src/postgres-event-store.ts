@@ -16,6 +16,7 @@ import {
   type ReadAllOptions,
   type ReadTaskOptions,
   type StoredEvent,
+  type TaskBatch,
   type TerminalEventType,
   type ValidatedEvent,
 } from '@nodebatch/progress';
@@ -108,6 +109,7 @@ export interface RetentionJob {
 
 /** The PostgreSQL event log: an {@link EventStore} with the task listing and retention. */
 export interface PostgresEventStore extends EventStore {
+  appendMany(batches: readonly TaskBatch[]): Promise<StoredEvent[][]>;
   /** The task's summary row; null when the task does not exist (or was deleted by retention). */
   getTask(taskId: string): Promise<TaskSummary | null>;
   /** Tasks newest first, filtered by user and status, in one indexed query. */
@@ -188,39 +190,82 @@ class PgEventStore implements PostgresEventStore {
     events: readonly NewEvent[],
     options: AppendOptions = {},
   ): Promise<StoredEvent[]> {
-    const validated = validateEvents(taskId, events, this.#maxEventBytes, this.#maxTaskCreatedBytes);
-    const key = checkIdempotencyKey(taskId, options.idempotencyKey) ?? null;
-    if (validated.length === 0) return [];
-    const defaultTime = this.#now().toISOString();
-    const lit = AppendConnection.literal;
-    // The row lock serializes appends to this task and nothing else; a
-    // waiting append then reads the row as the previous one committed it.
-    // The same statement announces this append to readers (invariant 4,
-    // docs/invariants.md) before any position is taken, and, with a key, looks
-    // for a batch an earlier try committed. Announcing before the lock wait
-    // only makes readers more cautious (an older floor), never less.
-    //
-    // The key's lookup and `seen_last_seq` read the statement's snapshot, taken
-    // before any lock wait; the locked row is the newest version. When they
-    // differ an append committed while this one waited, possibly the earlier
-    // try: its batch is then looked up again by a statement of its own, whose
-    // snapshot sees it.
-    const { tx, rows } = await AppendConnection.begin<LockedTaskRow>(
-      this.#pool,
-      `SELECT t.*, (SELECT last_seq FROM tasks WHERE task_id = ${lit(taskId)}) AS seen_last_seq,
-         ${key === null ? 'NULL' : `(SELECT first_seq FROM event_batches WHERE task_id = ${lit(taskId)} AND idempotency_key = ${lit(key)})`} AS seen_batch
-       FROM event_writer_register() AS registered,
-         LATERAL (SELECT * FROM tasks WHERE task_id = ${lit(taskId)} FOR UPDATE) AS t`,
-      this.#appendIdleTimeoutMs,
+    return (await this.appendMany([{ taskId, events, options }]))[0]!;
+  }
+
+  async appendMany(batches: readonly TaskBatch[]): Promise<StoredEvent[][]> {
+    const prepared = batches.map(({ taskId, events, options = {} }) => ({
+      taskId,
+      validated: validateEvents(taskId, events, this.#maxEventBytes, this.#maxTaskCreatedBytes),
+      key: checkIdempotencyKey(taskId, options.idempotencyKey) ?? null,
+      options,
+    }));
+    const duplicate = prepared.find(
+      (batch, index) => prepared.findIndex((other) => other.taskId === batch.taskId) !== index,
     );
-    try {
-      const stored = await this.#appendLocked(tx, taskId, rows[0], key, validated, defaultTime, options);
-      await tx.commit();
-      return stored;
-    } catch (err) {
-      await tx.rollback();
-      throw err;
+    if (duplicate) {
+      throw new InvalidEventError(
+        `task ${JSON.stringify(duplicate.taskId)}: appendMany takes each task at most once (append its batches together)`,
+      );
     }
+    // Locked in task order, so that two appends of overlapping tasks cannot wait for each other.
+    const writing = prepared
+      .filter((batch) => batch.validated.length > 0)
+      .sort((a, b) => (a.taskId < b.taskId ? -1 : a.taskId > b.taskId ? 1 : 0));
+    const stored = new Map<string, StoredEvent[]>();
+    if (writing.length > 0) {
+      const defaultTime = this.#now().toISOString();
+      const lit = AppendConnection.literal;
+      const list = (values: readonly (string | null)[]): string =>
+        `ARRAY[${values.map((value) => (value === null ? 'NULL' : lit(value))).join(', ')}]::text[]`;
+      // The row locks serialize appends to these tasks and nothing else; a
+      // waiting append then reads each row as the previous one committed it.
+      // The same statement announces this append to readers (invariant 4,
+      // docs/invariants.md) before any position is taken, and, with a key,
+      // looks for a batch an earlier try committed. Announcing before the lock
+      // wait only makes readers more cautious (an older floor), never less.
+      //
+      // A key's lookup and `seen_last_seq` read the statement's snapshot,
+      // taken before any lock wait; the locked row is the newest version.
+      // When they differ an append committed while this one waited, possibly
+      // the earlier try: its batch is then looked up again by a statement of
+      // its own, whose snapshot sees it. A task without a row yet has no row
+      // here (its batch must create it).
+      const { tx, rows } = await AppendConnection.begin<LockedTaskRow & { want_task: string }>(
+        this.#pool,
+        `SELECT want.task_id AS want_task, t.*,
+           (SELECT last_seq FROM tasks WHERE task_id = want.task_id) AS seen_last_seq,
+           (SELECT first_seq FROM event_batches b
+             WHERE b.task_id = want.task_id AND b.idempotency_key = want.key) AS seen_batch
+         FROM event_writer_register() AS registered,
+           unnest(${list(writing.map((batch) => batch.taskId))}, ${list(writing.map((batch) => batch.key))})
+             WITH ORDINALITY AS want (task_id, key, ord),
+           LATERAL (SELECT * FROM tasks WHERE task_id = want.task_id FOR UPDATE) AS t
+         ORDER BY want.ord`,
+        this.#appendIdleTimeoutMs,
+      );
+      try {
+        const locked = new Map(rows.map((row) => [row.want_task, row]));
+        for (const batch of writing) {
+          const { taskId, key, validated, options } = batch;
+          const events = await this.#appendLocked(
+            tx,
+            taskId,
+            locked.get(taskId),
+            key,
+            validated,
+            defaultTime,
+            options,
+          );
+          stored.set(taskId, events);
+        }
+        await tx.commit();
+      } catch (err) {
+        await tx.rollback();
+        throw err;
+      }
+    }
+    return prepared.map((batch) => stored.get(batch.taskId) ?? []);
   }
 
   async #appendLocked(

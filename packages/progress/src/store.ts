@@ -78,6 +78,14 @@ export interface AppendOptions {
   idempotencyKey?: string;
 }
 
+/** One task's part of {@link EventAppender.appendMany}. */
+export interface TaskBatch {
+  taskId: string;
+  events: readonly NewEvent[];
+  /** As for append; the hook runs once for this task's events. */
+  options?: AppendOptions;
+}
+
 /** The write side of the event log. */
 export interface EventAppender {
   /**
@@ -85,6 +93,14 @@ export interface EventAppender {
    * Appends to one task are serialized; different tasks do not wait for each other.
    */
   append(taskId: string, events: readonly NewEvent[], options?: AppendOptions): Promise<StoredEvent[]>;
+  /**
+   * Appends to several tasks (each at most once) in one transaction: each
+   * batch follows append's rules, and either all are written or none (the
+   * first refusal rejects the whole call). Returns each batch's events as
+   * stored, in the order given. A store without it is written to with one
+   * append per task.
+   */
+  appendMany?(batches: readonly TaskBatch[]): Promise<StoredEvent[][]>;
 }
 
 export interface EventStore extends EventReader, EventAppender {}

@@ -1,8 +1,10 @@
+import { Redis } from 'ioredis';
+import pg from 'pg';
 import { pino } from 'pino';
 import { filter, firstValueFrom, take, timeout, toArray } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '@nodebatch/config';
-import { createTestDatabase, uniqueName } from '@nodebatch/testkit';
+import { createTestDatabase, sharedRedisUrl, uniqueName } from '@nodebatch/testkit';
 import type { TestDatabase } from '@nodebatch/testkit';
 import { DatabaseUnavailableError, createRuntime } from './create-runtime.js';
 
@@ -52,6 +54,62 @@ describe('createRuntime', () => {
       await runtime.close();
     }
   });
+
+  it.each(['postgres', 'redis'] as const)(
+    '%s: appendMany writes several tasks in one call and announces each of them on the channel',
+    async (transport) => {
+      const channel = uniqueName('rt');
+      const runtime = await createRuntime({
+        config: configFor({
+          PROGRESS_NOTIFY_TYPE: transport,
+          ...(transport === 'redis' && { REDIS_URL: sharedRedisUrl() }),
+        }),
+        logger: silent,
+        postgresChannel: channel,
+        redisChannel: channel,
+      });
+      // What goes over the channel, heard by a connection of the test's own.
+      const heard: string[] = [];
+      const listener = await listenOn(transport, channel, (payload) => heard.push(payload));
+      try {
+        expect(runtime.notifier.info).toMatchObject({ active: transport, fallback: false });
+        const tasks = [uniqueName('task'), uniqueName('task')];
+        for (const taskId of tasks) {
+          await runtime.notifier.append(taskId, [
+            { type: 'TaskCreated', data: { userId: 'u', action: 'cordon', nodes: ['n1'], params: {} } },
+          ]);
+        }
+        const stored = await runtime.notifier.appendMany(
+          tasks.map((taskId) => ({
+            taskId,
+            events: [
+              { type: 'TaskStarted', data: { attempt: 1 } },
+              { type: 'NodeStarted', data: { node: 'n1', attempt: 1 } },
+            ],
+            options: { expectedSeq: 1 },
+          })),
+        );
+        expect(stored.map((events) => events.map((event) => [event.taskId, event.seq]))).toEqual(
+          tasks.map((taskId) => [
+            [taskId, 2],
+            [taskId, 3],
+          ]),
+        );
+        // Each task's append and its share of appendMany: two announcements per task.
+        await vi.waitFor(
+          () => {
+            for (const taskId of tasks) {
+              expect(heard.filter((payload) => payload.includes(taskId))).toHaveLength(2);
+            }
+          },
+          { timeout: 10_000, interval: 20 },
+        );
+      } finally {
+        await listener.close();
+        await runtime.close();
+      }
+    },
+  );
 
   it('reports configured polling as verified, not as a fallback', async () => {
     const lines: Record<string, unknown>[] = [];
@@ -150,3 +208,26 @@ describe('createRuntime', () => {
     }
   }, 120_000);
 });
+
+/** A LISTEN (postgres) or SUBSCRIBE (redis) connection of its own on `channel`. */
+async function listenOn(
+  transport: 'postgres' | 'redis',
+  channel: string,
+  onMessage: (payload: string) => void,
+): Promise<{ close(): Promise<void> }> {
+  if (transport === 'postgres') {
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    client.on('notification', (message) => onMessage(message.payload ?? ''));
+    await client.query(`LISTEN "${channel}"`);
+    return { close: () => client.end() };
+  }
+  const subscriber = new Redis(sharedRedisUrl());
+  subscriber.on('message', (_channel: string, payload: string) => onMessage(payload));
+  await subscriber.subscribe(channel);
+  return {
+    close: async () => {
+      await subscriber.quit();
+    },
+  };
+}

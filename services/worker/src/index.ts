@@ -1,4 +1,5 @@
 export * from './action-concurrency.js';
+export * from './append-group.js';
 export * from './batch-task-runner.js';
 export * from './event-batcher.js';
 export * from './node-action.js';

@@ -15,6 +15,8 @@ import {
 import type { BatchConsumer } from '@nodebatch/runtime';
 import type { DeadBatchJob } from '@nodebatch/runtime';
 import type { Logger } from 'pino';
+import { createAppendGroup } from './append-group.js';
+import type { AppendMany } from './append-group.js';
 import { runBatchTask } from './batch-task-runner.js';
 import { clusterOperators } from './cluster-operators.js';
 import type { AppendEvents } from './event-batcher.js';
@@ -34,7 +36,8 @@ import type {
 export interface WorkerRuntime {
   /** The log; listTasks serves the orphan sweep. */
   store: EventReader & Pick<PostgresEventStore, 'listTasks'>;
-  notifier: { append: AppendEvents };
+  /** With appendMany, the running tasks' appends share transactions (createAppendGroup). */
+  notifier: { append: AppendEvents; appendMany?: AppendMany };
   streams: TaskEventFeed;
 }
 
@@ -115,10 +118,10 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
     // A short database outage does not stop a run: each append is retried within the budget,
     // under one idempotency key, so a retry never writes a batch twice. Past the budget the
     // run fails and BullMQ retries the job, which resumes from the log.
-    append: retryingAppend<AppendOptionsOf>(
-      (taskId, events, appendOptions) => runtime.notifier.append(taskId, events, appendOptions),
-      { budgetMs: config.worker.appendRetryBudgetMs, logger },
-    ) satisfies AppendEvents,
+    append: retryingAppend<AppendOptionsOf>(workerAppend(runtime.notifier), {
+      budgetMs: config.worker.appendRetryBudgetMs,
+      logger,
+    }) satisfies AppendEvents,
     feed: runtime.streams,
     logger,
   };
@@ -314,4 +317,17 @@ export async function endDeadTask(append: AppendEvents, dead: DeadBatchJob, logg
     if (err instanceof TaskAlreadyEndedError || err instanceof UnknownTaskError) return;
     throw err;
   }
+}
+
+/**
+ * How the worker's runs append: several tasks to a transaction when the
+ * notifier can (createAppendGroup), else one append each. A retry of
+ * retryingAppend goes through the group again.
+ */
+function workerAppend(notifier: WorkerRuntime['notifier']): AppendEvents {
+  const append: AppendEvents = (taskId, events, appendOptions) =>
+    notifier.append(taskId, events, appendOptions);
+  const { appendMany } = notifier;
+  if (!appendMany) return append;
+  return createAppendGroup({ appendMany: (batches) => appendMany.call(notifier, batches), append });
 }

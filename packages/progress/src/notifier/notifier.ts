@@ -81,8 +81,23 @@ export interface Notifier extends HintSource {
   append(
     taskId: string,
     events: readonly NewEvent[],
-    options?: Pick<AppendOptions, 'expectedSeq' | 'fence' | 'idempotencyKey'>,
+    options?: NotifiedAppendOptions,
   ): Promise<StoredEvent[]>;
+  /**
+   * Appends to several tasks in one transaction (EventAppender.appendMany),
+   * each task announced as by append. With a store that cannot, one append per task.
+   */
+  appendMany(batches: readonly NotifiedTaskBatch[]): Promise<StoredEvent[][]>;
+}
+
+/** What a producer may ask of an append; the hook is the notifier's. */
+export type NotifiedAppendOptions = Pick<AppendOptions, 'expectedSeq' | 'fence' | 'idempotencyKey'>;
+
+/** One task's part of {@link Notifier.appendMany}. */
+export interface NotifiedTaskBatch {
+  taskId: string;
+  events: readonly NewEvent[];
+  options?: NotifiedAppendOptions;
 }
 
 /** The event log could not be read at start: nothing works without it, so no fallback either. */
@@ -251,8 +266,38 @@ class SwitchingNotifier implements Notifier {
   async append(
     taskId: string,
     events: readonly NewEvent[],
-    options: Pick<AppendOptions, 'expectedSeq' | 'fence' | 'idempotencyKey'> = {},
+    options: NotifiedAppendOptions = {},
   ): Promise<StoredEvent[]> {
+    const { announcers, hook } = this.#announcers();
+    const stored = await this.#options.store.append(taskId, events, withHook(options, hook));
+    await this.#announceCommitted(announcers, taskId, stored);
+    return stored;
+  }
+
+  async appendMany(batches: readonly NotifiedTaskBatch[]): Promise<StoredEvent[][]> {
+    const { store } = this.#options;
+    if (!store.appendMany) {
+      const stored: StoredEvent[][] = [];
+      for (const { taskId, events, options } of batches)
+        stored.push(await this.append(taskId, events, options));
+      return stored;
+    }
+    const { announcers, hook } = this.#announcers();
+    const stored = await store.appendMany(
+      batches.map(({ taskId, events, options = {} }) => ({
+        taskId,
+        events,
+        options: withHook(options, hook),
+      })),
+    );
+    for (const [index, { taskId }] of batches.entries()) {
+      await this.#announceCommitted(announcers, taskId, stored[index]!);
+    }
+    return stored;
+  }
+
+  /** Who announces an append now, and the hook that runs their in-transaction part. */
+  #announcers(): { announcers: Transport[]; hook: AppendHook | undefined } {
     // The configured transport announces even while this process reads by polling:
     // other replicas may still listen on it, and their clients must not freeze.
     const announcers = [...new Set([this.#primary, this.#active].filter((t): t is Transport => t !== null))];
@@ -265,12 +310,16 @@ class SwitchingNotifier implements Notifier {
         : async (tx, stored) => {
             for (const each of hooks) await each(tx, stored);
           };
-    const stored = await this.#options.store.append(taskId, events, {
-      ...(options.expectedSeq === undefined ? {} : { expectedSeq: options.expectedSeq }),
-      ...(options.fence === undefined ? {} : { fence: options.fence }),
-      ...(options.idempotencyKey === undefined ? {} : { idempotencyKey: options.idempotencyKey }),
-      ...(hook ? { hook } : {}),
-    });
+    return { announcers, hook };
+  }
+
+  /** The after-commit part of announcing (PUBLISH); a failure is logged once per failing spell, never thrown. */
+  async #announceCommitted(
+    announcers: readonly Transport[],
+    taskId: string,
+    stored: readonly StoredEvent[],
+  ): Promise<void> {
+    if (stored.length === 0) return;
     for (const transport of announcers) {
       // A primary that never started has no connection to publish on (a NOTIFY needs none: it rides the append).
       if (!transport.afterCommit || (transport === this.#primary && !this.#primaryStarted)) continue;
@@ -288,7 +337,6 @@ class SwitchingNotifier implements Notifier {
         }
       }
     }
-    return stored;
   }
 
   // ---- transitions -------------------------------------------------------
@@ -598,4 +646,14 @@ function codeOf(err: unknown): string | undefined {
     if (typeof code === 'string' && code !== 'TRANSPORT_UNAVAILABLE') return code;
   }
   return undefined;
+}
+
+/** The producer's options with the notifier's hook. */
+function withHook(options: NotifiedAppendOptions, hook: AppendHook | undefined): AppendOptions {
+  return {
+    ...(options.expectedSeq === undefined ? {} : { expectedSeq: options.expectedSeq }),
+    ...(options.fence === undefined ? {} : { fence: options.fence }),
+    ...(options.idempotencyKey === undefined ? {} : { idempotencyKey: options.idempotencyKey }),
+    ...(hook ? { hook } : {}),
+  };
 }
