@@ -164,6 +164,7 @@ describe('createPollingTransport', () => {
       readTask: (taskId, options) => store.readTask(taskId, options),
       latestSeqs: (taskIds) => store.latestSeqs(taskIds),
       headPosition: () => store.headPosition(),
+      readAllPage: (options) => store.readAllPage(options),
       readAll: async (options) => {
         await new Promise((resolve) => setTimeout(resolve, readMs));
         return store.readAll(options);
