@@ -14,6 +14,7 @@ import {
   type EventStore,
   type NewEvent,
   type ReadAllOptions,
+  type ReadAllPage,
   type ReadTaskOptions,
   type StoredEvent,
   type TaskBatch,
@@ -428,23 +429,43 @@ class PgEventStore implements PostgresEventStore {
   }
 
   async readAll(options: ReadAllOptions): Promise<StoredEvent[]> {
+    return (await this.readAllPage(options)).events;
+  }
+
+  async readAllPage(options: ReadAllOptions): Promise<ReadAllPage> {
     const after = checkInteger('afterPosition', options.afterPosition, 0);
     const limit = Math.min(checkInteger('limit', options.limit ?? this.#pageSize, 1), this.#pageSize);
     // Two statements on purpose: the events must be read with a snapshot taken
     // after the readable position was computed (see event_readable_position).
-    const readable = await this.headPosition();
-    if (readable <= after) return [];
+    // The sequence's value, read after it, says whether anything above `after`
+    // can exist at all: an idle poll then costs this one round trip.
+    const { rows: bounds } = await sql<{ readable: string | null; allocated: string | null }>`
+      SELECT event_readable_position() AS readable,
+             pg_sequence_last_value('event_position_seq'::regclass) AS allocated`.execute(this.#db);
+    const readable = Number(bounds[0]?.readable ?? 0);
+    if (Number(bounds[0]?.allocated ?? 0) <= after) return { events: [], heldBackTo: null };
     // The limit applies to the lower bound alone, the readable bound after it:
     // same rows, but the planner always walks the primary key in order. With
     // both bounds, a misestimated range (the tail of an append-only table is
     // where statistics are oldest) made it fetch and sort the whole range.
-    const { rows } = await sql<EventRow>`
-      SELECT ${EVENT_COLUMNS} FROM (
+    // The rows of the page above the readable position are committed (the
+    // snapshot is newer than the bound) but held back: only their highest
+    // position is returned. One row of nulls means nothing readable.
+    const { rows } = await sql<{ held_back_to: string | null } & Partial<EventRow>>`
+      WITH page AS MATERIALIZED (
         SELECT * FROM events WHERE position > ${after} ORDER BY position LIMIT ${limit}
-      ) events
-      WHERE position <= ${readable}
-      ORDER BY position`.execute(this.#db);
-    return rows.map(toStoredEvent);
+      )
+      SELECT held.held_back_to, e.*
+      FROM (SELECT max(position) AS held_back_to FROM page WHERE position > ${readable}) held
+      LEFT JOIN LATERAL (
+        SELECT ${EVENT_COLUMNS} FROM page WHERE position <= ${readable} ORDER BY position
+      ) e ON true
+      ORDER BY e.position`.execute(this.#db);
+    const heldBackTo = rows[0]?.held_back_to ?? null;
+    return {
+      events: rows.filter((row) => row.position != null).map((row) => toStoredEvent(row as EventRow)),
+      heldBackTo: heldBackTo === null ? null : Number(heldBackTo),
+    };
   }
 
   async latestSeqs(taskIds: readonly string[]): Promise<Map<string, number>> {

@@ -16,6 +16,7 @@ import type {
   AppendTransaction,
   EventStore,
   ReadAllOptions,
+  ReadAllPage,
   ReadTaskOptions,
 } from './store.js';
 
@@ -177,16 +178,21 @@ export class InMemoryEventStore implements EventStore {
   }
 
   async readAll(options: ReadAllOptions): Promise<StoredEvent[]> {
+    return (await this.readAllPage(options)).events;
+  }
+
+  async readAllPage(options: ReadAllOptions): Promise<ReadAllPage> {
     checkInteger('afterPosition', options.afterPosition, 0);
     const limit = Math.min(checkInteger('limit', options.limit ?? this.#pageSize, 1), this.#pageSize);
-    const horizon = this.#visibleHorizon();
-    const result: StoredEvent[] = [];
-    for (let i = firstIndexAfter(this.#log, options.afterPosition); i < this.#log.length; i++) {
-      const event = this.#log[i]!;
-      if (event.position >= horizon || result.length >= limit) break;
-      result.push(event);
-    }
-    return result;
+    // The next `limit` committed events, as the PostgreSQL store reads them;
+    // those at or above the horizon are held back.
+    const start = firstIndexAfter(this.#log, options.afterPosition);
+    const window = this.#log.slice(start, start + limit);
+    const readable = firstIndexAfter(window, this.#visibleHorizon() - 1);
+    return {
+      events: window.slice(0, readable),
+      heldBackTo: readable < window.length ? window.at(-1)!.position : null,
+    };
   }
 
   async latestSeqs(taskIds: readonly string[]): Promise<Map<string, number>> {

@@ -16,6 +16,21 @@ export interface ReadAllOptions {
   limit?: number;
 }
 
+/** What {@link EventReader.readAllPage} returns. */
+export interface ReadAllPage {
+  /** The events readAll returns for the same options. */
+  events: StoredEvent[];
+  /**
+   * The highest position of a committed event this read held back because an
+   * earlier position may still commit (invariant 4, docs/invariants.md), among
+   * the `limit` committed events after `afterPosition`; null when nothing was
+   * held back. Such an event becomes readable as soon as the appends in flight
+   * below it end, usually within milliseconds: a reader that waits a whole
+   * interval for its next read delays it by that interval.
+   */
+  heldBackTo: number | null;
+}
+
 /** The read side of the event log, all that subscribers and transports need. */
 export interface EventReader {
   /** A task's events in seq order. Rejects with UnknownTaskError for a task that was never created. */
@@ -26,6 +41,8 @@ export interface EventReader {
    * last position it saw cannot skip a late commit.
    */
   readAll(options: ReadAllOptions): Promise<StoredEvent[]>;
+  /** readAll, and whether it held back committed events behind an append still in flight. */
+  readAllPage(options: ReadAllOptions): Promise<ReadAllPage>;
   /** The highest committed seq of each given task, in one query; tasks without events are absent. */
   latestSeqs(taskIds: readonly string[]): Promise<Map<string, number>>;
   /** The position a new reader of readAll starts after to see only what comes next. */

@@ -13,7 +13,8 @@ import type {
   Transport,
   TransportHealth,
 } from '@nodebatch/progress';
-import { TransportUnavailableError } from '@nodebatch/progress';
+import { realScheduler, TransportUnavailableError } from '@nodebatch/progress';
+import type { ScheduledTask, Scheduler } from '@nodebatch/progress';
 import { createTestDatabase, sharedDatabaseUrl } from '@nodebatch/testkit';
 import type { TestDatabase } from '@nodebatch/testkit';
 import { createPollingTransport } from './polling-transport.js';
@@ -82,6 +83,76 @@ function collect(transport: Transport) {
     resyncs: () => resyncs,
     eventsOf: (taskId: string): StoredEvent[] =>
       hints.filter((hint) => hint.taskId === taskId).flatMap((hint) => hint.events ?? []),
+  };
+}
+
+/**
+ * Real timers for the loop's follow-up reads; the regular poll, due about an
+ * interval ahead, runs only when the test calls poll(). "Delivered before the
+ * next poll" is then a fact of the test, not a race against the interval.
+ */
+class PollByHandScheduler implements Scheduler {
+  readonly #intervalMs: number;
+  #regular: (() => void) | null = null;
+  #waiters: (() => void)[] = [];
+
+  constructor(intervalMs: number) {
+    this.#intervalMs = intervalMs;
+  }
+
+  now(): number {
+    return performance.now();
+  }
+
+  schedule(task: () => void, delayMs: number): ScheduledTask {
+    for (const waiter of this.#waiters.splice(0)) waiter();
+    if (delayMs < this.#intervalMs / 2) return realScheduler.schedule(task, delayMs);
+    this.#regular = task;
+    return {
+      cancel: () => {
+        if (this.#regular === task) this.#regular = null;
+      },
+    };
+  }
+
+  /** True while the loop waits for its regular poll (no follow-up pending or running). */
+  get waitingForPoll(): boolean {
+    return this.#regular !== null;
+  }
+
+  /** Runs the regular poll and waits until the loop has scheduled what comes after it. */
+  async poll(): Promise<void> {
+    const task = this.#regular;
+    if (!task) throw new Error('no regular poll is scheduled');
+    this.#regular = null;
+    const next = new Promise<void>((resolve) => this.#waiters.push(resolve));
+    task();
+    await next;
+  }
+}
+
+/** Starts an append of one event whose transaction stays open, in its hook, until commit() is called. */
+async function holdAppend(taskId: string): Promise<{ commit(): Promise<StoredEvent[]> }> {
+  let entered!: () => void;
+  const inHook = new Promise<void>((resolve) => (entered = resolve));
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const appended = store.append(taskId, [progress(1)], {
+    hook: () => {
+      entered();
+      return released;
+    },
+  });
+  cleanups.push(async () => {
+    release();
+    await appended;
+  });
+  await inHook;
+  return {
+    commit: () => {
+      release();
+      return appended;
+    },
   };
 }
 
@@ -164,9 +235,10 @@ describe('createPollingTransport', () => {
       readTask: (taskId, options) => store.readTask(taskId, options),
       latestSeqs: (taskIds) => store.latestSeqs(taskIds),
       headPosition: () => store.headPosition(),
-      readAll: async (options) => {
+      readAll: (options) => store.readAll(options),
+      readAllPage: async (options) => {
         await new Promise((resolve) => setTimeout(resolve, readMs));
-        return store.readAll(options);
+        return store.readAllPage(options);
       },
     };
     const transport = newTransport({ store: slowReader, scheduler, intervalMs: 1000 });
@@ -178,6 +250,69 @@ describe('createPollingTransport', () => {
     // The read took at least readMs, so the next poll is due at most 1000 - readMs after it.
     expect(delays[1]).toBeLessThanOrEqual(1000 - readMs);
     expect(delays[1]).toBeGreaterThanOrEqual(0);
+  });
+
+  it('delivers events held back behind an append in flight once it commits, before the next poll', async () => {
+    const { reader, calls } = countingReader(store);
+    const scheduler = new PollByHandScheduler(5_000);
+    const transport = newTransport({ store: reader, scheduler, intervalMs: 5_000 });
+    const seen = collect(transport);
+    const [slow, fast] = [await newTask(), await newTask()];
+    transport.watch(slow);
+    transport.watch(fast);
+    await transport.start();
+
+    // The slow append holds a position below the fast one's, which commits: a
+    // read must hold the fast event back until the slow one has committed.
+    const slowAppend = await holdAppend(slow);
+    const [fastEvent] = await store.append(fast, [progress(1)]);
+    await scheduler.poll();
+    expect(calls.readAll).toBe(1);
+    expect(seen.hints).toEqual([]);
+
+    const [slowEvent] = await slowAppend.commit();
+    expect(slowEvent!.position).toBeLessThan(fastEvent!.position);
+    // No regular poll runs again in this test: only a follow-up read can deliver them.
+    await vi.waitFor(() => expect(seen.hints.map((hint) => hint.taskId)).toEqual([slow, fast]), WAIT);
+    expect(seen.eventsOf(slow)).toEqual([slowEvent]);
+    expect(seen.eventsOf(fast)).toEqual([fastEvent]);
+    // Read past what was held back, the loop waits for its regular poll again.
+    await vi.waitFor(() => expect(scheduler.waitingForPoll).toBe(true), WAIT);
+    const reads = calls.readAll;
+    expect(reads).toBeGreaterThan(1);
+    expect(reads).toBeLessThanOrEqual(6);
+  });
+
+  it('follows up at most maxFollowUps times per interval while an append stays in flight', async () => {
+    const { reader, calls } = countingReader(store);
+    const scheduler = new PollByHandScheduler(5_000);
+    const transport = newTransport({
+      store: reader,
+      scheduler,
+      intervalMs: 5_000,
+      followUpDelayMs: 5,
+      maxFollowUps: 3,
+    });
+    const seen = collect(transport);
+    const [slow, fast] = [await newTask(), await newTask()];
+    transport.watch(slow);
+    transport.watch(fast);
+    await transport.start();
+
+    const slowAppend = await holdAppend(slow);
+    await store.append(fast, [progress(1)]);
+    await scheduler.poll();
+    // Three follow-ups (5, 10 and 20 ms apart) find the append still open; then the loop waits.
+    await vi.waitFor(() => expect(scheduler.waitingForPoll).toBe(true), WAIT);
+    expect(calls.readAll).toBe(4);
+    expect(seen.hints).toEqual([]);
+
+    await slowAppend.commit();
+    await scheduler.poll();
+    expect(seen.hints.map((hint) => hint.taskId)).toEqual([slow, fast]);
+    // Nothing held back: no follow-up, the next read is the regular poll.
+    expect(scheduler.waitingForPoll).toBe(true);
+    expect(calls.readAll).toBe(5);
   });
 
   it('pages through a backlog in one poll when a query returns a full page', async () => {

@@ -212,6 +212,41 @@ export function eventStoreContract(name: string, options: EventStoreContractOpti
       expect(await store().readTask(id)).toHaveLength(2);
     });
 
+    it('readAllPage names the highest committed position it holds back behind an append in flight', async () => {
+      const [slow, fast] = [taskId(), taskId()];
+      await store().append(slow, [created]);
+      await store().append(fast, [created]);
+      const head = await store().headPosition();
+      let entered!: () => void;
+      const inHook = new Promise<void>((resolve) => (entered = resolve));
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      const slowAppend = store().append(slow, [ev.started()], {
+        hook: () => {
+          entered();
+          return released;
+        },
+      });
+      await inHook;
+      const [fastEvent] = await store().append(fast, [ev.started()]);
+      // The fast event committed, but the slow append below it may still commit.
+      expect(await store().readAllPage({ afterPosition: head })).toEqual({
+        events: [],
+        heldBackTo: fastEvent!.position,
+      });
+      expect(await store().readAll({ afterPosition: head })).toEqual([]);
+      release();
+      const [slowEvent] = await slowAppend;
+      expect(await store().readAllPage({ afterPosition: head })).toEqual({
+        events: [slowEvent, fastEvent],
+        heldBackTo: null,
+      });
+      expect(await store().readAllPage({ afterPosition: fastEvent!.position })).toEqual({
+        events: [],
+        heldBackTo: null,
+      });
+    });
+
     it('readTask pages by seq; latestSeqs answers for known tasks only; bad paging is a RangeError', async () => {
       const [a, b] = [taskId(), taskId()];
       await store().append(a, [created, ...Array.from({ length: 9 }, () => ev.nodeProgress('n1', 1, 2))]);
@@ -224,6 +259,7 @@ export function eventStoreContract(name: string, options: EventStoreContractOpti
       await expect(store().readTask(a, { after: -1 })).rejects.toBeInstanceOf(RangeError);
       await expect(store().readTask(a, { limit: 0 })).rejects.toBeInstanceOf(RangeError);
       await expect(store().readAll({ afterPosition: 1.5 })).rejects.toBeInstanceOf(RangeError);
+      await expect(store().readAllPage({ afterPosition: -1 })).rejects.toBeInstanceOf(RangeError);
       expect(await store().latestSeqs([a, b, taskId()])).toEqual(
         new Map([
           [a, 10],

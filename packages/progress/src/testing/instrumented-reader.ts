@@ -1,5 +1,5 @@
 import type { StoredEvent } from '../events.js';
-import type { EventReader, ReadAllOptions, ReadTaskOptions } from '../store.js';
+import type { EventReader, ReadAllOptions, ReadAllPage, ReadTaskOptions } from '../store.js';
 
 export type ReaderMethod = 'readTask' | 'readAll' | 'latestSeqs' | 'headPosition';
 
@@ -10,7 +10,7 @@ export type ReaderMethod = 'readTask' | 'readAll' | 'latestSeqs' | 'headPosition
  */
 export class InstrumentedReader implements EventReader {
   readonly #inner: EventReader;
-  /** Calls per method, counted as they reach this reader. */
+  /** Calls per method, counted as they reach this reader; readAllPage counts as readAll (one read by position). */
   readonly calls: Record<ReaderMethod, number> = { readTask: 0, readAll: 0, latestSeqs: 0, headPosition: 0 };
   readTaskCalls: { taskId: string; after: number; limit: number | undefined }[] = [];
   latestSeqsCalls = 0;
@@ -49,6 +49,11 @@ export class InstrumentedReader implements EventReader {
   readAll(options: ReadAllOptions): Promise<StoredEvent[]> {
     this.calls.readAll++;
     return this.#inner.readAll(options);
+  }
+
+  readAllPage(options: ReadAllOptions): Promise<ReadAllPage> {
+    this.calls.readAll++;
+    return this.#inner.readAllPage(options);
   }
 
   latestSeqs(taskIds: readonly string[]): Promise<Map<string, number>> {
