@@ -9,10 +9,12 @@
  *
  * The job's `append` says how it reports each event:
  * - `batched` (default): through the worker's event batcher
- *   (@nodebatch/worker createEventBatcher), as `nodebatch worker` does:
- *   events pushed while an append is in flight share the next transaction;
- *   the job ends once all are appended. The event's time is its push time,
- *   so its wait in the batcher counts in every latency.
+ *   (@nodebatch/worker createEventBatcher) and its append group
+ *   (createAppendGroup), as `nodebatch worker` does: events pushed while an
+ *   append is in flight share the next transaction, and so do the batches of
+ *   the process's jobs that wait at the same time; the job ends once all are
+ *   appended. The event's time is its push time, so its wait in the batcher
+ *   counts in every latency.
  * - `each`: one awaited append per event, like an awaited job.updateProgress.
  *
  * Plain JavaScript run by plain `node`: it imports the packages' built output
@@ -28,7 +30,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createLogger, loadConfig } from '@nodebatch/config';
 import { createRuntime } from '@nodebatch/runtime';
-import { createEventBatcher } from '@nodebatch/worker';
+import { createAppendGroup, createEventBatcher } from '@nodebatch/worker';
 import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 
@@ -37,6 +39,11 @@ if (!queueName) throw new Error('BENCH_QUEUE is not set');
 const { config } = loadConfig();
 const logger = createLogger({ level: 'warn', name: 'bench-producer' });
 const runtime = await createRuntime({ config, logger, retention: false });
+/** The process's jobs' batches share transactions, as in `nodebatch worker`. */
+const groupAppend = createAppendGroup({
+  appendMany: (batches) => runtime.notifier.appendMany(batches),
+  append: (id, batch, options) => runtime.notifier.append(id, batch, options),
+});
 
 const worker = new Worker(
   queueName,
@@ -50,7 +57,10 @@ const worker = new Worker(
     /** @type {import('@nodebatch/worker').AppendEvents} */
     const timedAppend = async (id, batch, options) => {
       const started = performance.now();
-      const stored = await runtime.notifier.append(id, batch, options);
+      // `each`: one transaction per event, never shared, like an awaited updateProgress.
+      const stored = await (
+        mode === 'batched' ? groupAppend : runtime.notifier.append.bind(runtime.notifier)
+      )(id, batch, options);
       appendMs.push(Math.round((performance.now() - started) * 100) / 100);
       return stored;
     };
