@@ -252,15 +252,21 @@ describe('createPollingTransport', () => {
     expect(delays[1]).toBeGreaterThanOrEqual(0);
   });
 
-  it('delivers events held back behind an append in flight once it commits, before the next poll', async () => {
+  /** A started transport polled by hand every 5 s, watching two new tasks. */
+  async function twoTaskTransport(options: { followUpDelayMs?: number; maxFollowUps?: number } = {}) {
     const { reader, calls } = countingReader(store);
     const scheduler = new PollByHandScheduler(5_000);
-    const transport = newTransport({ store: reader, scheduler, intervalMs: 5_000 });
+    const transport = newTransport({ store: reader, scheduler, intervalMs: 5_000, ...options });
     const seen = collect(transport);
     const [slow, fast] = [await newTask(), await newTask()];
     transport.watch(slow);
     transport.watch(fast);
     await transport.start();
+    return { calls, scheduler, seen, slow, fast };
+  }
+
+  it('delivers events held back behind an append in flight once it commits, before the next poll', async () => {
+    const { calls, scheduler, seen, slow, fast } = await twoTaskTransport();
 
     // The slow append holds a position below the fast one's, which commits: a
     // read must hold the fast event back until the slow one has committed.
@@ -284,20 +290,10 @@ describe('createPollingTransport', () => {
   });
 
   it('follows up at most maxFollowUps times per interval while an append stays in flight', async () => {
-    const { reader, calls } = countingReader(store);
-    const scheduler = new PollByHandScheduler(5_000);
-    const transport = newTransport({
-      store: reader,
-      scheduler,
-      intervalMs: 5_000,
+    const { calls, scheduler, seen, slow, fast } = await twoTaskTransport({
       followUpDelayMs: 5,
       maxFollowUps: 3,
     });
-    const seen = collect(transport);
-    const [slow, fast] = [await newTask(), await newTask()];
-    transport.watch(slow);
-    transport.watch(fast);
-    await transport.start();
 
     const slowAppend = await holdAppend(slow);
     await store.append(fast, [progress(1)]);
