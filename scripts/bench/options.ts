@@ -26,6 +26,8 @@ export interface BenchOptions {
   nodes: number;
   /** Nodes drained at once per task in the full run. Default 10 (the gateway's LIMIT_DRAIN_CONCURRENCY). */
   concurrency: number;
+  /** Processes the SSE clients live in (never the bench process); a run's subscribers are split over them. Default 2. */
+  clientProcesses: number;
   /** Subscriber counts of the scale table (postgres, 2 gateways). Default 100,1000,5000. */
   scaleSubscribers: number[];
   /** Gateway counts of the scale table, at `scaleGatewaySubscribers`. Default 1,2,4. */
@@ -80,6 +82,7 @@ const USAGE = `pnpm bench [options]
   --paced-events N         progress events per job, pipeline paced run (1000; quick 150)
   --nodes N                nodes per task of the full run on the simulated cluster (400; quick 50)
   --concurrency N          nodes at once per task in the full run (10)
+  --client-processes N     processes holding the SSE clients (2)
   --scale-subscribers LIST subscriber counts of the scale table (100,1000,5000)
   --scale-gateways LIST    gateway counts of the scale table (1,2,4)
   --scale-gateway-subscribers N  subscribers of those rows (1000)
@@ -133,6 +136,7 @@ export function parseBenchOptions(argv: string[]): BenchOptions {
       'paced-events': { type: 'string' },
       nodes: { type: 'string' },
       concurrency: { type: 'string', default: '10' },
+      'client-processes': { type: 'string', default: '2' },
       'scale-subscribers': { type: 'string', default: '100,1000,5000' },
       'scale-gateways': { type: 'string', default: '1,2,4' },
       'scale-gateway-subscribers': { type: 'string', default: '1000' },
@@ -200,6 +204,7 @@ export function parseBenchOptions(argv: string[]): BenchOptions {
     pacedEvents: int('paced-events', 1),
     nodes: int('nodes', 1),
     concurrency: int('concurrency', 1),
+    clientProcesses: int('client-processes', 1),
     scaleSubscribers: intList('scale-subscribers'),
     scaleGateways: intList('scale-gateways'),
     scaleGatewaySubscribers: int('scale-gateway-subscribers', 1),
