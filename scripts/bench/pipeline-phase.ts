@@ -57,6 +57,8 @@ export interface PipelineSystem {
   /** The stream of a task under a gateway URL. */
   streamUrl(gatewayUrl: string, taskId: string): string;
   format: StreamFormat;
+  /** Whether its producers print each job's append durations (nodebatch's do; the stage table's first stage). */
+  printsAppendTimes: boolean;
   /** The SSE client processes that subscribe to it (the observers, not part of the system). */
   clients: SseClientPool;
 }
@@ -70,16 +72,19 @@ interface PipelineRun {
   clientDelay?: Quantiles;
 }
 
-/** Append durations printed by the producers for these tasks ({"job": id, "appendMs": [...]}). */
-function appendDurations(producers: BenchChild[], taskIds: Set<string>): number[] {
-  const all: number[] = [];
-  for (const producer of producers) {
-    for (const line of producer.lines('job')) {
-      if (taskIds.has(String(line.job)) && Array.isArray(line.appendMs))
-        all.push(...(line.appendMs as number[]));
-    }
-  }
-  return all;
+/**
+ * Append durations printed by the producers for these tasks ({"job": id,
+ * "appendMs": [...]}). A producer prints a job's line right after its
+ * terminal append, so the line may trail the subscribers' terminal event by
+ * a moment: waits for every task's line, 1 s at most.
+ */
+async function appendDurations(producers: BenchChild[], taskIds: Set<string>): Promise<number[]> {
+  const printed = () =>
+    producers.flatMap((producer) => producer.lines('job')).filter((line) => taskIds.has(String(line.job)));
+  const deadline = Date.now() + 1000;
+  while (printed().length < taskIds.size && Date.now() < deadline)
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  return printed().flatMap((line) => (Array.isArray(line.appendMs) ? (line.appendMs as number[]) : []));
 }
 
 /**
@@ -159,12 +164,10 @@ export async function runPipeline(
     machineBusy: (machineAfter.busy - machineBefore.busy) / (machineAfter.total - machineBefore.total),
     ...summarize(report, plan.tasks * (plan.eventsPerTask + 1), () => lastSeq),
   };
-  // The producers print a job's durations right after its terminal append; give the last line a moment.
-  await new Promise((resolve) => setTimeout(resolve, 200));
   return {
     run,
     taskIds,
-    appendMs: appendDurations(system.producers, new Set(taskIds)),
+    appendMs: system.printsAppendTimes ? await appendDurations(system.producers, new Set(taskIds)) : [],
     ...(report.delay && { clientDelay: report.delay }),
   };
 }

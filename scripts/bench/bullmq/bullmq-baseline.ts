@@ -58,6 +58,7 @@ export async function runBullmqBaseline(
       createTask: (id) => Promise.resolve(id),
       streamUrl: (url, jobId) => `${url}/jobs/${encodeURIComponent(jobId)}/events`,
       format: 'bullmq',
+      printsAppendTimes: false,
       clients,
     };
     for (const plan of plans) {
