@@ -17,7 +17,7 @@ import { runBullmqBaseline } from './bullmq/bullmq-baseline.js';
 import type { ChildSet } from './children.js';
 import { runNodebatchPipeline, type NodebatchPipelineStep } from './nodebatch-pipeline.js';
 import { runNodebatchPhase, type PhaseContext } from './nodebatch-phase.js';
-import { pacedPauseMs, type BenchOptions, type TransportName } from './options.js';
+import { pacedPauseMs, type BenchOptions } from './options.js';
 import type { PipelinePlan } from './pipeline-phase.js';
 import { pgCommitNotifyRoundTrip, pgNotifyRoundTrip, redisPublishRoundTrip } from './raw-floor.js';
 import type { BenchResults } from './report.js';
@@ -189,7 +189,12 @@ export async function runBench(
       if (transport === 'postgres')
         for (const plan of scalePlans(options)) steps.push({ plan, stages: false, table: 'scale' });
       try {
-        const phase = await runNodebatchPipeline(context, transport, steps, true);
+        const phase = await runNodebatchPipeline(
+          context,
+          transport,
+          steps,
+          options.idleTransports.includes(transport),
+        );
         results.runs.push(...phase.runs);
         results.scale.push(...phase.scale);
         results.stages.push(...phase.stages);
@@ -209,7 +214,7 @@ export async function runBench(
       }
     }
 
-    for (const transport of options.transports as TransportName[]) {
+    for (const transport of options.fullTransports) {
       try {
         const phase = await runNodebatchPhase(context, transport, {
           subscribers: options.subscribers,
