@@ -17,10 +17,11 @@ import { runBullmqBaseline } from './bullmq/bullmq-baseline.js';
 import type { ChildSet } from './children.js';
 import { runNodebatchPipeline, type NodebatchPipelineStep } from './nodebatch-pipeline.js';
 import { runNodebatchPhase, type PhaseContext } from './nodebatch-phase.js';
-import { pacedPauseMs, type BenchOptions, type TransportName } from './options.js';
+import { pacedPauseMs, type BenchOptions } from './options.js';
 import type { PipelinePlan } from './pipeline-phase.js';
 import { pgCommitNotifyRoundTrip, pgNotifyRoundTrip, redisPublishRoundTrip } from './raw-floor.js';
 import type { BenchResults } from './report.js';
+import { SseClientPool } from './sse-clients.js';
 
 /** Repository root: where the workspace is built and services/cli/dist/main.js lives. */
 export const ROOT = join(import.meta.dirname, '../..');
@@ -151,6 +152,9 @@ export async function runBench(
       record('Redis PUBLISH round trip', err);
     }
 
+    // After the raw floor, which they would otherwise share the cores with.
+    log(`starting ${options.clientProcesses} SSE client process(es)`);
+    const clients = await SseClientPool.start(children, options.clientProcesses, options.timeoutS * 1000);
     const context: PhaseContext = {
       options,
       children,
@@ -160,6 +164,7 @@ export async function runBench(
       cliMain: CLI_MAIN,
       log,
       hintKey: options.hintKey ? randomBytes(32).toString('base64') : null,
+      clients,
     };
     const plans = pipelinePlans(options);
     for (const transport of options.transports) {
@@ -184,7 +189,12 @@ export async function runBench(
       if (transport === 'postgres')
         for (const plan of scalePlans(options)) steps.push({ plan, stages: false, table: 'scale' });
       try {
-        const phase = await runNodebatchPipeline(context, transport, steps, true);
+        const phase = await runNodebatchPipeline(
+          context,
+          transport,
+          steps,
+          options.idleTransports.includes(transport),
+        );
         results.runs.push(...phase.runs);
         results.scale.push(...phase.scale);
         results.stages.push(...phase.stages);
@@ -197,14 +207,14 @@ export async function runBench(
     if (options.bullmq) {
       try {
         results.runs.push(
-          ...(await runBullmqBaseline(options, children, redisUrl, [plans.paced, plans.max], log)),
+          ...(await runBullmqBaseline(options, children, redisUrl, [plans.paced, plans.max], clients, log)),
         );
       } catch (err) {
         record('BullMQ baseline', err);
       }
     }
 
-    for (const transport of options.transports as TransportName[]) {
+    for (const transport of options.fullTransports) {
       try {
         const phase = await runNodebatchPhase(context, transport, {
           subscribers: options.subscribers,

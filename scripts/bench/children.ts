@@ -23,7 +23,7 @@ class ChildStartError extends Error {
 }
 
 /** The last lines of a log, so that a failure shows why without opening the file. */
-function tail(path: string, lines = 15): string {
+export function tail(path: string, lines = 15): string {
   try {
     return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
   } catch {
@@ -40,12 +40,17 @@ export class ChildSet {
 
   constructor(readonly logDir: string) {}
 
-  spawn(name: string, args: string[], env: Record<string, string>): BenchChild {
+  /**
+   * `ipc`: also open an IPC channel with advanced serialization (typed arrays
+   * pass as they are), for the observer processes the bench drives by message.
+   */
+  spawn(name: string, args: string[], env: Record<string, string>, ipc = false): BenchChild {
     const logPath = join(this.logDir, `${name}.log`);
     const log = createWriteStream(logPath);
     const child = spawn(process.execPath, args, {
       env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'],
+      ...(ipc && { serialization: 'advanced' as const }),
     });
     if (child.pid === undefined) throw new ChildStartError(`${name}: could not spawn ${process.execPath}`);
     const lines = createInterface({ input: child.stdout! });

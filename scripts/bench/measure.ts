@@ -1,5 +1,4 @@
-import { LatencyRecorder, SseSubscriber, waitUntil } from './sse-subscriber.js';
-import type { SseMessage } from './sse-subscriber.js';
+import { lostUpTo, type GroupReport } from './sse-clients.js';
 
 /** Where each run's latency distribution is sampled: every percent, then the tail. */
 export const CDF_QUANTILES: readonly number[] = [
@@ -49,8 +48,8 @@ export interface RunResult {
   peakConnections?: number;
   /**
    * CPU seconds used during the run by all gateway processes, all worker
-   * processes (from their ready line) and the bench process holding the SSE
-   * clients: where the time goes when a target is missed.
+   * processes (from their ready line) and the SSE client processes: where
+   * the time goes when a target is missed.
    */
   cpuSeconds?: {
     gateways: number;
@@ -69,71 +68,9 @@ export interface RunResult {
   paceMs: number;
 }
 
-interface SubscriberGroup {
-  subscribers: SseSubscriber[];
-  latency: LatencyRecorder;
-  /** Append time of the earliest timed event, ms since the epoch. */
-  firstEventTime: number;
-}
-
-/**
- * Opens `count` subscribers, subscriber i on `urls[i % urls.length]`, a few
- * hundred at a time, and waits until each received its first message (so it
- * is live before the producers start).
- */
-export async function openSubscribers(
-  urls: string[],
-  count: number,
-  parse: (data: string) => SseMessage,
-  timeoutMs: number,
-  timed: boolean,
-): Promise<SubscriberGroup> {
-  const latency = new LatencyRecorder();
-  const group: SubscriberGroup = { subscribers: [], latency, firstEventTime: Infinity };
-  const parseAndNote = (data: string): SseMessage => {
-    const message = parse(data);
-    if (message.seq > 1 && message.time < group.firstEventTime) group.firstEventTime = message.time;
-    return message;
-  };
-  for (let i = 0; i < count; i++) {
-    group.subscribers.push(
-      new SseSubscriber({
-        url: urls[i % urls.length]!,
-        parse: parseAndNote,
-        latency: timed ? latency : undefined,
-        untimedUpTo: 1,
-      }),
-    );
-  }
-  for (let start = 0; start < count; start += 200) {
-    await Promise.all(group.subscribers.slice(start, start + 200).map((subscriber) => subscriber.open()));
-  }
-  await waitUntil(
-    () => group.subscribers.every((subscriber) => subscriber.firstArrival > 0),
-    timeoutMs,
-    () =>
-      `${group.subscribers.filter((subscriber) => subscriber.firstArrival === 0).length} of ${count} subscribers got no first event`,
-  );
-  return group;
-}
-
-/** Waits until every subscriber has its terminal event, or the time limit passes (counted as incomplete). */
-export async function awaitCompletion(group: SubscriberGroup, timeoutMs: number): Promise<boolean> {
-  try {
-    await waitUntil(
-      () => group.subscribers.every((subscriber) => subscriber.done),
-      timeoutMs,
-      () => `${group.subscribers.filter((subscriber) => !subscriber.done).length} subscribers unfinished`,
-    );
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Delivery figures of a finished run. */
 export function summarize(
-  group: SubscriberGroup,
+  group: GroupReport,
   timedEvents: number,
   /** The last seq subscriber i should have received (its stream's terminal seq). */
   expectedLastSeq: (index: number) => number,
@@ -163,9 +100,9 @@ export function summarize(
     deliveriesPerSec: latency.count / (windowMs / 1000),
     latencyMs: { p50, p99, max },
     cdfMs: latency.quantiles(CDF_QUANTILES),
-    lost: subscribers.reduce((sum, subscriber, i) => sum + subscriber.lostUpTo(expectedLastSeq(i)), 0),
+    lost: subscribers.reduce((sum, subscriber, i) => sum + lostUpTo(subscriber, expectedLastSeq(i)), 0),
     duplicated: subscribers.reduce((sum, subscriber) => sum + subscriber.duplicated, 0),
     reconnects: subscribers.reduce((sum, subscriber) => sum + subscriber.reconnects, 0),
-    incomplete: subscribers.filter((subscriber) => !subscriber.done).length,
+    incomplete: subscribers.filter((subscriber) => subscriber.terminalSeq === 0).length,
   };
 }

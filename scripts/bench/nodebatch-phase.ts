@@ -1,7 +1,6 @@
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createEventStore } from '@nodebatch/event-store';
-import { isTerminalType, type EventType } from '@nodebatch/progress';
 import { createTestDatabase, uniqueName } from '@nodebatch/testkit';
 import pg from 'pg';
 import {
@@ -13,10 +12,10 @@ import {
   type ChildSet,
 } from './children.js';
 import { selfSeconds } from './cpu-profile.js';
-import { awaitCompletion, openSubscribers, summarize, type RunResult } from './measure.js';
+import { summarize, type RunResult } from './measure.js';
 import type { BenchOptions, TransportName } from './options.js';
 import { DatabaseLoad } from './pg-stats.js';
-import type { SseMessage } from './sse-subscriber.js';
+import type { SseClientPool } from './sse-clients.js';
 
 export interface IdleResult {
   subscribers: number;
@@ -49,11 +48,8 @@ export interface PhaseContext {
   log: (line: string) => void;
   /** PROGRESS_HINT_KEY of every process of the run (BenchOptions.hintKey); null: none. */
   hintKey: string | null;
-}
-
-export function parseStoredEvent(data: string): SseMessage {
-  const event = JSON.parse(data) as { seq: number; time: string; type: EventType };
-  return { seq: event.seq, time: Date.parse(event.time), terminal: isTerminalType(event.type) };
+  /** The SSE client processes every run's subscribers live in. */
+  clients: SseClientPool;
 }
 
 /**
@@ -173,9 +169,9 @@ export async function runNodebatchPhase(
         { length: plan.subscribers },
         (_, i) => `${urls[i % urls.length]!}/api/v1/tasks/${taskIds[i % taskIds.length]!}/events`,
       );
-      const group = await openSubscribers(streamUrls, plan.subscribers, parseStoredEvent, timeoutMs, true);
+      const group = await context.clients.open(streamUrls, { format: 'stored', timed: true }, timeoutMs);
       const gatewayCpuBefore = sumCpu(gateways);
-      const clientCpuBefore = process.cpuUsage();
+      const clientCpuBefore = context.clients.cpuSeconds();
       const commitsBefore = await load.commits();
       load.startSampling();
       log(
@@ -198,19 +194,18 @@ export async function runNodebatchPhase(
         }),
       );
       const machineBefore = readMachineCpu();
-      const finished = await awaitCompletion(group, timeoutMs);
+      const finished = await group.awaitCompletion(timeoutMs);
       const machineAfter = readMachineCpu();
-      const clientCpu = process.cpuUsage(clientCpuBefore);
       const cpuSeconds = {
         gateways: sumCpu(gateways) - gatewayCpuBefore,
         workers: sumCpu(workers) - workerCpuAtStart.reduce((sum, value) => sum + value, 0),
-        clients: (clientCpu.user + clientCpu.system) / 1e6,
+        clients: context.clients.cpuSeconds() - clientCpuBefore,
       };
+      const report = await group.report(timeoutMs);
       // Counters reach pg_stat_database up to a second after the transactions.
       await sleep(1500);
       const commitsAfter = await load.commits();
       const peakConnections = load.stopSampling();
-      for (const subscriber of group.subscribers) subscriber.close();
       await children.stop(workers);
       // The simulated cluster runs inside the workers: its CPU (from their profiles) on its own line.
       const simulatorTimes = workers
@@ -221,7 +216,7 @@ export async function runNodebatchPhase(
 
       // Timed events: per task, everything after TaskCreated up to the terminal event.
       const lastSeqByTask = new Map<string, number>();
-      group.subscribers.forEach((subscriber, i) => {
+      report.subscribers.forEach((subscriber, i) => {
         const task = taskIds[i % taskIds.length]!;
         lastSeqByTask.set(
           task,
@@ -231,7 +226,7 @@ export async function runNodebatchPhase(
       const timedEvents = [...lastSeqByTask.values()].reduce((sum, last) => sum + last - 1, 0);
       const dbCommits = commitsAfter - commitsBefore;
       const summary = summarize(
-        group,
+        report,
         timedEvents,
         (i) => lastSeqByTask.get(taskIds[i % taskIds.length]!) ?? 0,
       );
@@ -305,19 +300,17 @@ export async function measureIdle(
   await sleep(settleMs);
   const idleTxPerSecNoSubscribers = await txRate();
   const streamUrl = `${url}/api/v1/tasks/${taskId}/events`;
-  const first = await openSubscribers([streamUrl], 1, parseStoredEvent, timeoutMs, false);
+  const first = await context.clients.open([streamUrl], { format: 'stored', timed: false }, timeoutMs);
   await sleep(settleMs);
   const cpuBeforeOne = readCpuSeconds(gateway.pid);
   const oneStarted = Date.now();
   const idleTxPerSecOneSubscriber = await txRate();
   const cpuPerMinuteOne = ((readCpuSeconds(gateway.pid) - cpuBeforeOne) * 60_000) / (Date.now() - oneStarted);
   const rssBeforeBytes = readRssBytes(gateway.pid);
-  const rest = await openSubscribers(
-    [streamUrl],
-    options.idleSubscribers,
-    parseStoredEvent,
+  const rest = await context.clients.open(
+    Array.from({ length: options.idleSubscribers }, () => streamUrl),
+    { format: 'stored', timed: false },
     timeoutMs,
-    false,
   );
   await sleep(settleMs);
   const rssAfterBytes = readRssBytes(gateway.pid);
@@ -326,7 +319,8 @@ export async function measureIdle(
   const idleTxPerSecWithSubscribers = await txRate();
   const cpuPerMinuteWith =
     ((readCpuSeconds(gateway.pid) - cpuBeforeWindow) * 60_000) / (Date.now() - windowStarted);
-  for (const subscriber of [...first.subscribers, ...rest.subscribers]) subscriber.close();
+  first.close();
+  rest.close();
   return {
     subscribers: options.idleSubscribers,
     rssBeforeBytes,

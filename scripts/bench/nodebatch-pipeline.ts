@@ -1,4 +1,3 @@
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { createEventStore } from '@nodebatch/event-store';
 import { createTestDatabase } from '@nodebatch/testkit';
@@ -8,7 +7,6 @@ import {
   type IdleResult,
   measureIdle,
   nodebatchEnv,
-  parseStoredEvent,
   spawnNodebatch,
   type PhaseContext,
 } from './nodebatch-phase.js';
@@ -72,7 +70,6 @@ export async function runNodebatchPipeline(
   const started: BenchChild[] = [];
   const result: NodebatchPipelineResult = { runs: [], scale: [], stages: [] };
   const env = nodebatchEnv(context, transport, database.url, 1);
-  let listener: HintListener | undefined;
   try {
     const gateways: BenchChild[] = [];
     const urls: string[] = [];
@@ -106,11 +103,24 @@ export async function runNodebatchPipeline(
       }),
     );
     started.push(...producers);
-    // Producers and gateways start side by side: no job exists before both are up.
-    await Promise.all([
+    // The stage table's hint listener, a process of its own (polling sends no hints).
+    const listening =
+      transport !== 'polling' && steps.some((step) => step.stages)
+        ? HintListener.start(
+            children,
+            `${transport}-hint-listener`,
+            transport,
+            { databaseUrl: database.url, redisUrl: context.redisUrl },
+            timeoutMs,
+          )
+        : undefined;
+    // Producers, gateways and the listener start side by side: no job exists before all are up.
+    const [listener] = await Promise.all([
+      listening,
       ensureGateways(Math.max(1, steps[0]?.plan.gateways ?? 1)),
       ...producers.map((producer) => producer.waitForLine('ready', timeoutMs)),
     ]);
+    if (listener) started.push(listener.child);
 
     if (idle && options.idleSubscribers > 0) {
       const load = new DatabaseLoad(context.admin, database.name);
@@ -136,25 +146,26 @@ export async function runNodebatchPipeline(
         return id;
       },
       streamUrl: (url, taskId) => `${url}/api/v1/tasks/${taskId}/events`,
-      parse: parseStoredEvent,
+      format: 'stored',
+      printsAppendTimes: true,
+      clients: context.clients,
     };
-    listener = await HintListener.start(transport, database.url, context.redisUrl);
     for (const step of steps) {
       const { plan } = step;
       await ensureGateways(plan.gateways);
       const label = `${transport}-${plan.kind}-${plan.subscribers}x${plan.gateways}`;
       let lagBefore: LagBuckets | undefined;
       let floor: BenchChild | undefined;
-      let observerDelay: ReturnType<typeof monitorEventLoopDelay> | undefined;
-      const hints = listener;
-      const { run, appendMs } = await runPipeline(system, plan, label, timeoutMs, {
-        tasks: (taskIds) => hints.follow(taskIds),
+      const timeStages = step.stages;
+      const { run, appendMs, clientDelay } = await runPipeline(system, plan, label, timeoutMs, {
+        tasks: async (taskIds) => {
+          if (timeStages) await listener?.follow(taskIds, timeoutMs);
+        },
+        clientDelay: timeStages,
         // After the subscribers got seq 1 (read from the log as they subscribed): only the run's events count.
         live: async () => {
-          if (!step.stages) return;
+          if (!timeStages) return;
           lagBefore = await readLagBuckets(urls.slice(0, plan.gateways));
-          observerDelay = monitorEventLoopDelay({ resolution: 5 });
-          observerDelay.enable();
           if (transport !== 'polling') {
             floor = children.spawn(`${transport}-loaded-floor`, [LOADED_FLOOR], {
               DATABASE_URL: database.url,
@@ -166,7 +177,7 @@ export async function runNodebatchPipeline(
           }
         },
       });
-      observerDelay?.disable();
+      const hints = timeStages ? await listener?.report(timeoutMs) : undefined;
       let loadedFloor: RoundTrip | undefined;
       if (floor) {
         await children.stop([floor]);
@@ -178,24 +189,18 @@ export async function runNodebatchPipeline(
         result.stages.push({
           transport,
           appendReturned: quantiles(appendMs),
-          hintAtListener: quantiles(listener.samples),
+          hintAtListener: hints && quantiles(hints.samples),
           gatewayWrite: lagQuantiles(lagBefore, lagAfter),
           clientArrival: { p50: run.latencyMs.p50, p99: run.latencyMs.p99, count: run.deliveries },
           ...(loadedFloor && { loadedFloor: { ...loadedFloor, count: loadedFloor.samples } }),
-          ...(observerDelay && {
-            observerDelay: {
-              p50: observerDelay.percentile(50) / 1e6,
-              p99: observerDelay.percentile(99) / 1e6,
-              count: observerDelay.count,
-            },
-          }),
+          ...(hints?.delay && { listenerDelay: hints.delay }),
+          ...(clientDelay && { clientDelay }),
         });
       }
       log(describeRun(`${transport}/pipeline`, run));
     }
     return result;
   } finally {
-    await listener?.close().catch(() => undefined);
     await children.stop(started);
     await jobs.drop();
     await pool.end().catch(() => undefined);

@@ -2,9 +2,9 @@ import { parseArgs } from 'node:util';
 
 export type TransportName = 'postgres' | 'redis' | 'polling';
 
-/** Parameters of one bench run; the defaults finish in about three minutes on 2 idle cores, `--quick` in about one and a half. */
+/** Parameters of one bench run; the defaults finish in about three minutes on 2 idle cores, `--quick` in under one. */
 export interface BenchOptions {
-  /** `--quick`: the same tables from fewer samples (smaller defaults below). */
+  /** `--quick`: the same tables from fewer samples and rows (the quick defaults below). */
   quick: boolean;
   /** Build the workspace before measuring (turbo, cached); false: only check that dist is current. */
   build: boolean;
@@ -26,9 +26,11 @@ export interface BenchOptions {
   nodes: number;
   /** Nodes drained at once per task in the full run. Default 10 (the gateway's LIMIT_DRAIN_CONCURRENCY). */
   concurrency: number;
-  /** Subscriber counts of the scale table (postgres, 2 gateways). Default 100,1000,5000. */
+  /** Processes the SSE clients live in (never the bench process); a run's subscribers are split over them. Default 2. */
+  clientProcesses: number;
+  /** Subscriber counts of the scale table (postgres, 2 gateways). Default 100,1000,5000 (quick 100,1000). */
   scaleSubscribers: number[];
-  /** Gateway counts of the scale table, at `scaleGatewaySubscribers`. Default 1,2,4. */
+  /** Gateway counts of the scale table, at `scaleGatewaySubscribers`. Default 1,2,4 (quick 1,2). */
   scaleGateways: number[];
   /** Subscribers of the scale table's gateway rows. Default 1000. */
   scaleGatewaySubscribers: number;
@@ -43,11 +45,16 @@ export interface BenchOptions {
   idleSubscribers: number;
   /** Seconds of each idle window (with and without idle subscribers). Default 3 (quick 1). */
   idleWindowS: number;
-  /** Subscribers of the second polling paced run (database load against subscriber count). Default 400; 0 skips it. */
+  /** Subscribers of the second polling paced run (database load against subscriber count). Default 400 (quick 0); 0 skips it. */
   pollingSubscribers: number;
   /** PROGRESS_POLL_INTERVAL for the polling transport, ms. Default 1000. */
   pollIntervalMs: number;
+  /** Default postgres,redis,polling (quick postgres,redis). */
   transports: TransportName[];
+  /** Transports (of `transports`) whose idle cost is measured. Default all (quick: the first). */
+  idleTransports: TransportName[];
+  /** Transports of the full runs (nodebatch's worker on the simulated cluster). Default all of `transports` (quick: the first). */
+  fullTransports: TransportName[];
   /** Round trips timed for each raw floor. Default 2000 (quick 150). */
   rawSamples: number;
   bullmq: boolean;
@@ -69,7 +76,8 @@ export interface BenchOptions {
 }
 
 const USAGE = `pnpm bench [options]
-  --quick                  same tables from fewer samples (about 1.5 minutes on 2 cores)
+  --quick                  same tables from fewer samples and rows: no polling, idle cost and full run
+                           of the first transport only, smaller scale table (under a minute on 2 cores)
   --no-build               do not build first; refuse if any dist is older than its sources
   --workers N              worker / producer processes (2)
   --gateways N             gateway processes of the pipeline and full runs (2)
@@ -80,15 +88,18 @@ const USAGE = `pnpm bench [options]
   --paced-events N         progress events per job, pipeline paced run (1000; quick 150)
   --nodes N                nodes per task of the full run on the simulated cluster (400; quick 50)
   --concurrency N          nodes at once per task in the full run (10)
-  --scale-subscribers LIST subscriber counts of the scale table (100,1000,5000)
-  --scale-gateways LIST    gateway counts of the scale table (1,2,4)
+  --client-processes N     processes holding the SSE clients (2)
+  --scale-subscribers LIST subscriber counts of the scale table (100,1000,5000; quick 100,1000)
+  --scale-gateways LIST    gateway counts of the scale table (1,2,4; quick 1,2)
   --scale-gateway-subscribers N  subscribers of those rows (1000)
   --scale-events N         progress events per job in every scale run (150; quick 10)
   --idle-subscribers N     idle SSE streams for the gateway memory and CPU figures (1000; quick 200)
   --idle-window-s N        seconds per idle window (3; quick 1)
-  --polling-subscribers N  subscribers of the second polling paced run, 0 = skip (400)
+  --polling-subscribers N  subscribers of the second polling paced run, 0 = skip (400; quick 0)
   --poll-interval-ms N     polling interval (1000)
-  --transports LIST        comma-separated: postgres,redis,polling
+  --transports LIST        comma-separated (postgres,redis,polling; quick postgres,redis)
+  --idle-transports LIST   of those, the ones whose idle cost is measured (all; quick the first)
+  --full-transports LIST   transports of the full runs on the simulated cluster (all; quick the first)
   --raw-samples N          raw pg_notify / PUBLISH round trips (2000; quick 150)
   --no-bullmq              skip the BullMQ QueueEvents baseline
   --timeout-s N            limit for a child to start or a run to finish (120)
@@ -114,6 +125,10 @@ const SIZED = {
   'idle-subscribers': ['1000', '200'],
   'idle-window-s': ['3', '1'],
   'raw-samples': ['2000', '150'],
+  'scale-subscribers': ['100,1000,5000', '100,1000'],
+  'scale-gateways': ['1,2,4', '1,2'],
+  'polling-subscribers': ['400', '0'],
+  transports: ['postgres,redis,polling', 'postgres,redis'],
   out: ['bench', 'bench/quick'],
 } as const;
 
@@ -133,15 +148,18 @@ export function parseBenchOptions(argv: string[]): BenchOptions {
       'paced-events': { type: 'string' },
       nodes: { type: 'string' },
       concurrency: { type: 'string', default: '10' },
-      'scale-subscribers': { type: 'string', default: '100,1000,5000' },
-      'scale-gateways': { type: 'string', default: '1,2,4' },
+      'client-processes': { type: 'string', default: '2' },
+      'scale-subscribers': { type: 'string' },
+      'scale-gateways': { type: 'string' },
       'scale-gateway-subscribers': { type: 'string', default: '1000' },
       'scale-events': { type: 'string' },
       'idle-subscribers': { type: 'string' },
       'idle-window-s': { type: 'string' },
-      'polling-subscribers': { type: 'string', default: '400' },
+      'polling-subscribers': { type: 'string' },
       'poll-interval-ms': { type: 'string', default: '1000' },
-      transports: { type: 'string', default: 'postgres,redis,polling' },
+      transports: { type: 'string' },
+      'idle-transports': { type: 'string' },
+      'full-transports': { type: 'string' },
       'raw-samples': { type: 'string' },
       'no-bullmq': { type: 'boolean', default: false },
       'timeout-s': { type: 'string', default: '120' },
@@ -180,14 +198,27 @@ export function parseBenchOptions(argv: string[]): BenchOptions {
       throw new BenchUsageError(`--${name} ${raw(name)}: expected a comma-separated list of integers >= 1`);
     return list;
   };
-  const transports = String(values.transports)
-    .split(',')
-    .map((name) => name.trim())
-    .filter(Boolean);
-  for (const name of transports) {
-    if (!['postgres', 'redis', 'polling'].includes(name))
-      throw new BenchUsageError(`--transports: unknown transport "${name}" (postgres, redis, polling)`);
-  }
+  const transportList = (name: 'transports' | 'idle-transports' | 'full-transports'): TransportName[] => {
+    const list = raw(name)
+      .split(',')
+      .map((item) => item.trim())
+      .filter(Boolean);
+    for (const item of list) {
+      if (!['postgres', 'redis', 'polling'].includes(item))
+        throw new BenchUsageError(`--${name}: unknown transport "${item}" (postgres, redis, polling)`);
+    }
+    return list as TransportName[];
+  };
+  const transports = transportList('transports');
+  // Quick: the idle cost and the full run of the first transport only (each costs seconds of fixed set-up).
+  const sizedTransports = (name: 'idle-transports' | 'full-transports'): TransportName[] =>
+    values[name] !== undefined ? transportList(name) : quick ? transports.slice(0, 1) : transports;
+  const idleTransports = sizedTransports('idle-transports');
+  const stray = idleTransports.filter((name) => !transports.includes(name));
+  if (stray.length > 0)
+    throw new BenchUsageError(
+      `--idle-transports ${stray.join(',')}: the idle cost is measured in a transport's pipeline phase; add it to --transports`,
+    );
   return {
     quick,
     build: values['no-build'] !== true,
@@ -200,6 +231,7 @@ export function parseBenchOptions(argv: string[]): BenchOptions {
     pacedEvents: int('paced-events', 1),
     nodes: int('nodes', 1),
     concurrency: int('concurrency', 1),
+    clientProcesses: int('client-processes', 1),
     scaleSubscribers: intList('scale-subscribers'),
     scaleGateways: intList('scale-gateways'),
     scaleGatewaySubscribers: int('scale-gateway-subscribers', 1),
@@ -208,7 +240,9 @@ export function parseBenchOptions(argv: string[]): BenchOptions {
     idleWindowS: int('idle-window-s', 1),
     pollingSubscribers: int('polling-subscribers', 0),
     pollIntervalMs: int('poll-interval-ms', 10),
-    transports: transports as TransportName[],
+    transports,
+    idleTransports,
+    fullTransports: sizedTransports('full-transports'),
     rawSamples: int('raw-samples', 50),
     bullmq: !values['no-bullmq'],
     timeoutS: int('timeout-s', 5),

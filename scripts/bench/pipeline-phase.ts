@@ -10,8 +10,9 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { uniqueName } from '@nodebatch/testkit';
 import { readMachineCpu, sumCpu, type BenchChild } from './children.js';
-import { awaitCompletion, openSubscribers, summarize, type RunResult } from './measure.js';
-import type { SseMessage } from './sse-subscriber.js';
+import { summarize, type RunResult } from './measure.js';
+import type { SseClientPool, StreamFormat } from './sse-clients.js';
+import type { Quantiles } from './stage-timing.js';
 
 export const NODEBATCH_PRODUCER = fileURLToPath(
   new URL('./pipeline/nodebatch-producer.mjs', import.meta.url),
@@ -55,7 +56,11 @@ export interface PipelineSystem {
   createTask(id: string): Promise<string>;
   /** The stream of a task under a gateway URL. */
   streamUrl(gatewayUrl: string, taskId: string): string;
-  parse(data: string): SseMessage;
+  format: StreamFormat;
+  /** Whether its producers print each job's append durations (nodebatch's do; the stage table's first stage). */
+  printsAppendTimes: boolean;
+  /** The SSE client processes that subscribe to it (the observers, not part of the system). */
+  clients: SseClientPool;
 }
 
 interface PipelineRun {
@@ -63,18 +68,23 @@ interface PipelineRun {
   taskIds: string[];
   /** Append durations the nodebatch producers reported (start to commit returned), ms. */
   appendMs: number[];
+  /** Event-loop delay of the SSE client process with the largest p99, live to done (`clientDelay` runs). */
+  clientDelay?: Quantiles;
 }
 
-/** Append durations printed by the producers for these tasks ({"job": id, "appendMs": [...]}). */
-function appendDurations(producers: BenchChild[], taskIds: Set<string>): number[] {
-  const all: number[] = [];
-  for (const producer of producers) {
-    for (const line of producer.lines('job')) {
-      if (taskIds.has(String(line.job)) && Array.isArray(line.appendMs))
-        all.push(...(line.appendMs as number[]));
-    }
-  }
-  return all;
+/**
+ * Append durations printed by the producers for these tasks ({"job": id,
+ * "appendMs": [...]}). A producer prints a job's line right after its
+ * terminal append, so the line may trail the subscribers' terminal event by
+ * a moment: waits for every task's line, 1 s at most.
+ */
+async function appendDurations(producers: BenchChild[], taskIds: Set<string>): Promise<number[]> {
+  const printed = () =>
+    producers.flatMap((producer) => producer.lines('job')).filter((line) => taskIds.has(String(line.job)));
+  const deadline = Date.now() + 1000;
+  while (printed().length < taskIds.size && Date.now() < deadline)
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  return printed().flatMap((line) => (Array.isArray(line.appendMs) ? (line.appendMs as number[]) : []));
 }
 
 /**
@@ -89,25 +99,31 @@ export async function runPipeline(
   timeoutMs: number,
   hooks: {
     /** Told the task ids before any job exists (e.g. to time their notifications). */
-    tasks?(taskIds: readonly string[]): void;
+    tasks?(taskIds: readonly string[]): Promise<void>;
     /** Every subscriber is live and no job exists yet (e.g. to read the gateways' counters). */
     live?(): Promise<void>;
+    /** Sample the SSE client processes' event-loop delay from live to done (the stage table). */
+    clientDelay?: boolean;
   } = {},
 ): Promise<PipelineRun> {
   const taskIds: string[] = [];
   for (let t = 0; t < plan.tasks; t++) taskIds.push(await system.createTask(uniqueName(`${label}-${t + 1}`)));
-  hooks.tasks?.(taskIds);
+  await hooks.tasks?.(taskIds);
   const urls = system.urls.slice(0, plan.gateways);
   const gateways = system.gateways.slice(0, plan.gateways);
   const streamUrls = Array.from({ length: plan.subscribers }, (_, i) =>
     system.streamUrl(urls[i % urls.length]!, taskIds[i % taskIds.length]!),
   );
-  const group = await openSubscribers(streamUrls, plan.subscribers, system.parse, timeoutMs, true);
+  const group = await system.clients.open(
+    streamUrls,
+    { format: system.format, timed: true, monitorDelay: hooks.clientDelay === true },
+    timeoutMs,
+  );
   await hooks.live?.();
   const cpuBefore = {
     gateways: sumCpu(gateways),
     workers: sumCpu(system.producers),
-    clients: process.cpuUsage(),
+    clients: system.clients.cpuSeconds(),
   };
   const machineBefore = readMachineCpu();
   await system.queue.addBulk(
@@ -124,15 +140,15 @@ export async function runPipeline(
       opts: { jobId: taskId, removeOnComplete: true, removeOnFail: true },
     })),
   );
-  const finished = await awaitCompletion(group, timeoutMs);
+  // A subscriber still without its terminal event after the limit is counted as incomplete.
+  await group.awaitCompletion(timeoutMs);
   const machineAfter = readMachineCpu();
-  const clientCpu = process.cpuUsage(cpuBefore.clients);
   const cpuSeconds = {
     gateways: sumCpu(gateways) - cpuBefore.gateways,
     workers: sumCpu(system.producers) - cpuBefore.workers,
-    clients: (clientCpu.user + clientCpu.system) / 1e6,
+    clients: system.clients.cpuSeconds() - cpuBefore.clients,
   };
-  for (const subscriber of group.subscribers) subscriber.close();
+  const report = await group.report(timeoutMs);
   // TaskCreated (or "subscribed") is seq 1, the events 2..N+1, the terminal event N+2.
   const lastSeq = plan.eventsPerTask + 2;
   const run: RunResult = {
@@ -146,12 +162,14 @@ export async function runPipeline(
     paceMs: plan.paceMs,
     cpuSeconds,
     machineBusy: (machineAfter.busy - machineBefore.busy) / (machineAfter.total - machineBefore.total),
-    ...summarize(group, plan.tasks * (plan.eventsPerTask + 1), () => lastSeq),
+    ...summarize(report, plan.tasks * (plan.eventsPerTask + 1), () => lastSeq),
   };
-  if (!finished) run.incomplete = group.subscribers.filter((subscriber) => !subscriber.done).length;
-  // The producers print a job's durations right after its terminal append; give the last line a moment.
-  await new Promise((resolve) => setTimeout(resolve, 200));
-  return { run, taskIds, appendMs: appendDurations(system.producers, new Set(taskIds)) };
+  return {
+    run,
+    taskIds,
+    appendMs: system.printsAppendTimes ? await appendDurations(system.producers, new Set(taskIds)) : [],
+    ...(report.delay && { clientDelay: report.delay }),
+  };
 }
 
 /** A BullMQ queue the producers of one system take their jobs from, with its own connection. */

@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { LatencyRecorder } from './sse-subscriber.js';
+import { LatencyRecorder } from './latency-recorder.js';
 
 export interface RoundTrip {
   p50: number;

@@ -3,15 +3,16 @@
  * stage is timed from the same start (the event's append start, its `time`)
  * by a different observer, so that a missed target points at a stage.
  *   append returned: the producer itself (commit, and for redis the PUBLISH after it);
- *   hint at a listener: a LISTEN / SUBSCRIBE connection of the bench process on the transport's channel;
+ *   hint at a listener: a LISTEN / SUBSCRIBE connection on the transport's channel, in a process of its own;
  *   gateway socket write: the gateways' own delivery-lag histogram (/metrics), read before and after;
- *   client arrival: the SSE subscribers.
+ *   client arrival: the SSE subscribers, in processes of their own.
  */
-import { Redis } from 'ioredis';
-import pg from 'pg';
-import { LatencyRecorder } from './sse-subscriber.js';
+import { fileURLToPath } from 'node:url';
+import type { BenchChild, ChildSet } from './children.js';
+import { LatencyRecorder } from './latency-recorder.js';
+import { ObserverChannel } from './observer-channel.js';
 
-const wallNow = (): number => performance.timeOrigin + performance.now();
+const HINT_LISTENER = fileURLToPath(new URL('./pipeline/hint-listener.mjs', import.meta.url));
 
 export interface Quantiles {
   p50: number;
@@ -30,13 +31,15 @@ export interface StageBreakdown {
   /** The durable commit + notification round trip, sampled during the run by pipeline/loaded-floor.mjs. */
   loadedFloor?: Quantiles;
   /**
-   * Event-loop delay of the bench process during the run: the hint listener
-   * and the SSE clients live there, so what they time includes it.
+   * The observers' own lag during the run: the event-loop delay of the hint
+   * listener's process, and of the SSE client process with the largest p99.
+   * What each of them times includes its own delay.
    */
-  observerDelay?: Quantiles;
+  listenerDelay?: Quantiles;
+  clientDelay?: Quantiles;
 }
 
-export function quantiles(samples: readonly number[]): Quantiles | undefined {
+export function quantiles(samples: readonly number[] | Float64Array): Quantiles | undefined {
   if (samples.length === 0) return undefined;
   const recorder = new LatencyRecorder();
   for (const sample of samples) recorder.add(sample);
@@ -44,68 +47,53 @@ export function quantiles(samples: readonly number[]): Quantiles | undefined {
   return { p50, p99, count };
 }
 
-/** The default channels of the transports (packages/runtime createRuntime). */
-const PG_CHANNEL = 'nodebatch_progress';
-const REDIS_CHANNEL = 'nodebatch:progress';
-
 /**
- * Listens on the transport's channel like a gateway does and records, for
- * each notification of one of `taskIds` that carries its events inline, the
- * arrival time minus the last event's append time.
+ * The "hint at a listener" observer: pipeline/hint-listener.mjs, a process of
+ * its own with one LISTEN / SUBSCRIBE connection on the transport's channel,
+ * like a gateway's. For each notification of a followed task that carries its
+ * events inline it records the arrival time minus the last event's append time.
  */
 export class HintListener {
-  readonly #samples: number[] = [];
-  readonly #taskIds = new Set<string>();
-  #close: () => Promise<void> = async () => undefined;
+  readonly #channel: ObserverChannel;
 
-  private constructor() {}
-
-  static async start(transport: string, databaseUrl: string, redisUrl: string): Promise<HintListener> {
-    const listener = new HintListener();
-    const onMessage = (payload: string): void => listener.#record(payload);
-    if (transport === 'postgres') {
-      const client = new pg.Client({ connectionString: databaseUrl });
-      await client.connect();
-      client.on('notification', (message) => onMessage(message.payload ?? ''));
-      await client.query(`LISTEN ${PG_CHANNEL}`);
-      listener.#close = () => client.end();
-    } else if (transport === 'redis') {
-      const client = new Redis(redisUrl, { lazyConnect: true });
-      await client.connect();
-      client.on('message', (_channel: string, message: string) => onMessage(message));
-      await client.subscribe(REDIS_CHANNEL);
-      listener.#close = async () => client.disconnect();
-    }
-    return listener;
+  private constructor(
+    /** Its process, for the caller to stop with the phase's other children. */
+    readonly child: BenchChild,
+  ) {
+    this.#channel = new ObserverChannel(child);
   }
 
-  /** Only notifications of these tasks count (the channel may carry others). */
-  follow(taskIds: readonly string[]): void {
-    this.#samples.length = 0;
-    this.#taskIds.clear();
-    for (const id of taskIds) this.#taskIds.add(id);
+  static async start(
+    children: ChildSet,
+    name: string,
+    transport: 'postgres' | 'redis',
+    urls: { databaseUrl: string; redisUrl: string },
+    timeoutMs: number,
+  ): Promise<HintListener> {
+    const child = children.spawn(
+      name,
+      [HINT_LISTENER],
+      { BENCH_HINT_TRANSPORT: transport, DATABASE_URL: urls.databaseUrl, REDIS_URL: urls.redisUrl },
+      true,
+    );
+    await child.waitForLine('ready', timeoutMs);
+    return new HintListener(child);
   }
 
-  get samples(): readonly number[] {
-    return this.#samples;
+  /** Only notifications of these tasks count from now on (the channel may carry others); earlier samples are dropped. */
+  async follow(taskIds: readonly string[], timeoutMs: number): Promise<void> {
+    this.#channel.send({ type: 'follow', taskIds: [...taskIds] });
+    await this.#channel.receive(['following'], undefined, timeoutMs);
   }
 
-  async close(): Promise<void> {
-    await this.#close();
-  }
-
-  #record(payload: string): void {
-    const arrival = wallNow();
-    let message: { taskId?: unknown; events?: Array<{ time?: unknown }> };
-    try {
-      message = JSON.parse(payload) as typeof message;
-    } catch {
-      return;
-    }
-    if (typeof message.taskId !== 'string' || !this.#taskIds.has(message.taskId)) return;
-    const last = message.events?.[message.events.length - 1];
-    if (typeof last?.time !== 'string') return; // sent by reference: nothing to time
-    this.#samples.push(arrival - Date.parse(last.time));
+  /** The samples since `follow`, and the listener process's event-loop delay over the same time. */
+  async report(timeoutMs: number): Promise<{ samples: Float64Array; delay?: Quantiles }> {
+    this.#channel.send({ type: 'report' });
+    const reply = await this.#channel.receive(['report'], undefined, timeoutMs);
+    return {
+      samples: reply.samples as Float64Array,
+      ...(reply.delay !== undefined && { delay: reply.delay as Quantiles }),
+    };
   }
 }
 

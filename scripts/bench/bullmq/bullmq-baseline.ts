@@ -9,12 +9,7 @@ import {
   type PipelinePlan,
   type PipelineSystem,
 } from '../pipeline-phase.js';
-import type { SseMessage } from '../sse-subscriber.js';
-
-function parseMessage(data: string): SseMessage {
-  const message = JSON.parse(data) as { seq: number; time: number; terminal?: boolean };
-  return { seq: message.seq, time: message.time, terminal: message.terminal === true };
-}
+import type { SseClientPool } from '../sse-clients.js';
 
 /**
  * The peer a user would otherwise pick: BullMQ job.updateProgress in W worker
@@ -28,6 +23,7 @@ export async function runBullmqBaseline(
   children: ChildSet,
   redisUrl: string,
   plans: PipelinePlan[],
+  clients: SseClientPool,
   log: (line: string) => void,
 ): Promise<RunResult[]> {
   const timeoutMs = options.timeoutS * 1000;
@@ -61,7 +57,9 @@ export async function runBullmqBaseline(
       queue: jobs.queue,
       createTask: (id) => Promise.resolve(id),
       streamUrl: (url, jobId) => `${url}/jobs/${encodeURIComponent(jobId)}/events`,
-      parse: parseMessage,
+      format: 'bullmq',
+      printsAppendTimes: false,
+      clients,
     };
     for (const plan of plans) {
       const { run } = await runPipeline(system, plan, `bullmq-${plan.kind}`, timeoutMs);

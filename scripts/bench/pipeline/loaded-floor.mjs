@@ -3,7 +3,7 @@
  * committed INSERT + notification round trip every BENCH_FLOOR_INTERVAL_MS,
  * on connections of its own, until SIGTERM; then one line
  * {"floor": {"p50", "p99", "max", "samples"}}. A process of its own, so that
- * the SSE clients keeping the bench process busy do not delay what it sees.
+ * neither the bench process nor the other observers delay what it sees.
  * BENCH_FLOOR_TRANSPORT postgres: INSERT + pg_notify in one transaction →
  * LISTEN (an append's NOTIFY); redis: the committed INSERT, then PUBLISH →
  * SUBSCRIBE (an append's PUBLISH after commit).
