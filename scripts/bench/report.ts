@@ -489,7 +489,7 @@ ${rawFloor}
 ## Pipeline runs: nodebatch against BullMQ, identical job body (append → SSE client)
 ${renderPipelineTable(results)}
 
-In the **max** runs the two job bodies meet back-pressure differently: BullMQ's job issues its next update only once the previous one returned, so each event is stamped after the backlog; nodebatch's job pushes every event at once and the batcher appends them 100 at a time, so an event's latency includes its wait behind the earlier batches. The paced runs, at the same schedule on both sides, compare latency like for like.
+In the **max** runs both job bodies make their next event only when the pipeline takes it: BullMQ's job issues its next update once the previous one returned; nodebatch's job keeps at most 200 events pushed and not yet appended (two of the batcher's batches: one in flight, one filling) and waits beyond that. Either way an event is stamped when it is made, after any wait, so its latency is the pipeline's, not a backlog's. The paced runs, at the same schedule on both sides, compare latency like for like.
 
 Latency distributions: [paced runs](latency-paced.svg), [max runs](latency-max.svg).
 

@@ -14,7 +14,8 @@
  *   append is in flight share the next transaction, and so do the batches of
  *   the process's jobs that wait at the same time; the job ends once all are
  *   appended. The event's time is its push time, so its wait in the batcher
- *   counts in every latency.
+ *   counts in every latency. A job with MAX_OUTSTANDING events not yet
+ *   appended waits before it makes the next (back-pressure).
  * - `each`: one awaited append per event, like an awaited job.updateProgress.
  *
  * Plain JavaScript run by plain `node`: it imports the packages' built output
@@ -33,6 +34,14 @@ import { createRuntime } from '@nodebatch/runtime';
 import { createAppendGroup, createEventBatcher } from '@nodebatch/worker';
 import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
+
+/**
+ * The most events a batched job has pushed and not yet seen appended: two
+ * batches of the batcher (one in flight, one filling). Without a bound the
+ * max run pushed every event at once and each waited behind all earlier
+ * batches, which measured the job's backlog rather than the pipeline.
+ */
+const MAX_OUTSTANDING = 200;
 
 const queueName = process.env.BENCH_QUEUE;
 if (!queueName) throw new Error('BENCH_QUEUE is not set');
@@ -54,6 +63,10 @@ const worker = new Worker(
       throw new Error(`job ${taskId}: append ${mode}: expected batched or each`);
     /** @type {number[]} */
     const appendMs = [];
+    /** Events pushed to the batcher and not appended yet. */
+    let outstanding = 0;
+    /** Wakes the job when an append returned (see MAX_OUTSTANDING). */
+    let appended = () => {};
     /** @type {import('@nodebatch/worker').AppendEvents} */
     const timedAppend = async (id, batch, options) => {
       const started = performance.now();
@@ -62,6 +75,8 @@ const worker = new Worker(
         mode === 'batched' ? groupAppend : runtime.notifier.append.bind(runtime.notifier)
       )(id, batch, options);
       appendMs.push(Math.round((performance.now() - started) * 100) / 100);
+      outstanding -= batch.length;
+      appended();
       return stored;
     };
     const batcher = mode === 'batched' ? createEventBatcher({ taskId, append: timedAppend }) : undefined;
@@ -73,13 +88,21 @@ const worker = new Worker(
         const wait = startedAt + done * paceMs - performance.now();
         if (wait > 0) await sleep(wait);
       }
+      // Back-pressure, as a job that awaits its reports has: past MAX_OUTSTANDING
+      // events not yet appended the job waits, and the next event is stamped
+      // after the wait (BullMQ's job awaits each update).
+      while (batcher && outstanding >= MAX_OUTSTANDING) {
+        await new Promise((resolve) => (appended = resolve));
+      }
       const event = {
         type: /** @type {const} */ ('NodeProgress'),
         time: new Date().toISOString(),
         data: { node, done, total: events, message },
       };
-      if (batcher) batcher.push(event);
-      else await timedAppend(taskId, [event]);
+      if (batcher) {
+        outstanding++;
+        batcher.push(event);
+      } else await timedAppend(taskId, [event]);
     }
     await batcher?.flush();
     await runtime.notifier.append(taskId, [
