@@ -7,6 +7,7 @@ export {
 export { AppendSessionLostError, EventTooLargeError, MigrationError } from './errors.js';
 export {
   createEventStore,
+  DEFAULT_APPEND_IDLE_TIMEOUT_MS,
   DEFAULT_MAX_EVENT_BYTES,
   DEFAULT_MAX_TASK_CREATED_BYTES,
   DEFAULT_RETENTION_MS,
