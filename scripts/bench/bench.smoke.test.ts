@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
@@ -107,6 +107,10 @@ it(
     expect(pipelineMax.deliveries).toBe(4 * (8 + 1));
     expect(results.runs[4]!.deliveries).toBe(4 * (8 + 1));
     expect(results.runs[5]!.cpuSeconds?.simulator).toBeGreaterThanOrEqual(0);
+    // Where the kernel reports CPU pressure, every run says how long tasks waited for a core.
+    if (existsSync('/proc/pressure/cpu')) {
+      for (const run of results.runs) expect(run.cpuPressure).toBeGreaterThanOrEqual(0);
+    }
 
     expect(results.stages.map((stage) => stage.transport)).toEqual(['postgres']);
     expect(results.stages[0]!.appendReturned?.count).toBeGreaterThan(0);

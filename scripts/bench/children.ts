@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -174,14 +175,59 @@ export function readCpuSeconds(pid: number): number {
   return ticks / 100;
 }
 
-/** Busy and total CPU time of the whole machine so far, in seconds (first line of /proc/stat, Linux). */
-export function readMachineCpu(): { busy: number; total: number } {
+/** The whole machine's CPU counters at one moment (see {@link readMachineCpu}). */
+export interface MachineCpu {
+  /** Busy and total CPU time of all cores so far, s (first line of /proc/stat). */
+  busy: number;
+  total: number;
+  /**
+   * How long, so far, at least one runnable task waited for a core, s
+   * (/proc/pressure/cpu, "some"; absent where the kernel has no PSI).
+   */
+  waited?: number;
+  /** When these were read, s (monotonic). */
+  at: number;
+}
+
+/** The machine's CPU counters now (Linux). */
+export function readMachineCpu(): MachineCpu {
   const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
   const ticks = line.trim().split(/\s+/).slice(1).map(Number);
   // user nice system idle iowait irq softirq steal ...: idle and iowait are not busy.
   const total = ticks.slice(0, 8).reduce((sum, value) => sum + value, 0);
   const idle = (ticks[3] ?? 0) + (ticks[4] ?? 0);
-  return { busy: (total - idle) / 100, total: total / 100 };
+  const waited = readCpuPressureSeconds();
+  return {
+    busy: (total - idle) / 100,
+    total: total / 100,
+    ...(waited === undefined ? {} : { waited }),
+    at: performance.now() / 1000,
+  };
+}
+
+/**
+ * What a run's window did to the machine: the share of all cores busy, and
+ * the share of the time in which some runnable task waited for a core (a
+ * process that waits for a core delays every event it handles by that wait).
+ */
+export function machineShares(
+  before: MachineCpu,
+  after: MachineCpu,
+): { machineBusy: number; cpuPressure?: number } {
+  const machineBusy = (after.busy - before.busy) / (after.total - before.total);
+  if (before.waited === undefined || after.waited === undefined || after.at <= before.at)
+    return { machineBusy };
+  return { machineBusy, cpuPressure: (after.waited - before.waited) / (after.at - before.at) };
+}
+
+/** /proc/pressure/cpu's "some total" (µs) in seconds; undefined without PSI. */
+function readCpuPressureSeconds(): number | undefined {
+  try {
+    const some = /^some .*\btotal=(\d+)/m.exec(readFileSync('/proc/pressure/cpu', 'utf8'));
+    return some ? Number(some[1]) / 1e6 : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** CPU seconds used so far by a set of children (those that exited count no more). */

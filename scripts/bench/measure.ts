@@ -64,6 +64,11 @@ export interface RunResult {
    * running. Near 1, the run was bound by this machine's CPU.
    */
   machineBusy?: number;
+  /**
+   * Share of the run's wall time in which at least one runnable task waited
+   * for a core (/proc/pressure/cpu "some"); absent without PSI.
+   */
+  cpuPressure?: number;
   /** Simulated cluster latency (nodebatch) or pause between updateProgress calls (BullMQ), ms. */
   paceMs: number;
 }

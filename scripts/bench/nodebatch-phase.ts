@@ -5,6 +5,7 @@ import { createTestDatabase, uniqueName } from '@nodebatch/testkit';
 import pg from 'pg';
 import {
   readCpuSeconds,
+  machineShares,
   readMachineCpu,
   readRssBytes,
   sumCpu,
@@ -244,7 +245,7 @@ export async function runNodebatchPhase(
         dbTxPerSec: dbCommits / (summary.windowMs / 1000),
         dbTxPer1000Events: (dbCommits / timedEvents) * 1000,
         peakConnections,
-        machineBusy: (machineAfter.busy - machineBefore.busy) / (machineAfter.total - machineBefore.total),
+        ...machineShares(machineBefore, machineAfter),
         cpuSeconds: {
           ...cpuSeconds,
           ...(simulatorSeconds === undefined ? {} : { simulator: simulatorSeconds }),

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { uniqueName } from '@nodebatch/testkit';
-import { readMachineCpu, sumCpu, type BenchChild } from './children.js';
+import { machineShares, readMachineCpu, sumCpu, type BenchChild } from './children.js';
 import { summarize, type RunResult } from './measure.js';
 import type { SseClientPool, StreamFormat } from './sse-clients.js';
 import type { Quantiles } from './stage-timing.js';
@@ -161,7 +161,7 @@ export async function runPipeline(
     tasks: plan.tasks,
     paceMs: plan.paceMs,
     cpuSeconds,
-    machineBusy: (machineAfter.busy - machineBefore.busy) / (machineAfter.total - machineBefore.total),
+    ...machineShares(machineBefore, machineAfter),
     ...summarize(report, plan.tasks * (plan.eventsPerTask + 1), () => lastSeq),
   };
   return {

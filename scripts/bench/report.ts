@@ -233,6 +233,11 @@ function renderCpu(results: BenchResults): string {
         figures: true,
         cell: (run) => (run.machineBusy === undefined ? 'n/a' : `${num(run.machineBusy * 100)}%`),
       },
+      {
+        heading: 'CPU pressure (share of the time some runnable task waited for a core)',
+        figures: true,
+        cell: (run) => (run.cpuPressure === undefined ? 'n/a' : `${num(run.cpuPressure * 100)}%`),
+      },
       busyColumn('workers CPU s (% of one core over the window)', 'workers'),
       {
         heading: 'of which the simulated cluster',
@@ -340,8 +345,15 @@ function cpuLimit(results: BenchResults, run: RunResult): string {
   const machine =
     run.machineBusy === undefined
       ? ''
-      : `the machine's ${results.machine.cores} cores were ${num(run.machineBusy * 100)}% busy (everything running, PostgreSQL and Redis included); `;
+      : `the machine's ${results.machine.cores} cores were ${num(run.machineBusy * 100)}% busy (everything running, PostgreSQL and Redis included)${pressureNote(run)}; `;
   return `${machine}the measured processes used ${num(total / windowS, 2)} cores over the window; busiest: ${name} at ${num((seconds / windowS) * 100)}% of a core`;
+}
+
+/** How much of the run some runnable task spent waiting for a core, when the kernel says (PSI). */
+function pressureNote(run: RunResult): string {
+  return run.cpuPressure === undefined
+    ? ''
+    : `, and for ${num(run.cpuPressure * 100)}% of the time some runnable task waited for a core`;
 }
 
 /**
@@ -366,7 +378,8 @@ function capacityNote(results: BenchResults, run: RunResult, targetEventsPerSec:
  * adds over it.
  */
 function loadedFloorNote(floor: Quantiles, raw: RoundTrip, run: RunResult): string {
-  const busy = run.machineBusy === undefined ? '' : ` (machine ${num(run.machineBusy * 100)}% busy)`;
+  const busy =
+    run.machineBusy === undefined ? '' : ` (machine ${num(run.machineBusy * 100)}% busy${pressureNote(run)})`;
   const sampled = `; sampled during this run${busy}, the bare durable round trip took p50 / p99 ${q(floor)} ms, ${num(floor.p99 / raw.p99, 1)}× the idle raw p99`;
   return floor.p99 >= raw.p99 * 10
     ? `${sampled}: the target is below what this machine gives one commit and notification at that load`
