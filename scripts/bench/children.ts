@@ -176,7 +176,7 @@ export function readCpuSeconds(pid: number): number {
 }
 
 /** The whole machine's CPU counters at one moment (see {@link readMachineCpu}). */
-export interface MachineCpu {
+interface MachineCpu {
   /** Busy and total CPU time of all cores so far, s (first line of /proc/stat). */
   busy: number;
   total: number;
