@@ -20,10 +20,15 @@ export interface BoundedWriterOptions {
   /** The reader fell too far behind: the caller drops the connection. */
   onOverflow(queuedBytes: number): void;
   /**
-   * Join the chunks written in the same turn of the event loop into one
-   * `send` (SSE: messages are self-delimiting, so a client cannot tell).
-   * Every event of a hint, and of every hint read in that turn, then costs
-   * the connection one write instead of one each. Not for WebSocket frames.
+   * Join the chunks written in the same turn into one `send` (SSE: messages
+   * are self-delimiting, so a client cannot tell). A turn ends when the
+   * microtask queue drains: every event of a hint, and of every hint parsed
+   * from the same socket read, then costs the connection one write instead
+   * of one each. Not for WebSocket frames.
+   *
+   * Not the end of the event loop's turn (setImmediate): the poll phase runs
+   * every read that is ready before it, so behind a backlog of notifications
+   * the first events of a burst waited in memory until the last was parsed.
    */
   coalesce?: boolean;
   /**
@@ -51,7 +56,8 @@ export class BoundedWriter {
   #overflowed = false;
   /** Chunks written this turn, sent together at its end (`coalesce`). */
   #turn: string[] = [];
-  #turnFlush: NodeJS.Immediate | undefined;
+  /** An end of turn is queued (cleared by flushAll and discard, which leave nothing for it). */
+  #turnQueued = false;
   #corked = false;
 
   constructor(options: BoundedWriterOptions) {
@@ -67,14 +73,18 @@ export class BoundedWriter {
     if (this.#overflowed) return false;
     if (this.#options.coalesce) {
       this.#turn.push(chunk);
-      this.#turnFlush ??= setImmediate(() => this.#endTurn());
+      if (!this.#turnQueued) {
+        this.#turnQueued = true;
+        queueMicrotask(() => this.#endTurn());
+      }
       return true;
     }
     return this.#accept(chunk);
   }
 
   #endTurn(): void {
-    this.#turnFlush = undefined;
+    if (!this.#turnQueued) return;
+    this.#turnQueued = false;
     const chunks = this.#turn;
     this.#turn = [];
     if (chunks.length > 0 && !this.#overflowed)
@@ -106,8 +116,7 @@ export class BoundedWriter {
 
   /** Hands every queued chunk to the target now (before ending the stream; bounded by the queue limit). */
   flushAll(): void {
-    if (this.#turnFlush) clearImmediate(this.#turnFlush);
-    this.#turnFlush = undefined;
+    this.#turnQueued = false;
     const turn = this.#turn.splice(0);
     for (const chunk of this.#queue.splice(0)) this.#options.send(chunk);
     this.#queuedBytes = 0;
@@ -116,8 +125,7 @@ export class BoundedWriter {
 
   /** Drops what waits for the end of the turn (the connection is being destroyed). */
   discard(): void {
-    if (this.#turnFlush) clearImmediate(this.#turnFlush);
-    this.#turnFlush = undefined;
+    this.#turnQueued = false;
     this.#turn.length = 0;
   }
 
@@ -126,7 +134,7 @@ export class BoundedWriter {
     if (cork && !this.#corked) {
       this.#corked = true;
       cork.cork();
-      setImmediate(() => {
+      queueMicrotask(() => {
         this.#corked = false;
         cork.uncork();
       });

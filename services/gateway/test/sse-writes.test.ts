@@ -83,3 +83,48 @@ it('writes the events that become ready in the same turn to a client in one writ
   );
   expect(delivered).toContain('nodebatch_gateway_events_delivered_total{kind="sse"} 4');
 });
+
+it('writes a turn as soon as its synchronous work and microtasks end, before other I/O callbacks run', async () => {
+  // Behind a backlog the poll phase runs one socket read after another before
+  // setImmediate callbacks: a write held until then waited for the whole backlog.
+  const events$ = new Subject<StoredEvent>();
+  let writes = 0;
+  let opened!: () => void;
+  const open = new Promise<void>((resolve) => (opened = resolve));
+  server = createServer((_request, response) => {
+    const write = response.write.bind(response) as (chunk: string) => boolean;
+    response.write = ((chunk: string) => {
+      writes++;
+      return write(chunk);
+    }) as typeof response.write;
+    streamEventsOverSse(
+      {
+        response,
+        events$,
+        options: SSE_DEFAULTS,
+        metrics: new GatewayMetrics({ defaultMetrics: false }),
+        logger: pino({ level: 'silent' }),
+      },
+      () => undefined,
+    );
+    opened();
+  });
+  await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  socket = connect(port, '127.0.0.1');
+  socket.write(`GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+  await open;
+  expect(writes).toBe(1);
+
+  let checkPhaseRan = false;
+  setImmediate(() => (checkPhaseRan = true));
+  events$.next(progress(2));
+  events$.next(progress(3));
+  await Promise.resolve();
+  expect(writes).toBe(2);
+  expect(checkPhaseRan).toBe(false);
+  // What becomes ready in a later microtask (a store read resolving) is a write of its own.
+  events$.next(progress(4));
+  await Promise.resolve();
+  expect(writes).toBe(3);
+});
