@@ -154,7 +154,12 @@ export async function runBench(
 
     // After the raw floor, which they would otherwise share the cores with.
     log(`starting ${options.clientProcesses} SSE client process(es)`);
-    const clients = await SseClientPool.start(children, options.clientProcesses, options.timeoutS * 1000);
+    const clients = await SseClientPool.start(
+      children,
+      options.clientProcesses,
+      options.timeoutS * 1000,
+      options.cpuProfile,
+    );
     const context: PhaseContext = {
       options,
       children,
@@ -169,25 +174,23 @@ export async function runBench(
     const plans = pipelinePlans(options);
     for (const transport of options.transports) {
       const steps: NodebatchPipelineStep[] = [
-        { plan: plans.paced, stages: true, table: 'pipeline' },
-        { plan: plans.max, stages: false, table: 'pipeline' },
+        { plan: plans.paced, stages: 'all', table: 'pipeline' },
+        { plan: plans.max, stages: 'own', table: 'pipeline' },
       ];
       // The commit floor: one awaited transaction per event, as BullMQ awaits each updateProgress.
       if (transport !== 'polling')
         steps.push({
           plan: { ...plans.max, append: 'each', eventsPerTask: Math.max(1, Math.ceil(options.events / 4)) },
-          stages: false,
           table: 'pipeline',
         });
       // Same workload, more subscribers: polling's database load should not change.
       if (transport === 'polling' && options.pollingSubscribers > 0)
         steps.push({
           plan: { ...plans.paced, subscribers: options.pollingSubscribers },
-          stages: false,
           table: 'pipeline',
         });
       if (transport === 'postgres')
-        for (const plan of scalePlans(options)) steps.push({ plan, stages: false, table: 'scale' });
+        for (const plan of scalePlans(options)) steps.push({ plan, table: 'scale' });
       try {
         const phase = await runNodebatchPipeline(
           context,

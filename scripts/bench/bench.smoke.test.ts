@@ -112,7 +112,10 @@ it(
       for (const run of results.runs) expect(run.cpuPressure).toBeGreaterThanOrEqual(0);
     }
 
-    expect(results.stages.map((stage) => stage.transport)).toEqual(['postgres']);
+    expect(results.stages.map((stage) => [stage.transport, stage.kind])).toEqual([
+      ['postgres', 'paced'],
+      ['postgres', 'max'],
+    ]);
     expect(results.stages[0]!.appendReturned?.count).toBeGreaterThan(0);
     expect(results.stages[0]!.gatewayWrite?.count).toBe(4 * (4 + 1));
     // The durable round trip sampled while the paced run went on.
@@ -122,6 +125,14 @@ it(
     expect(results.stages[0]!.hintAtListener?.count).toBeGreaterThan(0);
     expect(results.stages[0]!.listenerDelay?.count).toBeGreaterThan(0);
     expect(results.stages[0]!.clientDelay?.count).toBeGreaterThan(0);
+    // The max run's stages come from the pipeline's own processes only: no extra observer shares its cores.
+    const maxStages = results.stages[1]!;
+    expect(maxStages.appendReturned?.count).toBeGreaterThan(0);
+    expect(maxStages.gatewayWrite?.count).toBe(4 * (8 + 1));
+    expect(maxStages.hintAtListener).toBeUndefined();
+    expect(maxStages.loadedFloor).toBeUndefined();
+    // The gateways' event-loop delay over each run, from their /metrics.
+    for (const stage of results.stages) expect(stage.gatewayDelay?.p99).toBeGreaterThan(0);
     expect(results.idle.map((idle) => [idle.transport, idle.subscribers])).toEqual([['postgres', 5]]);
 
     const markdown = renderMarkdown(results);

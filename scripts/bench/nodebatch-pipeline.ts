@@ -25,7 +25,7 @@ import {
   HintListener,
   lagQuantiles,
   quantiles,
-  readLagBuckets,
+  readGatewayMetrics,
   type LagBuckets,
   type StageBreakdown,
 } from './stage-timing.js';
@@ -36,8 +36,14 @@ const LOADED_FLOOR = fileURLToPath(new URL('./pipeline/loaded-floor.mjs', import
 /** A pipeline workload of the phase, and whether its stages are timed. */
 export interface NodebatchPipelineStep {
   plan: PipelinePlan;
-  /** Also time each stage (hint listener, gateway histogram): the paced run's breakdown. */
-  stages: boolean;
+  /**
+   * Time each stage. 'all': with the observers of their own (the hint
+   * listener, the loaded durable floor), for the paced run; 'own': only what
+   * the pipeline's own processes tell (the producers' append times, the
+   * gateways' histogram, the clients), so that a max run's throughput is not
+   * shared with extra processes.
+   */
+  stages?: 'all' | 'own';
   /** Which table the run belongs to. */
   table: 'pipeline' | 'scale';
 }
@@ -105,7 +111,7 @@ export async function runNodebatchPipeline(
     started.push(...producers);
     // The stage table's hint listener, a process of its own (polling sends no hints).
     const listening =
-      transport !== 'polling' && steps.some((step) => step.stages)
+      transport !== 'polling' && steps.some((step) => step.stages === 'all')
         ? HintListener.start(
             children,
             `${transport}-hint-listener`,
@@ -156,17 +162,18 @@ export async function runNodebatchPipeline(
       const label = `${transport}-${plan.kind}-${plan.subscribers}x${plan.gateways}`;
       let lagBefore: LagBuckets | undefined;
       let floor: BenchChild | undefined;
-      const timeStages = step.stages;
+      const observed = step.stages === 'all';
       const { run, appendMs, clientDelay } = await runPipeline(system, plan, label, timeoutMs, {
         tasks: async (taskIds) => {
-          if (timeStages) await listener?.follow(taskIds, timeoutMs);
+          if (observed) await listener?.follow(taskIds, timeoutMs);
         },
-        clientDelay: timeStages,
+        clientDelay: step.stages !== undefined,
         // After the subscribers got seq 1 (read from the log as they subscribed): only the run's events count.
         live: async () => {
-          if (!timeStages) return;
-          lagBefore = await readLagBuckets(urls.slice(0, plan.gateways));
-          if (transport !== 'polling') {
+          if (!step.stages) return;
+          // Also restarts the gateways' event-loop delay histograms (reset by every scrape).
+          lagBefore = (await readGatewayMetrics(urls.slice(0, plan.gateways))).lag;
+          if (observed && transport !== 'polling') {
             floor = children.spawn(`${transport}-loaded-floor`, [LOADED_FLOOR], {
               DATABASE_URL: database.url,
               REDIS_URL: context.redisUrl,
@@ -177,7 +184,7 @@ export async function runNodebatchPipeline(
           }
         },
       });
-      const hints = timeStages ? await listener?.report(timeoutMs) : undefined;
+      const hints = observed ? await listener?.report(timeoutMs) : undefined;
       let loadedFloor: RoundTrip | undefined;
       if (floor) {
         await children.stop([floor]);
@@ -185,16 +192,18 @@ export async function runNodebatchPipeline(
       }
       (step.table === 'scale' ? result.scale : result.runs).push(run);
       if (step.stages && lagBefore) {
-        const lagAfter = await readLagBuckets(urls.slice(0, plan.gateways));
+        const after = await readGatewayMetrics(urls.slice(0, plan.gateways));
         result.stages.push({
           transport,
+          kind: plan.kind,
           appendReturned: quantiles(appendMs),
           hintAtListener: hints && quantiles(hints.samples),
-          gatewayWrite: lagQuantiles(lagBefore, lagAfter),
+          gatewayWrite: lagQuantiles(lagBefore, after.lag),
           clientArrival: { p50: run.latencyMs.p50, p99: run.latencyMs.p99, count: run.deliveries },
           ...(loadedFloor && { loadedFloor: { ...loadedFloor, count: loadedFloor.samples } }),
           ...(hints?.delay && { listenerDelay: hints.delay }),
           ...(clientDelay && { clientDelay }),
+          ...(after.loopDelay && { gatewayDelay: after.loopDelay }),
         });
       }
       log(describeRun(`${transport}/pipeline`, run));

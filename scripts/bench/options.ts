@@ -103,7 +103,7 @@ const USAGE = `pnpm bench [options]
   --raw-samples N          raw pg_notify / PUBLISH round trips (2000; quick 150)
   --no-bullmq              skip the BullMQ QueueEvents baseline
   --timeout-s N            limit for a child to start or a run to finish (120)
-  --cpu-profile            write V8 CPU profiles of workers and gateways beside their logs
+  --cpu-profile            write V8 CPU profiles of workers, gateways and SSE clients beside their logs
   --no-hint-key            no PROGRESS_HINT_KEY: gateways check every inline event against the log
                            (default: one random key for all workers and gateways)
   --out DIR                where RESULTS.md, results.json and latency.svg go (bench; quick: bench/quick)

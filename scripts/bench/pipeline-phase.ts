@@ -66,14 +66,14 @@ export interface PipelineSystem {
 interface PipelineRun {
   run: RunResult;
   taskIds: string[];
-  /** Append durations the nodebatch producers reported (start to commit returned), ms. */
+  /** Per event, from its time to its append returning (batcher wait and commit), as the nodebatch producers reported, ms. */
   appendMs: number[];
   /** Event-loop delay of the SSE client process with the largest p99, live to done (`clientDelay` runs). */
   clientDelay?: Quantiles;
 }
 
 /**
- * Append durations printed by the producers for these tasks ({"job": id,
+ * Append times printed by the producers for these tasks ({"job": id,
  * "appendMs": [...]}). A producer prints a job's line right after its
  * terminal append, so the line may trail the subscribers' terminal event by
  * a moment: waits for every task's line, 1 s at most.

@@ -155,12 +155,17 @@ function renderStages(results: BenchResults): string {
   return markdownTable<StageBreakdown>(
     [
       { heading: 'transport', cell: (stage) => stage.transport },
+      { heading: 'run', cell: (stage) => stage.kind },
       stageColumn(
-        'append start → append returned (commit; redis: + PUBLISH) p50 / p99 ms',
+        'append start → append returned (wait in the batcher, commit; redis: + PUBLISH) p50 / p99 ms',
         (stage) => stage.appendReturned,
       ),
       stageColumn('append start → hint at a listener', (stage) => stage.hintAtListener),
       stageColumn('append start → gateway socket write (histogram)', (stage) => stage.gatewayWrite),
+      stageColumn(
+        "the gateways' event-loop delay over the run (the one with the largest p99) p50 / p99 ms",
+        (stage) => stage.gatewayDelay,
+      ),
       stageColumn('append start → client arrival', (stage) => stage.clientArrival),
       {
         heading: 'raw p99 ms (idle machine)',
@@ -186,10 +191,29 @@ function renderStages(results: BenchResults): string {
   );
 }
 
+function stageOf(results: BenchResults, transport: string, kind: string): StageBreakdown | undefined {
+  return results.stages.find((stage) => stage.transport === transport && stage.kind === kind);
+}
+
+/** A run's p99 at each observer, in order: where its latency accumulates. */
+function stagePath(stage: StageBreakdown): string {
+  const points: Array<[string, Quantiles | undefined]> = [
+    ['append returned', stage.appendReturned],
+    ['hint', stage.hintAtListener],
+    ['socket write', stage.gatewayWrite],
+    ['client', stage.clientArrival],
+  ];
+  return points
+    .filter(([, value]) => value !== undefined)
+    .map(([name, value]) => `${name} ${ms(value!.p99)}`)
+    .join(' → ');
+}
+
 /** The step between consecutive observers with the largest p99 increase: where a latency miss comes from. */
 function limitingStage(stage: StageBreakdown): { name: string; ms: number } | undefined {
   const points: Array<[string, number | undefined]> = [
-    ['commit and transport (append start → hint)', stage.hintAtListener?.p99],
+    ['batching and commit (append start → append returned)', stage.appendReturned?.p99],
+    ['transport (append returned → hint)', stage.hintAtListener?.p99],
     ['gateway (hint → socket write)', stage.gatewayWrite?.p99],
     ['socket and client (write → arrival)', stage.clientArrival.p99],
   ];
@@ -362,13 +386,31 @@ function pressureNote(run: RunResult): string {
  * and Redis included) and the SSE clients' alone, times the target rate,
  * against the cores there are.
  */
-function capacityNote(results: BenchResults, run: RunResult, targetEventsPerSec: number): string {
-  if (run.machineBusy === undefined || !run.cpuSeconds || run.events === 0) return '';
+function capacityNote(
+  results: BenchResults,
+  run: RunResult,
+  targetEventsPerSec: number,
+  baseline?: RunResult,
+): string {
+  const machinePerEvent = machineCpuPerEvent(results, run);
+  if (machinePerEvent === undefined || !run.cpuSeconds) return '';
   const { cores } = results.machine;
-  const machinePerEvent = (run.machineBusy * cores * (run.windowMs / 1000)) / run.events;
   const clientsPerEvent = run.cpuSeconds.clients / run.events;
   const need = (perEvent: number): string => num(perEvent * targetEventsPerSec, 2);
-  return `; at the CPU an event cost in this run (${num(machinePerEvent * 1e6)} µs of machine CPU, all processes; ${num(clientsPerEvent * 1e6)} µs of it in the SSE clients for its ${num(run.deliveries / run.events, 0)} deliveries), ${num(targetEventsPerSec)} events/s would take ${need(machinePerEvent)} cores (the clients alone ${need(clientsPerEvent)}) of this machine's ${cores}`;
+  const baselinePerEvent = baseline && machineCpuPerEvent(results, baseline);
+  // The baseline's own cost per event says whether the target rate fits this
+  // machine at all, whatever nodebatch does.
+  const atBaseline =
+    baselinePerEvent === undefined
+      ? ''
+      : `; at BullMQ's own CPU per event in its max run (${num(baselinePerEvent * 1e6)} µs of machine CPU), that rate would take ${need(baselinePerEvent)} cores`;
+  return `; at the CPU an event cost in this run (${num(machinePerEvent * 1e6)} µs of machine CPU, all processes; ${num(clientsPerEvent * 1e6)} µs of it in the SSE clients for its ${num(run.deliveries / run.events, 0)} deliveries), ${num(targetEventsPerSec)} events/s would take ${need(machinePerEvent)} cores (the clients alone ${need(clientsPerEvent)}) of this machine's ${cores}${atBaseline}`;
+}
+
+/** Seconds of machine CPU (all cores, every process) per event of a run. */
+function machineCpuPerEvent(results: BenchResults, run: RunResult): number | undefined {
+  if (run.machineBusy === undefined || run.events === 0) return undefined;
+  return (run.machineBusy * results.machine.cores * (run.windowMs / 1000)) / run.events;
 }
 
 /**
@@ -407,11 +449,13 @@ export function renderTargets(results: BenchResults): string[] {
     const ratio = run.eventsPerSec / bullMax.eventsPerSec;
     const clean = run.lost === 0 && run.duplicated === 0 && run.incomplete === 0;
     const ok = ratio >= 2 && clean && run.latencyMs.p99 <= bullMax.latencyMs.p99;
+    const stage = stageOf(results, transport, 'max');
+    const limit = stage && limitingStage(stage);
     lines.push(
       `- **${ok ? 'MET' : 'MISSED'}** pipeline, ${run.subscribers} subscribers, ${transport} ≥ 2× BullMQ events/s at ≤ its p99, 0 lost / 0 duplicated: ${num(run.eventsPerSec)} vs ${num(bullMax.eventsPerSec)} events/s = ${num(ratio, 2)}×; p99 ${ms(run.latencyMs.p99)} vs ${ms(bullMax.latencyMs.p99)} ms; lost ${run.lost}, duplicated ${run.duplicated}` +
         (ok
           ? ''
-          : `. Limit: ${cpuLimit(results, run)} (BullMQ: ${cpuLimit(results, bullMax)})${capacityNote(results, run, 2 * bullMax.eventsPerSec)}`),
+          : `. ${limit ? `Largest p99 step: ${limit.name}, +${ms(limit.ms)} ms (stages p99: ${stagePath(stage!)}${stage?.gatewayDelay ? `; the gateways' event-loop delay p50 / p99 ${q(stage.gatewayDelay)} ms` : ''}). ` : ''}Limit: ${cpuLimit(results, run)} (BullMQ: ${cpuLimit(results, bullMax)})${capacityNote(results, run, 2 * bullMax.eventsPerSec, bullMax)}`),
     );
   }
   for (const transport of ['postgres', 'redis']) {
@@ -419,7 +463,7 @@ export function renderTargets(results: BenchResults): string[] {
     const raw = rawFloorFor(results, transport);
     if (!run || !raw) continue;
     const ok = run.latencyMs.p99 <= raw.p99 * 10 && run.lost === 0 && run.duplicated === 0;
-    const stage = results.stages.find((candidate) => candidate.transport === transport);
+    const stage = stageOf(results, transport, 'paced');
     const limit = stage ? limitingStage(stage) : undefined;
     const commit = results.rawFloor.pgCommitNotify;
     lines.push(
@@ -508,8 +552,8 @@ Latency distributions: [paced runs](latency-paced.svg), [max runs](latency-max.s
 
 ![latency distribution, paced runs](latency-paced.svg)
 
-## Latency by stage (paced pipeline run)
-Each stage is timed from the same start, the event's append start, by a different observer: the producer (append returned), a LISTEN / SUBSCRIBE connection on the transport's channel in a process of its own (hint at a listener; events announced by reference are not timed), the gateways' own delivery-lag histogram read from /metrics before and after the run (socket write; quantiles interpolated inside their bucket, as Prometheus' histogram_quantile does, so to the bucket's precision), and the SSE clients in their processes. Each observer's own event-loop delay, sampled inside its process during the run, is shown too: it is part of what that observer times. Another process of its own repeats the bare durable round trip every 10 ms during the run (pipeline/loaded-floor.mjs): what this machine gives one commit and notification at that load. The largest p99 step points at the stage that limits a miss; differences of quantiles are indicative, not exact.
+## Latency by stage (pipeline runs)
+Each stage is timed from the same start, the event's append start, by a different observer: the producer (append returned), a LISTEN / SUBSCRIBE connection on the transport's channel in a process of its own (hint at a listener; events announced by reference are not timed), the gateways' own delivery-lag histogram read from /metrics before and after the run (socket write; quantiles interpolated inside their bucket, as Prometheus' histogram_quantile does, so to the bucket's precision), and the SSE clients in their processes. Each observer's own event-loop delay, sampled inside its process during the run, is shown too: it is part of what that observer times. So is the gateways' (prom-client's default metrics, read from the same scrapes): a gateway stage that grows while the gateways' event loops stay free points at a wait, not at their CPU. Another process of its own repeats the bare durable round trip every 10 ms during the run (pipeline/loaded-floor.mjs): what this machine gives one commit and notification at that load. The max runs add no observer process of their own (no hint listener, no durable-floor sampler), so that their throughput is not shared: their rows show what the producers, the gateways and the clients tell. The largest p99 step points at the stage that limits a miss; differences of quantiles are indicative, not exact.
 
 ${renderStages(results)}
 

@@ -6,6 +6,7 @@
  * processes (so each process holds subscribers of every gateway and task);
  * at the end each process hands over its tallies and latency samples.
  */
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readCpuSeconds, type ChildSet } from './children.js';
 import { LatencyRecorder } from './latency-recorder.js';
@@ -121,11 +122,23 @@ export class SseClientPool {
     this.#channels = channels;
   }
 
-  /** Starts `processes` client processes and waits until each takes commands. */
-  static async start(children: ChildSet, processes: number, timeoutMs: number): Promise<SseClientPool> {
-    const started = Array.from({ length: processes }, (_, i) =>
-      children.spawn(`sse-clients-${i + 1}`, [SSE_CLIENTS], {}, true),
-    );
+  /**
+   * Starts `processes` client processes and waits until each takes commands.
+   * `cpuProfile`: each writes a V8 CPU profile beside its log when it exits.
+   */
+  static async start(
+    children: ChildSet,
+    processes: number,
+    timeoutMs: number,
+    cpuProfile = false,
+  ): Promise<SseClientPool> {
+    const started = Array.from({ length: processes }, (_, i) => {
+      const name = `sse-clients-${i + 1}`;
+      const profile = cpuProfile
+        ? ['--cpu-prof', `--cpu-prof-dir=${join(children.logDir, `${name}.cpuprofiles`)}`]
+        : [];
+      return children.spawn(name, [...profile, SSE_CLIENTS], {}, true);
+    });
     await Promise.all(started.map((child) => child.waitForLine('ready', timeoutMs)));
     return new SseClientPool(started.map((child) => new ObserverChannel(child)));
   }

@@ -2,7 +2,7 @@
  * Where an event's time goes, stage by stage, for one pipeline run: each
  * stage is timed from the same start (the event's append start, its `time`)
  * by a different observer, so that a missed target points at a stage.
- *   append returned: the producer itself (commit, and for redis the PUBLISH after it);
+ *   append returned: the producer itself (the wait in the batcher, the commit, and for redis the PUBLISH after it);
  *   hint at a listener: a LISTEN / SUBSCRIBE connection on the transport's channel, in a process of its own;
  *   gateway socket write: the gateways' own delivery-lag histogram (/metrics), read before and after;
  *   client arrival: the SSE subscribers, in processes of their own.
@@ -20,9 +20,11 @@ export interface Quantiles {
   count: number;
 }
 
-/** One transport's stages, each in ms from the append start. */
+/** One pipeline run's stages, each in ms from the append start. */
 export interface StageBreakdown {
   transport: string;
+  /** The run: 'paced' or 'max'. */
+  kind: string;
   appendReturned?: Quantiles;
   hintAtListener?: Quantiles;
   /** From the gateways' histogram: interpolated inside the bucket that holds the quantile. */
@@ -37,6 +39,8 @@ export interface StageBreakdown {
    */
   listenerDelay?: Quantiles;
   clientDelay?: Quantiles;
+  /** The gateways' own event-loop delay over the run (the one with the largest p99). */
+  gatewayDelay?: Quantiles;
 }
 
 export function quantiles(samples: readonly number[] | Float64Array): Quantiles | undefined {
@@ -100,25 +104,46 @@ export class HintListener {
 /** Cumulative bucket counts of the gateways' delivery-lag histogram, by upper bound in seconds. */
 export type LagBuckets = Map<number, number>;
 
+/** What the bench reads from the gateways' /metrics around a run. */
+export interface GatewayReading {
+  lag: LagBuckets;
+  /**
+   * Event-loop delay of the gateway with the largest p99, in ms (prom-client's
+   * default metrics; reset by every scrape, so a reading after the run covers
+   * the time since the one before it). `count` is the number of gateways read.
+   */
+  loopDelay: Quantiles | undefined;
+}
+
 const BUCKET_LINE =
   /^nodebatch_gateway_delivery_lag_seconds_bucket\{([^}]*)\} (\d+(?:\.\d+)?(?:e[+-]?\d+)?)$/;
+const LOOP_DELAY_LINE = /^nodejs_eventloop_lag_(p50|p99)_seconds(?:\{[^}]*\})? (\S+)$/;
 
-/** Reads and sums the SSE delivery-lag buckets of the gateways' /metrics. */
-export async function readLagBuckets(gatewayUrls: readonly string[]): Promise<LagBuckets> {
-  const buckets: LagBuckets = new Map();
+/** Reads and sums the SSE delivery-lag buckets of the gateways' /metrics, and their event-loop delays. */
+export async function readGatewayMetrics(gatewayUrls: readonly string[]): Promise<GatewayReading> {
+  const lag: LagBuckets = new Map();
+  let loopDelay: Quantiles | undefined;
   for (const url of gatewayUrls) {
     const response = await fetch(`${url}/metrics`);
     if (!response.ok) throw new Error(`GET ${url}/metrics: HTTP ${response.status}`);
+    const delay = { p50: NaN, p99: NaN };
     for (const line of (await response.text()).split('\n')) {
+      const loop = LOOP_DELAY_LINE.exec(line);
+      if (loop) {
+        delay[loop[1] as 'p50' | 'p99'] = Number(loop[2]) * 1000;
+        continue;
+      }
       const match = BUCKET_LINE.exec(line);
       if (!match || !match[1]!.includes('kind="sse"')) continue;
       const le = /le="([^"]+)"/.exec(match[1]!)?.[1];
       if (le === undefined) continue;
       const bound = le === '+Inf' ? Infinity : Number(le);
-      buckets.set(bound, (buckets.get(bound) ?? 0) + Number(match[2]));
+      lag.set(bound, (lag.get(bound) ?? 0) + Number(match[2]));
     }
+    if (Number.isFinite(delay.p99) && (!loopDelay || delay.p99 > loopDelay.p99))
+      loopDelay = { p50: delay.p50, p99: delay.p99, count: gatewayUrls.length };
   }
-  return buckets;
+  return { lag, loopDelay };
 }
 
 /**
