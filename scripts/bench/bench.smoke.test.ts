@@ -102,6 +102,9 @@ it(
       });
     }
     // Pipeline runs: every subscriber gets its job's events and the terminal one.
+    // Every pipeline run knows how fast its jobs reported (appended; BullMQ: updateProgress returned).
+    for (const run of results.runs.filter((candidate) => candidate.workload === 'pipeline'))
+      expect(run.reportedPerSec).toBeGreaterThan(0);
     const pipelineMax = results.runs[1]!;
     expect(pipelineMax.events).toBe(2 * (8 + 1));
     expect(pipelineMax.deliveries).toBe(4 * (8 + 1));

@@ -33,6 +33,12 @@ export interface RunResult {
   windowMs: number;
   eventsPerSec: number;
   deliveriesPerSec: number;
+  /**
+   * Pipeline runs: events/s the jobs got through their reporting call
+   * (nodebatch: appended; BullMQ: updateProgress returned), first event made
+   * to last reported.
+   */
+  reportedPerSec?: number;
   latencyMs: { p50: number; p99: number; max: number };
   /** Latency at each of CDF_QUANTILES, ms: the run's distribution (the SVG chart's curve). */
   cdfMs: number[];

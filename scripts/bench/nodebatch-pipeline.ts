@@ -153,7 +153,6 @@ export async function runNodebatchPipeline(
       },
       streamUrl: (url, taskId) => `${url}/api/v1/tasks/${taskId}/events`,
       format: 'stored',
-      printsAppendTimes: true,
       clients: context.clients,
     };
     for (const step of steps) {

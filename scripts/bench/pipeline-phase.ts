@@ -57,8 +57,6 @@ export interface PipelineSystem {
   /** The stream of a task under a gateway URL. */
   streamUrl(gatewayUrl: string, taskId: string): string;
   format: StreamFormat;
-  /** Whether its producers print each job's append durations (nodebatch's do; the stage table's first stage). */
-  printsAppendTimes: boolean;
   /** The SSE client processes that subscribe to it (the observers, not part of the system). */
   clients: SseClientPool;
 }
@@ -73,18 +71,36 @@ interface PipelineRun {
 }
 
 /**
- * Append times printed by the producers for these tasks ({"job": id,
- * "appendMs": [...]}). A producer prints a job's line right after its
- * terminal append, so the line may trail the subscribers' terminal event by
- * a moment: waits for every task's line, 1 s at most.
+ * What the producers printed for these tasks' jobs, one line per job:
+ * {"job": id, "firstEventAt", "lastReportedAt" (wall ms), "appendMs"?: [...]}.
+ * A producer prints a job's line right after its terminal report, so the
+ * line may trail the subscribers' terminal event by a moment: waits for every
+ * task's line, 1 s at most.
  */
-async function appendDurations(producers: BenchChild[], taskIds: Set<string>): Promise<number[]> {
+async function jobLines(
+  producers: BenchChild[],
+  taskIds: Set<string>,
+): Promise<Array<Record<string, unknown>>> {
   const printed = () =>
     producers.flatMap((producer) => producer.lines('job')).filter((line) => taskIds.has(String(line.job)));
   const deadline = Date.now() + 1000;
   while (printed().length < taskIds.size && Date.now() < deadline)
     await new Promise((resolve) => setTimeout(resolve, 10));
-  return printed().flatMap((line) => (Array.isArray(line.appendMs) ? (line.appendMs as number[]) : []));
+  return printed();
+}
+
+/**
+ * The rate at which the jobs got their events through their reporting call
+ * (nodebatch: appended; BullMQ: updateProgress returned), from the first
+ * event made to the last one reported. Above the delivered rate, the rest
+ * waited between the transport and the subscribers.
+ */
+function reportedPerSec(lines: Array<Record<string, unknown>>, events: number): number | undefined {
+  const first = Math.min(...lines.map((line) => Number(line.firstEventAt)));
+  const last = Math.max(...lines.map((line) => Number(line.lastReportedAt)));
+  return Number.isFinite(first) && Number.isFinite(last) && last > first
+    ? events / ((last - first) / 1000)
+    : undefined;
 }
 
 /**
@@ -149,6 +165,9 @@ export async function runPipeline(
     clients: system.clients.cpuSeconds() - cpuBefore.clients,
   };
   const report = await group.report(timeoutMs);
+  const jobs = await jobLines(system.producers, new Set(taskIds));
+  const reported =
+    jobs.length === taskIds.length ? reportedPerSec(jobs, plan.tasks * plan.eventsPerTask) : undefined;
   // TaskCreated (or "subscribed") is seq 1, the events 2..N+1, the terminal event N+2.
   const lastSeq = plan.eventsPerTask + 2;
   const run: RunResult = {
@@ -161,13 +180,14 @@ export async function runPipeline(
     tasks: plan.tasks,
     paceMs: plan.paceMs,
     cpuSeconds,
+    ...(reported !== undefined && { reportedPerSec: reported }),
     ...machineShares(machineBefore, machineAfter),
     ...summarize(report, plan.tasks * (plan.eventsPerTask + 1), () => lastSeq),
   };
   return {
     run,
     taskIds,
-    appendMs: system.printsAppendTimes ? await appendDurations(system.producers, new Set(taskIds)) : [],
+    appendMs: jobs.flatMap((line) => (Array.isArray(line.appendMs) ? (line.appendMs as number[]) : [])),
     ...(report.delay && { clientDelay: report.delay }),
   };
 }

@@ -58,7 +58,6 @@ export async function runBullmqBaseline(
       createTask: (id) => Promise.resolve(id),
       streamUrl: (url, jobId) => `${url}/jobs/${encodeURIComponent(jobId)}/events`,
       format: 'bullmq',
-      printsAppendTimes: false,
       clients,
     };
     for (const plan of plans) {

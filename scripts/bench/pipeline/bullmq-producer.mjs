@@ -3,7 +3,9 @@
  * worker (nodebatch-producer.mjs): `events` progress updates of the same
  * data, one after another, with `paceMs` before each (0 = as fast as
  * possible), each through job.updateProgress. Plain `node`, no loader.
- * Prints {"ready": true} when it takes jobs.
+ * Prints {"ready": true} when it takes jobs, then {"job": id, "firstEventAt",
+ * "lastReportedAt"} per finished job (wall ms: its first event made, its last
+ * updateProgress returned).
  *
  * Env: REDIS_URL, BENCH_QUEUE, BENCH_CONCURRENCY.
  */
@@ -25,13 +27,18 @@ const worker = new Worker(
     // Paced on an absolute schedule (event i due at start + i × paceMs), so that
     // timer overshoot and the time each report takes do not lower the rate.
     const startedAt = performance.now();
+    let firstEventAt = 0;
     for (let done = 1; done <= events; done++) {
       if (paceMs > 0) {
         const wait = startedAt + done * paceMs - performance.now();
         if (wait > 0) await sleep(wait);
       }
-      await job.updateProgress({ seq: done + 1, time: Date.now(), node, done, total: events, message });
+      const time = Date.now();
+      if (done === 1) firstEventAt = time;
+      await job.updateProgress({ seq: done + 1, time, node, done, total: events, message });
     }
+    const lastReportedAt = Date.now();
+    process.stdout.write(`${JSON.stringify({ job: job.id, firstEventAt, lastReportedAt })}\n`);
     return { seq: events + 2 };
   },
   {

@@ -24,10 +24,11 @@
  * Env: the nodebatch configuration (DATABASE_URL, REDIS_URL,
  * PROGRESS_NOTIFY_TYPE, PROGRESS_HINT_KEY: the gateways' key, so that its
  * notifications are signed, ...), BENCH_QUEUE, BENCH_CONCURRENCY.
- * Prints {"ready": true} when it takes jobs, then {"job": id, "appendMs": [...]}
- * per finished job: for each event, from its time (when the job made it) to
- * its append returning (committed, and for redis published), so its wait in
- * the batcher counts.
+ * Prints {"ready": true} when it takes jobs, then {"job": id, "firstEventAt",
+ * "lastReportedAt", "appendMs": [...]} per finished job: wall ms of its first
+ * event made and of its last progress event appended, and for each event the
+ * ms from its time (when the job made it) to its append returning (committed,
+ * and for redis published), so its wait in the batcher counts.
  */
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -88,6 +89,7 @@ const worker = new Worker(
     // Paced on an absolute schedule (event i due at start + i × paceMs), so that
     // timer overshoot and the time each report takes do not lower the rate.
     const startedAt = performance.now();
+    let firstEventAt = 0;
     for (let done = 1; done <= events; done++) {
       if (paceMs > 0) {
         const wait = startedAt + done * paceMs - performance.now();
@@ -99,9 +101,11 @@ const worker = new Worker(
       while (batcher && outstanding >= MAX_OUTSTANDING) {
         await new Promise((resolve) => (appended = resolve));
       }
+      const now = Date.now();
+      if (done === 1) firstEventAt = now;
       const event = {
         type: /** @type {const} */ ('NodeProgress'),
-        time: new Date().toISOString(),
+        time: new Date(now).toISOString(),
         data: { node, done, total: events, message },
       };
       if (batcher) {
@@ -110,6 +114,7 @@ const worker = new Worker(
       } else await timedAppend(taskId, [event]);
     }
     await batcher?.flush();
+    const lastReportedAt = Date.now();
     await runtime.notifier.append(taskId, [
       {
         type: 'TaskCompleted',
@@ -117,7 +122,7 @@ const worker = new Worker(
         data: { succeeded: 1, failed: 0, skipped: 0 },
       },
     ]);
-    process.stdout.write(`${JSON.stringify({ job: taskId, appendMs })}\n`);
+    process.stdout.write(`${JSON.stringify({ job: taskId, firstEventAt, lastReportedAt, appendMs })}\n`);
   },
   {
     connection: new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', {
