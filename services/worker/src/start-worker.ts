@@ -107,9 +107,9 @@ export async function startWorker(options: StartWorkerOptions): Promise<WorkerHa
   const id = options.id ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const logger = options.logger.child({ component: 'worker', workerId: id });
   const clusters = clusterOperators(config, logger, options.operator);
+  // A runtime the caller gave is the caller's to close; one created here is closed here.
   const ownRuntime = options.runtime ? undefined : await createRuntime({ config, logger });
-  const runtime: WorkerRuntime | undefined = options.runtime ?? ownRuntime;
-  if (!runtime) throw new Error('unreachable: a runtime was given or created');
+  const runtime: WorkerRuntime = options.runtime ?? ownRuntime!;
 
   const shutdown = new AbortController();
   const halt = new AbortController();
