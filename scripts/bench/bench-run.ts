@@ -112,6 +112,7 @@ export async function runBench(
     runs: [],
     scale: [],
     stages: [],
+    warmUps: [],
     idle: [],
     errors: [],
   };
@@ -174,6 +175,7 @@ export async function runBench(
     const plans = pipelinePlans(options);
     for (const transport of options.transports) {
       const steps: NodebatchPipelineStep[] = [
+        { plan: plans.max, table: 'warm-up' },
         { plan: plans.paced, stages: 'all', table: 'pipeline' },
         { plan: plans.max, stages: 'own', table: 'pipeline' },
       ];
@@ -201,6 +203,7 @@ export async function runBench(
         results.runs.push(...phase.runs);
         results.scale.push(...phase.scale);
         results.stages.push(...phase.stages);
+        results.warmUps.push(...phase.warmUps);
         if (phase.idle) results.idle.push({ transport, ...phase.idle });
       } catch (err) {
         record(`${transport} pipeline`, err);
@@ -209,9 +212,16 @@ export async function runBench(
 
     if (options.bullmq) {
       try {
-        results.runs.push(
-          ...(await runBullmqBaseline(options, children, redisUrl, [plans.paced, plans.max], clients, log)),
+        const bullmq = await runBullmqBaseline(
+          options,
+          children,
+          redisUrl,
+          { warmUp: plans.max, measured: [plans.paced, plans.max] },
+          clients,
+          log,
         );
+        results.runs.push(...bullmq.runs);
+        results.warmUps.push(bullmq.warmUp);
       } catch (err) {
         record('BullMQ baseline', err);
       }

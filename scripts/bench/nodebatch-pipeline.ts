@@ -44,14 +44,19 @@ export interface NodebatchPipelineStep {
    * shared with extra processes.
    */
   stages?: 'all' | 'own';
-  /** Which table the run belongs to. */
-  table: 'pipeline' | 'scale';
+  /**
+   * Which table the run belongs to; 'warm-up': none. The first max run
+   * through fresh gateway and SSE client processes cost them more CPU per
+   * event than the same run repeated, so each system makes one unrecorded.
+   */
+  table: 'pipeline' | 'scale' | 'warm-up';
 }
 
 interface NodebatchPipelineResult {
   runs: RunResult[];
   scale: RunResult[];
   stages: StageBreakdown[];
+  warmUps: RunResult[];
   idle?: IdleResult;
 }
 
@@ -74,7 +79,7 @@ export async function runNodebatchPipeline(
   const store = createEventStore({ pool });
   const jobs = createJobQueue(context.redisUrl);
   const started: BenchChild[] = [];
-  const result: NodebatchPipelineResult = { runs: [], scale: [], stages: [] };
+  const result: NodebatchPipelineResult = { runs: [], scale: [], stages: [], warmUps: [] };
   const env = nodebatchEnv(context, transport, database.url, 1);
   try {
     const gateways: BenchChild[] = [];
@@ -189,7 +194,7 @@ export async function runNodebatchPipeline(
         await children.stop([floor]);
         loadedFloor = (await floor.waitForLine('floor', 5000)).floor as RoundTrip;
       }
-      (step.table === 'scale' ? result.scale : result.runs).push(run);
+      ({ scale: result.scale, pipeline: result.runs, 'warm-up': result.warmUps })[step.table].push(run);
       if (step.stages && lagBefore) {
         const after = await readGatewayMetrics(urls.slice(0, plan.gateways));
         result.stages.push({
@@ -205,7 +210,7 @@ export async function runNodebatchPipeline(
           ...(after.loopDelay && { gatewayDelay: after.loopDelay }),
         });
       }
-      log(describeRun(`${transport}/pipeline`, run));
+      log(describeRun(`${transport}/${step.table}`, run));
     }
     return result;
   } finally {

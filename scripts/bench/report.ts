@@ -23,8 +23,10 @@ export interface BenchResults {
   runs: RunResult[];
   /** The scale table's runs (postgres pipeline, max rate). */
   scale: RunResult[];
-  /** Stage timings of each transport's paced pipeline run. */
+  /** Stage timings of each transport's paced and max pipeline runs. */
   stages: StageBreakdown[];
+  /** The unrecorded max run each pipeline system made before its measured runs. */
+  warmUps: RunResult[];
   idle: Array<{ transport: string } & IdleResult>;
   errors: string[];
 }
@@ -562,6 +564,8 @@ ${rawFloor}
 
 ## Pipeline runs: nodebatch against BullMQ, identical job body (append → SSE client)
 ${renderPipelineTable(results)}
+
+Before its measured runs, each pipeline system (every transport, and BullMQ) makes its max run once, unrecorded (${results.warmUps.map((run) => `${run.transport} ${num(run.events)} events at ${num(run.eventsPerSec)} events/s`).join(', ') || 'none in this run'}): measured, the first max run through fresh gateway and SSE client processes cost the gateways 1.7× and the clients 2.9× the CPU per event of the same run repeated, so whichever system went first paid for it.
 
 In the **max** runs both job bodies make their next event only when the pipeline takes it: BullMQ's job issues its next update once the previous one returned; nodebatch's job keeps at most 200 events pushed and not yet appended (two of the batcher's batches: one in flight, one filling) and waits beyond that. Either way an event is stamped when it is made, after any wait, so its latency is the pipeline's, not a backlog's. The paced runs, at the same schedule on both sides, compare latency like for like.
 

@@ -22,10 +22,11 @@ export async function runBullmqBaseline(
   options: BenchOptions,
   children: ChildSet,
   redisUrl: string,
-  plans: PipelinePlan[],
+  /** `warmUp` runs first and is not recorded (see the nodebatch phases' warm-up). */
+  plans: { warmUp: PipelinePlan; measured: PipelinePlan[] },
   clients: SseClientPool,
   log: (line: string) => void,
-): Promise<RunResult[]> {
+): Promise<{ runs: RunResult[]; warmUp: RunResult }> {
   const timeoutMs = options.timeoutS * 1000;
   const jobs = createJobQueue(redisUrl);
   const env = {
@@ -36,7 +37,7 @@ export async function runBullmqBaseline(
   const started: BenchChild[] = [];
   const results: RunResult[] = [];
   try {
-    const gatewayCount = Math.max(...plans.map((plan) => plan.gateways));
+    const gatewayCount = Math.max(...[plans.warmUp, ...plans.measured].map((plan) => plan.gateways));
     log(
       `bullmq: starting ${gatewayCount} QueueEvents gateway(s) and ${options.workers} worker(s) (queue ${jobs.queue.name})`,
     );
@@ -60,7 +61,11 @@ export async function runBullmqBaseline(
       format: 'bullmq',
       clients,
     };
-    for (const plan of plans) {
+    const { run: warmUp } = await runPipeline(system, plans.warmUp, 'bullmq-warm-up', timeoutMs);
+    log(
+      `bullmq/warm-up: ${warmUp.events} events at ${warmUp.eventsPerSec.toFixed(0)} events/s (not recorded)`,
+    );
+    for (const plan of plans.measured) {
       const { run } = await runPipeline(system, plan, `bullmq-${plan.kind}`, timeoutMs);
       results.push(run);
       log(
@@ -69,7 +74,7 @@ export async function runBullmqBaseline(
           `lost ${run.lost}, duplicated ${run.duplicated}${run.incomplete ? `, ${run.incomplete} subscribers INCOMPLETE` : ''}`,
       );
     }
-    return results;
+    return { runs: results, warmUp };
   } finally {
     await children.stop(started);
     await jobs.drop();
