@@ -173,12 +173,43 @@ export async function runBench(
       clients,
     };
     const plans = pipelinePlans(options);
+    // BullMQ first: its max rate is the load of the nodebatch runs that compare latency with it.
+    let bullmqMaxRate: number | undefined;
+    if (options.bullmq) {
+      try {
+        const bullmq = await runBullmqBaseline(
+          options,
+          children,
+          redisUrl,
+          { warmUp: plans.max, measured: [plans.paced, plans.max] },
+          clients,
+          log,
+        );
+        results.runs.push(...bullmq.runs);
+        bullmqMaxRate = bullmq.runs.find((run) => run.kind === 'max')?.eventsPerSec;
+        results.warmUps.push(bullmq.warmUp);
+      } catch (err) {
+        record('BullMQ baseline', err);
+      }
+    }
+
     for (const transport of options.transports) {
       const steps: NodebatchPipelineStep[] = [
         { plan: plans.max, table: 'warm-up' },
         { plan: plans.paced, stages: 'all', table: 'pipeline' },
         { plan: plans.max, stages: 'own', table: 'pipeline' },
       ];
+      // At the load BullMQ's max run reached, so that their latencies compare like for like.
+      if (transport !== 'polling' && bullmqMaxRate !== undefined && bullmqMaxRate > 0)
+        steps.push({
+          plan: {
+            ...plans.max,
+            kind: 'paced',
+            paceMs: (options.tasks * 1000) / bullmqMaxRate,
+            atRateOf: 'bullmq-max',
+          },
+          table: 'pipeline',
+        });
       // The commit floor: one awaited transaction per event, as BullMQ awaits each updateProgress.
       if (transport !== 'polling')
         steps.push({
@@ -207,23 +238,6 @@ export async function runBench(
         if (phase.idle) results.idle.push({ transport, ...phase.idle });
       } catch (err) {
         record(`${transport} pipeline`, err);
-      }
-    }
-
-    if (options.bullmq) {
-      try {
-        const bullmq = await runBullmqBaseline(
-          options,
-          children,
-          redisUrl,
-          { warmUp: plans.max, measured: [plans.paced, plans.max] },
-          clients,
-          log,
-        );
-        results.runs.push(...bullmq.runs);
-        results.warmUps.push(bullmq.warmUp);
-      } catch (err) {
-        record('BullMQ baseline', err);
       }
     }
 

@@ -73,16 +73,22 @@ it(
       run.workload,
       run.kind,
       run.append ?? null,
+      run.atRateOf ?? null,
       run.subscribers,
     ]);
+    // BullMQ first: its max rate is the load of a paced nodebatch run that compares latency with it.
     expect(rows).toEqual([
-      ['postgres', 'pipeline', 'paced', 'batched', 4],
-      ['postgres', 'pipeline', 'max', 'batched', 4],
-      ['postgres', 'pipeline', 'max', 'each', 4],
-      ['bullmq', 'pipeline', 'paced', null, 4],
-      ['bullmq', 'pipeline', 'max', null, 4],
-      ['postgres', 'full', 'max', null, 4],
+      ['bullmq', 'pipeline', 'paced', null, null, 4],
+      ['bullmq', 'pipeline', 'max', null, null, 4],
+      ['postgres', 'pipeline', 'paced', 'batched', null, 4],
+      ['postgres', 'pipeline', 'max', 'batched', null, 4],
+      ['postgres', 'pipeline', 'paced', 'batched', 'bullmq-max', 4],
+      ['postgres', 'pipeline', 'max', 'each', null, 4],
+      ['postgres', 'full', 'max', null, null, 4],
     ]);
+    const bullmqMax = results.runs[1]!;
+    const atBullmqRate = results.runs[4]!;
+    expect(atBullmqRate.paceMs).toBeCloseTo((2 * 1000) / bullmqMax.eventsPerSec, 6);
     expect(results.scale.map((run) => [run.subscribers, run.gateways])).toEqual([
       [2, 1],
       [6, 1],
@@ -104,17 +110,18 @@ it(
     // Pipeline runs: every subscriber gets its job's events and the terminal one.
     // Each pipeline system made its max run once, unrecorded, before its measured runs.
     expect(results.warmUps.map((run) => [run.transport, run.kind, run.lost, run.duplicated])).toEqual([
-      ['postgres', 'max', 0, 0],
       ['bullmq', 'max', 0, 0],
+      ['postgres', 'max', 0, 0],
     ]);
     // Every pipeline run knows how fast its jobs reported (appended; BullMQ: updateProgress returned).
     for (const run of results.runs.filter((candidate) => candidate.workload === 'pipeline'))
       expect(run.reportedPerSec).toBeGreaterThan(0);
-    const pipelineMax = results.runs[1]!;
+    const pipelineMax = results.runs[3]!;
     expect(pipelineMax.events).toBe(2 * (8 + 1));
     expect(pipelineMax.deliveries).toBe(4 * (8 + 1));
-    expect(results.runs[4]!.deliveries).toBe(4 * (8 + 1));
-    expect(results.runs[5]!.cpuSeconds?.simulator).toBeGreaterThanOrEqual(0);
+    expect(bullmqMax.deliveries).toBe(4 * (8 + 1));
+    expect(atBullmqRate.deliveries).toBe(4 * (8 + 1));
+    expect(results.runs[6]!.cpuSeconds?.simulator).toBeGreaterThanOrEqual(0);
     // Where the kernel reports CPU pressure, every run says how long tasks waited for a core.
     if (existsSync('/proc/pressure/cpu')) {
       for (const run of results.runs) expect(run.cpuPressure).toBeGreaterThanOrEqual(0);

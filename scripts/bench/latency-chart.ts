@@ -16,7 +16,10 @@ const MARGIN = { left: 60, right: 150, top: 40, bottom: 50 };
 function chartRuns(results: BenchResults, kind: 'paced' | 'max'): RunResult[] {
   return results.runs.filter(
     (run) =>
-      run.workload === 'pipeline' && run.kind === kind && run.subscribers === results.options.subscribers,
+      run.workload === 'pipeline' &&
+      run.kind === kind &&
+      run.atRateOf === undefined &&
+      run.subscribers === results.options.subscribers,
   );
 }
 

@@ -77,6 +77,8 @@ export interface RunResult {
   cpuPressure?: number;
   /** Simulated cluster latency (nodebatch) or pause between updateProgress calls (BullMQ), ms. */
   paceMs: number;
+  /** A paced run at the rate another run reached ('bullmq-max': the BullMQ baseline's max run). */
+  atRateOf?: 'bullmq-max';
 }
 
 /** Delivery figures of a finished run. */

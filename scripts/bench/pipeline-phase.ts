@@ -33,8 +33,10 @@ export interface PipelinePlan {
   tasks: number;
   /** Progress events per job, before the terminal one. */
   eventsPerTask: number;
-  /** Pause before each event, ms (0 = as fast as possible). */
+  /** Pause before each event, ms (0 = as fast as possible); events follow an absolute schedule, so it may be below 1. */
   paceMs: number;
+  /** A paced run at the rate another run reached: 'bullmq-max', the BullMQ baseline's max run. */
+  atRateOf?: 'bullmq-max';
   /**
    * How nodebatch's job reports events: through the worker's event batcher
    * (`batched`, what `nodebatch worker` does) or one awaited append each
@@ -179,6 +181,7 @@ export async function runPipeline(
     gateways: plan.gateways,
     tasks: plan.tasks,
     paceMs: plan.paceMs,
+    ...(plan.atRateOf && { atRateOf: plan.atRateOf }),
     cpuSeconds,
     ...(reported !== undefined && { reportedPerSec: reported }),
     ...machineShares(machineBefore, machineAfter),

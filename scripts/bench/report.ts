@@ -59,7 +59,8 @@ function pipelineRun(
       run.transport === transport &&
       run.kind === kind &&
       run.subscribers === subscribers &&
-      run.append !== 'each',
+      run.append !== 'each' &&
+      run.atRateOf === undefined,
   );
 }
 
@@ -98,7 +99,13 @@ const RUN_COLUMNS = {
 
 /** BullMQ's run that a nodebatch pipeline run is compared with: same kind, same subscribers. */
 function bullmqPeer(results: BenchResults, run: RunResult): RunResult | undefined {
-  return run.transport === 'bullmq' ? undefined : pipelineRun(results, 'bullmq', run.kind, run.subscribers);
+  if (run.transport === 'bullmq') return undefined;
+  return pipelineRun(results, 'bullmq', run.atRateOf === 'bullmq-max' ? 'max' : run.kind, run.subscribers);
+}
+
+/** A transport's paced run at the rate BullMQ's max run reached. */
+function atBullmqMaxRate(results: BenchResults, transport: string): RunResult | undefined {
+  return pipelineRuns(results).find((run) => run.transport === transport && run.atRateOf === 'bullmq-max');
 }
 
 function renderPipelineTable(results: BenchResults): string {
@@ -120,7 +127,7 @@ function renderPipelineTable(results: BenchResults): string {
       {
         heading: 'run',
         cell: (run) =>
-          `${run.kind}${run.kind === 'paced' ? ` (an event every ${run.paceMs} ms per job)` : ''}${run.append === 'each' ? ', one awaited append per event' : ''}`,
+          `${run.kind}${run.atRateOf === 'bullmq-max' ? " at BullMQ's max rate" : ''}${run.kind === 'paced' ? ` (an event every ${ms(run.paceMs)} ms per job)` : ''}${run.append === 'each' ? ', one awaited append per event' : ''}`,
       },
       subscribers,
       p50,
@@ -196,6 +203,14 @@ function renderStages(results: BenchResults): string {
     ],
     results.stages,
   );
+}
+
+/** How the transport's latency compares with BullMQ's at the load BullMQ's max run reached. */
+function equalLoadNote(results: BenchResults, transport: string, bullMax: RunResult): string {
+  const run = atBullmqMaxRate(results, transport);
+  if (!run) return '';
+  const lower = run.latencyMs.p99 <= bullMax.latencyMs.p99;
+  return ` At BullMQ's max rate (${num(bullMax.eventsPerSec)} events/s; this paced run reached ${num(run.eventsPerSec)}, lost ${run.lost}, duplicated ${run.duplicated}) the p99 was ${ms(run.latencyMs.p99)} ms against BullMQ's ${ms(bullMax.latencyMs.p99)}: ${lower ? 'no higher' : `${num(run.latencyMs.p99 / bullMax.latencyMs.p99, 1)}× higher`} at that load.`;
 }
 
 /**
@@ -474,7 +489,7 @@ export function renderTargets(results: BenchResults): string[] {
       `- **${ok ? 'MET' : 'MISSED'}** pipeline, ${run.subscribers} subscribers, ${transport} ≥ 2× BullMQ events/s at ≤ its p99, 0 lost / 0 duplicated: ${num(run.eventsPerSec)} vs ${num(bullMax.eventsPerSec)} events/s = ${num(ratio, 2)}×; p99 ${ms(run.latencyMs.p99)} vs ${ms(bullMax.latencyMs.p99)} ms; lost ${run.lost}, duplicated ${run.duplicated}` +
         (ok
           ? ''
-          : `.${backlogNote(run)} ${limit ? `Largest p99 step: ${limit.name}, +${ms(limit.ms)} ms (stages p99: ${stagePath(stage!)}${stage?.gatewayDelay ? `; the gateways' event-loop delay p50 / p99 ${q(stage.gatewayDelay)} ms` : ''}). ` : ''}Limit: ${cpuLimit(results, run)} (BullMQ: ${cpuLimit(results, bullMax)})${capacityNote(results, run, 2 * bullMax.eventsPerSec, bullMax)}`),
+          : `.${equalLoadNote(results, transport, bullMax)}${backlogNote(run)} ${limit ? `Largest p99 step: ${limit.name}, +${ms(limit.ms)} ms (stages p99: ${stagePath(stage!)}${stage?.gatewayDelay ? `; the gateways' event-loop delay p50 / p99 ${q(stage.gatewayDelay)} ms` : ''}). ` : ''}Limit: ${cpuLimit(results, run)} (BullMQ: ${cpuLimit(results, bullMax)})${capacityNote(results, run, 2 * bullMax.eventsPerSec, bullMax)}`),
     );
   }
   for (const transport of ['postgres', 'redis']) {
