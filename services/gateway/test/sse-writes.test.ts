@@ -38,56 +38,12 @@ const progress = (seq: number): StoredEvent => ({
   data: { node: 'node-a', done: seq, total: 10 },
 });
 
-it('writes the events that become ready in the same turn to a client in one write', async () => {
-  const events$ = new Subject<StoredEvent>();
-  const metrics = new GatewayMetrics({ defaultMetrics: false });
-  // Calls on the real response: each costs Node's whole write path (headers state, chunk framing, cork).
-  let writes = 0;
-  server = createServer((_request, response) => {
-    const write = response.write.bind(response) as (chunk: string) => boolean;
-    response.write = ((chunk: string) => {
-      writes++;
-      return write(chunk);
-    }) as typeof response.write;
-    streamEventsOverSse(
-      { response, events$, options: SSE_DEFAULTS, metrics, logger: pino({ level: 'silent' }) },
-      () => undefined,
-    );
-  });
-  await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  let raw = '';
-  socket = connect(port, '127.0.0.1');
-  socket.setEncoding('utf8');
-  socket.on('data', (data: string) => (raw += data));
-  socket.write(`GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
-  await expect.poll(() => chunksOf(raw).length).toBe(1); // retry: and ": stream open"
-  expect(writes).toBe(1);
-
-  // One hint's events arrive together: one write for the three of them.
-  events$.next(progress(2));
-  events$.next(progress(3));
-  events$.next(progress(4));
-  await expect.poll(() => chunksOf(raw).length).toBe(2);
-  expect(writes).toBe(2);
-  // A later turn is a write of its own.
-  events$.next(progress(5));
-  await expect.poll(() => chunksOf(raw).length).toBe(3);
-  expect(writes).toBe(3);
-
-  const chunks = chunksOf(raw);
-  expect(chunks[1]!.match(/^id: \d+$/gm)).toEqual(['id: 2', 'id: 3', 'id: 4']);
-  expect(chunks[2]!.match(/^id: \d+$/gm)).toEqual(['id: 5']);
-  const delivered = await metrics.registry.getSingleMetricAsString(
-    'nodebatch_gateway_events_delivered_total',
-  );
-  expect(delivered).toContain('nodebatch_gateway_events_delivered_total{kind="sse"} 4');
-});
-
-it('writes a turn as soon as its synchronous work and microtasks end, before other I/O callbacks run', async () => {
-  // Behind a backlog the poll phase runs one socket read after another before
-  // setImmediate callbacks: a write held until then waited for the whole backlog.
-  const events$ = new Subject<StoredEvent>();
+/**
+ * Serves one SSE stream of `events$` and opens it. `writes()` counts the calls
+ * on the real response: each costs Node's whole write path (headers state,
+ * chunk framing, cork). Resolves once the stream is open (its first write done).
+ */
+async function openCountedStream(events$: Subject<StoredEvent>, metrics: GatewayMetrics) {
   let writes = 0;
   let opened!: () => void;
   const open = new Promise<void>((resolve) => (opened = resolve));
@@ -98,33 +54,66 @@ it('writes a turn as soon as its synchronous work and microtasks end, before oth
       return write(chunk);
     }) as typeof response.write;
     streamEventsOverSse(
-      {
-        response,
-        events$,
-        options: SSE_DEFAULTS,
-        metrics: new GatewayMetrics({ defaultMetrics: false }),
-        logger: pino({ level: 'silent' }),
-      },
+      { response, events$, options: SSE_DEFAULTS, metrics, logger: pino({ level: 'silent' }) },
       () => undefined,
     );
     opened();
   });
   await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as { port: number };
+  let raw = '';
   socket = connect(port, '127.0.0.1');
+  socket.setEncoding('utf8');
+  socket.on('data', (data: string) => (raw += data));
   socket.write(`GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
   await open;
-  expect(writes).toBe(1);
+  return { writes: () => writes, raw: () => raw };
+}
+
+it('writes the events that become ready in the same turn to a client in one write', async () => {
+  const events$ = new Subject<StoredEvent>();
+  const metrics = new GatewayMetrics({ defaultMetrics: false });
+  const stream = await openCountedStream(events$, metrics);
+  const chunks = () => chunksOf(stream.raw());
+  await expect.poll(() => chunks().length).toBe(1); // retry: and ": stream open"
+  expect(stream.writes()).toBe(1);
+
+  // One hint's events arrive together: one write for the three of them.
+  events$.next(progress(2));
+  events$.next(progress(3));
+  events$.next(progress(4));
+  await expect.poll(() => chunks().length).toBe(2);
+  expect(stream.writes()).toBe(2);
+  // A later turn is a write of its own.
+  events$.next(progress(5));
+  await expect.poll(() => chunks().length).toBe(3);
+  expect(stream.writes()).toBe(3);
+
+  const written = chunks();
+  expect(written[1]!.match(/^id: \d+$/gm)).toEqual(['id: 2', 'id: 3', 'id: 4']);
+  expect(written[2]!.match(/^id: \d+$/gm)).toEqual(['id: 5']);
+  const delivered = await metrics.registry.getSingleMetricAsString(
+    'nodebatch_gateway_events_delivered_total',
+  );
+  expect(delivered).toContain('nodebatch_gateway_events_delivered_total{kind="sse"} 4');
+});
+
+it('writes a turn as soon as its synchronous work and microtasks end, before other I/O callbacks run', async () => {
+  // Behind a backlog the poll phase runs one socket read after another before
+  // setImmediate callbacks: a write held until then waited for the whole backlog.
+  const events$ = new Subject<StoredEvent>();
+  const stream = await openCountedStream(events$, new GatewayMetrics({ defaultMetrics: false }));
+  expect(stream.writes()).toBe(1);
 
   let checkPhaseRan = false;
   setImmediate(() => (checkPhaseRan = true));
   events$.next(progress(2));
   events$.next(progress(3));
   await Promise.resolve();
-  expect(writes).toBe(2);
+  expect(stream.writes()).toBe(2);
   expect(checkPhaseRan).toBe(false);
   // What becomes ready in a later microtask (a store read resolving) is a write of its own.
   events$.next(progress(4));
   await Promise.resolve();
-  expect(writes).toBe(3);
+  expect(stream.writes()).toBe(3);
 });
