@@ -105,7 +105,7 @@ export class HintListener {
 export type LagBuckets = Map<number, number>;
 
 /** What the bench reads from the gateways' /metrics around a run. */
-export interface GatewayReading {
+interface GatewayReading {
   lag: LagBuckets;
   /**
    * Event-loop delay of the gateway with the largest p99, in ms (prom-client's
