@@ -344,8 +344,11 @@ describe('createPollingTransport', () => {
   it('reports store errors as unhealthy and recovers with a resync, losing no event', async () => {
     const faultDb = await createTestDatabase({ prefix: 'tpoll_fault' });
     const faultPool = new pg.Pool({ connectionString: faultDb.url, max: 2 });
-    // Sessions killed by the test surface as pool errors; the queries report them.
+    // Sessions killed by the test surface as pool errors; the queries report them. A session killed
+    // while its client is out of the pool (being closed after a failed query) errors on the client
+    // itself: each client gets a listener, as the runtime's pool does (create-runtime.ts).
     faultPool.on('error', () => undefined);
+    faultPool.on('connect', (client) => client.on('error', () => undefined));
     cleanups.push(async () => {
       await faultPool.end();
       await faultDb.drop();

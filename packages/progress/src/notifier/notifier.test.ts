@@ -29,7 +29,10 @@ interface Harness {
   lines: Record<string, unknown>[];
 }
 
-function harness(primary: () => ScriptedTransport): Harness {
+function harness(
+  primary: () => ScriptedTransport,
+  poller: () => ScriptedTransport = () => new ScriptedTransport('polling'),
+): Harness {
   const primaries: ScriptedTransport[] = [];
   const pollers: ScriptedTransport[] = [];
   const lines: Record<string, unknown>[] = [];
@@ -42,7 +45,7 @@ function harness(primary: () => ScriptedTransport): Harness {
       return transport;
     },
     pollTransport: () => {
-      const transport = new ScriptedTransport('polling');
+      const transport = poller();
       pollers.push(transport);
       return transport;
     },
@@ -199,6 +202,40 @@ describe('notifier state machine', () => {
 
     primary.setHealth(true);
     await advance(50);
+    expect(onPrimary(h.notifier.info)).toBe(true);
+    await h.notifier.stop();
+  });
+
+  it('stays on the configured transport that came back by itself while a recovery probe failed, once polling could start', async () => {
+    // The database server stops: the listener is lost and polling cannot start either. The server
+    // comes back and the listener reconnects while the recovery probe sent during the outage times out.
+    let databaseDown = true;
+    const h = harness(
+      () => new ScriptedTransport('postgres', { probes: [ANSWER] }),
+      () =>
+        new ScriptedTransport(
+          'polling',
+          databaseDown ? { startError: new Error('connect ECONNREFUSED 127.0.0.1:5432') } : {},
+        ),
+    );
+    await startFor(h.notifier, ANSWER.ms);
+    const primary = h.primaries[0]!;
+    primary.scriptProbes(SILENT);
+    primary.setHealth(false, 'listener lost');
+    await advance(FALLBACK_AFTER_MS);
+    expect(h.notifier.info).toMatchObject({ active: 'postgres', healthy: false, fallback: false });
+    expect(h.pollers).toHaveLength(1);
+    await advance(RETRY.minDelayMs);
+    expect(primary.probes).toHaveLength(2);
+
+    databaseDown = false;
+    primary.setHealth(true);
+    expect(onPrimary(h.notifier.info)).toBe(true);
+    const backAt = h.infos.length - 1;
+    await advance(PROBE_TIMEOUT_MS + 4 * RETRY.maxDelayMs);
+    // The timed-out probe does not hand delivery to polling: the transport that works keeps it.
+    expect(h.infos.slice(backAt).filter((info) => info.active === 'polling')).toEqual([]);
+    expect(h.pollers).toHaveLength(1);
     expect(onPrimary(h.notifier.info)).toBe(true);
     await h.notifier.stop();
   });

@@ -508,6 +508,12 @@ class SwitchingNotifier implements Notifier {
         ),
       };
     }
+    if (!outcome.ok && this.#active === this.#primary && this.#primaryHealth.healthy) {
+      // Back by itself while the attempt was in flight (its listener reconnected after a restart,
+      // and the probe sent during the outage timed out): it is active and delivers again. Starting
+      // polling now would take over from a transport that works, after it was reported healthy.
+      return;
+    }
     if (outcome.ok) {
       const polling = this.#fallback;
       this.#fallback = null;
