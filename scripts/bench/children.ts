@@ -127,6 +127,23 @@ export class ChildSet {
     return handle;
   }
 
+  /**
+   * Node flags that make the child `name` write a V8 CPU profile when it
+   * exits, into the directory beside its log that {@link profileDir} names;
+   * none when `profile` is false. Whether to profile is the caller's call:
+   * `--cpu-profile` asks for every worker, gateway and SSE client, and the
+   * full runs profile their workers regardless (the simulated cluster's CPU
+   * is read from those profiles).
+   */
+  profileArgs(name: string, profile: boolean): string[] {
+    return profile ? ['--cpu-prof', `--cpu-prof-dir=${this.profileDir(name)}`] : [];
+  }
+
+  /** Where the child `name`'s CPU profiles go (see {@link profileArgs}). */
+  profileDir(name: string): string {
+    return join(this.logDir, `${name}.cpuprofiles`);
+  }
+
   /** SIGTERM, then SIGKILL for any child still alive after `graceMs`. */
   async stop(children: Iterable<BenchChild> = [...this.#children], graceMs = 3000): Promise<void> {
     const list = [...children].filter(

@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createEventStore } from '@nodebatch/event-store';
 import { createTestDatabase, uniqueName } from '@nodebatch/testkit';
@@ -98,9 +97,7 @@ export function spawnNodebatch(
   profile = false,
 ): BenchChild {
   const args = [
-    ...(context.options.cpuProfile || profile
-      ? ['--cpu-prof', `--cpu-prof-dir=${join(context.children.logDir, `${name}.cpuprofiles`)}`]
-      : []),
+    ...context.children.profileArgs(name, context.options.cpuProfile || profile),
     context.cliMain,
     command,
   ];
@@ -210,7 +207,7 @@ export async function runNodebatchPhase(
       await children.stop(workers);
       // The simulated cluster runs inside the workers: its CPU (from their profiles) on its own line.
       const simulatorTimes = workers
-        .map((worker) => selfSeconds(`${worker.logPath.replace(/\.log$/, '')}.cpuprofiles`, isSimulatorCode))
+        .map((worker) => selfSeconds(children.profileDir(worker.name), isSimulatorCode))
         .filter((seconds): seconds is number => seconds !== undefined);
       const simulatorSeconds =
         simulatorTimes.length > 0 ? simulatorTimes.reduce((a, b) => a + b, 0) : undefined;

@@ -6,7 +6,6 @@
  * processes (so each process holds subscribers of every gateway and task);
  * at the end each process hands over its tallies and latency samples.
  */
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readCpuSeconds, type ChildSet } from './children.js';
 import { LatencyRecorder } from './latency-recorder.js';
@@ -134,10 +133,7 @@ export class SseClientPool {
   ): Promise<SseClientPool> {
     const started = Array.from({ length: processes }, (_, i) => {
       const name = `sse-clients-${i + 1}`;
-      const profile = cpuProfile
-        ? ['--cpu-prof', `--cpu-prof-dir=${join(children.logDir, `${name}.cpuprofiles`)}`]
-        : [];
-      return children.spawn(name, [...profile, SSE_CLIENTS], {}, true);
+      return children.spawn(name, [...children.profileArgs(name, cpuProfile), SSE_CLIENTS], {}, true);
     });
     await Promise.all(started.map((child) => child.waitForLine('ready', timeoutMs)));
     return new SseClientPool(started.map((child) => new ObserverChannel(child)));
