@@ -229,31 +229,39 @@ function stageOf(results: BenchResults, transport: string, kind: string): StageB
   return results.stages.find((stage) => stage.transport === transport && stage.kind === kind);
 }
 
+/**
+ * The observers an event passes, in order, each timed from the append start:
+ * `point` names the observer, `step` what lies between it and the one before.
+ */
+const STAGE_POINTS: ReadonlyArray<{
+  point: string;
+  step: string;
+  of: (stage: StageBreakdown) => Quantiles | undefined;
+}> = [
+  {
+    point: 'append returned',
+    step: 'batching and commit (append start → append returned)',
+    of: (stage) => stage.appendReturned,
+  },
+  { point: 'hint', step: 'transport (append returned → hint)', of: (stage) => stage.hintAtListener },
+  { point: 'socket write', step: 'gateway (hint → socket write)', of: (stage) => stage.gatewayWrite },
+  { point: 'client', step: 'socket and client (write → arrival)', of: (stage) => stage.clientArrival },
+];
+
 /** A run's p99 at each observer, in order: where its latency accumulates. */
 function stagePath(stage: StageBreakdown): string {
-  const points: Array<[string, Quantiles | undefined]> = [
-    ['append returned', stage.appendReturned],
-    ['hint', stage.hintAtListener],
-    ['socket write', stage.gatewayWrite],
-    ['client', stage.clientArrival],
-  ];
-  return points
-    .filter(([, value]) => value !== undefined)
-    .map(([name, value]) => `${name} ${ms(value!.p99)}`)
-    .join(' → ');
+  return STAGE_POINTS.flatMap(({ point, of }) => {
+    const value = of(stage);
+    return value ? [`${point} ${ms(value.p99)}`] : [];
+  }).join(' → ');
 }
 
 /** The step between consecutive observers with the largest p99 increase: where a latency miss comes from. */
 function limitingStage(stage: StageBreakdown): { name: string; ms: number } | undefined {
-  const points: Array<[string, number | undefined]> = [
-    ['batching and commit (append start → append returned)', stage.appendReturned?.p99],
-    ['transport (append returned → hint)', stage.hintAtListener?.p99],
-    ['gateway (hint → socket write)', stage.gatewayWrite?.p99],
-    ['socket and client (write → arrival)', stage.clientArrival.p99],
-  ];
   let previous = 0;
   let best: { name: string; ms: number } | undefined;
-  for (const [name, value] of points) {
+  for (const { step: name, of } of STAGE_POINTS) {
+    const value = of(stage)?.p99;
     if (value === undefined) continue;
     const step = value - previous;
     if (!best || step > best.ms) best = { name, ms: step };
