@@ -225,7 +225,11 @@ function backlogNote(run: RunResult): string {
   return ` The jobs reported ${num(run.reportedPerSec)} events/s and delivery reached ${num(run.eventsPerSec)}: when the last event was reported, about ${num(backlog)} of the ${num(run.events)} were still on their way to the subscribers; that wait is the latency.`;
 }
 
-function stageOf(results: BenchResults, transport: string, kind: string): StageBreakdown | undefined {
+function stageOf(
+  results: BenchResults,
+  transport: string,
+  kind: 'paced' | 'max',
+): StageBreakdown | undefined {
   return results.stages.find((stage) => stage.transport === transport && stage.kind === kind);
 }
 

@@ -23,8 +23,8 @@ export interface Quantiles {
 /** One pipeline run's stages, each in ms from the append start. */
 export interface StageBreakdown {
   transport: string;
-  /** The run: 'paced' or 'max'. */
-  kind: string;
+  /** The run: 'paced' (fixed rate) or 'max' (as fast as possible). */
+  kind: 'paced' | 'max';
   appendReturned?: Quantiles;
   hintAtListener?: Quantiles;
   /** From the gateways' histogram: interpolated inside the bucket that holds the quantile. */
