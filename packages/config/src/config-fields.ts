@@ -204,6 +204,13 @@ export const CONFIG_FIELDS: readonly ConfigField[] = [
     value: milliseconds(100, 3_600_000),
     default: () => 5000,
   },
+  // One NOTIFY or PUBLISH per append transaction; off until every gateway reads combined hints.
+  {
+    key: 'progress.combinedHints',
+    env: ['PROGRESS_COMBINED_HINTS'],
+    value: boolean(),
+    default: () => false,
+  },
   // Signs and checks the events inline in hints: a verified one needs no log read. The same on workers and gateways.
   {
     key: 'progress.hintKey',

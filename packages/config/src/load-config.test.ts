@@ -45,7 +45,12 @@ describe('defaults', () => {
       poolMax: 10,
     });
     expect(config.redis).toBeNull();
-    expect(config.progress).toEqual({ notifyType: 'postgres', pollIntervalMs: 1000, fallbackAfterMs: 5000 });
+    expect(config.progress).toEqual({
+      notifyType: 'postgres',
+      pollIntervalMs: 1000,
+      fallbackAfterMs: 5000,
+      combinedHints: false,
+    });
     expect(config.gateway).toEqual({ port: 8080, allowedOrigins: [] });
     expect(config.auth).toEqual({
       disabled: false,
@@ -155,6 +160,7 @@ describe('other environment variables', () => {
     ['PROGRESS_NOTIFY_TYPE', 'progress.notifyType', 'polling', 'polling'],
     ['PROGRESS_POLL_INTERVAL', 'progress.pollIntervalMs', '250', 250],
     ['PROGRESS_FALLBACK_AFTER', 'progress.fallbackAfterMs', '9000', 9000],
+    ['PROGRESS_COMBINED_HINTS', 'progress.combinedHints', 'true', true],
     ['PORT', 'gateway.port', '9090', 9090],
     [
       'ALLOWED_ORIGINS',

@@ -58,6 +58,13 @@ export interface ProgressConfig {
   pollIntervalMs: number;
   fallbackAfterMs: number;
   /**
+   * PROGRESS_COMBINED_HINTS: a transaction that appends to several tasks
+   * announces them in one NOTIFY or PUBLISH (as many as fit) instead of one
+   * per task. Gateways before this setting existed cannot read such hints,
+   * so it is turned on once every process is upgraded. Default false.
+   */
+  combinedHints: boolean;
+  /**
    * Shared secret of every worker and gateway (PROGRESS_HINT_KEY, ≥ 32 bytes):
    * hints carry a MAC of their inline events, and a verified event is
    * delivered without reading the log. Unset: every inline event from

@@ -52,6 +52,74 @@ describe('appendMany', () => {
     expect((await store.readTask('many-a')).map((event) => event.seq)).toEqual([1, 2]);
   });
 
+  it("calls the transaction's hook once, in the transaction, with every event it wrote and none it replayed", async () => {
+    const { store } = fixture;
+    await store.append('whole-a', [taskCreated()]);
+    await store.append('whole-b', [taskCreated()]);
+    await store.appendMany([
+      { taskId: 'whole-a', events: [nodeProgress('node-a', 1)], options: { idempotencyKey: 'w-1' } },
+    ]);
+    const calls: { taskId: string; txid: string; seqs: number[] }[] = [];
+    const seen: [string, number][][] = [];
+    const recording = recordingHook(calls);
+    const hook: AppendHook = async (tx, events) => {
+      seen.push(events.map((event) => [event.taskId, event.seq]));
+      await recording(tx, events);
+    };
+    const perTask: { taskId: string; txid: string; seqs: number[] }[] = [];
+
+    const [a, b, c] = await store.appendMany(
+      [
+        // Replayed: written by the earlier call with this key, so not announced again.
+        { taskId: 'whole-a', events: [nodeProgress('node-a', 1)], options: { idempotencyKey: 'w-1' } },
+        {
+          taskId: 'whole-b',
+          events: [nodeProgress('node-a', 1), nodeProgress('node-b', 1)],
+          options: { hook: recordingHook(perTask) },
+        },
+        { taskId: 'whole-c', events: [taskCreated()] },
+      ],
+      { hook },
+    );
+
+    expect(a!.map((event) => event.seq)).toEqual([2]);
+    expect(seen).toEqual([
+      [
+        ['whole-b', 2],
+        ['whole-b', 3],
+        ['whole-c', 1],
+      ],
+    ]);
+    // The batch's own hook still runs, in the same transaction.
+    expect(perTask.map((call) => call.seqs)).toEqual([[2, 3]]);
+    expect(perTask[0]!.txid).toBe(calls[0]!.txid);
+    expect([...b!, ...c!].map((event) => event.taskId)).toEqual(['whole-b', 'whole-b', 'whole-c']);
+
+    // Nothing written (every batch replayed): no call.
+    await store.appendMany(
+      [{ taskId: 'whole-a', events: [nodeProgress('node-a', 1)], options: { idempotencyKey: 'w-1' } }],
+      { hook },
+    );
+    expect(seen).toHaveLength(1);
+  });
+
+  it("rolls every batch back when the transaction's hook fails", async () => {
+    const { store } = fixture;
+    await store.append('hook-fails-a', [taskCreated()]);
+    const failing: AppendHook = () => Promise.reject(new Error('no notification today'));
+    await expect(
+      store.appendMany(
+        [
+          { taskId: 'hook-fails-a', events: [nodeProgress('node-a', 1)] },
+          { taskId: 'hook-fails-b', events: [taskCreated()] },
+        ],
+        { hook: failing },
+      ),
+    ).rejects.toThrow('no notification today');
+    expect((await store.readTask('hook-fails-a')).map((event) => event.seq)).toEqual([1]);
+    expect(await store.getTask('hook-fails-b')).toBeNull();
+  });
+
   it('writes nothing when one batch is refused: the first refusal rejects the whole call', async () => {
     const { store } = fixture;
     await store.append('all-a', [taskCreated()]);

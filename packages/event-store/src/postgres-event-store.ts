@@ -10,6 +10,7 @@ import {
   StaleSequenceError,
   UnknownTaskError,
   validateEvents,
+  type AppendManyOptions,
   type AppendOptions,
   type EventStore,
   type NewEvent,
@@ -110,7 +111,7 @@ export interface RetentionJob {
 
 /** The PostgreSQL event log: an {@link EventStore} with the task listing and retention. */
 export interface PostgresEventStore extends EventStore {
-  appendMany(batches: readonly TaskBatch[]): Promise<StoredEvent[][]>;
+  appendMany(batches: readonly TaskBatch[], options?: AppendManyOptions): Promise<StoredEvent[][]>;
   /** The task's summary row; null when the task does not exist (or was deleted by retention). */
   getTask(taskId: string): Promise<TaskSummary | null>;
   /** Tasks newest first, filtered by user and status, in one indexed query. */
@@ -194,7 +195,10 @@ class PgEventStore implements PostgresEventStore {
     return (await this.appendMany([{ taskId, events, options }]))[0]!;
   }
 
-  async appendMany(batches: readonly TaskBatch[]): Promise<StoredEvent[][]> {
+  async appendMany(
+    batches: readonly TaskBatch[],
+    manyOptions: AppendManyOptions = {},
+  ): Promise<StoredEvent[][]> {
     const prepared = batches.map(({ taskId, events, options = {} }) => ({
       taskId,
       validated: validateEvents(taskId, events, this.#maxEventBytes, this.#maxTaskCreatedBytes),
@@ -247,9 +251,10 @@ class PgEventStore implements PostgresEventStore {
       );
       try {
         const locked = new Map(rows.map((row) => [row.want_task, row]));
+        const written: StoredEvent[] = [];
         for (const batch of writing) {
           const { taskId, key, validated, options } = batch;
-          const events = await this.#appendLocked(
+          const { events, replayed } = await this.#appendLocked(
             tx,
             taskId,
             locked.get(taskId),
@@ -259,7 +264,9 @@ class PgEventStore implements PostgresEventStore {
             options,
           );
           stored.set(taskId, events);
+          if (!replayed) written.push(...events);
         }
+        if (manyOptions.hook && written.length > 0) await manyOptions.hook(tx, written);
         await tx.commit();
       } catch (err) {
         await tx.rollback();
@@ -277,7 +284,7 @@ class PgEventStore implements PostgresEventStore {
     validated: readonly ValidatedEvent[],
     defaultTime: string,
     options: AppendOptions,
-  ): Promise<StoredEvent[]> {
+  ): Promise<{ events: StoredEvent[]; replayed: boolean }> {
     if (key !== null && task !== undefined) {
       const mayHaveCommitted = task.seen_batch !== null || task.seen_last_seq !== task.last_seq;
       const replayed = mayHaveCommitted
@@ -290,7 +297,7 @@ class PgEventStore implements PostgresEventStore {
         : [];
       // Written by an earlier try whose acknowledgement was lost: answer as it would have.
       if (replayed.length > 0) {
-        return replayedBatch(taskId, key, replayed.map(toStoredEvent), validated);
+        return { events: replayedBatch(taskId, key, replayed.map(toStoredEvent), validated), replayed: true };
       }
     }
     const lastSeq = task?.last_seq ?? 0;
@@ -345,7 +352,7 @@ class PgEventStore implements PostgresEventStore {
     );
     const stored = inserted.map(toStoredEvent);
     if (options.hook) await options.hook(tx, stored);
-    return stored;
+    return { events: stored, replayed: false };
   }
 
   /**

@@ -65,6 +65,8 @@ export interface AppendTransaction {
  * Runs inside the append transaction after the events are written, before
  * commit: the PostgreSQL transport issues NOTIFY here, so a notification is
  * never sent for events that did not commit (invariant 1, docs/invariants.md).
+ * `events` are what the transaction wrote: one task's (append), or, for
+ * appendMany's hook, every task's, each task's together and in seq order.
  */
 export type AppendHook = (tx: AppendTransaction, events: readonly StoredEvent[]) => Promise<void>;
 
@@ -103,6 +105,18 @@ export interface TaskBatch {
   options?: AppendOptions;
 }
 
+/** Options of {@link EventAppender.appendMany}. */
+export interface AppendManyOptions {
+  /**
+   * Called once inside the transaction, after every batch is written, with
+   * the events it wrote (tasks in the order given; none of a batch replayed
+   * by its idempotency key); not called when it wrote nothing. Its failure
+   * rolls everything back. One call for the whole transaction is what lets a
+   * transport announce all its tasks in one notification.
+   */
+  hook?: AppendHook;
+}
+
 /** The write side of the event log. */
 export interface EventAppender {
   /**
@@ -117,7 +131,7 @@ export interface EventAppender {
    * stored, in the order given. A store without it is written to with one
    * append per task.
    */
-  appendMany?(batches: readonly TaskBatch[]): Promise<StoredEvent[][]>;
+  appendMany?(batches: readonly TaskBatch[], options?: AppendManyOptions): Promise<StoredEvent[][]>;
 }
 
 export interface EventStore extends EventReader, EventAppender {}

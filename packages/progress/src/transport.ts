@@ -72,11 +72,16 @@ export interface Transport extends HintSource {
   readonly type: TransportType;
   /** Connects and starts listening. Rejects with TransportUnavailableError, with the cause. */
   start(): Promise<void>;
-  /** Runs inside the append transaction (PostgreSQL NOTIFY). */
+  /**
+   * Runs inside the append transaction (PostgreSQL NOTIFY), once per
+   * transaction: its events may be several tasks' (appendMany), each task's
+   * together and in seq order.
+   */
   readonly inTransaction?: AppendHook;
   /**
-   * Runs after the append committed (Redis PUBLISH). A failure here loses no
-   * event: subscribers catch up by their periodic position check.
+   * Runs after the append committed (Redis PUBLISH), once per transaction
+   * with all its events, as inTransaction. A failure here loses no event:
+   * subscribers catch up by their periodic position check.
    */
   afterCommit?(events: readonly StoredEvent[]): Promise<void>;
   /** Changes of connection health, starting with the current one. */

@@ -55,13 +55,19 @@ describe('createRuntime', () => {
     }
   });
 
-  it.each(['postgres', 'redis'] as const)(
-    '%s: appendMany writes several tasks in one call and announces each of them on the channel',
-    async (transport) => {
+  it.each([
+    ['postgres', 'false'],
+    ['postgres', 'true'],
+    ['redis', 'false'],
+    ['redis', 'true'],
+  ] as const)(
+    '%s, PROGRESS_COMBINED_HINTS=%s: appendMany writes several tasks in one call and announces each of them on the channel',
+    async (transport, combined) => {
       const channel = uniqueName('rt');
       const runtime = await createRuntime({
         config: configFor({
           PROGRESS_NOTIFY_TYPE: transport,
+          PROGRESS_COMBINED_HINTS: combined,
           ...(transport === 'redis' && { REDIS_URL: sharedRedisUrl() }),
         }),
         logger: silent,
@@ -95,9 +101,11 @@ describe('createRuntime', () => {
             [taskId, 3],
           ]),
         );
-        // Each task's append and its share of appendMany: two announcements per task.
+        // Each task's append, and appendMany: one announcement of both tasks, combined, or one for each.
+        const announcements = combined === 'true' ? 3 : 4;
         await vi.waitFor(
           () => {
+            expect(heard.filter((payload) => !payload.includes('probe'))).toHaveLength(announcements);
             for (const taskId of tasks) {
               expect(heard.filter((payload) => payload.includes(taskId))).toHaveLength(2);
             }

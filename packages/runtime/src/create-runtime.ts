@@ -152,6 +152,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
           store,
           logger,
           hintKey,
+          combineTasks: config.progress.combinedHints,
           ...(options.postgresChannel ? { channel: options.postgresChannel } : {}),
           ...(options.listenerReconnect ? { reconnect: options.listenerReconnect } : {}),
         });
@@ -167,6 +168,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
           store,
           logger,
           hintKey,
+          combineTasks: config.progress.combinedHints,
           ...(options.redisChannel ? { channel: options.redisChannel } : {}),
         });
       case 'polling':

@@ -1,3 +1,3 @@
 export * from './postgres-transport.js';
-export { MAX_PAYLOAD_BYTES, encodeEvents, decodeNotification } from './payload.js';
-export type { Notification, DecodeResult, EncodeEventsOptions } from './payload.js';
+export { MAX_PAYLOAD_BYTES, encodeEvents, encodeTransaction, decodeNotification } from './payload.js';
+export type { Notification, DecodeResult, EncodeEventsOptions, EncodeTransactionOptions } from './payload.js';

@@ -14,7 +14,9 @@ export const MAX_PAYLOAD_BYTES = 7999;
  * - events: `{"taskId":"t","seq":7,"events":[{"seq":6,...},{"seq":7,...}],"mac":"..."}` (taskId left
  *   out of each event; `mac` only from a sender with a hint key, see HintKey);
  * - reference: `{"taskId":"t","seq":7,"from":6}`: events `from`..`seq` are in the log;
- * - probe: `{"probe":"<id>"}`: a round trip check, ignored by anyone who did not send it.
+ * - probe: `{"probe":"<id>"}`: a round trip check, ignored by anyone who did not send it;
+ * - combined: `{"tasks":[<events or reference>,...]}`: several tasks of one append transaction in
+ *   one notification (sent only with PROGRESS_COMBINED_HINTS; see {@link encodeTransaction}).
  */
 export type Notification =
   | { kind: 'events'; taskId: string; seq: number; events: StoredEvent[]; mac?: string }
@@ -52,6 +54,64 @@ export function encodeEvents(events: readonly StoredEvent[], options: EncodeEven
   return `${full.slice(0, -1)},"mac":"${mac}"}`;
 }
 
+/** Options of {@link encodeTransaction}. */
+export interface EncodeTransactionOptions extends EncodeEventsOptions {
+  /**
+   * Announce the tasks of one transaction together, `{"tasks":[...]}`, in as
+   * few notifications as fit. Only receivers of this version on read them:
+   * turned on (PROGRESS_COMBINED_HINTS) once every process runs one. Default
+   * false: one notification per task, which every version reads.
+   */
+  combine?: boolean;
+}
+
+const COMBINED_OPEN = '{"tasks":[';
+const COMBINED_CLOSE = ']}';
+
+/**
+ * Encodes the events of one append transaction (each task's together, in seq
+ * order; several tasks from appendMany): one notification per task, or,
+ * combined, as few as fit under the limit. A task's entry is what it would be
+ * alone (events or a reference); a pack of one is sent in the plain format.
+ */
+export function encodeTransaction(
+  events: readonly StoredEvent[],
+  options: EncodeTransactionOptions = {},
+): string[] {
+  const { combine = false, maxBytes = MAX_PAYLOAD_BYTES } = options;
+  const single = tasksOf(events).map((taskEvents) => encodeEvents(taskEvents, options));
+  if (!combine || single.length < 2) return single;
+  const payloads: string[] = [];
+  let pack: string[] = [];
+  let packBytes = COMBINED_OPEN.length + COMBINED_CLOSE.length;
+  const flush = (): void => {
+    if (pack.length === 1) payloads.push(pack[0]!);
+    else if (pack.length > 1) payloads.push(`${COMBINED_OPEN}${pack.join(',')}${COMBINED_CLOSE}`);
+    pack = [];
+    packBytes = COMBINED_OPEN.length + COMBINED_CLOSE.length;
+  };
+  for (const payload of single) {
+    const bytes = Buffer.byteLength(payload, 'utf8');
+    // Every entry after the first comes with a comma.
+    if (pack.length > 0 && packBytes + 1 + bytes > maxBytes) flush();
+    packBytes += bytes + (pack.length > 0 ? 1 : 0);
+    pack.push(payload);
+  }
+  flush();
+  return payloads;
+}
+
+/** Splits a transaction's events into runs of one task. */
+function tasksOf(events: readonly StoredEvent[]): StoredEvent[][] {
+  const runs: StoredEvent[][] = [];
+  for (const event of events) {
+    const run = runs[runs.length - 1];
+    if (run && run[0]!.taskId === event.taskId) run.push(event);
+    else runs.push([event]);
+  }
+  return runs;
+}
+
 export function encodeProbe(id: string): string {
   return JSON.stringify({ probe: id });
 }
@@ -76,14 +136,16 @@ export type DecodeResult =
   /** `taskId`/`seq` are set when the envelope was readable but its events were not. */
   | { ok: false; error: string; taskId?: string; seq?: number };
 
+/** One notification of a payload, before validation; see {@link peekPayload}. */
+export type PeekedEntry = { json: unknown; taskId: string | undefined } | { error: string };
+
 /**
- * The cheap first step: parse JSON and pick out the task id, so that a
- * notification for a task nobody here watches is dropped before any schema
- * work (a replica sees every task's notifications).
+ * The cheap first step: parse JSON and pick out the task id of each
+ * notification it holds (one, or a combined payload's), so that those for
+ * tasks nobody here watches are dropped before any schema work (a replica
+ * sees every task's notifications).
  */
-export function peekTaskId(
-  payload: string,
-): { json: unknown; taskId: string | undefined } | { error: string } {
+export function peekPayload(payload: string): { entries: PeekedEntry[] } | { error: string } {
   let json: unknown;
   try {
     json = JSON.parse(payload);
@@ -91,6 +153,21 @@ export function peekTaskId(
     return { error: 'not JSON' };
   }
   if (typeof json !== 'object' || json === null) return { error: 'not a JSON object' };
+  if (!('tasks' in json)) return { entries: [peekEntry(json)] };
+  const tasks = (json as { tasks: unknown }).tasks;
+  if (!Array.isArray(tasks) || tasks.length === 0 || Object.keys(json).length !== 1) {
+    return { error: 'a combined notification has exactly one key, "tasks", a non-empty array' };
+  }
+  return {
+    entries: tasks.map((entry: unknown, index): PeekedEntry => {
+      const peeked = typeof entry === 'object' && entry !== null ? peekEntry(entry) : undefined;
+      // A probe or a nested combination has no place in the list.
+      return peeked?.taskId === undefined ? { error: `tasks[${index}] has no taskId` } : peeked;
+    }),
+  };
+}
+
+function peekEntry(json: object): { json: unknown; taskId: string | undefined } {
   const taskId = (json as { taskId?: unknown }).taskId;
   return { json, taskId: typeof taskId === 'string' ? taskId : undefined };
 }

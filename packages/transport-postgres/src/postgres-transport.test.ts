@@ -146,6 +146,63 @@ describe('postgres transport', () => {
     expect(counting.calls).toEqual({ readTask: 1, readAll: 0, latestSeqs: 0, headPosition: 0 });
   });
 
+  /** Every payload on a transport's channel, heard by a LISTEN connection of the test's own. */
+  async function overhear(channel: string): Promise<{ payloads: string[]; close: () => Promise<void> }> {
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    const payloads: string[] = [];
+    client.on('notification', (message) => payloads.push(message.payload ?? ''));
+    await client.query(`LISTEN "${channel}"`);
+    return { payloads, close: () => client.end() };
+  }
+
+  it.each([
+    [true, 1],
+    [false, 3],
+  ])(
+    "combineTasks %s: an appendMany's tasks go out in %i NOTIFY, and a receiver of either setting delivers each watched one",
+    async (combineTasks, notifications) => {
+      const counting = countingReader(store);
+      const { transport: sender } = newTransport({ combineTasks });
+      const { transport: receiver } = newTransport({
+        channel: sender.channel,
+        store: counting.reader,
+        combineTasks: !combineTasks,
+      });
+      await receiver.start();
+      const [small, large, unwatched] = [uniqueName('task'), uniqueName('task'), uniqueName('task')];
+      receiver.watch(small);
+      receiver.watch(large);
+      const seen: string[] = [];
+      const subscription = receiver.hints$.subscribe((hint) => seen.push(hint.taskId));
+      const heard = await overhear(sender.channel);
+      try {
+        const received = Promise.all([hintsFor(receiver.hints$, small), hintsFor(receiver.hints$, large)]);
+        const big = 'é'.repeat(5_000); // 10,000 bytes in UTF-8: sent by reference
+        const [smallEvents, largeEvents] = await store.appendMany(
+          [
+            { taskId: small, events: [created(), progress(1)] },
+            { taskId: large, events: [created(), progress(1, big)] },
+            { taskId: unwatched, events: [created()] },
+          ],
+          { hook: sender.inTransaction },
+        );
+        expect(await received).toEqual([
+          [{ taskId: small, seq: 2, events: smallEvents }],
+          [{ taskId: large, seq: 2, events: largeEvents, readFromLog: true }],
+        ]);
+        await vi.waitFor(() => expect(heard.payloads).toHaveLength(notifications));
+        expect(seen.sort()).toEqual([small, large].sort());
+        expect(receiver.malformedPayloads).toBe(0);
+        // Only the large task cost a read of the log.
+        expect(counting.calls.readTask).toBe(1);
+      } finally {
+        subscription.unsubscribe();
+        await heard.close();
+      }
+    },
+  );
+
   it('drops hints of tasks nobody watches and stops after the last unwatch', async () => {
     const { transport } = newTransport();
     await transport.start();

@@ -23,8 +23,8 @@ import type {
 } from '@nodebatch/progress';
 import { ListenConnection } from './listen-connection.js';
 import { MalformedPayloadLog } from './malformed-payload-log.js';
-import { decodeNotification, encodeEvents, encodeProbe, peekTaskId } from './payload.js';
-import type { Notification } from './payload.js';
+import { decodeNotification, encodeProbe, encodeTransaction, peekPayload } from './payload.js';
+import type { Notification, PeekedEntry } from './payload.js';
 
 export const DEFAULT_CHANNEL = 'nodebatch_progress';
 export const DEFAULT_RECONNECT: Required<BackoffOptions> = { minDelayMs: 200, maxDelayMs: 5_000 };
@@ -70,6 +70,14 @@ export interface PostgresTransportOptions {
    * inline event checked against the log.
    */
   hintKey?: HintKey | undefined;
+  /**
+   * Announce the tasks of one append transaction in one NOTIFY (as many as
+   * fit in one payload) instead of one NOTIFY per task
+   * (PROGRESS_COMBINED_HINTS). Receivers of every version since combined
+   * notifications exist read them; older ones ignore them as malformed, so
+   * this is turned on once every process is upgraded. Default false.
+   */
+  combineTasks?: boolean;
   /** Source of jitter; injectable for tests. Default Math.random. */
   random?: () => number;
   /** Clock and timer of the probe; injectable for tests. Default: real timers. */
@@ -155,8 +163,9 @@ class PostgresTransportImpl implements PostgresTransport {
   }
 
   readonly inTransaction: AppendHook = (tx, events) => {
+    const { hintKey: key, combineTasks: combine } = this.#options;
     // Sent with the COMMIT, in its round trip.
-    if (events.length > 0) tx.notify(this.channel, encodeEvents(events, { key: this.#options.hintKey }));
+    for (const payload of encodeTransaction(events, { key, combine })) tx.notify(this.channel, payload);
     return Promise.resolve();
   };
 
@@ -247,7 +256,20 @@ class PostgresTransportImpl implements PostgresTransport {
 
   /** Synchronous for all but reference notifications, which read the store once for every subscriber. */
   #handle(payload: string): Promise<void> | undefined {
-    const peeked = peekTaskId(payload);
+    const peeked = peekPayload(payload);
+    if ('error' in peeked) {
+      this.#malformed.record(payload, peeked.error);
+      return undefined;
+    }
+    if (peeked.entries.length === 1) return this.#handleEntry(payload, peeked.entries[0]!);
+    // A combined payload holds each task at most once: its references are read side by side.
+    const pending = peeked.entries
+      .map((entry) => this.#handleEntry(payload, entry))
+      .filter((read) => read !== undefined);
+    return pending.length === 0 ? undefined : Promise.all(pending).then(() => undefined);
+  }
+
+  #handleEntry(payload: string, peeked: PeekedEntry): Promise<void> | undefined {
     if ('error' in peeked) {
       this.#malformed.record(payload, peeked.error);
       return undefined;

@@ -153,6 +153,44 @@ describe('createRedisTransport on the shared Redis', () => {
     expect(hints.every((hint) => hint.taskId === watched)).toBe(true);
   }, 60_000);
 
+  it.each([
+    [true, 1],
+    [false, 3],
+  ])(
+    "combineTasks %s: an appendMany's tasks go out in %i PUBLISH, and a receiver of either setting delivers each watched one",
+    async (combineTasks, publishes) => {
+      const channel = uniqueName('progress');
+      const publisher = newTransport({ channel, maxPayloadBytes: 4096, combineTasks });
+      // No position check during the test: every hint here comes from a message.
+      const subscriber = newTransport({ channel, combineTasks: !combineTasks, catchUpIntervalMs: 600_000 });
+      const hints = collectHints(subscriber);
+      await Promise.all([publisher.start(), subscriber.start()]);
+      const heard: string[] = [];
+      const raw = await rawClient();
+      raw.on('message', (_channel: string, message: string) => heard.push(message));
+      await raw.subscribe(channel);
+      const [small, large, unwatched] = [await newTask(), await newTask(), await newTask()];
+      subscriber.watch(small);
+      subscriber.watch(large);
+
+      const stored = await store.appendMany!([
+        { taskId: small, events: [progress(1), progress(2)] },
+        { taskId: large, events: [progress(1, 'x'.repeat(5_000))] },
+        { taskId: unwatched, events: [progress(1)] },
+      ]);
+      await publisher.afterCommit(stored.flat());
+
+      await vi.waitFor(() => expect(hints).toHaveLength(2), WAIT);
+      expect(hints).toEqual([
+        { taskId: small, seq: 3, events: stored[0] },
+        // Too large for the limit: a reference, read from the log by each subscriber.
+        { taskId: large, seq: 2 },
+      ]);
+      await vi.waitFor(() => expect(heard).toHaveLength(publishes), WAIT);
+      expect(subscriber.malformedMessages).toBe(0);
+    },
+  );
+
   it('delivers a 20 KB event whole, and sends a reference above the payload limit', async () => {
     const channel = uniqueName('progress');
     const publisher = newTransport({ channel, maxPayloadBytes: 32 * 1024 });

@@ -20,7 +20,14 @@ import type { RedisOptions } from 'ioredis';
 import { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { BehaviorSubject, Subject, distinctUntilChanged } from 'rxjs';
-import { decodeEnvelope, decodeEvents, encodeAppend, encodeProbe } from './wire-message.js';
+import {
+  decodeEnvelope,
+  decodeEvents,
+  decodeTaskEnvelope,
+  encodeAppend,
+  encodeProbe,
+  type TaskEnvelope,
+} from './wire-message.js';
 
 /** Options of {@link createRedisTransport}. */
 export interface RedisTransportOptions {
@@ -50,6 +57,14 @@ export interface RedisTransportOptions {
   logger: Logger;
   /** Larger messages are sent as a reference to the store. Default 512 KiB. */
   maxPayloadBytes?: number;
+  /**
+   * Announce the tasks of one append transaction in one PUBLISH (as many as
+   * fit in `maxPayloadBytes`) instead of one PUBLISH per task
+   * (PROGRESS_COMBINED_HINTS). Receivers of every version since combined
+   * messages exist read them; older ones ignore them as malformed, so this is
+   * turned on once every process is upgraded. Default false.
+   */
+  combineTasks?: boolean;
   /** A PUBLISH not answered in this time counts as failed. Default 2000 ms. */
   publishTimeoutMs?: number;
   /** Clock and timers; default {@link realScheduler}. */
@@ -115,6 +130,7 @@ export function createRedisTransport(options: RedisTransportOptions): RedisTrans
   const scheduler = options.scheduler ?? realScheduler;
   const clusterNodes = options.clusterNodes ?? [];
   const hintKey = options.hintKey;
+  const combineTasks = options.combineTasks ?? false;
   const inCluster = clusterNodes.length > 0;
   const target = inCluster
     ? `cluster ${clusterNodes.map((node) => `${node.host}:${node.port}`).join(',')}`
@@ -274,6 +290,21 @@ export function createRedisTransport(options: RedisTransportOptions): RedisTrans
       case 'probe':
         pendingProbes.get(value.id)?.();
         return;
+      case 'tasks':
+        for (const json of value.tasks) {
+          const task = decodeTaskEnvelope(json);
+          if (task.ok) onTask(message, task.value);
+          else malformed(message, task.problem);
+        }
+        return;
+      default:
+        onTask(message, value);
+    }
+  }
+
+  /** One task's part of a message: its events, or a reference to the log. */
+  function onTask(message: string, value: TaskEnvelope): void {
+    switch (value.kind) {
       case 'ref':
         if (!watches.has(value.taskId)) return;
         announce(value.taskId, value.seq);
@@ -457,7 +488,11 @@ export function createRedisTransport(options: RedisTransportOptions): RedisTrans
     async afterCommit(events: readonly StoredEvent[]) {
       if (state === 'stopped' || events.length === 0) return;
       try {
-        for (const message of encodeAppend(events, { maxBytes: maxPayloadBytes, key: hintKey }))
+        for (const message of encodeAppend(events, {
+          maxBytes: maxPayloadBytes,
+          key: hintKey,
+          combine: combineTasks,
+        }))
           await publish(message);
         if (publishFailing) logger.info('publishing to redis works again');
         publishFailing = false;

@@ -1,7 +1,13 @@
 import { HintKey } from '@nodebatch/progress';
 import type { StoredEvent } from '@nodebatch/progress';
 import { describe, expect, it } from 'vitest';
-import { decodeEnvelope, decodeEvents, encodeAppend, encodeProbe } from './wire-message.js';
+import {
+  decodeEnvelope,
+  decodeEvents,
+  decodeTaskEnvelope,
+  encodeAppend,
+  encodeProbe,
+} from './wire-message.js';
 
 function progress(taskId: string, seq: number, message = ''): StoredEvent {
   return {
@@ -21,6 +27,17 @@ function decodeAll(message: string) {
   const events = decodeEvents(envelope.value);
   if (!events.ok) throw new Error(events.problem);
   return { ...envelope.value, events: events.value };
+}
+
+/** Each task's part of a `tasks` message, decoded as a message of its own would be. */
+function decodeTasks(message: string) {
+  const envelope = decodeEnvelope(message);
+  if (!envelope.ok || envelope.value.kind !== 'tasks') throw new Error(`not a tasks message: ${message}`);
+  return envelope.value.tasks.map((json) => {
+    const task = decodeTaskEnvelope(json);
+    if (!task.ok) throw new Error(task.problem);
+    return decodeAll(JSON.stringify(task.value));
+  });
 }
 
 describe('encodeAppend', () => {
@@ -43,6 +60,36 @@ describe('encodeAppend', () => {
     const [fits] = encodeAppend([progress('a', 3, 'x'.repeat(100))], { maxBytes: limit });
     expect(Buffer.byteLength(fits!)).toBe(limit);
     expect(decodeAll(fits!)).toHaveProperty('events');
+  });
+});
+
+describe('encodeAppend, combined', () => {
+  const events = [progress('a', 1), progress('a', 2), progress('b', 7), progress('c', 3)];
+
+  it('sends one tasks message holding what each task would have been sent alone', () => {
+    const alone = encodeAppend(events, { maxBytes: 512 * 1024 });
+    const messages = encodeAppend(events, { maxBytes: 512 * 1024, combine: true });
+    expect(messages).toHaveLength(1);
+    expect(decodeTasks(messages[0]!)).toEqual(alone.map(decodeAll));
+  });
+
+  it('keeps one task in its own format', () => {
+    const one = [progress('a', 1)];
+    expect(encodeAppend(one, { maxBytes: 512 * 1024, combine: true })).toEqual(
+      encodeAppend(one, { maxBytes: 512 * 1024 }),
+    );
+  });
+
+  it('splits into as few messages as fit the byte limit', () => {
+    const alone = encodeAppend(events, { maxBytes: 512 * 1024 });
+    // Room for two of the three tasks, not three.
+    const two = Buffer.byteLength(
+      encodeAppend(events.slice(0, 3), { maxBytes: 512 * 1024, combine: true })[0]!,
+    );
+    const messages = encodeAppend(events, { maxBytes: two, combine: true });
+    expect(messages).toHaveLength(2);
+    expect(Buffer.byteLength(messages[0]!)).toBe(two);
+    expect(messages[1]).toBe(alone[2]);
   });
 });
 
@@ -94,6 +141,26 @@ describe('decodeEnvelope and decodeEvents', () => {
     ['an empty event list', JSON.stringify({ v: 1, kind: 'events', taskId: 't', seq: 1, events: [] })],
   ])('reject %s', (_name, message) => {
     expect(decodeEnvelope(message).ok).toBe(false);
+  });
+
+  it.each([
+    ['an empty list', { v: 1, kind: 'tasks', tasks: [] }],
+    ['no list', { v: 1, kind: 'tasks', tasks: {} }],
+  ])('reject a tasks message with %s', (_name, message) => {
+    expect(decodeEnvelope(JSON.stringify(message)).ok).toBe(false);
+  });
+
+  it("reject a probe or a nested tasks message as a task's part, on its own", () => {
+    for (const json of [
+      { v: 1, kind: 'probe', id: 'p' },
+      { v: 1, kind: 'tasks', tasks: [{ v: 1, kind: 'ref', taskId: 't', seq: 1 }] },
+    ]) {
+      expect(decodeTaskEnvelope(json).ok).toBe(false);
+    }
+    expect(decodeTaskEnvelope({ v: 1, kind: 'ref', taskId: 't', seq: 1 })).toEqual({
+      ok: true,
+      value: { v: 1, kind: 'ref', taskId: 't', seq: 1 },
+    });
   });
 
   it.each([

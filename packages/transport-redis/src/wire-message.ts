@@ -7,12 +7,21 @@ import { z } from 'zod';
  * channel, so every message is validated before it becomes a hint.
  */
 type WireMessage =
+  | TaskMessage
+  /** A round-trip check of the channel (Transport.probe). */
+  | { v: 1; kind: 'probe'; id: string }
+  /**
+   * Several tasks of one append transaction, each an `events` or `ref`
+   * message as it would be alone; sent only with PROGRESS_COMBINED_HINTS.
+   */
+  | { v: 1; kind: 'tasks'; tasks: readonly TaskMessage[] };
+
+/** What a message says of one task. */
+type TaskMessage =
   /** The events of one append, inline; `mac` only from a sender with a hint key (see HintKey). */
   | { v: 1; kind: 'events'; taskId: string; seq: number; events: readonly StoredEvent[]; mac?: string }
   /** An append too large to carry: subscribers read its events from the store. */
-  | { v: 1; kind: 'ref'; taskId: string; seq: number }
-  /** A round-trip check of the channel (Transport.probe). */
-  | { v: 1; kind: 'probe'; id: string };
+  | { v: 1; kind: 'ref'; taskId: string; seq: number };
 
 const taskId = z.string().min(1);
 const seq = z.number().int().positive();
@@ -21,20 +30,28 @@ const seq = z.number().int().positive();
  * The envelope alone: cheap enough to check on every message of the channel,
  * while the events themselves are validated only for watched tasks.
  */
+const EventsSchema = z.object({
+  v: z.literal(1),
+  kind: z.literal('events'),
+  taskId,
+  seq,
+  events: z.array(z.unknown()).min(1),
+  mac: z.string().optional(),
+});
+const RefSchema = z.object({ v: z.literal(1), kind: z.literal('ref'), taskId, seq });
+const TaskEnvelopeSchema = z.discriminatedUnion('kind', [EventsSchema, RefSchema]);
+
 const EnvelopeSchema = z.discriminatedUnion('kind', [
-  z.object({
-    v: z.literal(1),
-    kind: z.literal('events'),
-    taskId,
-    seq,
-    events: z.array(z.unknown()).min(1),
-    mac: z.string().optional(),
-  }),
-  z.object({ v: z.literal(1), kind: z.literal('ref'), taskId, seq }),
+  EventsSchema,
+  RefSchema,
   z.object({ v: z.literal(1), kind: z.literal('probe'), id: z.string().min(1) }),
+  // Each task's envelope is checked on its own (decodeTaskEnvelope): a bad one costs only its task.
+  z.object({ v: z.literal(1), kind: z.literal('tasks'), tasks: z.array(z.unknown()).min(1) }),
 ]);
 
 type Envelope = z.infer<typeof EnvelopeSchema>;
+/** The envelope of one task's events or reference, alone or in a `tasks` message. */
+export type TaskEnvelope = z.infer<typeof TaskEnvelopeSchema>;
 
 const EventListSchema = z.array(StoredEventSchema);
 
@@ -53,8 +70,16 @@ export function decodeEnvelope(message: string): Decoded<Envelope> {
     : { ok: false, problem: z.prettifyError(parsed.error) };
 }
 
+/** Validates one task's envelope of a `tasks` message. */
+export function decodeTaskEnvelope(json: unknown): Decoded<TaskEnvelope> {
+  const parsed = TaskEnvelopeSchema.safeParse(json);
+  return parsed.success
+    ? { ok: true, value: parsed.data }
+    : { ok: false, problem: z.prettifyError(parsed.error) };
+}
+
 /** Validates the events of an envelope: schema, task, and consecutive seqs ending at the announced one. */
-export function decodeEvents(envelope: Extract<Envelope, { kind: 'events' }>): Decoded<StoredEvent[]> {
+export function decodeEvents(envelope: Extract<TaskEnvelope, { kind: 'events' }>): Decoded<StoredEvent[]> {
   const parsed = EventListSchema.safeParse(envelope.events);
   if (!parsed.success) return { ok: false, problem: z.prettifyError(parsed.error) };
   const events = parsed.data;
@@ -79,17 +104,54 @@ interface EncodeAppendOptions {
   maxBytes: number;
   /** Signs inline events (PROGRESS_HINT_KEY). Default none: no `mac`. */
   key?: HintKey | undefined;
+  /**
+   * One `tasks` message for all tasks of the append (as many as fit in
+   * `maxBytes`) instead of one message per task (PROGRESS_COMBINED_HINTS).
+   * Only receivers of this version on read it. Default false.
+   */
+  combine?: boolean;
 }
 
 /** What `"mac":"..."` adds to a message, in bytes (base64url is ASCII). */
 const MAC_FIELD_BYTES = ',"mac":""'.length + HINT_MAC_LENGTH;
 
 /**
- * One message per task of an append. Above `maxBytes` the events are left out
- * and subscribers read them from the store: Redis would carry them, but every
- * subscriber of the channel would pay for the copy.
+ * One message per task of an append, or, combined, as few `tasks` messages
+ * as fit. Above `maxBytes` a task's events are left out and subscribers read
+ * them from the store: Redis would carry them, but every subscriber of the
+ * channel would pay for the copy.
  */
 export function encodeAppend(events: readonly StoredEvent[], options: EncodeAppendOptions): string[] {
+  const messages = encodeTasks(events, options);
+  return options.combine && messages.length > 1 ? combine(messages, options.maxBytes) : messages;
+}
+
+const TASKS_OPEN = '{"v":1,"kind":"tasks","tasks":[';
+const TASKS_CLOSE = ']}';
+
+/** Packs single-task messages into `tasks` messages of at most `maxBytes`; a pack of one stays as it is. */
+function combine(messages: readonly string[], maxBytes: number): string[] {
+  const combined: string[] = [];
+  let pack: string[] = [];
+  let packBytes = TASKS_OPEN.length + TASKS_CLOSE.length;
+  const flush = (): void => {
+    if (pack.length === 1) combined.push(pack[0]!);
+    else if (pack.length > 1) combined.push(`${TASKS_OPEN}${pack.join(',')}${TASKS_CLOSE}`);
+    pack = [];
+    packBytes = TASKS_OPEN.length + TASKS_CLOSE.length;
+  };
+  for (const message of messages) {
+    const bytes = Buffer.byteLength(message);
+    // Every message after the first comes with a comma.
+    if (pack.length > 0 && packBytes + 1 + bytes > maxBytes) flush();
+    packBytes += bytes + (pack.length > 0 ? 1 : 0);
+    pack.push(message);
+  }
+  flush();
+  return combined;
+}
+
+function encodeTasks(events: readonly StoredEvent[], options: EncodeAppendOptions): string[] {
   const { maxBytes, key } = options;
   const byTask = new Map<string, StoredEvent[]>();
   for (const event of events) {

@@ -270,7 +270,7 @@ class SwitchingNotifier implements Notifier {
   ): Promise<StoredEvent[]> {
     const { announcers, hook } = this.#announcers();
     const stored = await this.#options.store.append(taskId, events, withHook(options, hook));
-    await this.#announceCommitted(announcers, taskId, stored);
+    await this.#announceCommitted(announcers, stored);
     return stored;
   }
 
@@ -283,16 +283,17 @@ class SwitchingNotifier implements Notifier {
       return stored;
     }
     const { announcers, hook } = this.#announcers();
+    // One hook and one after-commit call for the whole transaction: a
+    // transport may announce all its tasks in one notification.
     const stored = await store.appendMany(
       batches.map(({ taskId, events, options = {} }) => ({
         taskId,
         events,
-        options: withHook(options, hook),
+        options: withHook(options, undefined),
       })),
+      hook ? { hook } : {},
     );
-    for (const [index, { taskId }] of batches.entries()) {
-      await this.#announceCommitted(announcers, taskId, stored[index]!);
-    }
+    await this.#announceCommitted(announcers, stored.flat());
     return stored;
   }
 
@@ -314,11 +315,7 @@ class SwitchingNotifier implements Notifier {
   }
 
   /** The after-commit part of announcing (PUBLISH); a failure is logged once per failing spell, never thrown. */
-  async #announceCommitted(
-    announcers: readonly Transport[],
-    taskId: string,
-    stored: readonly StoredEvent[],
-  ): Promise<void> {
+  async #announceCommitted(announcers: readonly Transport[], stored: readonly StoredEvent[]): Promise<void> {
     if (stored.length === 0) return;
     for (const transport of announcers) {
       // A primary that never started has no connection to publish on (a NOTIFY needs none: it rides the append).
@@ -331,7 +328,7 @@ class SwitchingNotifier implements Notifier {
         if (!this.#failingAfterCommit.has(transport)) {
           this.#failingAfterCommit.add(transport);
           this.#logger.warn(
-            { err, transport: transport.type, taskId },
+            { err, transport: transport.type, taskIds: [...new Set(stored.map((event) => event.taskId))] },
             `${transport.type} could not announce committed events; subscribers will catch up from the log`,
           );
         }
