@@ -78,6 +78,7 @@ export function nodebatchEnv(
     NODEBATCH_SIM_FAILURE_RATE: '0',
     WORKER_JOB_CONCURRENCY: String(Math.ceil(context.options.tasks / context.options.workers)),
     LOG_LEVEL: 'info',
+    PROGRESS_COMBINED_HINTS: String(context.options.combinedHints),
     // The same key on workers, producers and gateways: inline events reach subscribers without a log read.
     ...(context.hintKey === null ? {} : { PROGRESS_HINT_KEY: context.hintKey }),
   };

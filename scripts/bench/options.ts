@@ -69,6 +69,13 @@ export interface BenchOptions {
    * is checked against the log. Default true.
    */
   hintKey: boolean;
+  /**
+   * PROGRESS_COMBINED_HINTS on every process: a transaction that appends to
+   * several tasks announces them in one NOTIFY or PUBLISH. Every process of a
+   * bench run is this version, as after an upgrade. `--separate-hints`:
+   * false, one per task. Default true.
+   */
+  combinedHints: boolean;
   /** Directory for RESULTS.md, results.json and latency.svg. Default bench (quick: bench/quick). */
   out: string;
   /** A remark on the run printed with the machine in RESULTS.md (e.g. what else ran). Default none. */
@@ -106,6 +113,8 @@ const USAGE = `pnpm bench [options]
   --cpu-profile            write V8 CPU profiles of workers, gateways and SSE clients beside their logs
   --no-hint-key            no PROGRESS_HINT_KEY: gateways check every inline event against the log
                            (default: one random key for all workers and gateways)
+  --separate-hints         PROGRESS_COMBINED_HINTS=false: one NOTIFY / PUBLISH per task of a transaction
+                           (default: one per transaction)
   --out DIR                where RESULTS.md, results.json and latency.svg go (bench; quick: bench/quick)
   --note TEXT              a remark printed with the machine in RESULTS.md (what else ran, ...)`;
 
@@ -165,6 +174,7 @@ export function parseBenchOptions(argv: string[]): BenchOptions {
       'timeout-s': { type: 'string', default: '120' },
       'cpu-profile': { type: 'boolean', default: false },
       'no-hint-key': { type: 'boolean', default: false },
+      'separate-hints': { type: 'boolean', default: false },
       out: { type: 'string' },
       note: { type: 'string', default: '' },
       help: { type: 'boolean', default: false },
@@ -248,6 +258,7 @@ export function parseBenchOptions(argv: string[]): BenchOptions {
     timeoutS: int('timeout-s', 5),
     cpuProfile: values['cpu-profile'] === true,
     hintKey: values['no-hint-key'] !== true,
+    combinedHints: values['separate-hints'] !== true,
     out: raw('out'),
     note: String(values.note),
   };

@@ -3,7 +3,7 @@
  * SUBSCRIBE connection on the transport's channel, as a gateway holds one,
  * in a process of its own so that neither the bench process nor the SSE
  * clients delay the arrivals it times. For each notification of a followed
- * task that carries its events inline it records the arrival time minus the
+ * task (alone, or in a combined one) that carries its events inline it records the arrival time minus the
  * last event's append time (events announced by reference are not timed).
  * Driven over the IPC channel (advanced serialization) by scripts/bench/stage-timing.ts:
  *   {type: 'follow', taskIds} → {type: 'following'}: only these tasks count from now on
@@ -41,10 +41,13 @@ function record(payload) {
   } catch {
     return;
   }
-  if (typeof message?.taskId !== 'string' || !following.has(message.taskId)) return;
-  const last = Array.isArray(message.events) ? message.events[message.events.length - 1] : undefined;
-  if (typeof last?.time !== 'string') return; // sent by reference: nothing to time
-  samples.push(arrival - Date.parse(last.time));
+  // A combined notification (PROGRESS_COMBINED_HINTS) holds several tasks' messages.
+  for (const task of Array.isArray(message?.tasks) ? message.tasks : [message]) {
+    if (typeof task?.taskId !== 'string' || !following.has(task.taskId)) continue;
+    const last = Array.isArray(task.events) ? task.events[task.events.length - 1] : undefined;
+    if (typeof last?.time !== 'string') continue; // sent by reference: nothing to time
+    samples.push(arrival - Date.parse(last.time));
+  }
 }
 
 const transport = process.env.BENCH_HINT_TRANSPORT;
