@@ -210,7 +210,19 @@ function equalLoadNote(results: BenchResults, transport: string, bullMax: RunRes
   const run = atBullmqMaxRate(results, transport);
   if (!run) return '';
   const lower = run.latencyMs.p99 <= bullMax.latencyMs.p99;
-  return ` At BullMQ's max rate (${num(bullMax.eventsPerSec)} events/s; this paced run reached ${num(run.eventsPerSec)}, lost ${run.lost}, duplicated ${run.duplicated}) the p99 was ${ms(run.latencyMs.p99)} ms against BullMQ's ${ms(bullMax.latencyMs.p99)}: ${lower ? 'no higher' : `${num(run.latencyMs.p99 / bullMax.latencyMs.p99, 1)}× higher`} at that load.`;
+  return ` At BullMQ's max rate (${num(bullMax.eventsPerSec)} events/s; this paced run reached ${num(run.eventsPerSec)}, lost ${run.lost}, duplicated ${run.duplicated}) the p99 was ${ms(run.latencyMs.p99)} ms against BullMQ's ${ms(bullMax.latencyMs.p99)}: ${lower ? 'no higher' : `${num(run.latencyMs.p99 / bullMax.latencyMs.p99, 1)}× higher`} at that load${lower ? '' : equalLoadCapacity(results, run, bullMax)}.`;
+}
+
+/**
+ * Whether the machine had the CPU for BullMQ's rate at the CPU an event cost
+ * in the paced run: when it had not, events queued and the wait is the p99.
+ */
+function equalLoadCapacity(results: BenchResults, run: RunResult, bullMax: RunResult): string {
+  const perEvent = machineCpuPerEvent(results, run);
+  if (perEvent === undefined) return '';
+  const cores = perEvent * bullMax.eventsPerSec;
+  const { cores: machineCores } = results.machine;
+  return ` (at the CPU an event cost in that run, ${num(perEvent * 1e6)} µs of machine CPU, BullMQ's rate takes ${num(cores, 2)} cores of this machine's ${machineCores}${cores > machineCores ? ': more than there are, so events queued behind the CPU' : ''})`;
 }
 
 /**
