@@ -205,9 +205,12 @@ class PgEventStore implements PostgresEventStore {
       key: checkIdempotencyKey(taskId, options.idempotencyKey) ?? null,
       options,
     }));
-    const duplicate = prepared.find(
-      (batch, index) => prepared.findIndex((other) => other.taskId === batch.taskId) !== index,
-    );
+    const seen = new Set<string>();
+    const duplicate = prepared.find((batch) => {
+      if (seen.has(batch.taskId)) return true;
+      seen.add(batch.taskId);
+      return false;
+    });
     if (duplicate) {
       throw new InvalidEventError(
         `task ${JSON.stringify(duplicate.taskId)}: appendMany takes each task at most once (append its batches together)`,
