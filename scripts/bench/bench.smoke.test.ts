@@ -122,6 +122,12 @@ it(
     expect(bullmqMax.deliveries).toBe(4 * (8 + 1));
     expect(atBullmqRate.deliveries).toBe(4 * (8 + 1));
     expect(results.runs[6]!.cpuSeconds?.simulator).toBeGreaterThanOrEqual(0);
+    // Every run measures the servers' CPU, and the postgres runs together used some of PostgreSQL's.
+    for (const run of results.runs) expect(run.serverCpuSeconds?.postgres).toBeGreaterThanOrEqual(0);
+    const postgresCpu = results.runs
+      .filter((run) => run.transport === 'postgres')
+      .reduce((sum, run) => sum + run.serverCpuSeconds!.postgres, 0);
+    expect(postgresCpu).toBeGreaterThan(0);
     // Where the kernel reports CPU pressure, every run says how long tasks waited for a core.
     if (existsSync('/proc/pressure/cpu')) {
       for (const run of results.runs) expect(run.cpuPressure).toBeGreaterThanOrEqual(0);

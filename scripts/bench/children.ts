@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, readFileSync } from 'node:fs';
+import { createWriteStream, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
@@ -204,6 +204,43 @@ interface MachineCpu {
   waited?: number;
   /** When these were read, s (monotonic). */
   at: number;
+  /** CPU seconds so far of the database and Redis servers (see {@link readServerCpu}). */
+  servers: ServerCpu;
+}
+
+/** CPU seconds of the servers the pipeline runs on, which no child of the bench accounts for. */
+export interface ServerCpu {
+  /** Every PostgreSQL process, with the backends that already exited (their postmaster's cutime). */
+  postgres: number;
+  /** Every redis-server process, all threads. */
+  redis: number;
+}
+
+/**
+ * CPU seconds used so far by all PostgreSQL and Redis server processes on
+ * the machine (the bench runs alone, so they are the bench's). A backend
+ * that exits moves its time into its postmaster's children time, so the sum
+ * over live processes plus children time does not drop when connections close.
+ */
+function readServerCpu(): ServerCpu {
+  const servers: ServerCpu = { postgres: 0, redis: 0 };
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // exited while listing
+    }
+    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    const server = name === 'postgres' ? 'postgres' : name === 'redis-server' ? 'redis' : undefined;
+    if (!server) continue;
+    // From state on: utime, stime, cutime, cstime are fields 14-17 of stat.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = [11, 12, 13, 14].reduce((sum, index) => sum + Number(fields[index] ?? 0), 0);
+    servers[server] += ticks / 100;
+  }
+  return servers;
 }
 
 /** The machine's CPU counters now (Linux). */
@@ -219,6 +256,7 @@ export function readMachineCpu(): MachineCpu {
     total: total / 100,
     ...(waited === undefined ? {} : { waited }),
     at: performance.now() / 1000,
+    servers: readServerCpu(),
   };
 }
 
@@ -230,11 +268,19 @@ export function readMachineCpu(): MachineCpu {
 export function machineShares(
   before: MachineCpu,
   after: MachineCpu,
-): { machineBusy: number; cpuPressure?: number } {
+): { machineBusy: number; cpuPressure?: number; serverCpuSeconds: ServerCpu } {
   const machineBusy = (after.busy - before.busy) / (after.total - before.total);
+  const serverCpuSeconds = {
+    postgres: after.servers.postgres - before.servers.postgres,
+    redis: after.servers.redis - before.servers.redis,
+  };
   if (before.waited === undefined || after.waited === undefined || after.at <= before.at)
-    return { machineBusy };
-  return { machineBusy, cpuPressure: (after.waited - before.waited) / (after.at - before.at) };
+    return { machineBusy, serverCpuSeconds };
+  return {
+    machineBusy,
+    cpuPressure: (after.waited - before.waited) / (after.at - before.at),
+    serverCpuSeconds,
+  };
 }
 
 /** /proc/pressure/cpu's "some total" (µs) in seconds; undefined without PSI. */

@@ -1,4 +1,5 @@
 import { lostUpTo, type GroupReport } from './sse-clients.js';
+import type { ServerCpu } from './children.js';
 
 /** Where each run's latency distribution is sampled: every percent, then the tail. */
 export const CDF_QUANTILES: readonly number[] = [
@@ -64,6 +65,12 @@ export interface RunResult {
     /** Of `workers`: the simulated cluster's self time in the workers' CPU profiles, whole process life (full runs only). */
     simulator?: number;
   };
+  /**
+   * CPU seconds of the PostgreSQL and Redis servers during the run (every
+   * process of each on the machine): the part of the machine's CPU that no
+   * measured process accounts for.
+   */
+  serverCpuSeconds?: ServerCpu;
   /**
    * Share of the whole machine's CPU (all cores) busy during the run, from
    * /proc/stat: the measured processes, PostgreSQL, Redis and anything else

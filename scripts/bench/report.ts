@@ -1,3 +1,4 @@
+import type { ServerCpu } from './children.js';
 import type { RunResult } from './measure.js';
 import type { IdleResult } from './nodebatch-phase.js';
 import { pacedPauseMs, type BenchOptions } from './options.js';
@@ -297,6 +298,14 @@ function renderCpu(results: BenchResults): string {
     figures: true,
     cell: (run) => busy(run, seconds(run, group)),
   });
+  const serverColumn = (
+    heading: string,
+    cell: (servers: ServerCpu & { run: RunResult }) => string,
+  ): Column<RunResult> => ({
+    heading,
+    figures: true,
+    cell: (run) => (run.serverCpuSeconds ? cell({ ...run.serverCpuSeconds, run }) : 'n/a'),
+  });
   const per1000Column = (heading: string, group: Group): Column<RunResult> => ({
     heading,
     figures: true,
@@ -328,9 +337,15 @@ function renderCpu(results: BenchResults): string {
       },
       busyColumn('gateways CPU s', 'gateways'),
       busyColumn('SSE clients CPU s', 'clients'),
+      serverColumn('PostgreSQL CPU s (every server process)', (servers) =>
+        busy(servers.run, servers.postgres),
+      ),
+      serverColumn('Redis CPU s', (servers) => busy(servers.run, servers.redis)),
       per1000Column('workers CPU s per 1,000 events', 'workers'),
       per1000Column('gateways', 'gateways'),
       per1000Column('clients', 'clients'),
+      serverColumn('PostgreSQL', (servers) => num((servers.postgres / servers.run.events) * 1000, 3)),
+      serverColumn('Redis', (servers) => num((servers.redis / servers.run.events) * 1000, 3)),
     ],
     results.runs.filter((run) => run.cpuSeconds),
   );
@@ -628,6 +643,8 @@ ${renderFull(results)}
 
 ## Where the CPU went (user + system time from /proc, during each run)
 ${renderCpu(results)}
+
+The PostgreSQL and Redis columns sum every process of that server on the machine (PostgreSQL's exited backends through their postmaster's children time); the bench runs alone, so that is the bench's load on them. The BullMQ baseline uses Redis only; nodebatch's producers take their jobs from BullMQ on Redis too.
 
 ## Targets (issue 15)
 ${renderTargets(results).join('\n')}
