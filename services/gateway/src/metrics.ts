@@ -1,9 +1,11 @@
 import type { HintCheckCounts, NotifierInfo, StoredEvent } from '@nodebatch/progress';
 import { HINT_REJECTION_REASONS, HINT_SIGNATURE_PROBLEMS, TRANSPORT_TYPES } from '@nodebatch/progress';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { CountedHistogram } from './counted-histogram.js';
 import type { Observable, Subscription } from 'rxjs';
 
-export type StreamKind = 'sse' | 'ws';
+const STREAM_KINDS = ['sse', 'ws'] as const;
+export type StreamKind = (typeof STREAM_KINDS)[number];
 
 /** Append times by event: every subscriber of a task gets the same event object, so its time is parsed once. */
 const appendTimes = new WeakMap<StoredEvent, number>();
@@ -28,6 +30,13 @@ export class GatewayMetrics {
     help: 'Progress events written to clients',
     labelNames: ['kind'] as const,
     registers: [this.registry],
+    collect: () => {
+      for (const kind of STREAM_KINDS) {
+        if (this.#uncounted[kind] === 0) continue;
+        this.#eventsDelivered.inc({ kind }, this.#uncounted[kind]);
+        this.#uncounted[kind] = 0;
+      }
+    },
   });
   readonly #activeStreams = new Gauge({
     name: 'nodebatch_gateway_active_streams',
@@ -41,12 +50,14 @@ export class GatewayMetrics {
     labelNames: ['kind'] as const,
     registers: [this.registry],
   });
-  readonly #deliveryLag = new Histogram({
+  /** Observed once per delivery: counted without prom-client's per-call label hashing. */
+  readonly #deliveryLag = new CountedHistogram<StreamKind>({
     name: 'nodebatch_gateway_delivery_lag_seconds',
     help: 'Time from an event being appended (its time) to it being written to a client',
-    labelNames: ['kind'] as const,
+    label: 'kind',
+    values: ['sse', 'ws'],
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-    registers: [this.registry],
+    registry: this.registry,
   });
   readonly #notifierActive = new Gauge({
     name: 'nodebatch_notifier_active_transport',
@@ -72,18 +83,14 @@ export class GatewayMetrics {
   });
   #notifierSubscription: Subscription | undefined;
   /**
-   * Children bound to each kind once: `inc({ kind })` per delivery hashed the
-   * labels every time (several percent of a busy gateway's CPU).
+   * Deliveries since the last scrape, added to the counter when it is read:
+   * prom-client's `inc`, even on a bound child, hashes the labels on every call.
    */
-  readonly #deliveredBy = {
-    sse: this.#eventsDelivered.labels('sse'),
-    ws: this.#eventsDelivered.labels('ws'),
-  };
-  readonly #lagBy = { sse: this.#deliveryLag.labels('sse'), ws: this.#deliveryLag.labels('ws') };
+  readonly #uncounted: Record<StreamKind, number> = { sse: 0, ws: 0 };
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
-    for (const kind of ['sse', 'ws'] as const) {
+    for (const kind of STREAM_KINDS) {
       this.#activeStreams.set({ kind }, 0);
       this.#eventsDelivered.inc({ kind }, 0);
       this.#slowClients.inc({ kind }, 0);
@@ -110,9 +117,9 @@ export class GatewayMetrics {
   }
 
   delivered(kind: StreamKind, event: StoredEvent, now = Date.now()): void {
-    this.#deliveredBy[kind].inc();
+    this.#uncounted[kind]++;
     const lagSeconds = (now - appendTimeMs(event)) / 1000;
-    if (Number.isFinite(lagSeconds)) this.#lagBy[kind].observe(Math.max(0, lagSeconds));
+    if (Number.isFinite(lagSeconds)) this.#deliveryLag.record(kind, Math.max(0, lagSeconds));
   }
 
   streamOpened(kind: StreamKind): void {
