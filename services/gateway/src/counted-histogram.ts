@@ -2,7 +2,7 @@ import { Histogram } from 'prom-client';
 import type { Registry } from 'prom-client';
 
 /** Options of {@link CountedHistogram}. */
-export interface CountedHistogramOptions<V extends string> {
+interface CountedHistogramOptions<V extends string> {
   name: string;
   help: string;
   /** The one label, and every value it takes: each value gets its counts up front. */
