@@ -18,3 +18,4 @@ export * from './probe-round-trip.js';
 export * from './lib.js';
 export * from './append-retry.js';
 export * from './event-log-rules.js';
+export * from './pack-payloads.js';

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { HINT_MAC_LENGTH, StoredEventSchema } from '@nodebatch/progress';
-import type { HintKey, StoredEvent } from '@nodebatch/progress';
+import { HINT_MAC_LENGTH, StoredEventSchema, packPayloads } from '@nodebatch/progress';
+import type { HintKey, PackFrame, StoredEvent } from '@nodebatch/progress';
 
 /**
  * PostgreSQL rejects a NOTIFY payload of 8000 bytes or more ("payload string
@@ -65,8 +65,7 @@ export interface EncodeTransactionOptions extends EncodeEventsOptions {
   combine?: boolean;
 }
 
-const COMBINED_OPEN = '{"tasks":[';
-const COMBINED_CLOSE = ']}';
+const COMBINED: PackFrame = { open: '{"tasks":[', close: ']}' };
 
 /**
  * Encodes the events of one append transaction (each task's together, in seq
@@ -80,25 +79,7 @@ export function encodeTransaction(
 ): string[] {
   const { combine = false, maxBytes = MAX_PAYLOAD_BYTES } = options;
   const single = tasksOf(events).map((taskEvents) => encodeEvents(taskEvents, options));
-  if (!combine || single.length < 2) return single;
-  const payloads: string[] = [];
-  let pack: string[] = [];
-  let packBytes = COMBINED_OPEN.length + COMBINED_CLOSE.length;
-  const flush = (): void => {
-    if (pack.length === 1) payloads.push(pack[0]!);
-    else if (pack.length > 1) payloads.push(`${COMBINED_OPEN}${pack.join(',')}${COMBINED_CLOSE}`);
-    pack = [];
-    packBytes = COMBINED_OPEN.length + COMBINED_CLOSE.length;
-  };
-  for (const payload of single) {
-    const bytes = Buffer.byteLength(payload, 'utf8');
-    // Every entry after the first comes with a comma.
-    if (pack.length > 0 && packBytes + 1 + bytes > maxBytes) flush();
-    packBytes += bytes + (pack.length > 0 ? 1 : 0);
-    pack.push(payload);
-  }
-  flush();
-  return payloads;
+  return combine ? packPayloads(single, COMBINED, maxBytes) : single;
 }
 
 /** Splits a transaction's events into runs of one task. */

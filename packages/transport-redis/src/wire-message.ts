@@ -1,5 +1,5 @@
-import type { HintKey, StoredEvent } from '@nodebatch/progress';
-import { HINT_MAC_LENGTH, StoredEventSchema } from '@nodebatch/progress';
+import type { HintKey, PackFrame, StoredEvent } from '@nodebatch/progress';
+import { HINT_MAC_LENGTH, StoredEventSchema, packPayloads } from '@nodebatch/progress';
 import { z } from 'zod';
 
 /**
@@ -115,6 +115,9 @@ interface EncodeAppendOptions {
 /** What `"mac":"..."` adds to a message, in bytes (base64url is ASCII). */
 const MAC_FIELD_BYTES = ',"mac":""'.length + HINT_MAC_LENGTH;
 
+/** The frame of a `tasks` message around its tasks' messages. */
+const TASKS: PackFrame = { open: '{"v":1,"kind":"tasks","tasks":[', close: ']}' };
+
 /**
  * One message per task of an append, or, combined, as few `tasks` messages
  * as fit. Above `maxBytes` a task's events are left out and subscribers read
@@ -123,32 +126,7 @@ const MAC_FIELD_BYTES = ',"mac":""'.length + HINT_MAC_LENGTH;
  */
 export function encodeAppend(events: readonly StoredEvent[], options: EncodeAppendOptions): string[] {
   const messages = encodeTasks(events, options);
-  return options.combine && messages.length > 1 ? combine(messages, options.maxBytes) : messages;
-}
-
-const TASKS_OPEN = '{"v":1,"kind":"tasks","tasks":[';
-const TASKS_CLOSE = ']}';
-
-/** Packs single-task messages into `tasks` messages of at most `maxBytes`; a pack of one stays as it is. */
-function combine(messages: readonly string[], maxBytes: number): string[] {
-  const combined: string[] = [];
-  let pack: string[] = [];
-  let packBytes = TASKS_OPEN.length + TASKS_CLOSE.length;
-  const flush = (): void => {
-    if (pack.length === 1) combined.push(pack[0]!);
-    else if (pack.length > 1) combined.push(`${TASKS_OPEN}${pack.join(',')}${TASKS_CLOSE}`);
-    pack = [];
-    packBytes = TASKS_OPEN.length + TASKS_CLOSE.length;
-  };
-  for (const message of messages) {
-    const bytes = Buffer.byteLength(message);
-    // Every message after the first comes with a comma.
-    if (pack.length > 0 && packBytes + 1 + bytes > maxBytes) flush();
-    packBytes += bytes + (pack.length > 0 ? 1 : 0);
-    pack.push(message);
-  }
-  flush();
-  return combined;
+  return options.combine ? packPayloads(messages, TASKS, options.maxBytes) : messages;
 }
 
 function encodeTasks(events: readonly StoredEvent[], options: EncodeAppendOptions): string[] {
