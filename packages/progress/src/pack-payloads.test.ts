@@ -5,12 +5,12 @@ const frame = { open: '{"tasks":[', close: ']}' };
 
 describe('packPayloads', () => {
   it('packs texts in order into as few as fit, each at most the limit', () => {
-    const texts = ['{"a":1}', '{"b":22}', '{"c":333}', '{"d":4}'];
+    const texts = ['{"a":1}', '{"b":22}', '{"c":3}', '{"d":44}'];
     // Room for the first two with the frame and a comma, not the third.
     const limit = '{"tasks":[{"a":1},{"b":22}]}'.length;
     expect(packPayloads(texts, frame, limit)).toEqual([
       '{"tasks":[{"a":1},{"b":22}]}',
-      '{"tasks":[{"c":333},{"d":4}]}',
+      '{"tasks":[{"c":3},{"d":44}]}',
     ]);
     // One byte less: no two fit together.
     expect(packPayloads(texts, frame, limit - 1)).toEqual(texts);
