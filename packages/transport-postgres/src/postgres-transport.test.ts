@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { createEventStore, runMigrations } from '@nodebatch/event-store';
 import type { Hint, NewEvent, StoredEvent, TransportHealth } from '@nodebatch/progress';
 import { TransportUnavailableError } from '@nodebatch/progress';
-import { countingReader } from '@nodebatch/progress/testing';
+import { InstrumentedReader, countingReader } from '@nodebatch/progress/testing';
 import { createTestDatabase, startTcpProxy, uniqueName } from '@nodebatch/testkit';
 import type { TestDatabase } from '@nodebatch/testkit';
 import { createPostgresTransport } from './postgres-transport.js';
@@ -202,6 +202,40 @@ describe('postgres transport', () => {
       }
     },
   );
+
+  it("holds back only its own task's later notifications while a reference is read from the log", async () => {
+    const reader = new InstrumentedReader(store);
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const { transport } = newTransport({ store: reader });
+    await transport.start();
+    const [large, other] = [uniqueName('task'), uniqueName('task')];
+    transport.watch(large);
+    transport.watch(other);
+    const order: string[] = [];
+    const subscription = transport.hints$.subscribe((hint) => order.push(`${hint.taskId}:${hint.seq}`));
+    try {
+      await append(transport, large, [created()]);
+      await append(transport, other, [created()]);
+      await vi.waitFor(() => expect(order).toHaveLength(2));
+      reader.beforeRead = (taskId) => (taskId === large ? held : Promise.resolve());
+
+      // 10,000 bytes in UTF-8: announced by reference, and its read is held.
+      await append(transport, large, [progress(1, 'é'.repeat(5_000))]);
+      await append(transport, large, [progress(2)]);
+      await append(transport, other, [progress(1)]);
+      await vi.waitFor(() => expect(order).toContain(`${other}:2`));
+      // The other task went on; the large task's next notification waits behind its reference.
+      expect(order.slice(2)).toEqual([`${other}:2`]);
+
+      release();
+      await vi.waitFor(() => expect(order).toHaveLength(5));
+      expect(order.slice(3)).toEqual([`${large}:2`, `${large}:3`]);
+    } finally {
+      release();
+      subscription.unsubscribe();
+    }
+  });
 
   it('drops hints of tasks nobody watches and stops after the last unwatch', async () => {
     const { transport } = newTransport();

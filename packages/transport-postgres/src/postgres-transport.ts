@@ -120,9 +120,12 @@ class PostgresTransportImpl implements PostgresTransport {
   readonly #logger: Logger;
   #state: 'new' | 'starting' | 'started' | 'stopped' = 'new';
 
-  /** Notifications wait here while one before them is being resolved from the store, to keep their order. */
-  readonly #queue: string[] = [];
-  #draining = false;
+  /**
+   * Per task, the reference being read from the log and whatever of the same
+   * task arrived after it: a task's later notifications wait behind it, to
+   * keep their order, while other tasks' go on.
+   */
+  readonly #taskBacklog = new Map<string, Promise<void>>();
 
   readonly #options: PostgresTransportOptions;
 
@@ -149,7 +152,7 @@ class PostgresTransportImpl implements PostgresTransport {
       heartbeatIntervalMs: options.heartbeatIntervalMs,
       heartbeatTimeoutMs: options.heartbeatTimeoutMs,
       random: options.random,
-      onNotification: (payload) => this.#enqueue(payload),
+      onNotification: (payload) => this.#handle(payload),
     });
     this.hints$ = this.#hints.asObservable();
     this.resync$ = this.#listener.relistened$;
@@ -237,38 +240,35 @@ class PostgresTransportImpl implements PostgresTransport {
     }
   }
 
-  #enqueue(payload: string): void {
-    this.#queue.push(payload);
-    if (!this.#draining) void this.#drain();
-  }
-
-  async #drain(): Promise<void> {
-    this.#draining = true;
-    try {
-      for (let payload = this.#queue.shift(); payload !== undefined; payload = this.#queue.shift()) {
-        const pending = this.#handle(payload);
-        if (pending) await pending;
-      }
-    } finally {
-      this.#draining = false;
-    }
-  }
-
-  /** Synchronous for all but reference notifications, which read the store once for every subscriber. */
-  #handle(payload: string): Promise<void> | undefined {
+  /** Handles each notification of a payload now, or behind its task's backlog. */
+  #handle(payload: string): void {
     const peeked = peekPayload(payload);
     if ('error' in peeked) {
       this.#malformed.record(payload, peeked.error);
-      return undefined;
+      return;
     }
-    if (peeked.entries.length === 1) return this.#handleEntry(payload, peeked.entries[0]!);
-    // A combined payload holds each task at most once: its references are read side by side.
-    const pending = peeked.entries
-      .map((entry) => this.#handleEntry(payload, entry))
-      .filter((read) => read !== undefined);
-    return pending.length === 0 ? undefined : Promise.all(pending).then(() => undefined);
+    for (const entry of peeked.entries) {
+      const taskId = 'error' in entry ? undefined : entry.taskId;
+      const backlog = taskId === undefined ? undefined : this.#taskBacklog.get(taskId);
+      const run = (): Promise<void> | undefined => this.#handleEntry(payload, entry);
+      const pending = backlog ? backlog.then(run, run) : run();
+      if (pending && taskId !== undefined) this.#queueBehind(taskId, pending);
+    }
   }
 
+  #queueBehind(taskId: string, pending: Promise<void>): void {
+    this.#taskBacklog.set(taskId, pending);
+    const done = (): void => {
+      if (this.#taskBacklog.get(taskId) === pending) this.#taskBacklog.delete(taskId);
+    };
+    pending.then(done, (err: unknown) => {
+      // Not expected (a failed read is handled where it happens); the task's later notifications still go on.
+      this.#logger.error({ err, taskId }, 'handling a progress notification failed');
+      done();
+    });
+  }
+
+  /** Synchronous for all but reference notifications, which read the store once for every subscriber. */
   #handleEntry(payload: string, peeked: PeekedEntry): Promise<void> | undefined {
     if ('error' in peeked) {
       this.#malformed.record(payload, peeked.error);
