@@ -19,3 +19,4 @@ export * from './lib.js';
 export * from './append-retry.js';
 export * from './event-log-rules.js';
 export * from './pack-payloads.js';
+export * from './events-by-task.js';

@@ -1,6 +1,7 @@
 import { Subject, type Observable, type Subscription } from 'rxjs';
 import type { StoredEvent } from './events.js';
 import type { Hint, HintSource } from './transport.js';
+import { eventsByTask } from './events-by-task.js';
 
 /** Options of {@link LocalHintSource}. */
 export interface LocalHintSourceOptions {
@@ -59,14 +60,7 @@ export class LocalHintSource implements HintSource {
 
   /** Announces committed events: one hint per task, only for watched tasks. */
   publish(events: readonly StoredEvent[]): void {
-    const byTask = new Map<string, StoredEvent[]>();
-    for (const event of events) {
-      if (!this.#watchCounts.has(event.taskId)) continue;
-      const list = byTask.get(event.taskId);
-      if (list) list.push(event);
-      else byTask.set(event.taskId, [event]);
-    }
-    for (const [taskId, taskEvents] of byTask) {
+    for (const [taskId, taskEvents] of eventsByTask(events, (taskId) => this.#watchCounts.has(taskId))) {
       const seq = taskEvents.reduce((max, event) => Math.max(max, event.seq), 0);
       this.#hints.next(this.#includeEvents ? { taskId, seq, events: taskEvents } : { taskId, seq });
     }

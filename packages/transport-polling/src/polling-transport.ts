@@ -2,6 +2,7 @@ import type { EventReader, Hint, StoredEvent, Transport, TransportHealth } from 
 import {
   TransportUnavailableError,
   WatchCounts,
+  eventsByTask,
   describeError,
   probeRoundTrip,
   realScheduler,
@@ -119,14 +120,7 @@ export function createPollingTransport(options: PollingTransportOptions): Transp
   }
 
   function emitHints(events: readonly StoredEvent[]): void {
-    const byTask = new Map<string, StoredEvent[]>();
-    for (const event of events) {
-      if (!watches.has(event.taskId)) continue;
-      let list = byTask.get(event.taskId);
-      if (!list) byTask.set(event.taskId, (list = []));
-      list.push(event);
-    }
-    for (const [taskId, taskEvents] of byTask) {
+    for (const [taskId, taskEvents] of eventsByTask(events, (taskId) => watches.has(taskId))) {
       const last = taskEvents[taskEvents.length - 1]!;
       hints$.next({ taskId, seq: last.seq, events: taskEvents, readFromLog: true });
     }

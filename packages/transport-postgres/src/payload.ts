@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { HINT_MAC_LENGTH, StoredEventSchema, packPayloads } from '@nodebatch/progress';
+import { HINT_MAC_LENGTH, StoredEventSchema, eventsByTask, packPayloads } from '@nodebatch/progress';
 import type { HintKey, PackFrame, StoredEvent } from '@nodebatch/progress';
 
 /**
@@ -78,19 +78,8 @@ export function encodeTransaction(
   options: EncodeTransactionOptions = {},
 ): string[] {
   const { combine = false, maxBytes = MAX_PAYLOAD_BYTES } = options;
-  const single = tasksOf(events).map((taskEvents) => encodeEvents(taskEvents, options));
+  const single = [...eventsByTask(events).values()].map((taskEvents) => encodeEvents(taskEvents, options));
   return combine ? packPayloads(single, COMBINED, maxBytes) : single;
-}
-
-/** Splits a transaction's events into runs of one task. */
-function tasksOf(events: readonly StoredEvent[]): StoredEvent[][] {
-  const runs: StoredEvent[][] = [];
-  for (const event of events) {
-    const run = runs[runs.length - 1];
-    if (run && run[0]!.taskId === event.taskId) run.push(event);
-    else runs.push([event]);
-  }
-  return runs;
 }
 
 export function encodeProbe(id: string): string {

@@ -1,5 +1,5 @@
 import type { HintKey, PackFrame, StoredEvent } from '@nodebatch/progress';
-import { HINT_MAC_LENGTH, StoredEventSchema, packPayloads } from '@nodebatch/progress';
+import { HINT_MAC_LENGTH, StoredEventSchema, eventsByTask, packPayloads } from '@nodebatch/progress';
 import { z } from 'zod';
 
 /**
@@ -131,14 +131,8 @@ export function encodeAppend(events: readonly StoredEvent[], options: EncodeAppe
 
 function encodeTasks(events: readonly StoredEvent[], options: EncodeAppendOptions): string[] {
   const { maxBytes, key } = options;
-  const byTask = new Map<string, StoredEvent[]>();
-  for (const event of events) {
-    let list = byTask.get(event.taskId);
-    if (!list) byTask.set(event.taskId, (list = []));
-    list.push(event);
-  }
   const messages: string[] = [];
-  for (const [taskId, taskEvents] of byTask) {
+  for (const [taskId, taskEvents] of eventsByTask(events)) {
     const seq = taskEvents[taskEvents.length - 1]!.seq;
     const inline = JSON.stringify({
       v: 1,

@@ -55,7 +55,7 @@ export class GatewayMetrics {
     name: 'nodebatch_gateway_delivery_lag_seconds',
     help: 'Time from an event being appended (its time) to it being written to a client',
     label: 'kind',
-    values: ['sse', 'ws'],
+    values: STREAM_KINDS,
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registry: this.registry,
   });
